@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Structures and constants shared by the BPF datapath, the agent, pfsyncctl
+ * and the host unit tests. Everything here must compile both with
+ * `clang -target bpf` and with the host compiler, so only fixed-width types
+ * from <linux/types.h> are used and there are no pointers.
+ *
+ * Byte order: addresses and ports are kept in network order (as on the wire
+ * and in pf); every other integer is in host order. The agent converts to
+ * pfsync's big-endian encoding at the wire boundary.
+ *
+ * Times are nanoseconds of CLOCK_BOOTTIME (bpf_ktime_get_boot_ns()), so that
+ * the kernel and userspace agree and suspend does not make states immortal.
+ */
+#ifndef PFSYNC_COMMON_H
+#define PFSYNC_COMMON_H
+
+#include <linux/types.h>
+
+/* ---- map names (pinned by name, LIBBPF_PIN_BY_NAME) ---------------------- */
+#define PFSYNC_MAP_STATES "pfsync_states"
+#define PFSYNC_MAP_RULES "pfsync_rules"
+#define PFSYNC_MAP_EVENTS "pfsync_events"
+#define PFSYNC_MAP_DEFER "pfsync_defer"
+#define PFSYNC_MAP_CONFIG "pfsync_config"
+#define PFSYNC_MAP_GLOBALS "pfsync_globals"
+#define PFSYNC_MAP_COUNTERS "pfsync_counters"
+#define PFSYNC_DEFAULT_PIN_DIR "/sys/fs/bpf/tc/globals"
+
+/* ---- sizes --------------------------------------------------------------- */
+#ifndef PFSYNC_STATES_MAX
+#define PFSYNC_STATES_MAX 100000 /* pf's PFSTATE_HIWAT */
+#endif
+#define PFSYNC_RULES_MAX 256	      /* rules per bank */
+#define PFSYNC_RULE_BANKS 2	      /* double buffer: load one, flip */
+#define PFSYNC_EVENTS_BYTES (8 << 20) /* ringbuf size */
+#define PFSYNC_DEFER_MAX 128	      /* pf's per-slice deferral limit */
+#define PFSYNC_DEFER_PKT_MAX 1536     /* largest frame that can be held */
+#define PFSYNC_IFNAMSIZ 16
+
+/* ---- address families (Linux values inside; BSD values only on the wire) - */
+#define PFSYNC_AF_INET 2
+#define PFSYNC_AF_INET6 10
+
+/* ---- pf direction ------------------------------------------------------- */
+#define PF_INOUT 0
+#define PF_IN 1
+#define PF_OUT 2
+
+/* ---- pf timeout classes (OpenBSD PFTM_* indices, sent on the wire) ------ */
+enum pftm {
+	PFTM_TCP_FIRST_PACKET = 0,
+	PFTM_TCP_OPENING = 1,
+	PFTM_TCP_ESTABLISHED = 2,
+	PFTM_TCP_CLOSING = 3,
+	PFTM_TCP_FIN_WAIT = 4,
+	PFTM_TCP_CLOSED = 5,
+	PFTM_UDP_FIRST_PACKET = 6,
+	PFTM_UDP_SINGLE = 7,
+	PFTM_UDP_MULTIPLE = 8,
+	PFTM_ICMP_FIRST_PACKET = 9,
+	PFTM_ICMP_ERROR_REPLY = 10,
+	PFTM_OTHER_FIRST_PACKET = 11,
+	PFTM_OTHER_SINGLE = 12,
+	PFTM_OTHER_MULTIPLE = 13,
+	PFTM_FRAG = 14,
+	PFTM_INTERVAL = 15,
+	PFTM_ADAPTIVE_START = 16,
+	PFTM_ADAPTIVE_END = 17,
+	PFTM_SRC_NODE = 18,
+	PFTM_TS_DIFF = 19,
+	PFTM_MAX = 20,
+	PFTM_PURGE = 21,
+	PFTM_UNLINKED = 22,
+};
+
+/* ---- BSD TCP states (tcp_fsm.h), used for pf peer states ----------------- */
+enum bsd_tcps {
+	TCPS_CLOSED = 0,
+	TCPS_LISTEN = 1,
+	TCPS_SYN_SENT = 2,
+	TCPS_SYN_RECEIVED = 3,
+	TCPS_ESTABLISHED = 4,
+	TCPS_CLOSE_WAIT = 5,
+	TCPS_FIN_WAIT_1 = 6,
+	TCPS_CLOSING = 7,
+	TCPS_LAST_ACK = 8,
+	TCPS_FIN_WAIT_2 = 9,
+	TCPS_TIME_WAIT = 10,
+	PF_TCPS_PROXY_SRC = 11,
+	PF_TCPS_PROXY_DST = 12,
+};
+
+/* UDP and "other" protocol peer states (pf's PFUDPS_* / PFOTHERS_*). */
+#define PFUDPS_NO_TRAFFIC 0
+#define PFUDPS_SINGLE 1
+#define PFUDPS_MULTIPLE 2
+
+/* pf's window scale encoding in a peer */
+#define PF_WSCALE_FLAG 0x80
+#define PF_WSCALE_MASK 0x0f
+
+/* ---- pf state_flags (PFSTATE_*), as on the wire --------------------------- */
+#define PFSTATE_ALLOWOPTS 0x0001
+#define PFSTATE_SLOPPY 0x0002
+#define PFSTATE_PFLOW 0x0004
+#define PFSTATE_NOSYNC 0x0008
+#define PFSTATE_ACK 0x0010
+
+/* ---- local state flags (pfsync_state_value.flags) ----------------------- */
+#define PFSYNC_SF_NOSYNC 0x0001	   /* never sent to peers (rule no-sync)   */
+#define PFSYNC_SF_FROM_PEER 0x0002 /* imported from a peer                 */
+#define PFSYNC_SF_QUEUED 0x0004	   /* a change record is waiting for send */
+#define PFSYNC_SF_DEFERRED 0x0008  /* first packet held in pfsync_defer    */
+
+/*
+ * Connection key, normalised so that both directions of a connection find
+ * the same entry: side 0 is the numerically smaller (addr, port) pair,
+ * compared as bytes in network order. pfsync_state_value.init_side says
+ * which side sent the first packet.
+ *
+ * ICMP echo follows pf: the initiator's port slot holds the echo id, the
+ * responder's holds the echo-request type (8 or 128), both network order.
+ */
+struct pfsync_key {
+	__u32 addr[2][4]; /* network order; IPv4 uses addr[i][0], rest zero */
+	__u16 port[2];	  /* network order */
+	__u8 proto;	  /* IP protocol */
+	__u8 af;	  /* PFSYNC_AF_INET or PFSYNC_AF_INET6 */
+	__u16 rdomain;	  /* always 0 for now: Linux VRFs are not mapped */
+	__u16 pad;
+};
+
+/* One pf peer half (pf's struct pf_state_peer without scrub memory). */
+struct pfsync_peer {
+	__u32 seqlo;   /* highest sequence number sent */
+	__u32 seqhi;   /* highest acked + window */
+	__u32 seqdiff; /* sequence modulator, always 0 (no modulate state) */
+	__u16 max_win; /* largest window seen, unscaled */
+	__u16 mss;
+	__u8 state;  /* TCPS_* for TCP, PFUDPS_* otherwise */
+	__u8 wscale; /* PF_WSCALE_FLAG | shift, 0 if not negotiated */
+	__u8 pad[2];
+};
+
+/*
+ * One connection. peer[0] is pf's "src" (the initiator), peer[1] its "dst".
+ * packets[0]/bytes[0] count initiator -> responder.
+ */
+struct pfsync_state_value {
+	__u64 id;	  /* host order; wire sends htobe64(id) */
+	__u32 creatorid;  /* hostid of the creator, host order */
+	__u32 rule;	  /* rule number, 0xffffffff if none (default pass) */
+	__u64 creation;	  /* CLOCK_BOOTTIME ns */
+	__u64 last_seen;  /* CLOCK_BOOTTIME ns of last activity (expiry base) */
+	__u64 packets[2]; /* [0] initiator->responder, [1] reverse */
+	__u64 bytes[2];
+	struct pfsync_peer peer[2];
+	__u32 ifindex;	   /* interface the state was created on */
+	__u32 flags;	   /* PFSYNC_SF_*, changed with atomic ops */
+	__u32 updates;	   /* updates taken while queued (maxupd) */
+	__u16 state_flags; /* PFSTATE_* (SLOPPY, NOSYNC, ACK) */
+	__u8 direction;	   /* PF_IN or PF_OUT (where the first packet was seen) */
+	__u8 init_side;	   /* key side (0/1) that sent the first packet */
+	__u8 timeout;	   /* enum pftm */
+	__u8 pad[7];
+};
+
+/* ---- change records on the pfsync_events ringbuf ------------------------ */
+enum pfsync_event_type {
+	PFSYNC_EV_INSERT = 1, /* new local state                           */
+	PFSYNC_EV_UPDATE = 2, /* state changed, was not queued             */
+	PFSYNC_EV_DELETE = 3, /* state removed (expiry or local flush)     */
+	PFSYNC_EV_LOST = 4,   /* `lost` records could not be reserved      */
+};
+
+#define PFSYNC_EVF_MAXUPD 0x01 /* TCP state reached maxupd: send now */
+#define PFSYNC_EVF_ACK 0x02    /* insert of a deferred packet: send now */
+
+struct pfsync_event {
+	__u8 type;  /* enum pfsync_event_type */
+	__u8 evflags; /* PFSYNC_EVF_* */
+	__u16 pad;
+	__u32 lost; /* PFSYNC_EV_LOST: records lost since the last report */
+	__u64 id;   /* state identity, so a delete can be named after */
+	__u32 creatorid; /* the entry is gone                            */
+	__u32 state_flags_local; /* value.flags at the time of the event */
+	struct pfsync_key key;
+	__u32 pad2;
+};
+
+/* ---- ruleset ------------------------------------------------------------ */
+#define PFSYNC_RULE_PASS 0
+#define PFSYNC_RULE_BLOCK 1
+
+#define PFSYNC_RF_QUICK 0x0001
+#define PFSYNC_RF_KEEP_STATE 0x0002 /* pass rules keep state by default, as pf */
+#define PFSYNC_RF_NOSYNC 0x0004
+#define PFSYNC_RF_SLOPPY 0x0008
+#define PFSYNC_RF_PROTO 0x0010	  /* proto is set */
+#define PFSYNC_RF_SRC_PORT 0x0020 /* src_port is set */
+#define PFSYNC_RF_DST_PORT 0x0040 /* dst_port is set */
+
+struct pfsync_rule {
+	__u32 src_addr[4]; /* network order, masked */
+	__u32 src_mask[4];
+	__u32 dst_addr[4];
+	__u32 dst_mask[4];
+	__u32 ifindex; /* 0 = any interface */
+	__u32 rflags;  /* PFSYNC_RF_* */
+	__u16 src_port; /* network order */
+	__u16 dst_port; /* network order */
+	__u8 action;	/* PFSYNC_RULE_PASS / BLOCK */
+	__u8 dir;	/* PF_INOUT (any), PF_IN, PF_OUT */
+	__u8 af;	/* 0 = any, PFSYNC_AF_INET, PFSYNC_AF_INET6 */
+	__u8 proto;	/* valid when PFSYNC_RF_PROTO */
+	__u8 src_plen;	/* 0..128, for display; 0 with af 0 = any */
+	__u8 dst_plen;
+	__u8 pad[2];
+	char ifname[PFSYNC_IFNAMSIZ]; /* for display */
+};
+
+/* ---- runtime configuration (pfsync_config, ARRAY of 1) ------------------ */
+#define PFSYNC_CFG_DEFER 0x0001 /* hold the first packet of new states */
+
+struct pfsync_config {
+	__u32 timeouts[PFTM_MAX]; /* seconds (adaptive: state counts) */
+	__u32 maxupd;		  /* 0 means the default 128 */
+	__u32 cfg_flags;	  /* PFSYNC_CFG_* */
+	__u32 rules_bank;	  /* active bank of pfsync_rules: 0 or 1 */
+	__u32 nrules;		  /* rules in the active bank; 0 = pass all */
+	__u32 state_limit;	  /* adaptive scaling base, <= map size */
+	__u32 pad;
+};
+
+/*
+ * Identity and cross-CPU accumulators (pfsync_globals, ARRAY of 1). Kept
+ * apart from pfsync_config because the datapath changes it with atomics
+ * while userspace rewrites the configuration as a whole.
+ */
+struct pfsync_globals {
+	__u64 next_id;	     /* next state id; high 32 bits = start seconds */
+	__u32 hostid;	     /* creatorid of local states, never 0 */
+	__u32 states_count;  /* entries seen by the last sweep (adaptive) */
+	__u64 lost_pending;  /* ringbuf records lost, not yet reported */
+	__u64 last_sweep_ns; /* when the last sweep ran */
+};
+
+/* ---- datapath counters (pfsync_counters, PERCPU_ARRAY of 1) ------------- */
+struct pfsync_counters {
+	__u64 packets_seen;
+	__u64 packets_passed;
+	__u64 blocked_rule;
+	__u64 no_state;	      /* no state and no rule would create one */
+	__u64 bad_packet;     /* truncated / malformed headers */
+	__u64 out_of_window;  /* TCP packet outside the tracked window */
+	__u64 table_full;     /* state refused: table at its limit */
+	__u64 ringbuf_lost;   /* change records not reserved */
+	__u64 states_inserted;
+	__u64 states_removed;
+	__u64 fragments;      /* non-first fragments (matched without ports) */
+	__u64 defer_held;
+	__u64 defer_too_big;
+	__u64 defer_full;
+};
+
+/* ---- control programs run with BPF_PROG_RUN (SEC("syscall")) ----------- */
+/*
+ * pfsync_sweep: walks pfsync_states with bpf_for_each_map_elem, deletes due
+ * states (or all of them with PFSYNC_SWEEP_FLUSH) and emits a DELETE record
+ * for each removed state that is not NOSYNC (none with PFSYNC_SWEEP_QUIET).
+ */
+#define PFSYNC_PROG_SWEEP "pfsync_sweep"
+#define PFSYNC_SWEEP_FLUSH 0x1 /* delete every state */
+#define PFSYNC_SWEEP_QUIET 0x2 /* emit no delete records (flush sent as CLR) */
+#define PFSYNC_SWEEP_CREATOR 0x4 /* only states of `creatorid` (CLR from peer) */
+
+struct pfsync_sweep_args {
+	__u64 now_ns;	 /* in: 0 = kernel's CLOCK_BOOTTIME */
+	__u32 sweep_flags; /* in: PFSYNC_SWEEP_* */
+	__u32 creatorid; /* in: with PFSYNC_SWEEP_CREATOR */
+	__u32 seen;	 /* out: states visited */
+	__u32 deleted;	 /* out: states removed */
+};
+
+/*
+ * pfsync_unqueue: the agent hands back up to PFSYNC_UNQUEUE_BATCH keys whose
+ * change it has packed; the program clears PFSYNC_SF_QUEUED and `updates`
+ * with atomics, so that no concurrent datapath write is lost.
+ */
+#define PFSYNC_PROG_UNQUEUE "pfsync_unqueue"
+#define PFSYNC_UNQUEUE_BATCH 64
+
+struct pfsync_unqueue_args {
+	__u32 count; /* in: keys used */
+	__u32 done;  /* out: keys found and cleared */
+	struct pfsync_key keys[PFSYNC_UNQUEUE_BATCH];
+};
+
+/* A packet held by defer (pfsync_defer QUEUE values). */
+struct pfsync_deferred {
+	struct pfsync_key key;
+	__u64 held_ns;
+	__u32 ifindex; /* where it arrived (XDP) or was leaving (tc) */
+	__u16 len;     /* bytes used in data */
+	__u8 at_egress; /* 0 = XDP ingress, 1 = tc egress */
+	__u8 pad;
+	__u8 data[PFSYNC_DEFER_PKT_MAX];
+};
+
+#endif /* PFSYNC_COMMON_H */

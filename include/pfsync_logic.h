@@ -1,0 +1,739 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * pf's state logic as pure inline helpers: timeouts and their adaptive
+ * scaling, key normalisation, the TCP/UDP/ICMP/other state machines and
+ * rule matching. Shared by the BPF datapath, the agent and the host unit
+ * tests, so: no libc, no pointers kept, no loop without a constant bound,
+ * no division by a value that could be 0.
+ *
+ * The behaviour follows OpenBSD's sys/net/pf.c (pf_create_state,
+ * pf_test_state, pf_tcp_track_full, pf_tcp_track_sloppy, pf_state_expires,
+ * pf_test_rule); deliberate differences are noted where they occur.
+ *
+ * Clocks are not read here: the caller owns last_seen and passes "now".
+ */
+#ifndef PFSYNC_LOGIC_H
+#define PFSYNC_LOGIC_H
+
+#include <linux/types.h>
+#include "pfsync_common.h"
+
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+
+#define PFSYNC_NSEC_PER_SEC 1000000000ULL
+
+/* TCP header flags as they appear in the segment's flags byte. */
+#define PFSYNC_TH_FIN 0x01
+#define PFSYNC_TH_SYN 0x02
+#define PFSYNC_TH_RST 0x04
+#define PFSYNC_TH_PSH 0x08
+#define PFSYNC_TH_ACK 0x10
+
+#define PFSYNC_TCP_MAXWIN	65535 /* largest unscaled window */
+#define PFSYNC_TCP_MAX_WINSHIFT 14    /* RFC 7323 limit, pf caps to it */
+/* How far an ACK may lag or lead; 1500 is pf's fudge for fragments. */
+#define PFSYNC_MAXACKWINDOW (0xffff + 1500)
+
+#define PFSYNC_IPPROTO_ICMP   1
+#define PFSYNC_IPPROTO_TCP    6
+#define PFSYNC_IPPROTO_UDP    17
+#define PFSYNC_IPPROTO_ICMPV6 58
+
+/* ---- timeouts ----------------------------------------------------------- */
+
+/* pf's built-in timeout for a PFTM_* index (seconds, or states for adaptive). */
+static __always_inline __u32 pfsync_timeout_default(__u32 pftm)
+{
+	switch (pftm) {
+	case PFTM_TCP_FIRST_PACKET:
+		return 120;
+	case PFTM_TCP_OPENING:
+		return 30;
+	case PFTM_TCP_ESTABLISHED:
+		return 24 * 60 * 60;
+	case PFTM_TCP_CLOSING:
+		return 15 * 60;
+	case PFTM_TCP_FIN_WAIT:
+		return 45;
+	case PFTM_TCP_CLOSED:
+		return 90;
+	case PFTM_UDP_FIRST_PACKET:
+		return 60;
+	case PFTM_UDP_SINGLE:
+		return 30;
+	case PFTM_UDP_MULTIPLE:
+		return 60;
+	case PFTM_ICMP_FIRST_PACKET:
+		return 20;
+	case PFTM_ICMP_ERROR_REPLY:
+		return 10;
+	case PFTM_OTHER_FIRST_PACKET:
+		return 60;
+	case PFTM_OTHER_SINGLE:
+		return 30;
+	case PFTM_OTHER_MULTIPLE:
+		return 60;
+	case PFTM_FRAG:
+		return 60;
+	case PFTM_INTERVAL:
+		return 10;
+	case PFTM_ADAPTIVE_START:
+		return 60000;
+	case PFTM_ADAPTIVE_END:
+		return 120000;
+	case PFTM_SRC_NODE:
+		return 0;
+	case PFTM_TS_DIFF:
+		return 30;
+	default:
+		return 0; /* PURGE, UNLINKED and garbage: due at once */
+	}
+}
+
+/* The configured value for a PFTM_* index, pf's default where it is 0. */
+static __always_inline __u32 pfsync_timeout_get(const struct pfsync_config *cfg, __u32 pftm)
+{
+	if (pftm >= PFTM_MAX)
+		return 0;
+	if (cfg && cfg->timeouts[pftm])
+		return cfg->timeouts[pftm];
+	return pfsync_timeout_default(pftm);
+}
+
+/*
+ * Adaptive thresholds. Explicit adaptive.start/end win; otherwise, when a
+ * state limit is configured, they are 60 % / 120 % of it (what pfctl does
+ * for `set limit states N`); otherwise pf's defaults (60000/120000).
+ */
+static __always_inline void pfsync_adaptive_bounds(const struct pfsync_config *cfg, __u32 *start,
+						   __u32 *end)
+{
+	__u32 cfg_start = cfg ? cfg->timeouts[PFTM_ADAPTIVE_START] : 0;
+	__u32 cfg_end = cfg ? cfg->timeouts[PFTM_ADAPTIVE_END] : 0;
+	__u64 limit = cfg ? cfg->state_limit : 0;
+
+	if (!cfg_start && !cfg_end && limit) {
+		*start = (__u32)(limit * 6 / 10);
+		*end = (__u32)(limit * 12 / 10);
+		return;
+	}
+	*start = cfg_start ? cfg_start : pfsync_timeout_default(PFTM_ADAPTIVE_START);
+	*end = cfg_end ? cfg_end : pfsync_timeout_default(PFTM_ADAPTIVE_END);
+}
+
+/* The state's timeout in seconds after adaptive scaling (pf_state_expires). */
+static __always_inline __u32 pfsync_state_timeout_secs(const struct pfsync_state_value *v,
+						       const struct pfsync_config *cfg,
+						       __u32 states_count)
+{
+	__u32 timeout, start, end;
+
+	if (v->timeout >= PFTM_MAX)
+		return 0; /* PFTM_PURGE / UNLINKED: remove now */
+	timeout = pfsync_timeout_get(cfg, v->timeout);
+	pfsync_adaptive_bounds(cfg, &start, &end);
+	if (end && states_count > start && start < end) {
+		if (states_count >= end)
+			return 0;
+		/* end - start > 0 here; pf truncates to whole seconds too */
+		timeout = (__u32)((__u64)timeout * (end - states_count) / (end - start));
+	}
+	return timeout;
+}
+
+/* Absolute CLOCK_BOOTTIME ns at which the state is due (<= now: remove it). */
+static __always_inline __u64 pfsync_state_expires_ns(const struct pfsync_state_value *v,
+						     const struct pfsync_config *cfg,
+						     __u32 states_count)
+{
+	__u32 secs = pfsync_state_timeout_secs(v, cfg, states_count);
+
+	return v->last_seen + (__u64)secs * PFSYNC_NSEC_PER_SEC;
+}
+
+/* ---- key normalisation -------------------------------------------------- */
+
+static __always_inline __u32 pfsync_be32_to_host(__u32 x)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return __builtin_bswap32(x);
+#else
+	return x;
+#endif
+}
+
+static __always_inline __u16 pfsync_be16_to_host(__u16 x)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return __builtin_bswap16(x);
+#else
+	return x;
+#endif
+}
+
+/* Compare one network-order word as bytes would compare: -1, 0 or 1. */
+static __always_inline int pfsync_cmp_be32(__u32 a, __u32 b)
+{
+	__u32 ha = pfsync_be32_to_host(a), hb = pfsync_be32_to_host(b);
+
+	return ha < hb ? -1 : ha > hb;
+}
+
+/* Compare (addr[0], port[0]) with (addr[1], port[1]) bytewise. */
+static __always_inline int pfsync_key_side_cmp(const struct pfsync_key *k)
+{
+	int c;
+
+	c = pfsync_cmp_be32(k->addr[0][0], k->addr[1][0]);
+	if (c)
+		return c;
+	c = pfsync_cmp_be32(k->addr[0][1], k->addr[1][1]);
+	if (c)
+		return c;
+	c = pfsync_cmp_be32(k->addr[0][2], k->addr[1][2]);
+	if (c)
+		return c;
+	c = pfsync_cmp_be32(k->addr[0][3], k->addr[1][3]);
+	if (c)
+		return c;
+	{
+		__u16 pa = pfsync_be16_to_host(k->port[0]);
+		__u16 pb = pfsync_be16_to_host(k->port[1]);
+
+		return pa < pb ? -1 : pa > pb;
+	}
+}
+
+/*
+ * Sort the key's sides so that side 0 is the smaller (addr, port). On entry
+ * side 0 is the packet source; returns where the source ended up.
+ */
+static __always_inline int pfsync_key_normalize(struct pfsync_key *k)
+{
+	__u32 tmp;
+	__u16 port;
+
+	if (pfsync_key_side_cmp(k) <= 0)
+		return 0;
+	tmp = k->addr[0][0];
+	k->addr[0][0] = k->addr[1][0];
+	k->addr[1][0] = tmp;
+	tmp = k->addr[0][1];
+	k->addr[0][1] = k->addr[1][1];
+	k->addr[1][1] = tmp;
+	tmp = k->addr[0][2];
+	k->addr[0][2] = k->addr[1][2];
+	k->addr[1][2] = tmp;
+	tmp = k->addr[0][3];
+	k->addr[0][3] = k->addr[1][3];
+	k->addr[1][3] = tmp;
+	port = k->port[0];
+	k->port[0] = k->port[1];
+	k->port[1] = port;
+	return 1;
+}
+
+/* ---- TCP ---------------------------------------------------------------- */
+
+struct pfsync_tcp_seg {
+	__u32 seq, ack;	 /* host order */
+	__u16 win;	 /* host order, as in the header (unscaled) */
+	__u16 mss;	 /* MSS option, 0 if absent */
+	__u8 flags;	 /* PFSYNC_TH_* */
+	__u8 wscale;	 /* window scale option shift */
+	__u8 has_wscale; /* the window scale option was present */
+	__u8 pad;
+	__u32 payload_len; /* TCP payload bytes */
+};
+
+/*
+ * pfsync_tcp_track results. Anything but PFSYNC_TCP_PASS means "drop".
+ * BAD_WINDOW also covers a bare SYN on an established connection (pf sends
+ * a challenge ACK there, which we do not); the state is left untouched.
+ */
+#define PFSYNC_TCP_PASS	      0
+#define PFSYNC_TCP_BAD_WINDOW 1 /* outside the window: count out_of_window and drop */
+/*
+ * A bare SYN for a connection both of whose ends are closed (FIN_WAIT_2 or
+ * later): like pf, the old state is marked PFTM_PURGE (due at once, see
+ * pfsync_state_expires_ns) and the SYN is dropped; the client's
+ * retransmission should then create a fresh state, so a lookup that finds
+ * a state already due ought to treat it as absent.
+ */
+#define PFSYNC_TCP_REUSE 2
+
+/* Sequence space comparisons (RFC 793 modular arithmetic). */
+static __always_inline int pfsync_seq_geq(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) >= 0;
+}
+
+static __always_inline int pfsync_seq_gt(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) > 0;
+}
+
+static __always_inline __u32 pfsync_max_u32(__u32 a, __u32 b)
+{
+	return a > b ? a : b;
+}
+
+/* pf_get_wscale: the option counts only on a SYN; its shift is capped. */
+static __always_inline __u8 pfsync_seg_wscale(const struct pfsync_tcp_seg *s)
+{
+	__u8 shift;
+
+	if (!(s->flags & PFSYNC_TH_SYN) || !s->has_wscale)
+		return 0;
+	shift = s->wscale;
+	if (shift > PFSYNC_TCP_MAX_WINSHIFT)
+		shift = PFSYNC_TCP_MAX_WINSHIFT;
+	return PF_WSCALE_FLAG | shift;
+}
+
+/* Window expressed in units of 2^shift, rounded up (pf's "remove scale"). */
+static __always_inline __u32 pfsync_unscale_win(__u32 win, __u8 shift)
+{
+	return (win + (1U << shift) - 1) >> shift;
+}
+
+/*
+ * pf_create_state for TCP: the initiator's first packet. Unlike pf (which
+ * fills mss only for synproxy states) the MSS option of each side's SYN is
+ * kept in its peer, for display; nothing depends on it.
+ */
+static __always_inline void pfsync_tcp_init(struct pfsync_state_value *v,
+					    const struct pfsync_tcp_seg *s)
+{
+	struct pfsync_peer *src = &v->peer[0], *dst = &v->peer[1];
+	__u32 win = s->win ? s->win : 1;
+
+	src->seqlo = s->seq;
+	src->seqhi = s->seq + s->payload_len + 1;
+	src->seqdiff = 0;
+	src->wscale = 0;
+	src->mss = 0;
+	if (s->flags & PFSYNC_TH_SYN) {
+		src->seqhi++;
+		src->wscale = pfsync_seg_wscale(s);
+		src->mss = s->mss;
+	}
+	if (src->wscale & PF_WSCALE_MASK)
+		win = pfsync_unscale_win(win, src->wscale & PF_WSCALE_MASK);
+	src->max_win = (__u16)win;
+	if (s->flags & PFSYNC_TH_FIN)
+		src->seqhi++;
+	src->state = TCPS_SYN_SENT;
+
+	dst->seqlo = 0;
+	dst->seqhi = 1;
+	dst->seqdiff = 0;
+	dst->max_win = 1;
+	dst->mss = 0;
+	dst->wscale = 0;
+	dst->state = TCPS_CLOSED;
+	v->timeout = PFTM_TCP_FIRST_PACKET;
+}
+
+/* pf's timeout class from the two TCP peer levels. */
+static __always_inline __u8 pfsync_tcp_timeout_class(const struct pfsync_peer *src,
+						     const struct pfsync_peer *dst)
+{
+	if (src->state >= TCPS_FIN_WAIT_2 && dst->state >= TCPS_FIN_WAIT_2)
+		return PFTM_TCP_CLOSED;
+	if (src->state >= TCPS_CLOSING && dst->state >= TCPS_CLOSING)
+		return PFTM_TCP_FIN_WAIT;
+	if (src->state < TCPS_ESTABLISHED || dst->state < TCPS_ESTABLISHED)
+		return PFTM_TCP_OPENING;
+	if (src->state >= TCPS_CLOSING || dst->state >= TCPS_CLOSING)
+		return PFTM_TCP_CLOSING;
+	return PFTM_TCP_ESTABLISHED;
+}
+
+/* Level changes driven by the flags of an accepted segment. */
+static __always_inline void pfsync_tcp_flag_levels(struct pfsync_peer *src, struct pfsync_peer *dst,
+						   __u8 flags)
+{
+	if ((flags & PFSYNC_TH_SYN) && src->state < TCPS_SYN_SENT)
+		src->state = TCPS_SYN_SENT;
+	if ((flags & PFSYNC_TH_FIN) && src->state < TCPS_CLOSING)
+		src->state = TCPS_CLOSING;
+	if (flags & PFSYNC_TH_ACK) {
+		if (dst->state == TCPS_SYN_SENT)
+			dst->state = TCPS_ESTABLISHED;
+		else if (dst->state == TCPS_CLOSING)
+			dst->state = TCPS_FIN_WAIT_2;
+	}
+	if (flags & PFSYNC_TH_RST) {
+		src->state = TCPS_TIME_WAIT;
+		dst->state = TCPS_TIME_WAIT;
+	}
+}
+
+/* pf_tcp_track_sloppy: levels only, no sequence checks, always passes. */
+static __always_inline int pfsync_tcp_track_sloppy(struct pfsync_state_value *v,
+						   struct pfsync_peer *src, struct pfsync_peer *dst,
+						   __u8 flags)
+{
+	if ((flags & PFSYNC_TH_SYN) && src->state < TCPS_SYN_SENT)
+		src->state = TCPS_SYN_SENT;
+	if ((flags & PFSYNC_TH_FIN) && src->state < TCPS_CLOSING)
+		src->state = TCPS_CLOSING;
+	if (flags & PFSYNC_TH_ACK) {
+		if (dst->state == TCPS_SYN_SENT) {
+			dst->state = TCPS_ESTABLISHED;
+		} else if (dst->state == TCPS_CLOSING) {
+			dst->state = TCPS_FIN_WAIT_2;
+		} else if (src->state == TCPS_SYN_SENT && dst->state < TCPS_SYN_SENT) {
+			/* only one half of the connection is visible here */
+			src->state = TCPS_ESTABLISHED;
+			dst->state = TCPS_ESTABLISHED;
+		} else if (src->state == TCPS_CLOSING && dst->state == TCPS_ESTABLISHED &&
+			   dst->seqlo == 0) {
+			/* half-seen close: the FIN/ACK+ACK exchange is not visible */
+			dst->state = TCPS_CLOSING;
+		}
+	}
+	if (flags & PFSYNC_TH_RST) {
+		src->state = TCPS_TIME_WAIT;
+		dst->state = TCPS_TIME_WAIT;
+	}
+	v->timeout = pfsync_tcp_timeout_class(src, dst);
+	return PFSYNC_TCP_PASS;
+}
+
+/*
+ * Values computed from a segment before the window checks; nothing in the
+ * state is touched until the segment has been accepted.
+ */
+struct pfsync_tcp_calc {
+	__u32 seq, orig_seq, ack, end, data_end, win;
+	__u8 sws, dws; /* window shifts of src and dst for this segment */
+	/* first packet from src: values to store on acceptance */
+	__u8 first, src_wscale, dst_wscale;
+	__u16 dst_max_win, src_mss;
+};
+
+/*
+ * The first segment seen from this end (src->seqlo == 0): window scale
+ * negotiation happens on the SYN|ACK, counting only if both SYNs had it.
+ */
+static __always_inline void pfsync_tcp_first_from_src(struct pfsync_tcp_calc *c,
+						      const struct pfsync_peer *src,
+						      const struct pfsync_peer *dst,
+						      const struct pfsync_tcp_seg *s)
+{
+	c->first = 1;
+	c->src_wscale = src->wscale;
+	c->dst_wscale = dst->wscale;
+	c->dst_max_win = dst->max_win;
+	c->src_mss = src->mss;
+	c->end = c->seq + s->payload_len;
+	if (s->flags & PFSYNC_TH_SYN) {
+		c->end++;
+		c->src_mss = s->mss;
+		if (dst->wscale & PF_WSCALE_FLAG) {
+			c->src_wscale = pfsync_seg_wscale(s);
+			if (c->src_wscale & PF_WSCALE_FLAG) {
+				c->sws = c->src_wscale & PF_WSCALE_MASK;
+				c->win = pfsync_unscale_win(c->win, c->sws);
+				c->dws = dst->wscale & PF_WSCALE_MASK;
+			} else {
+				/* peer did not agree: undo the scaling of its window */
+				__u32 w = (__u32)dst->max_win << (dst->wscale & PF_WSCALE_MASK);
+
+				c->dst_max_win =
+				    (__u16)(w < PFSYNC_TCP_MAXWIN ? w : PFSYNC_TCP_MAXWIN);
+				c->dst_wscale = 0;
+			}
+		}
+	}
+	c->data_end = c->end;
+	if (s->flags & PFSYNC_TH_FIN)
+		c->end++;
+}
+
+/* Store what the first segment from src taught us (on acceptance only). */
+static __always_inline void pfsync_tcp_commit_first(const struct pfsync_tcp_calc *c,
+						    struct pfsync_peer *src,
+						    struct pfsync_peer *dst)
+{
+	__u32 room;
+
+	src->wscale = c->src_wscale;
+	dst->wscale = c->dst_wscale;
+	dst->max_win = c->dst_max_win;
+	src->mss = c->src_mss;
+	src->seqlo = c->orig_seq;
+	if (src->state < TCPS_SYN_SENT)
+		src->state = TCPS_SYN_SENT;
+	/* seqhi may be stale (connection picked up late): slide it */
+	room = pfsync_max_u32(1, (__u32)dst->max_win << c->dws);
+	if (src->seqhi == 1 || pfsync_seq_geq(c->end + room, src->seqhi))
+		src->seqhi = c->end + room;
+	if (c->win > src->max_win)
+		src->max_win = (__u16)c->win;
+}
+
+/* Sequence, window and level updates shared by both acceptance branches. */
+static __always_inline void pfsync_tcp_slide(const struct pfsync_tcp_calc *c,
+					     struct pfsync_peer *src, struct pfsync_peer *dst)
+{
+	__u32 scaled_win = c->win << c->sws;
+
+	if (src->max_win < c->win)
+		src->max_win = (__u16)c->win;
+	if (pfsync_seq_gt(c->end, src->seqlo))
+		src->seqlo = c->end;
+	if (pfsync_seq_geq(c->ack + scaled_win, dst->seqhi))
+		dst->seqhi = c->ack + pfsync_max_u32(scaled_win, 1);
+}
+
+/*
+ * A RST must hit the sequence exactly (or by one), unless it acknowledges
+ * exactly what the peer sent and lies inside the window (RFC 5961 style).
+ */
+static __always_inline int pfsync_tcp_rst_ok(const struct pfsync_tcp_calc *c, __u8 flags,
+					     __u32 src_seqlo, __u32 back_win, __s32 ackskew)
+{
+	if (!(flags & PFSYNC_TH_RST))
+		return 1;
+	if (c->orig_seq == src_seqlo || c->orig_seq == src_seqlo + 1 ||
+	    c->orig_seq + 1 == src_seqlo)
+		return 1;
+	return (flags & PFSYNC_TH_ACK) && ackskew == 0 &&
+	       pfsync_seq_geq(c->orig_seq, src_seqlo - back_win) &&
+	       !pfsync_seq_gt(c->orig_seq, src_seqlo + 1);
+}
+
+/*
+ * pf_tcp_track_full. Differences from pf: no sequence modulation or scrub,
+ * and a segment that fails every check leaves the state exactly as it was
+ * (pf resets a half-open src to re-learn after sending a RST, which we never
+ * send). pf also does not refresh the expiry on the loose branch; the
+ * caller owns last_seen and may check v->timeout.
+ */
+static __always_inline int pfsync_tcp_track_full(struct pfsync_state_value *v,
+						 struct pfsync_peer *src, struct pfsync_peer *dst,
+						 const struct pfsync_tcp_seg *s)
+{
+	struct pfsync_tcp_calc c = {};
+	__s32 ackskew;
+	int in_window;
+
+	c.win = s->win;
+	c.orig_seq = c.seq = s->seq;
+	if (src->wscale && dst->wscale && !(s->flags & PFSYNC_TH_SYN)) {
+		c.sws = src->wscale & PF_WSCALE_MASK;
+		c.dws = dst->wscale & PF_WSCALE_MASK;
+	}
+	if (src->seqlo == 0) {
+		pfsync_tcp_first_from_src(&c, src, dst, s);
+	} else {
+		c.end = c.seq + s->payload_len;
+		if (s->flags & PFSYNC_TH_SYN)
+			c.end++;
+		c.data_end = c.end;
+		if (s->flags & PFSYNC_TH_FIN)
+			c.end++;
+	}
+	c.ack = s->ack;
+	if (!(s->flags & PFSYNC_TH_ACK))
+		c.ack = dst->seqlo; /* no ACK: let it pass the ackskew check */
+	else if ((c.ack == 0 && (s->flags & PFSYNC_TH_RST)) || dst->state < TCPS_SYN_SENT)
+		c.ack = dst->seqlo; /* stacks that send ACK with nothing to ack */
+
+	/*
+	 * The checks below use the state as it would be after learning from a
+	 * first segment; work on copies so a rejected segment changes nothing.
+	 */
+	{
+		struct pfsync_peer nsrc = *src, ndst = *dst;
+		__u32 src_seqlo, back_win;
+
+		if (c.first)
+			pfsync_tcp_commit_first(&c, &nsrc, &ndst);
+		src_seqlo = nsrc.seqlo;
+		back_win = (__u32)ndst.max_win << c.dws;
+		if (c.seq == c.end) {
+			/* no data: ease sequencing restrictions */
+			c.seq = src_seqlo;
+			c.data_end = c.end = c.seq;
+		}
+		ackskew = (__s32)(ndst.seqlo - c.ack);
+		in_window = pfsync_seq_geq(nsrc.seqhi, c.data_end) &&
+			    pfsync_seq_geq(c.seq, src_seqlo - back_win) &&
+			    ackskew >= -PFSYNC_MAXACKWINDOW &&
+			    (__s64)ackskew <= ((__s64)PFSYNC_MAXACKWINDOW << c.sws) &&
+			    pfsync_tcp_rst_ok(&c, s->flags, src_seqlo, back_win, ackskew);
+		if (in_window) {
+			pfsync_tcp_slide(&c, &nsrc, &ndst);
+			pfsync_tcp_flag_levels(&nsrc, &ndst, s->flags);
+			*src = nsrc;
+			*dst = ndst;
+			v->timeout = pfsync_tcp_timeout_class(src, dst);
+			return PFSYNC_TCP_PASS;
+		}
+		/*
+		 * Loose acceptance: shotgunned SYNs before the peer answered,
+		 * streams picked up mid-way, stray packets after the close.
+		 */
+		if ((ndst.state < TCPS_SYN_SENT || ndst.state >= TCPS_FIN_WAIT_2 ||
+		     nsrc.state >= TCPS_FIN_WAIT_2) &&
+		    pfsync_seq_geq(nsrc.seqhi + PFSYNC_MAXACKWINDOW, c.data_end) &&
+		    pfsync_seq_geq(c.seq, src_seqlo - PFSYNC_MAXACKWINDOW)) {
+			pfsync_tcp_slide(&c, &nsrc, &ndst);
+			if ((s->flags & PFSYNC_TH_FIN) && nsrc.state < TCPS_CLOSING)
+				nsrc.state = TCPS_CLOSING;
+			if (s->flags & PFSYNC_TH_RST) {
+				nsrc.state = TCPS_TIME_WAIT;
+				ndst.state = TCPS_TIME_WAIT;
+			}
+			*src = nsrc;
+			*dst = ndst;
+			return PFSYNC_TCP_PASS;
+		}
+	}
+	return PFSYNC_TCP_BAD_WINDOW;
+}
+
+/*
+ * A later packet of a TCP state (pf_test_state): from_initiator selects
+ * which peer is the packet's source; sloppy = pf's `keep state (sloppy)`.
+ */
+static __always_inline int pfsync_tcp_track(struct pfsync_state_value *v, int from_initiator,
+					    const struct pfsync_tcp_seg *s, int sloppy)
+{
+	struct pfsync_peer *src = from_initiator ? &v->peer[0] : &v->peer[1];
+	struct pfsync_peer *dst = from_initiator ? &v->peer[1] : &v->peer[0];
+
+	if ((s->flags & (PFSYNC_TH_SYN | PFSYNC_TH_ACK)) == PFSYNC_TH_SYN) {
+		if (src->state >= TCPS_FIN_WAIT_2 && dst->state >= TCPS_FIN_WAIT_2) {
+			v->timeout = PFTM_PURGE;
+			return PFSYNC_TCP_REUSE;
+		}
+		/* pf answers with a challenge ACK (not sent here) and drops */
+		if (src->state >= TCPS_ESTABLISHED && dst->state >= TCPS_ESTABLISHED)
+			return PFSYNC_TCP_BAD_WINDOW;
+	}
+	if (sloppy)
+		return pfsync_tcp_track_sloppy(v, src, dst, s->flags);
+	return pfsync_tcp_track_full(v, src, dst, s);
+}
+
+/* ---- UDP, ICMP and other protocols -------------------------------------- */
+
+static __always_inline int pfsync_proto_is_icmp(__u8 proto)
+{
+	return proto == PFSYNC_IPPROTO_ICMP || proto == PFSYNC_IPPROTO_ICMPV6;
+}
+
+/* pf_create_state for non-TCP protocols. */
+static __always_inline void pfsync_other_init(struct pfsync_state_value *v, __u8 proto)
+{
+	struct pfsync_peer *src = &v->peer[0], *dst = &v->peer[1];
+
+	src->seqlo = src->seqhi = src->seqdiff = 0;
+	dst->seqlo = dst->seqhi = dst->seqdiff = 0;
+	src->max_win = dst->max_win = 0;
+	src->mss = dst->mss = 0;
+	src->wscale = dst->wscale = 0;
+	if (pfsync_proto_is_icmp(proto)) {
+		/* pf keeps no levels for ICMP states */
+		src->state = dst->state = 0;
+		v->timeout = PFTM_ICMP_FIRST_PACKET;
+		return;
+	}
+	src->state = PFUDPS_SINGLE;
+	dst->state = PFUDPS_NO_TRAFFIC;
+	v->timeout = proto == PFSYNC_IPPROTO_UDP ? PFTM_UDP_FIRST_PACKET : PFTM_OTHER_FIRST_PACKET;
+}
+
+/* A later packet: levels go SINGLE then MULTIPLE once both sides spoke. */
+static __always_inline void pfsync_other_track(struct pfsync_state_value *v, __u8 proto,
+					       int from_initiator)
+{
+	struct pfsync_peer *src = from_initiator ? &v->peer[0] : &v->peer[1];
+	struct pfsync_peer *dst = from_initiator ? &v->peer[1] : &v->peer[0];
+	int udp = proto == PFSYNC_IPPROTO_UDP;
+
+	if (pfsync_proto_is_icmp(proto)) {
+		/* pf_test_state_icmp: any later echo/reply shortens the timeout */
+		v->timeout = PFTM_ICMP_ERROR_REPLY;
+		return;
+	}
+	if (src->state < PFUDPS_SINGLE)
+		src->state = PFUDPS_SINGLE;
+	if (dst->state == PFUDPS_SINGLE)
+		dst->state = PFUDPS_MULTIPLE;
+	if (src->state == PFUDPS_MULTIPLE && dst->state == PFUDPS_MULTIPLE)
+		v->timeout = udp ? PFTM_UDP_MULTIPLE : PFTM_OTHER_MULTIPLE;
+	else
+		v->timeout = udp ? PFTM_UDP_SINGLE : PFTM_OTHER_SINGLE;
+}
+
+/* ---- rules -------------------------------------------------------------- */
+
+struct pfsync_rule_pkt {
+	__u32 saddr[4], daddr[4]; /* network order */
+	__u16 sport, dport;	  /* network order */
+	__u32 ifindex;
+	__u8 proto, af, dir /* PF_IN/PF_OUT */, has_ports /* 0: non-first fragment */;
+};
+
+/* addr & mask == net, word by word (all in network order). */
+static __always_inline int pfsync_addr_match(const __u32 *net, const __u32 *mask, const __u32 *addr)
+{
+	return (addr[0] & mask[0]) == net[0] && (addr[1] & mask[1]) == net[1] &&
+	       (addr[2] & mask[2]) == net[2] && (addr[3] & mask[3]) == net[3];
+}
+
+/* 1 when every criterion the rule sets matches the packet (pf_test_rule). */
+static __always_inline int pfsync_rule_match(const struct pfsync_rule *r,
+					     const struct pfsync_rule_pkt *p)
+{
+	__u32 port_flags = r->rflags & (PFSYNC_RF_SRC_PORT | PFSYNC_RF_DST_PORT);
+
+	if (r->dir != PF_INOUT && r->dir != p->dir)
+		return 0;
+	if (r->ifindex && r->ifindex != p->ifindex)
+		return 0;
+	if (r->af && r->af != p->af)
+		return 0;
+	if ((r->rflags & PFSYNC_RF_PROTO) && r->proto != p->proto)
+		return 0;
+	if (r->src_plen && !pfsync_addr_match(r->src_addr, r->src_mask, p->saddr))
+		return 0;
+	if (r->dst_plen && !pfsync_addr_match(r->dst_addr, r->dst_mask, p->daddr))
+		return 0;
+	if (port_flags) {
+		/* ports exist only for TCP/UDP, and not in later fragments */
+		if (!p->has_ports)
+			return 0;
+		if (p->proto != PFSYNC_IPPROTO_TCP && p->proto != PFSYNC_IPPROTO_UDP)
+			return 0;
+		if ((r->rflags & PFSYNC_RF_SRC_PORT) && r->src_port != p->sport)
+			return 0;
+		if ((r->rflags & PFSYNC_RF_DST_PORT) && r->dst_port != p->dport)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * One step of pf's evaluation, for idx = 0..nrules-1 with *match_idx
+ * starting at -1: the last matching rule wins unless one is quick.
+ * Returns 1 when evaluation must stop (a quick rule matched).
+ */
+static __always_inline int pfsync_rule_step(const struct pfsync_rule *r, __u32 idx,
+					    const struct pfsync_rule_pkt *p, __s32 *match_idx)
+{
+	if (!pfsync_rule_match(r, p))
+		return 0;
+	*match_idx = (__s32)idx;
+	return (r->rflags & PFSYNC_RF_QUICK) ? 1 : 0;
+}
+
+#endif /* PFSYNC_LOGIC_H */

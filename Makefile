@@ -116,3 +116,6 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# Further targets (install, vmcheck, ...) live in their own fragments.
+-include mk/*.mk

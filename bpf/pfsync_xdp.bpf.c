@@ -1,0 +1,1112 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * pfsync-xdp datapath: XDP ingress and tc egress programs sharing a pinned
+ * pf-style connection-state table, a small ruleset, a change-record ringbuf
+ * and two control programs (sweep, unqueue) run with BPF_PROG_RUN.
+ *
+ * Policies worth knowing (see also the README / issue note):
+ * - Non-first fragments carry no ports: they are never looked up in the
+ *   state table and never create a state. They are evaluated by the rules
+ *   with has_ports = 0 (port rules never match) and pass when the verdict is
+ *   pass (no ruleset = pass). Counted in `fragments`.
+ * - IP protocols 240 (pfsync) and 112 (CARP/VRRP) always pass, statelessly.
+ * - No ruleset loaded (nrules == 0): everything passes and gets a state,
+ *   TCP included whatever its flags (the issue's rule). With a ruleset, a
+ *   `pass ... keep state` rule creates a TCP state only on a SYN (pf's
+ *   default `flags S/SA`); any other TCP packet without a state that such a
+ *   rule would pass is counted in no_state and dropped. No matching rule at
+ *   all = pf's default pass, without state.
+ * - State values are updated without a lock (the value layout is shared
+ *   with userspace and has no bpf_spin_lock); flags/updates/counters use
+ *   atomics, sequence tracking may race between CPUs as in pf without
+ *   state locks. Last writer wins, which only widens a window briefly.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "pfsync_common.h"
+#include "pfsync_logic.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#ifndef EEXIST
+#define EEXIST 17
+#endif
+
+#define ETH_P_8021Q_	0x8100
+#define ETH_P_8021AD_	0x88A8
+#define IPPROTO_PFSYNC_ 240
+#define IPPROTO_CARP_	112
+#define IPV6_EXT_MAX	6      /* extension headers walked before giving up */
+#define L3_OFF_MAX	0x3000 /* keeps packet offsets provably bounded */
+#define DEFAULT_MAXUPD	128
+#define RULE_NONE	0xffffffffU /* state created without a rule (default pass) */
+
+/* ---- maps (pinned by name so XDP, tc, agent and pfsyncctl share them) --- */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PFSYNC_STATES_MAX);
+	__type(key, struct pfsync_key);
+	__type(value, struct pfsync_state_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pfsync_states SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PFSYNC_RULES_MAX *PFSYNC_RULE_BANKS);
+	__type(key, __u32);
+	__type(value, struct pfsync_rule);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pfsync_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, PFSYNC_EVENTS_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pfsync_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, PFSYNC_DEFER_MAX);
+	__type(value, struct pfsync_deferred);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pfsync_defer SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pfsync_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pfsync_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pfsync_globals);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pfsync_globals SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pfsync_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pfsync_counters SEC(".maps");
+
+/* Scratch for a state being created (too big to sit on the stack too). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pfsync_state_value);
+} pfsync_scratch SEC(".maps");
+
+/* ---- parsed packet ------------------------------------------------------ */
+enum parse_result {
+	PARSE_OK = 0,
+	PARSE_NOT_IP,	 /* ARP and friends: pass, only packets_seen */
+	PARSE_BAD,	 /* truncated or inconsistent: bad_packet, drop */
+	PARSE_STATELESS, /* pfsync / CARP: pass, never a state */
+};
+
+enum icmp_kind {
+	ICMPK_NONE = 0,
+	ICMPK_ECHO_REQ,
+	ICMPK_ECHO_REPLY,
+	ICMPK_ERROR,
+	ICMPK_OTHER,
+};
+
+struct pkt {
+	struct pfsync_key key;	 /* side 0 = packet source, not normalised yet */
+	struct pfsync_key inner; /* ICMP error: the embedded packet's key */
+	struct pfsync_tcp_seg seg;
+	__u32 ip_len; /* IP total length, for byte counters */
+	__u64 new_id; /* ACT_DEFER: identity of the state just created */
+	__u32 new_creatorid;
+	__u32 new_flags;
+	__u8 later_frag;
+	__u8 icmp_kind;
+	__u8 has_inner;
+	__u8 pad;
+};
+
+struct parse_ctx {
+	void *data;
+	void *data_end;
+	__u32 frame_len;    /* whole frame, including any non-linear part (tc) */
+	struct xdp_md *xdp; /* exactly one of xdp / skb is set */
+	struct __sk_buff *skb;
+};
+
+static __always_inline int frame_has(const struct parse_ctx *pc, __u32 off, __u32 len)
+{
+	return pc->data + off + len <= pc->data_end;
+}
+
+/*
+ * TCP options that pf keeps: MSS and window scale, only on a SYN. The
+ * options are copied to the stack and walked by a bpf_loop callback, which
+ * the verifier checks once instead of once per path into the parser.
+ */
+#define TCP_OPT_MAX 40
+struct tcp_opt_walk {
+	__u8 buf[TCP_OPT_MAX];
+	__u32 pos;
+	__u32 len;
+	__u16 mss;
+	__u8 wscale;
+	__u8 has_wscale;
+};
+
+static long tcp_opt_step(__u32 n, void *data)
+{
+	struct tcp_opt_walk *w = data;
+	__u32 pos = w->pos;
+	__u8 kind, len;
+
+	(void)n;
+	if (pos >= w->len || pos >= TCP_OPT_MAX)
+		return 1;
+	kind = w->buf[pos];
+	if (kind == 0)
+		return 1;
+	if (kind == 1) {
+		w->pos = pos + 1;
+		return 0;
+	}
+	if (pos + 1 >= TCP_OPT_MAX)
+		return 1;
+	len = w->buf[pos + 1];
+	if (len < 2)
+		return 1;
+	if (kind == 2 && len == 4 && pos + 3 < TCP_OPT_MAX)
+		w->mss = ((__u16)w->buf[pos + 2] << 8) | w->buf[pos + 3];
+	if (kind == 3 && len == 3 && pos + 2 < TCP_OPT_MAX) {
+		w->wscale = w->buf[pos + 2];
+		w->has_wscale = 1;
+	}
+	w->pos = pos + len;
+	return 0;
+}
+
+static __always_inline void parse_tcp_options(const struct parse_ctx *pc, __u32 opt_off,
+					      __u32 opt_len, struct pfsync_tcp_seg *seg)
+{
+	struct tcp_opt_walk w = {};
+	long err;
+
+	if (opt_len == 0 || opt_len > TCP_OPT_MAX)
+		return;
+	if (pc->skb)
+		err = bpf_skb_load_bytes(pc->skb, opt_off, w.buf, opt_len);
+	else
+		err = bpf_xdp_load_bytes(pc->xdp, opt_off, w.buf, opt_len);
+	if (err)
+		return;
+	w.len = opt_len;
+	bpf_loop(TCP_OPT_MAX, tcp_opt_step, &w, 0);
+	seg->mss = w.mss;
+	seg->wscale = w.wscale;
+	seg->has_wscale = w.has_wscale;
+}
+
+static __always_inline int parse_tcp(const struct parse_ctx *pc, __u32 off, __u32 l4_len,
+				     struct pkt *pk)
+{
+	struct tcphdr_min {
+		__u16 source, dest;
+		__u32 seq, ack_seq;
+		__u8 doff_res, flags;
+		__u16 window, check, urg_ptr;
+	} * th;
+	__u32 doff;
+
+	if (l4_len < sizeof(*th) || !frame_has(pc, off, sizeof(*th)))
+		return PARSE_BAD;
+	th = pc->data + off;
+	doff = (th->doff_res >> 4) * 4;
+	if (doff < sizeof(*th) || doff > l4_len || !frame_has(pc, off, doff))
+		return PARSE_BAD;
+	pk->key.port[0] = th->source;
+	pk->key.port[1] = th->dest;
+	pk->seg.seq = bpf_ntohl(th->seq);
+	pk->seg.ack = bpf_ntohl(th->ack_seq);
+	pk->seg.win = bpf_ntohs(th->window);
+	pk->seg.flags = th->flags & 0x3f;
+	pk->seg.payload_len = l4_len - doff;
+	if ((pk->seg.flags & PFSYNC_TH_SYN) && doff > sizeof(*th))
+		parse_tcp_options(pc, off + sizeof(*th), doff - sizeof(*th), &pk->seg);
+	return PARSE_OK;
+}
+
+static __always_inline int icmp_is_error(__u8 proto, __u8 type)
+{
+	if (proto == IPPROTO_ICMP)
+		return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
+	return type >= 1 && type <= 4;
+}
+
+/* Ports of the packet embedded in an ICMP error (TCP/UDP ports, echo id). */
+static __always_inline void inner_ports(const struct parse_ctx *pc, __u32 off, struct pkt *pk)
+{
+	__u8 *p;
+
+	if (!frame_has(pc, off, 8))
+		return;
+	p = pc->data + off;
+	if (pk->inner.proto == IPPROTO_TCP || pk->inner.proto == IPPROTO_UDP) {
+		pk->inner.port[0] = *(__u16 *)p;
+		pk->inner.port[1] = *(__u16 *)(p + 2);
+		pk->has_inner = 1;
+	} else if ((pk->inner.proto == IPPROTO_ICMP && p[0] == 8) ||
+		   (pk->inner.proto == IPPROTO_ICMPV6 && p[0] == 128)) {
+		pk->inner.port[0] = *(__u16 *)(p + 4);
+		pk->inner.port[1] = bpf_htons(p[0]);
+		pk->has_inner = 1;
+	} else if (pk->inner.proto != IPPROTO_ICMP && pk->inner.proto != IPPROTO_ICMPV6) {
+		pk->has_inner = 1;
+	}
+}
+
+/* The packet quoted by an ICMP error was sent by the state's own peers. */
+static __always_inline void parse_icmp_inner(const struct parse_ctx *pc, __u32 off, struct pkt *pk)
+{
+	pk->inner.af = pk->key.af;
+	if (pk->key.af == PFSYNC_AF_INET) {
+		struct iphdr *ip;
+		__u32 ihl;
+
+		if (!frame_has(pc, off, sizeof(*ip)))
+			return;
+		ip = pc->data + off;
+		ihl = ip->ihl * 4;
+		if (ihl < sizeof(*ip) || (ip->frag_off & bpf_htons(0x1fff)))
+			return;
+		pk->inner.addr[0][0] = ip->saddr;
+		pk->inner.addr[1][0] = ip->daddr;
+		pk->inner.proto = ip->protocol;
+		inner_ports(pc, off + ihl, pk);
+	} else {
+		struct ipv6hdr *ip6;
+
+		if (!frame_has(pc, off, sizeof(*ip6)))
+			return;
+		ip6 = pc->data + off;
+		__builtin_memcpy(pk->inner.addr[0], &ip6->saddr, 16);
+		__builtin_memcpy(pk->inner.addr[1], &ip6->daddr, 16);
+		pk->inner.proto = ip6->nexthdr;
+		inner_ports(pc, off + sizeof(*ip6), pk);
+	}
+}
+
+static __always_inline int parse_icmp(const struct parse_ctx *pc, __u32 off, __u32 l4_len,
+				      struct pkt *pk)
+{
+	__u8 echo_req = pk->key.proto == IPPROTO_ICMP ? 8 : 128;
+	__u8 echo_reply = pk->key.proto == IPPROTO_ICMP ? 0 : 129;
+	__u8 *p;
+
+	if (l4_len < 8 || !frame_has(pc, off, 8))
+		return PARSE_BAD;
+	p = pc->data + off;
+	if (p[0] == echo_req) {
+		pk->icmp_kind = ICMPK_ECHO_REQ;
+		pk->key.port[0] = *(__u16 *)(p + 4);
+		pk->key.port[1] = bpf_htons(echo_req);
+	} else if (p[0] == echo_reply) {
+		/* the reply's source is the responder: its slot holds the type */
+		pk->icmp_kind = ICMPK_ECHO_REPLY;
+		pk->key.port[0] = bpf_htons(echo_req);
+		pk->key.port[1] = *(__u16 *)(p + 4);
+	} else if (icmp_is_error(pk->key.proto, p[0])) {
+		pk->icmp_kind = ICMPK_ERROR;
+		parse_icmp_inner(pc, off + 8, pk);
+	} else {
+		pk->icmp_kind = ICMPK_OTHER;
+	}
+	return PARSE_OK;
+}
+
+static __always_inline int parse_l4(const struct parse_ctx *pc, __u32 off, __u32 l4_len,
+				    struct pkt *pk)
+{
+	if (pk->later_frag)
+		return PARSE_OK; /* no L4 header in this fragment */
+	switch (pk->key.proto) {
+	case IPPROTO_TCP:
+		return parse_tcp(pc, off, l4_len, pk);
+	case IPPROTO_UDP: {
+		__u16 *ports;
+
+		if (l4_len < 8 || !frame_has(pc, off, 8))
+			return PARSE_BAD;
+		ports = pc->data + off;
+		pk->key.port[0] = ports[0];
+		pk->key.port[1] = ports[1];
+		return PARSE_OK;
+	}
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		return parse_icmp(pc, off, l4_len, pk);
+	case IPPROTO_PFSYNC_:
+	case IPPROTO_CARP_:
+		return PARSE_STATELESS;
+	default:
+		return PARSE_OK;
+	}
+}
+
+static __always_inline int parse_ipv4(const struct parse_ctx *pc, __u32 off, struct pkt *pk)
+{
+	struct iphdr *ip;
+	__u32 ihl, tot;
+	__u16 frag;
+
+	if (!frame_has(pc, off, sizeof(*ip)))
+		return PARSE_BAD;
+	ip = pc->data + off;
+	ihl = ip->ihl * 4;
+	tot = bpf_ntohs(ip->tot_len);
+	if (ip->version != 4 || ihl < sizeof(*ip) || !frame_has(pc, off, ihl))
+		return PARSE_BAD;
+	if (tot < ihl || tot > pc->frame_len - off)
+		return PARSE_BAD;
+	pk->key.af = PFSYNC_AF_INET;
+	pk->key.proto = ip->protocol;
+	pk->key.addr[0][0] = ip->saddr;
+	pk->key.addr[1][0] = ip->daddr;
+	pk->ip_len = tot;
+	frag = bpf_ntohs(ip->frag_off);
+	pk->later_frag = (frag & 0x1fff) != 0;
+	return parse_l4(pc, off + ihl, tot - ihl, pk);
+}
+
+static __always_inline int ipv6_is_ext(__u8 nh)
+{
+	return nh == 0 || nh == 43 || nh == 60 || nh == 44;
+}
+
+static __always_inline int parse_ipv6(const struct parse_ctx *pc, __u32 off, struct pkt *pk)
+{
+	struct ipv6hdr *ip6;
+	__u32 plen, end, l4;
+	__u8 nh;
+	int n;
+
+	if (!frame_has(pc, off, sizeof(*ip6)))
+		return PARSE_BAD;
+	ip6 = pc->data + off;
+	if (ip6->version != 6)
+		return PARSE_BAD;
+	plen = bpf_ntohs(ip6->payload_len);
+	if (plen > pc->frame_len - off - sizeof(*ip6))
+		return PARSE_BAD;
+	pk->key.af = PFSYNC_AF_INET6;
+	__builtin_memcpy(pk->key.addr[0], &ip6->saddr, 16);
+	__builtin_memcpy(pk->key.addr[1], &ip6->daddr, 16);
+	pk->ip_len = plen + sizeof(*ip6);
+	end = off + sizeof(*ip6) + plen;
+	nh = ip6->nexthdr;
+	l4 = off + sizeof(*ip6);
+	for (n = 0; n < IPV6_EXT_MAX; n++) {
+		__u8 *h;
+
+		if (!ipv6_is_ext(nh))
+			break;
+		if (l4 > L3_OFF_MAX || l4 + 8 > end || !frame_has(pc, l4, 8))
+			return PARSE_BAD;
+		h = pc->data + l4;
+		if (nh == 44) {
+			if ((bpf_ntohs(*(__u16 *)(h + 2)) & 0xfff8) != 0)
+				pk->later_frag = 1;
+			nh = h[0];
+			l4 += 8;
+		} else {
+			nh = h[0];
+			l4 += ((__u32)h[1] + 1) * 8;
+		}
+	}
+	if (ipv6_is_ext(nh) || l4 > end)
+		return PARSE_BAD; /* chain too long or running past the payload */
+	pk->key.proto = nh;
+	return parse_l4(pc, l4, end - l4, pk);
+}
+
+static __always_inline int parse_frame(const struct parse_ctx *pc, struct pkt *pk)
+{
+	struct ethhdr *eth;
+	__u32 off = sizeof(*eth);
+	__u16 proto;
+
+	if (!frame_has(pc, 0, sizeof(*eth)))
+		return PARSE_BAD;
+	eth = pc->data;
+	proto = eth->h_proto;
+	if (proto == bpf_htons(ETH_P_8021Q_) || proto == bpf_htons(ETH_P_8021AD_)) {
+		__u16 *tag;
+
+		if (!frame_has(pc, off, 4))
+			return PARSE_BAD;
+		tag = pc->data + off;
+		proto = tag[1];
+		off += 4;
+	}
+	if (proto == bpf_htons(ETH_P_IP))
+		return parse_ipv4(pc, off, pk);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return parse_ipv6(pc, off, pk);
+	return PARSE_NOT_IP;
+}
+
+/* ---- change records ----------------------------------------------------- */
+static __always_inline struct pfsync_globals *globals_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&pfsync_globals, &zero);
+}
+
+static __always_inline struct pfsync_config *config_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&pfsync_config, &zero);
+}
+
+/* Records lost earlier are reported in-band as soon as space returns. */
+static __always_inline void report_lost(struct pfsync_globals *g)
+{
+	struct pfsync_event *rec;
+
+	if (!g || !g->lost_pending)
+		return;
+	rec = bpf_ringbuf_reserve(&pfsync_events, sizeof(*rec), 0);
+	if (!rec)
+		return;
+	__builtin_memset(rec, 0, sizeof(*rec));
+	rec->type = PFSYNC_EV_LOST;
+	rec->lost = (__u32)__sync_lock_test_and_set(&g->lost_pending, 0);
+	bpf_ringbuf_submit(rec, 0);
+}
+
+static __always_inline void emit_event(struct pfsync_counters *c, __u8 type, __u8 evflags,
+				       const struct pfsync_key *k, __u64 id, __u32 creatorid,
+				       __u32 flags)
+{
+	struct pfsync_globals *g = globals_get();
+	struct pfsync_event *rec;
+
+	report_lost(g);
+	rec = bpf_ringbuf_reserve(&pfsync_events, sizeof(*rec), 0);
+	if (!rec) {
+		if (c)
+			c->ringbuf_lost++;
+		if (g)
+			__sync_fetch_and_add(&g->lost_pending, 1);
+		return;
+	}
+	rec->type = type;
+	rec->evflags = evflags;
+	rec->pad = 0;
+	rec->lost = 0;
+	rec->id = id;
+	rec->creatorid = creatorid;
+	rec->state_flags_local = flags;
+	__builtin_memcpy(&rec->key, k, sizeof(*k));
+	rec->pad2 = 0;
+	bpf_ringbuf_submit(rec, 0);
+}
+
+/* ---- rules -------------------------------------------------------------- */
+struct rule_walk {
+	struct pfsync_rule_pkt p;
+	__u32 base;
+	__s32 match;
+};
+
+static long rule_walk_step(__u32 i, void *data)
+{
+	struct rule_walk *w = data;
+	struct pfsync_rule *r;
+	__u32 idx = w->base + i;
+
+	r = bpf_map_lookup_elem(&pfsync_rules, &idx);
+	if (!r)
+		return 1;
+	return pfsync_rule_step(r, i, &w->p, &w->match);
+}
+
+struct verdict {
+	__u32 rule;   /* rule number or RULE_NONE */
+	__u32 rflags; /* the deciding rule's flags */
+	__u8 block;
+	__u8 keep_state;
+};
+
+/* pf_test_rule over the active bank; nrules == 0 means pass all with state. */
+static __always_inline void evaluate_rules(const struct pfsync_config *cfg, const struct pkt *pk,
+					   int src_side, __u8 dir, __u32 ifindex,
+					   struct verdict *vd)
+{
+	struct rule_walk w = {};
+	struct pfsync_rule *r;
+	__u32 nrules = cfg ? cfg->nrules : 0;
+	__u32 idx;
+
+	vd->rule = RULE_NONE;
+	vd->rflags = 0;
+	vd->block = 0;
+	vd->keep_state = 1;
+	if (!nrules)
+		return;
+	if (nrules > PFSYNC_RULES_MAX)
+		nrules = PFSYNC_RULES_MAX;
+	w.base = (cfg->rules_bank & 1) * PFSYNC_RULES_MAX;
+	w.match = -1;
+	/*
+	 * The key may be normalised already: src_side says where the source
+	 * is. Constant indexes only: clang turns a variable one into pointer
+	 * arithmetic the verifier refuses on the stack.
+	 */
+	if (src_side) {
+		__builtin_memcpy(w.p.saddr, pk->key.addr[1], 16);
+		__builtin_memcpy(w.p.daddr, pk->key.addr[0], 16);
+		w.p.sport = pk->key.port[1];
+		w.p.dport = pk->key.port[0];
+	} else {
+		__builtin_memcpy(w.p.saddr, pk->key.addr[0], 16);
+		__builtin_memcpy(w.p.daddr, pk->key.addr[1], 16);
+		w.p.sport = pk->key.port[0];
+		w.p.dport = pk->key.port[1];
+	}
+	w.p.ifindex = ifindex;
+	w.p.proto = pk->key.proto;
+	w.p.af = pk->key.af;
+	w.p.dir = dir;
+	w.p.has_ports = !pk->later_frag;
+	bpf_loop(nrules, rule_walk_step, &w, 0);
+	vd->keep_state = 0; /* pf's default rule keeps no state */
+	if (w.match < 0)
+		return;
+	idx = w.base + ((__u32)w.match & (PFSYNC_RULES_MAX - 1));
+	r = bpf_map_lookup_elem(&pfsync_rules, &idx);
+	if (!r)
+		return;
+	vd->rule = (__u32)w.match;
+	vd->rflags = r->rflags;
+	vd->block = r->action == PFSYNC_RULE_BLOCK;
+	vd->keep_state = !vd->block && (r->rflags & PFSYNC_RF_KEEP_STATE);
+}
+
+/* ---- state creation ----------------------------------------------------- */
+static __always_inline void ensure_identity(struct pfsync_globals *g)
+{
+	if (!g->next_id) {
+		__u64 first = ((bpf_ktime_get_tai_ns() / 1000000000ULL) << 32) + 1;
+
+		__sync_val_compare_and_swap(&g->next_id, 0, first);
+	}
+	if (!g->hostid) {
+		__u32 hostid = bpf_get_prandom_u32();
+
+		if (!hostid)
+			hostid = 1;
+		__sync_val_compare_and_swap(&g->hostid, 0, hostid);
+	}
+}
+
+struct pfx_env {
+	struct pfsync_counters *c;
+	__u64 now;
+	__u32 ifindex;
+	__u8 dir;
+	__u8 defer; /* config asks to hold first packets (PFSYNC_CFG_DEFER) */
+};
+
+/* ACT_DEFER: new state inserted, its first packet is to be held */
+enum { ACT_PASS = 0, ACT_DROP = 1, ACT_RETRY = 2, ACT_DEFER = 3 };
+
+static __always_inline int create_state(struct pfx_env *env, struct pkt *pk, int src_side,
+					const struct verdict *vd)
+{
+	struct pfsync_globals *g = globals_get();
+	struct pfsync_state_value *nv;
+	__u32 zero = 0;
+	long err;
+
+	nv = bpf_map_lookup_elem(&pfsync_scratch, &zero);
+	if (!g || !nv)
+		return ACT_DROP;
+	__builtin_memset(nv, 0, sizeof(*nv));
+	ensure_identity(g);
+	nv->id = __sync_fetch_and_add(&g->next_id, 1);
+	nv->creatorid = g->hostid;
+	nv->rule = vd->rule;
+	nv->creation = env->now;
+	nv->last_seen = env->now;
+	nv->packets[0] = 1;
+	nv->bytes[0] = pk->ip_len;
+	nv->ifindex = env->ifindex;
+	nv->direction = env->dir;
+	nv->init_side = (__u8)src_side;
+	if (vd->rflags & PFSYNC_RF_NOSYNC) {
+		nv->flags |= PFSYNC_SF_NOSYNC;
+		nv->state_flags |= PFSTATE_NOSYNC;
+	}
+	if (vd->rflags & PFSYNC_RF_SLOPPY)
+		nv->state_flags |= PFSTATE_SLOPPY;
+	if (pk->key.proto == IPPROTO_TCP)
+		pfsync_tcp_init(nv, &pk->seg);
+	else
+		pfsync_other_init(nv, pk->key.proto);
+	err = bpf_map_update_elem(&pfsync_states, &pk->key, nv, BPF_NOEXIST);
+	if (err == -EEXIST)
+		return ACT_RETRY; /* another CPU created it: handle as a hit */
+	if (err) {
+		env->c->table_full++;
+		return ACT_DROP;
+	}
+	env->c->states_inserted++;
+	if (nv->flags & PFSYNC_SF_NOSYNC)
+		return ACT_PASS;
+	if (env->defer) {
+		/* the program holds the packet, then emits the insert */
+		pk->new_id = nv->id;
+		pk->new_creatorid = nv->creatorid;
+		pk->new_flags = nv->flags;
+		return ACT_DEFER;
+	}
+	emit_event(env->c, PFSYNC_EV_INSERT, 0, &pk->key, nv->id, nv->creatorid, nv->flags);
+	return ACT_PASS;
+}
+
+/* ---- established path --------------------------------------------------- */
+static __always_inline void note_change(struct pfx_env *env, struct pfsync_state_value *v,
+					const struct pfsync_key *k)
+{
+	struct pfsync_config *cfg;
+	__u32 maxupd, n;
+
+	if (v->flags & PFSYNC_SF_NOSYNC)
+		return;
+	if (!(v->flags & PFSYNC_SF_QUEUED)) {
+		__u32 old = __sync_fetch_and_or(&v->flags, PFSYNC_SF_QUEUED);
+
+		if (!(old & PFSYNC_SF_QUEUED))
+			emit_event(env->c, PFSYNC_EV_UPDATE, 0, k, v->id, v->creatorid,
+				   old | PFSYNC_SF_QUEUED);
+		return;
+	}
+	if (k->proto != IPPROTO_TCP)
+		return;
+	n = __sync_add_and_fetch(&v->updates, 1);
+	cfg = config_get();
+	maxupd = cfg && cfg->maxupd ? cfg->maxupd : DEFAULT_MAXUPD;
+	if (n >= maxupd) {
+		v->updates = 0;
+		emit_event(env->c, PFSYNC_EV_UPDATE, PFSYNC_EVF_MAXUPD, k, v->id, v->creatorid,
+			   v->flags);
+	}
+}
+
+static __always_inline int state_hit(struct pfx_env *env, struct pkt *pk, int src_side,
+				     struct pfsync_state_value *v)
+{
+	int from_init = src_side == v->init_side;
+	int i = from_init ? 0 : 1;
+
+	if (pk->key.proto == IPPROTO_TCP) {
+		int r = pfsync_tcp_track(v, from_init, &pk->seg, v->state_flags & PFSTATE_SLOPPY);
+
+		if (r == PFSYNC_TCP_REUSE) {
+			/*
+			 * A new SYN on a closed connection's tuple: as pf, the old
+			 * state is marked for purge and this SYN dropped; the
+			 * retransmission finds it due and creates a fresh state.
+			 */
+			env->c->no_state++;
+			return ACT_DROP;
+		}
+		if (r != PFSYNC_TCP_PASS) {
+			env->c->out_of_window++;
+			return ACT_DROP;
+		}
+	} else {
+		pfsync_other_track(v, pk->key.proto, from_init);
+	}
+	v->last_seen = env->now;
+	__sync_fetch_and_add(&v->packets[i & 1], 1);
+	__sync_fetch_and_add(&v->bytes[i & 1], pk->ip_len);
+	note_change(env, v, &pk->key);
+	return ACT_PASS;
+}
+
+/* A state due for purge (TCP port reuse) is removed and treated as absent. */
+static __always_inline void purge_state(struct pfx_env *env, struct pkt *pk,
+					struct pfsync_state_value *v)
+{
+	__u64 id = v->id;
+	__u32 creatorid = v->creatorid, flags = v->flags;
+
+	if (bpf_map_delete_elem(&pfsync_states, &pk->key) == 0) {
+		env->c->states_removed++;
+		if (!(flags & PFSYNC_SF_NOSYNC))
+			emit_event(env->c, PFSYNC_EV_DELETE, 0, &pk->key, id, creatorid, flags);
+	}
+}
+
+/* ICMP error quoting a packet of a known state: related, pass. */
+static __always_inline int related_state_exists(struct pkt *pk)
+{
+	if (!pk->has_inner)
+		return 0;
+	pfsync_key_normalize(&pk->inner);
+	return bpf_map_lookup_elem(&pfsync_states, &pk->inner) != NULL;
+}
+
+static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk)
+{
+	struct pfsync_config *cfg;
+	struct verdict vd;
+	int src_side, attempt;
+
+	if (pk->later_frag) {
+		env->c->fragments++;
+		evaluate_rules(config_get(), pk, 0, env->dir, env->ifindex, &vd);
+		if (vd.block) {
+			env->c->blocked_rule++;
+			return ACT_DROP;
+		}
+		return ACT_PASS;
+	}
+	if (pk->icmp_kind == ICMPK_ERROR && related_state_exists(pk))
+		return ACT_PASS;
+	src_side = pfsync_key_normalize(&pk->key);
+	for (attempt = 0; attempt < 2; attempt++) {
+		struct pfsync_state_value *v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
+		int act;
+
+		if (v) {
+			if (v->timeout != PFTM_PURGE)
+				return state_hit(env, pk, src_side, v);
+			purge_state(env, pk, v);
+		}
+		cfg = config_get();
+		env->defer = cfg && (cfg->cfg_flags & PFSYNC_CFG_DEFER);
+		evaluate_rules(cfg, pk, src_side, env->dir, env->ifindex, &vd);
+		if (vd.block) {
+			env->c->blocked_rule++;
+			return ACT_DROP;
+		}
+		if (!vd.keep_state)
+			return ACT_PASS;
+		if (pk->key.proto == IPPROTO_TCP && vd.rule != RULE_NONE &&
+		    (pk->seg.flags & (PFSYNC_TH_SYN | PFSYNC_TH_ACK)) != PFSYNC_TH_SYN) {
+			env->c->no_state++;
+			return ACT_DROP;
+		}
+		act = create_state(env, pk, src_side, &vd);
+		if (act != ACT_RETRY)
+			return act;
+	}
+	return ACT_DROP;
+}
+
+static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 ifindex, __u8 dir)
+{
+	struct pfsync_counters *c;
+	struct pfx_env env;
+	__u32 zero = 0;
+	int res, act;
+
+	c = bpf_map_lookup_elem(&pfsync_counters, &zero);
+	if (!c)
+		return ACT_PASS;
+	c->packets_seen++;
+	res = parse_frame(pc, pk);
+	if (res == PARSE_NOT_IP)
+		return ACT_PASS;
+	if (res == PARSE_BAD) {
+		c->bad_packet++;
+		return ACT_DROP;
+	}
+	if (res == PARSE_STATELESS) {
+		c->packets_passed++;
+		return ACT_PASS;
+	}
+	env.c = c;
+	env.now = bpf_ktime_get_boot_ns();
+	env.ifindex = ifindex;
+	env.dir = dir;
+	env.defer = 0;
+	act = handle_ip(&env, pk);
+	if (act == ACT_PASS)
+		c->packets_passed++;
+	return act;
+}
+
+/*
+ * Defer (issue 4): the first packet of a new state is copied into
+ * pfsync_defer for the agent to release once a peer acknowledged the insert.
+ * The copy needs each program's own helper, hence the split: defer_slot
+ * before it, defer_commit after it.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pfsync_deferred);
+} pfsync_defer_scratch SEC(".maps");
+
+static __always_inline struct pfsync_deferred *defer_slot(const struct pkt *pk, __u32 len,
+							  __u32 ifindex, __u8 at_egress)
+{
+	struct pfsync_counters *c;
+	struct pfsync_deferred *d;
+	__u32 zero = 0;
+
+	if (len > PFSYNC_DEFER_PKT_MAX) {
+		c = bpf_map_lookup_elem(&pfsync_counters, &zero);
+		if (c)
+			c->defer_too_big++;
+		return NULL;
+	}
+	d = bpf_map_lookup_elem(&pfsync_defer_scratch, &zero);
+	if (!d)
+		return NULL;
+	__builtin_memcpy(&d->key, &pk->key, sizeof(d->key));
+	d->held_ns = bpf_ktime_get_boot_ns();
+	d->ifindex = ifindex;
+	d->len = (__u16)len;
+	d->at_egress = at_egress;
+	d->pad = 0;
+	return d;
+}
+
+/* Queues the copy; on any failure the packet passes and the state is plain. */
+static __always_inline int defer_commit(struct pkt *pk, struct pfsync_deferred *d, long copy_err)
+{
+	struct pfsync_state_value *v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
+	struct pfsync_counters *c;
+	__u32 zero = 0;
+	int held = 0;
+
+	c = bpf_map_lookup_elem(&pfsync_counters, &zero);
+	if (!c)
+		return ACT_PASS;
+	if (d && !copy_err) {
+		held = bpf_map_push_elem(&pfsync_defer, d, 0) == 0;
+		if (!held)
+			c->defer_full++;
+	}
+	if (!held) {
+		c->packets_passed++;
+		emit_event(c, PFSYNC_EV_INSERT, 0, &pk->key, pk->new_id, pk->new_creatorid,
+			   pk->new_flags);
+		return ACT_PASS;
+	}
+	c->defer_held++;
+	if (v) {
+		/* cleared again by the agent when it releases the packet */
+		__sync_fetch_and_or(&v->flags, PFSYNC_SF_DEFERRED);
+		v->state_flags |= PFSTATE_ACK;
+	}
+	emit_event(c, PFSYNC_EV_INSERT, PFSYNC_EVF_ACK, &pk->key, pk->new_id, pk->new_creatorid,
+		   pk->new_flags | PFSYNC_SF_DEFERRED);
+	return ACT_DROP;
+}
+
+/* Frame length re-checked in the register the helper gets (1..MAX). */
+static __always_inline __u32 defer_len(__u32 len)
+{
+	asm volatile("" : "+r"(len));
+	if (len == 0 || len > PFSYNC_DEFER_PKT_MAX)
+		return 0;
+	return len;
+}
+
+/* Copy the parked frame. The length goes through n = len - 1 and an empty asm
+ * so that older verifiers (6.1) see a value proven to be in [1, MAX]; a plain
+ * "if (len)" test is lost by the time the helper call is checked. */
+static __always_inline long defer_copy(struct xdp_md *xdp, struct __sk_buff *skb,
+				       struct pfsync_deferred *d, __u32 len)
+{
+	__u32 n = len - 1;
+
+	asm volatile("" : "+r"(n));
+	if (n >= PFSYNC_DEFER_PKT_MAX)
+		return -1;
+	if (skb)
+		return bpf_skb_load_bytes(skb, 0, d->data, n + 1);
+	return bpf_xdp_load_bytes(xdp, 0, d->data, n + 1);
+}
+
+SEC("xdp")
+int pfsync_xdp(struct xdp_md *ctx)
+{
+	struct parse_ctx pc;
+	struct pkt pk = {};
+	int act;
+
+	pc.data = (void *)(long)ctx->data;
+	pc.data_end = (void *)(long)ctx->data_end;
+	pc.frame_len = pc.data_end - pc.data;
+	pc.xdp = ctx;
+	pc.skb = NULL;
+	act = process(&pc, &pk, ctx->ingress_ifindex, PF_IN);
+	if (act == ACT_DEFER) {
+		struct pfsync_deferred *d = defer_slot(&pk, pc.frame_len, ctx->ingress_ifindex, 0);
+		__u32 len = defer_len(pc.frame_len);
+		long err = -1;
+
+		if (d)
+			err = defer_copy(ctx, NULL, d, len);
+		act = defer_commit(&pk, d, err);
+	}
+	return act == ACT_PASS ? XDP_PASS : XDP_DROP;
+}
+
+#define TC_PULL_LEN 256 /* headers we need linear: L2 + IPv6 ext chain + L4 */
+
+SEC("tc")
+int pfsync_tc(struct __sk_buff *skb)
+{
+	struct parse_ctx pc;
+	struct pkt pk = {};
+	__u32 linear = skb->data_end - skb->data;
+	int act;
+
+	if (linear < skb->len && linear < TC_PULL_LEN)
+		bpf_skb_pull_data(skb, skb->len < TC_PULL_LEN ? skb->len : TC_PULL_LEN);
+	pc.data = (void *)(long)skb->data;
+	pc.data_end = (void *)(long)skb->data_end;
+	pc.frame_len = skb->len;
+	pc.xdp = NULL;
+	pc.skb = skb;
+	act = process(&pc, &pk, skb->ifindex, PF_OUT);
+	if (act == ACT_DEFER) {
+		struct pfsync_deferred *d = defer_slot(&pk, skb->len, skb->ifindex, 1);
+		__u32 len = defer_len(skb->len);
+		long err = -1;
+
+		if (d)
+			err = defer_copy(NULL, skb, d, len);
+		act = defer_commit(&pk, d, err);
+	}
+	return act == ACT_PASS ? TC_ACT_OK : TC_ACT_SHOT;
+}
+
+/* ---- control programs (BPF_PROG_RUN) ------------------------------------ */
+struct sweep_walk {
+	struct pfsync_config cfg;
+	__u64 now;
+	__u32 sweep_flags;
+	__u32 creatorid;
+	__u32 states_count;
+	__u32 seen;
+	__u32 deleted;
+};
+
+static __always_inline int sweep_due(const struct sweep_walk *w, const struct pfsync_state_value *v)
+{
+	if (w->sweep_flags & PFSYNC_SWEEP_FLUSH)
+		return !(w->sweep_flags & PFSYNC_SWEEP_CREATOR) || v->creatorid == w->creatorid;
+	return pfsync_state_expires_ns(v, &w->cfg, w->states_count) <= w->now;
+}
+
+struct bpf_map;
+
+static long sweep_one(struct bpf_map *map, struct pfsync_key *k, struct pfsync_state_value *v,
+		      struct sweep_walk *w)
+{
+	struct pfsync_key key;
+	__u64 id;
+	__u32 creatorid, flags;
+
+	(void)map;
+	w->seen++;
+	if (!sweep_due(w, v))
+		return 0;
+	/* copy before deleting: a preallocated element is recycled at once */
+	__builtin_memcpy(&key, k, sizeof(key));
+	id = v->id;
+	creatorid = v->creatorid;
+	flags = v->flags;
+	if (bpf_map_delete_elem(&pfsync_states, &key))
+		return 0;
+	w->deleted++;
+	if (!(w->sweep_flags & PFSYNC_SWEEP_QUIET) && !(flags & PFSYNC_SF_NOSYNC)) {
+		__u32 zero = 0;
+
+		emit_event(bpf_map_lookup_elem(&pfsync_counters, &zero), PFSYNC_EV_DELETE, 0, &key,
+			   id, creatorid, flags);
+	}
+	return 0;
+}
+
+SEC("syscall")
+int pfsync_sweep(struct pfsync_sweep_args *args)
+{
+	struct pfsync_globals *g = globals_get();
+	struct pfsync_config *cfg = config_get();
+	struct pfsync_counters *c;
+	struct sweep_walk w = {};
+	__u32 zero = 0;
+
+	if (cfg)
+		__builtin_memcpy(&w.cfg, cfg, sizeof(w.cfg));
+	w.now = args->now_ns ? args->now_ns : bpf_ktime_get_boot_ns();
+	w.sweep_flags = args->sweep_flags;
+	w.creatorid = args->creatorid;
+	w.states_count = g ? g->states_count : 0;
+	bpf_for_each_map_elem(&pfsync_states, sweep_one, &w, 0);
+	args->seen = w.seen;
+	args->deleted = w.deleted;
+	if (g) {
+		g->states_count = w.seen;
+		g->last_sweep_ns = w.now;
+	}
+	c = bpf_map_lookup_elem(&pfsync_counters, &zero);
+	if (c)
+		c->states_removed += w.deleted;
+	return 0;
+}
+
+SEC("syscall")
+int pfsync_unqueue(struct pfsync_unqueue_args *args)
+{
+	__u32 count = args->count, done = 0;
+	__u32 i;
+
+	if (count > PFSYNC_UNQUEUE_BATCH)
+		count = PFSYNC_UNQUEUE_BATCH;
+		/* unrolled: ctx may only be read at constant offsets */
+#pragma unroll
+	for (i = 0; i < PFSYNC_UNQUEUE_BATCH; i++) {
+		struct pfsync_state_value *v;
+		struct pfsync_key key;
+
+		if (i >= count)
+			break;
+		/* map helpers do not take ctx memory as a key: copy it to the stack */
+		__builtin_memcpy(&key, &args->keys[i], sizeof(key));
+		v = bpf_map_lookup_elem(&pfsync_states, &key);
+		if (!v)
+			continue;
+		__sync_fetch_and_and(&v->flags, ~(__u32)PFSYNC_SF_QUEUED);
+		__sync_lock_test_and_set(&v->updates, 0);
+		done++;
+	}
+	args->done = done;
+	return 0;
+}

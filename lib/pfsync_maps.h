@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* Userspace access to the maps the datapath pins by name under a pin dir. */
+#ifndef PFSYNC_MAPS_H
+#define PFSYNC_MAPS_H
+
+#include "pfsync_common.h"
+
+struct pfsync_maps {
+	int states, rules, events, defer, config, globals, counters;
+	char pin_dir[256];
+};
+
+/* pin_dir NULL = PFSYNC_DEFAULT_PIN_DIR. Returns 0 or -errno after a message on stderr. */
+int pfsync_maps_open(struct pfsync_maps *m, const char *pin_dir);
+void pfsync_maps_close(struct pfsync_maps *m);
+__u64 pfsync_now_ns(void); /* CLOCK_BOOTTIME ns */
+int pfsync_config_read(const struct pfsync_maps *m, struct pfsync_config *cfg);
+int pfsync_config_write(const struct pfsync_maps *m, const struct pfsync_config *cfg);
+int pfsync_globals_read(const struct pfsync_maps *m, struct pfsync_globals *g);
+int pfsync_globals_write(const struct pfsync_maps *m, const struct pfsync_globals *g);
+int pfsync_counters_sum(const struct pfsync_maps *m, struct pfsync_counters *out);
+/* Calls fn for every state; stops early (returning fn's value) if fn returns non-zero. */
+int pfsync_states_foreach(const struct pfsync_maps *m,
+			  int (*fn)(const struct pfsync_key *, const struct pfsync_state_value *,
+				    void *),
+			  void *arg);
+/* max_entries of the states map, 0 if unknown */
+__u32 pfsync_states_capacity(const struct pfsync_maps *m);
+
+#endif /* PFSYNC_MAPS_H */

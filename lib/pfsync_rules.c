@@ -1,0 +1,787 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * pf rule syntax subset. The grammar follows pf.conf(5) in pf's order:
+ *   pass|block [in|out] [quick] [on IF] [inet|inet6] [proto P]
+ *   (all | [from HOST [port N]] [to HOST [port N]])
+ *   [keep state [(OPTS)] | no state] [(OPTS)]      OPTS: no-sync, sloppy
+ * A rule ends at a newline; `\` at the end of a line continues it; `#`
+ * starts a comment.
+ */
+#include "pfsync_rules.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+
+#define TOK_MAX		64 /* longest token kept (an IPv6 prefix is 49) */
+#define RULE_TOKENS_MAX 64 /* tokens in one rule */
+
+#define IPPROTO_NUM_ICMP  1
+#define IPPROTO_NUM_TCP	  6
+#define IPPROTO_NUM_UDP	  17
+#define IPPROTO_NUM_ICMP6 58
+
+struct tok {
+	char text[TOK_MAX];
+	unsigned int line;
+};
+
+struct scanner {
+	const char *p;
+	unsigned int line;
+};
+
+struct parser {
+	const char *name;
+	struct tok toks[RULE_TOKENS_MAX];
+	unsigned int ntok, pos;
+	unsigned int rule_line; /* line of the first token */
+	char *err;
+	size_t errlen;
+};
+
+/* ---- tokenizer ---------------------------------------------------------- */
+
+static int is_punct(char c)
+{
+	return c == '(' || c == ')' || c == ',' || c == '=';
+}
+
+static int ends_word(char c)
+{
+	return c == '\0' || c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '#' ||
+	       c == '\\' || is_punct(c);
+}
+
+/* A backslash right before the end of the line joins the next line. */
+static int at_continuation(const char *p)
+{
+	if (p[0] != '\\')
+		return 0;
+	if (p[1] == '\n')
+		return 2;
+	if (p[1] == '\r' && p[2] == '\n')
+		return 3;
+	return 0;
+}
+
+static void add_tok(struct parser *ps, const char *start, size_t len, unsigned int line)
+{
+	struct tok *t;
+
+	if (ps->ntok >= RULE_TOKENS_MAX) {
+		ps->ntok++; /* counted so the caller can report an overlong rule */
+		return;
+	}
+	t = &ps->toks[ps->ntok++];
+	if (len >= TOK_MAX)
+		len = TOK_MAX - 1;
+	memcpy(t->text, start, len);
+	t->text[len] = '\0';
+	t->line = line;
+}
+
+/* Collects the tokens of the next non-empty rule; 0 at the end of the text. */
+static int scan_rule(struct scanner *sc, struct parser *ps)
+{
+	const char *p = sc->p;
+	int cont;
+
+	ps->ntok = 0;
+	ps->pos = 0;
+	while (*p) {
+		if (*p == '\n') {
+			p++;
+			sc->line++;
+			if (ps->ntok)
+				break;
+		} else if ((cont = at_continuation(p))) {
+			p += cont;
+			sc->line++;
+		} else if (*p == '#') {
+			while (*p && *p != '\n')
+				p++;
+		} else if (*p == ' ' || *p == '\t' || *p == '\r') {
+			p++;
+		} else if (is_punct(*p)) {
+			add_tok(ps, p, 1, sc->line);
+			p++;
+		} else {
+			const char *start = p;
+
+			/* a lone backslash not ending the line is a token of its own */
+			p++;
+			while (!ends_word(*p))
+				p++;
+			add_tok(ps, start, (size_t)(p - start), sc->line);
+		}
+	}
+	sc->p = p;
+	if (ps->ntok)
+		ps->rule_line = ps->toks[0].line;
+	return ps->ntok > 0;
+}
+
+/* ---- parser helpers ----------------------------------------------------- */
+
+static int fail(struct parser *ps, const struct tok *t, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Formats "NAME:LINE: <message>"; fmt should name the token. */
+static int fail(struct parser *ps, const struct tok *t, const char *fmt, ...)
+{
+	unsigned int line = t ? t->line : ps->rule_line;
+	size_t used;
+	va_list ap;
+
+	snprintf(ps->err, ps->errlen, "%s:%u: ", ps->name, line);
+	used = strlen(ps->err);
+	va_start(ap, fmt);
+	vsnprintf(ps->err + used, ps->errlen - used, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static const struct tok *peek(struct parser *ps)
+{
+	return ps->pos < ps->ntok ? &ps->toks[ps->pos] : NULL;
+}
+
+static const struct tok *prev_tok(struct parser *ps)
+{
+	return ps->pos ? &ps->toks[ps->pos - 1] : NULL;
+}
+
+static int take(struct parser *ps, const char *word)
+{
+	const struct tok *t = peek(ps);
+
+	if (t && !strcmp(t->text, word)) {
+		ps->pos++;
+		return 1;
+	}
+	return 0;
+}
+
+static int unexpected(struct parser *ps)
+{
+	const struct tok *t = peek(ps);
+
+	if (!t)
+		return fail(ps, prev_tok(ps), "unexpected end of line after \"%s\"",
+			    prev_tok(ps)->text);
+	return fail(ps, t, "unexpected token \"%s\"", t->text);
+}
+
+/* The value after a keyword, or an "end of line" error naming the keyword. */
+static const struct tok *value_after(struct parser *ps, int *err)
+{
+	const struct tok *t = peek(ps);
+
+	if (!t) {
+		*err = unexpected(ps);
+		return NULL;
+	}
+	ps->pos++;
+	return t;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	if (errno || *end || *out > max)
+		return -1;
+	return 0;
+}
+
+/* ---- rule parts ---------------------------------------------------------- */
+
+static int parse_action(struct parser *ps, struct pfsync_rule *r)
+{
+	if (take(ps, "pass")) {
+		r->action = PFSYNC_RULE_PASS;
+		r->rflags |= PFSYNC_RF_KEEP_STATE; /* pf: pass keeps state by default */
+	} else if (take(ps, "block")) {
+		r->action = PFSYNC_RULE_BLOCK;
+	} else {
+		return unexpected(ps);
+	}
+	return 0;
+}
+
+static int parse_interface(struct parser *ps, struct pfsync_rule *r)
+{
+	const struct tok *t;
+	unsigned int idx;
+	int err = 0;
+
+	if (!take(ps, "on"))
+		return 0;
+	t = value_after(ps, &err);
+	if (!t)
+		return err;
+	if (strlen(t->text) >= PFSYNC_IFNAMSIZ || is_punct(t->text[0]))
+		return fail(ps, t, "invalid interface name \"%s\"", t->text);
+	idx = if_nametoindex(t->text);
+	if (!idx)
+		return fail(ps, t, "unknown interface \"%s\"", t->text);
+	r->ifindex = idx;
+	/* length checked above: it fits with its NUL */
+	memcpy(r->ifname, t->text, strlen(t->text) + 1);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	__u8 num;
+} proto_names[] = {
+    {"icmp", IPPROTO_NUM_ICMP},
+    {"tcp", IPPROTO_NUM_TCP},
+    {"udp", IPPROTO_NUM_UDP},
+    {"icmp6", IPPROTO_NUM_ICMP6},
+};
+
+static int parse_proto(struct parser *ps, struct pfsync_rule *r)
+{
+	const struct tok *t;
+	unsigned long num;
+	unsigned int i;
+	int err = 0;
+
+	if (!take(ps, "proto"))
+		return 0;
+	t = value_after(ps, &err);
+	if (!t)
+		return err;
+	for (i = 0; i < sizeof(proto_names) / sizeof(proto_names[0]); i++) {
+		if (!strcmp(t->text, proto_names[i].name)) {
+			r->proto = proto_names[i].num;
+			r->rflags |= PFSYNC_RF_PROTO;
+			return 0;
+		}
+	}
+	if (parse_uint(t->text, 255, &num))
+		return fail(ps, t, "invalid protocol \"%s\"", t->text);
+	r->proto = (__u8)num;
+	r->rflags |= PFSYNC_RF_PROTO;
+	return 0;
+}
+
+static void prefix_mask(__u32 *mask, unsigned int plen)
+{
+	unsigned int i;
+
+	for (i = 0; i < 4; i++) {
+		unsigned int bits = plen > 32 ? 32 : plen;
+
+		mask[i] = bits ? htonl(0xffffffffU << (32 - bits)) : 0;
+		plen -= bits;
+	}
+}
+
+/* ADDR[/LEN]: fills addr/mask (masked) and returns the family, or 0 on error. */
+static int parse_prefix(const char *text, __u32 *addr, __u32 *mask, __u8 *plen_out)
+{
+	char buf[TOK_MAX];
+	char *slash;
+	unsigned long plen;
+	unsigned int maxlen, i;
+	int af;
+
+	snprintf(buf, sizeof(buf), "%s", text);
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, buf, addr) == 1) {
+		af = PFSYNC_AF_INET;
+		maxlen = 32;
+	} else if (inet_pton(AF_INET6, buf, addr) == 1) {
+		af = PFSYNC_AF_INET6;
+		maxlen = 128;
+	} else {
+		return 0;
+	}
+	plen = maxlen;
+	if (slash && parse_uint(slash + 1, maxlen, &plen))
+		return -1;
+	prefix_mask(mask, (unsigned int)plen);
+	for (i = 0; i < 4; i++)
+		addr[i] &= mask[i];
+	*plen_out = (__u8)plen;
+	return af;
+}
+
+static int set_family(struct parser *ps, struct pfsync_rule *r, __u8 af, const struct tok *t)
+{
+	if (r->af && r->af != af)
+		return fail(ps, t, "address family mismatch \"%s\"", t->text);
+	r->af = af;
+	return 0;
+}
+
+static int parse_host(struct parser *ps, struct pfsync_rule *r, __u32 *addr, __u32 *mask,
+		      __u8 *plen)
+{
+	const struct tok *t;
+	int err = 0, af;
+
+	t = value_after(ps, &err);
+	if (!t)
+		return err;
+	if (!strcmp(t->text, "any"))
+		return 0;
+	af = parse_prefix(t->text, addr, mask, plen);
+	if (af < 0)
+		return fail(ps, t, "invalid prefix length \"%s\"", t->text);
+	if (af == 0)
+		return fail(ps, t, "invalid address \"%s\"", t->text);
+	return set_family(ps, r, (__u8)af, t);
+}
+
+static int port_allowed(const struct pfsync_rule *r)
+{
+	return (r->rflags & PFSYNC_RF_PROTO) &&
+	       (r->proto == IPPROTO_NUM_TCP || r->proto == IPPROTO_NUM_UDP);
+}
+
+static int parse_port(struct parser *ps, const struct pfsync_rule *r, __u16 *port, __u32 *rflags,
+		      __u32 flag)
+{
+	const struct tok *kw, *t;
+	unsigned long num;
+	int err = 0;
+
+	kw = peek(ps);
+	if (!take(ps, "port"))
+		return 0;
+	if (!port_allowed(r))
+		return fail(ps, kw, "port needs proto tcp or udp \"%s\"", kw->text);
+	take(ps, "="); /* pf's `port = N` */
+	t = value_after(ps, &err);
+	if (!t)
+		return err;
+	if (parse_uint(t->text, 65535, &num) || num == 0)
+		return fail(ps, t, "invalid port \"%s\"", t->text);
+	*port = htons((__u16)num);
+	*rflags |= flag;
+	return 0;
+}
+
+static int parse_hosts(struct parser *ps, struct pfsync_rule *r)
+{
+	int err;
+
+	if (take(ps, "all"))
+		return 0;
+	if (take(ps, "from")) {
+		err = parse_host(ps, r, r->src_addr, r->src_mask, &r->src_plen);
+		if (!err)
+			err = parse_port(ps, r, &r->src_port, &r->rflags, PFSYNC_RF_SRC_PORT);
+		if (err)
+			return err;
+	}
+	if (take(ps, "to")) {
+		err = parse_host(ps, r, r->dst_addr, r->dst_mask, &r->dst_plen);
+		if (!err)
+			err = parse_port(ps, r, &r->dst_port, &r->rflags, PFSYNC_RF_DST_PORT);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* "(" opt ["," opt]... ")" with opt = no-sync | sloppy */
+static int parse_state_opts(struct parser *ps, struct pfsync_rule *r)
+{
+	const struct tok *open = peek(ps);
+
+	if (!take(ps, "("))
+		return 0;
+	if (!(r->rflags & PFSYNC_RF_KEEP_STATE))
+		return fail(ps, open, "state options need keep state \"%s\"", open->text);
+	do {
+		if (take(ps, "no-sync"))
+			r->rflags |= PFSYNC_RF_NOSYNC;
+		else if (take(ps, "sloppy"))
+			r->rflags |= PFSYNC_RF_SLOPPY;
+		else
+			return unexpected(ps);
+	} while (take(ps, ","));
+	if (!take(ps, ")"))
+		return unexpected(ps);
+	return 0;
+}
+
+static int parse_state(struct parser *ps, struct pfsync_rule *r)
+{
+	const struct tok *kw = peek(ps);
+	int err;
+
+	if (take(ps, "keep")) {
+		if (!take(ps, "state"))
+			return unexpected(ps);
+		if (r->action != PFSYNC_RULE_PASS)
+			return fail(ps, kw, "keep state on a block rule \"%s\"", kw->text);
+		r->rflags |= PFSYNC_RF_KEEP_STATE;
+	} else if (take(ps, "no")) {
+		if (!take(ps, "state"))
+			return unexpected(ps);
+		r->rflags &= ~(__u32)PFSYNC_RF_KEEP_STATE;
+		return 0;
+	}
+	/* the options may follow keep state or stand alone; several groups are fine */
+	while ((kw = peek(ps)) && !strcmp(kw->text, "(")) {
+		err = parse_state_opts(ps, r);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int parse_rule(struct parser *ps, struct pfsync_rule *r)
+{
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	err = parse_action(ps, r);
+	if (err)
+		return err;
+	if (take(ps, "in"))
+		r->dir = PF_IN;
+	else if (take(ps, "out"))
+		r->dir = PF_OUT;
+	if (take(ps, "quick"))
+		r->rflags |= PFSYNC_RF_QUICK;
+	err = parse_interface(ps, r);
+	if (err)
+		return err;
+	if (take(ps, "inet"))
+		r->af = PFSYNC_AF_INET;
+	else if (take(ps, "inet6"))
+		r->af = PFSYNC_AF_INET6;
+	err = parse_proto(ps, r);
+	if (!err)
+		err = parse_hosts(ps, r);
+	if (!err)
+		err = parse_state(ps, r);
+	if (!err && peek(ps))
+		err = unexpected(ps);
+	return err;
+}
+
+int pfsync_rules_parse(const char *name, const char *text, struct pfsync_rule *rules,
+		       unsigned int max, unsigned int *count, char *err, size_t errlen)
+{
+	struct scanner sc = {.p = text, .line = 1};
+	struct parser *ps;
+	unsigned int n = 0;
+	int ret = 0;
+
+	*count = 0;
+	if (errlen)
+		err[0] = '\0';
+	ps = calloc(1, sizeof(*ps));
+	if (!ps) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return -ENOMEM;
+	}
+	ps->name = name;
+	ps->err = err;
+	ps->errlen = errlen;
+	while (!ret && scan_rule(&sc, ps)) {
+		if (ps->ntok > RULE_TOKENS_MAX)
+			ret = fail(ps, &ps->toks[0], "rule too long (more than %d tokens) \"%s\"",
+				   RULE_TOKENS_MAX, ps->toks[0].text);
+		else if (n >= max)
+			ret = fail(ps, &ps->toks[0], "too many rules (max %u) \"%s\"", max,
+				   ps->toks[0].text);
+		else
+			ret = parse_rule(ps, &rules[n]);
+		if (!ret)
+			n++;
+	}
+	free(ps);
+	if (!ret)
+		*count = n;
+	return ret;
+}
+
+int pfsync_rules_parse_file(const char *path, struct pfsync_rule *rules, unsigned int max,
+			    unsigned int *count, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *text = NULL;
+	size_t len = 0, used;
+	int ret;
+
+	*count = 0;
+	if (!f) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	/* read it whole: a ruleset is small and the parser wants one string */
+	text = malloc(1);
+	for (ret = 0; text;) {
+		char *grown;
+
+		grown = realloc(text, len + 4096 + 1);
+		if (!grown)
+			break;
+		text = grown;
+		used = fread(text + len, 1, 4096, f);
+		len += used;
+		if (used < 4096)
+			break;
+	}
+	if (!text || ferror(f)) {
+		ret = text ? -EIO : -ENOMEM;
+		snprintf(err, errlen, "%s: %s", path, strerror(-ret));
+	} else if (memchr(text, '\0', len)) {
+		ret = -EINVAL;
+		snprintf(err, errlen, "%s: contains a NUL byte, not a rules file", path);
+	} else {
+		text[len] = '\0';
+		ret = pfsync_rules_parse(path, text, rules, max, count, err, errlen);
+	}
+	free(text);
+	fclose(f);
+	return ret;
+}
+
+/* ---- printing ------------------------------------------------------------ */
+
+struct out {
+	char *buf;
+	size_t len, used; /* used may exceed len: the snprintf convention */
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(o->used < o->len ? o->buf + o->used : NULL,
+		      o->used < o->len ? o->len - o->used : 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->used += (size_t)n;
+}
+
+static const char *proto_name(__u8 proto)
+{
+	unsigned int i;
+
+	for (i = 0; i < sizeof(proto_names) / sizeof(proto_names[0]); i++)
+		if (proto_names[i].num == proto)
+			return proto_names[i].name;
+	return NULL;
+}
+
+static void put_host(struct out *o, __u8 af, const __u32 *addr, __u8 plen, __u32 has_port,
+		     __u16 port)
+{
+	char text[INET6_ADDRSTRLEN];
+	int family = af == PFSYNC_AF_INET6 ? AF_INET6 : AF_INET;
+
+	if (!plen) {
+		put(o, "any");
+	} else {
+		inet_ntop(family, addr, text, sizeof(text));
+		put(o, "%s", text);
+		if (plen != (af == PFSYNC_AF_INET6 ? 128 : 32))
+			put(o, "/%u", plen);
+	}
+	if (has_port)
+		put(o, " port %u", ntohs(port));
+}
+
+int pfsync_rule_print(const struct pfsync_rule *r, char *buf, size_t len)
+{
+	__u32 opts = r->rflags & (PFSYNC_RF_NOSYNC | PFSYNC_RF_SLOPPY);
+	struct out o = {.buf = buf, .len = len};
+	const char *pname;
+
+	if (len)
+		buf[0] = '\0';
+	put(&o, "%s", r->action == PFSYNC_RULE_BLOCK ? "block" : "pass");
+	if (r->dir == PF_IN || r->dir == PF_OUT)
+		put(&o, " %s", r->dir == PF_IN ? "in" : "out");
+	if (r->rflags & PFSYNC_RF_QUICK)
+		put(&o, " quick");
+	if (r->ifindex)
+		put(&o, " on %.*s", PFSYNC_IFNAMSIZ, r->ifname);
+	if (r->af)
+		put(&o, " %s", r->af == PFSYNC_AF_INET6 ? "inet6" : "inet");
+	if (r->rflags & PFSYNC_RF_PROTO) {
+		pname = proto_name(r->proto);
+		if (pname)
+			put(&o, " proto %s", pname);
+		else
+			put(&o, " proto %u", r->proto);
+	}
+	if (!r->src_plen && !r->dst_plen &&
+	    !(r->rflags & (PFSYNC_RF_SRC_PORT | PFSYNC_RF_DST_PORT))) {
+		put(&o, " all");
+	} else {
+		put(&o, " from ");
+		put_host(&o, r->af, r->src_addr, r->src_plen, r->rflags & PFSYNC_RF_SRC_PORT,
+			 r->src_port);
+		put(&o, " to ");
+		put_host(&o, r->af, r->dst_addr, r->dst_plen, r->rflags & PFSYNC_RF_DST_PORT,
+			 r->dst_port);
+	}
+	/* like pfctl: "keep state" is the default, printed only with options */
+	if (r->action == PFSYNC_RULE_PASS && !(r->rflags & PFSYNC_RF_KEEP_STATE))
+		put(&o, " no state");
+	else if (opts)
+		put(&o, " keep state (%s%s%s)", (opts & PFSYNC_RF_NOSYNC) ? "no-sync" : "",
+		    opts == (PFSYNC_RF_NOSYNC | PFSYNC_RF_SLOPPY) ? ", " : "",
+		    (opts & PFSYNC_RF_SLOPPY) ? "sloppy" : "");
+	return (int)o.used;
+}
+
+static void json_host(FILE *f, const char *name, __u8 af, const __u32 *addr, __u8 plen,
+		      int has_port, __u16 port)
+{
+	char text[INET6_ADDRSTRLEN] = "";
+
+	if (plen)
+		inet_ntop(af == PFSYNC_AF_INET6 ? AF_INET6 : AF_INET, addr, text, sizeof(text));
+	fprintf(f, "\"%s\":{\"any\":%s,\"addr\":", name, plen ? "false" : "true");
+	if (plen)
+		fprintf(f, "\"%s\"", text);
+	else
+		fprintf(f, "null");
+	fprintf(f, ",\"prefixlen\":%u,\"port\":", plen);
+	if (has_port)
+		fprintf(f, "%u}", ntohs(port));
+	else
+		fprintf(f, "null}");
+}
+
+static void json_escaped(FILE *f, const char *s, size_t max)
+{
+	size_t i;
+
+	fputc('"', f);
+	for (i = 0; i < max && s[i]; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+void pfsync_rule_print_json(FILE *f, const struct pfsync_rule *r)
+{
+	static const char *const dirs[] = {"any", "in", "out"};
+	char text[512];
+
+	pfsync_rule_print(r, text, sizeof(text));
+	fprintf(f, "{\"action\":\"%s\",\"direction\":\"%s\",\"quick\":%s,\"interface\":",
+		r->action == PFSYNC_RULE_BLOCK ? "block" : "pass", r->dir <= 2 ? dirs[r->dir] : "?",
+		(r->rflags & PFSYNC_RF_QUICK) ? "true" : "false");
+	if (r->ifindex)
+		json_escaped(f, r->ifname, PFSYNC_IFNAMSIZ);
+	else
+		fprintf(f, "null");
+	fprintf(f, ",\"ifindex\":%u,\"af\":%s,\"proto\":", r->ifindex,
+		r->af == PFSYNC_AF_INET6  ? "\"inet6\""
+		: r->af == PFSYNC_AF_INET ? "\"inet\""
+					  : "null");
+	if (r->rflags & PFSYNC_RF_PROTO)
+		fprintf(f, "%u,", r->proto);
+	else
+		fprintf(f, "null,");
+	json_host(f, "from", r->af, r->src_addr, r->src_plen, !!(r->rflags & PFSYNC_RF_SRC_PORT),
+		  r->src_port);
+	fputc(',', f);
+	json_host(f, "to", r->af, r->dst_addr, r->dst_plen, !!(r->rflags & PFSYNC_RF_DST_PORT),
+		  r->dst_port);
+	fprintf(f, ",\"keep_state\":%s,\"no_sync\":%s,\"sloppy\":%s,\"text\":",
+		(r->rflags & PFSYNC_RF_KEEP_STATE) ? "true" : "false",
+		(r->rflags & PFSYNC_RF_NOSYNC) ? "true" : "false",
+		(r->rflags & PFSYNC_RF_SLOPPY) ? "true" : "false");
+	json_escaped(f, text, sizeof(text));
+	fputc('}', f);
+}
+
+/* ---- the pinned map ------------------------------------------------------ */
+
+int pfsync_rules_load(const struct pfsync_maps *m, const struct pfsync_rule *rules,
+		      unsigned int count)
+{
+	struct pfsync_config cfg;
+	__u32 bank, i, key;
+	int err;
+
+	if (count > PFSYNC_RULES_MAX)
+		return -E2BIG;
+	err = pfsync_config_read(m, &cfg);
+	if (err)
+		return err;
+	/* fill the bank the datapath is not reading, then switch with one write */
+	bank = (cfg.rules_bank & 1) ^ 1;
+	for (i = 0; i < count; i++) {
+		key = bank * PFSYNC_RULES_MAX + i;
+		if (bpf_map_update_elem(m->rules, &key, &rules[i], BPF_ANY))
+			return -errno;
+	}
+	cfg.rules_bank = bank;
+	cfg.nrules = count;
+	return pfsync_config_write(m, &cfg);
+}
+
+int pfsync_rules_flush(const struct pfsync_maps *m)
+{
+	struct pfsync_config cfg;
+	int err = pfsync_config_read(m, &cfg);
+
+	if (err)
+		return err;
+	cfg.nrules = 0;
+	return pfsync_config_write(m, &cfg);
+}
+
+int pfsync_rules_read(const struct pfsync_maps *m, struct pfsync_rule *rules, unsigned int max,
+		      unsigned int *count)
+{
+	struct pfsync_config cfg;
+	__u32 i, key, n;
+	int err;
+
+	*count = 0;
+	err = pfsync_config_read(m, &cfg);
+	if (err)
+		return err;
+	n = cfg.nrules < max ? cfg.nrules : max;
+	if (n > PFSYNC_RULES_MAX)
+		n = PFSYNC_RULES_MAX;
+	for (i = 0; i < n; i++) {
+		key = (cfg.rules_bank & 1) * PFSYNC_RULES_MAX + i;
+		if (bpf_map_lookup_elem(m->rules, &key, &rules[i]))
+			return -errno;
+	}
+	*count = n;
+	return 0;
+}

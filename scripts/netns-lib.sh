@@ -1,0 +1,269 @@
+# shellcheck shell=bash
+# Helpers for tests and benchmarks that build network namespaces.
+# Source it, then call nl_init once:
+#
+#   . "$(dirname "$0")/../../scripts/netns-lib.sh"
+#   nl_init dp                  # unique suffix, temp dir, cleanup trap
+#   nl_topology                 # client <-> fw <-> server (see below)
+#   nl_fw_bpffs                 # private bpffs at /sys/fs/bpf for fw commands
+#   nl_fw ip link set dev in0 xdp obj build/pfsync_xdp.o sec xdp
+#   nl_wait_until 5 nl_in "$NL_CLIENT" ping -c1 -W1 10.201.2.2
+#
+# Everything created is registered with nl_on_cleanup and undone in reverse
+# order by the EXIT trap, on success and on failure alike. Background
+# processes are killed by the PID recorded when they were started.
+
+NL_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck disable=SC2034 # for the scripts that source this file
+NL_ROOT=$(cd "$NL_LIB_DIR/.." && pwd)
+
+NL_CLEANUP=()
+NL_FAILED=0
+
+# Prints a message to stderr prefixed with the script name.
+nl_log()
+{
+	echo "[$(basename "$0")] $*" >&2
+}
+
+# Records a failure and keeps going, so one run reports every problem.
+nl_fail()
+{
+	nl_log "FAIL: $*"
+	NL_FAILED=$((NL_FAILED + 1))
+}
+
+nl_pass()
+{
+	nl_log "ok: $*"
+}
+
+# Exits with an error right away (set-up problems after which nothing
+# else can be checked).
+nl_die()
+{
+	nl_log "ERROR: $*"
+	exit 1
+}
+
+# Pushes a shell command (one string) to run at exit, last in first out.
+nl_on_cleanup()
+{
+	NL_CLEANUP+=("$1")
+}
+
+nl_run_cleanup()
+{
+	local rc=$? i
+	trap - EXIT INT TERM
+	for ((i = ${#NL_CLEANUP[@]} - 1; i >= 0; i--)); do
+		eval "${NL_CLEANUP[i]}" >/dev/null 2>&1 || true
+	done
+	NL_CLEANUP=()
+	return "$rc"
+}
+
+# nl_init TAG: needs root; sets NL_ID (TAG + PID, unique per run), NL_TMP
+# (a private temp dir) and the cleanup trap.
+nl_init()
+{
+	local tag=${1:-t}
+	[ "$(id -u)" -eq 0 ] || nl_die "must run as root (namespaces, BPF)"
+	NL_ID="${tag}$$"
+	NL_TMP=$(mktemp -d "/tmp/pfsync-${NL_ID}.XXXXXX")
+	trap nl_run_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	nl_on_cleanup "rm -rf '$NL_TMP'"
+}
+
+# nl_wait_until SECONDS CMD...: runs CMD until it succeeds or the deadline
+# passes (returns 1). Polls every 50 ms; this is a deadline, not a delay.
+nl_wait_until()
+{
+	# NL_DEADLINE_SCALE stretches every deadline on slow machines (VMs, TCG)
+	local seconds=$(($1 * ${NL_DEADLINE_SCALE:-1}))
+	shift
+	local deadline=$((${EPOCHREALTIME/./} + seconds * 1000000))
+	while true; do
+		if "$@"; then
+			return 0
+		fi
+		if [ "${EPOCHREALTIME/./}" -ge "$deadline" ]; then
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# nl_netns_add NAME: creates a namespace removed at exit, loopback up.
+nl_netns_add()
+{
+	ip netns add "$1" || nl_die "cannot create namespace $1"
+	nl_on_cleanup "ip netns del '$1'"
+	ip -n "$1" link set dev lo up
+}
+
+# nl_in NS CMD...: runs CMD in namespace NS's network only (the host's
+# mounts, so the host bpffs and temp dirs stay visible).
+nl_in()
+{
+	local ns=$1
+	shift
+	nsenter --net="/run/netns/$ns" -- "$@"
+}
+
+# nl_veth NS_A IF_A NS_B IF_B: a veth pair created directly inside the two
+# namespaces, so names never collide with the host or other runs.
+nl_veth()
+{
+	ip link add name "$2" netns "$1" type veth peer name "$4" netns "$3" ||
+		nl_die "cannot create veth $1/$2 <-> $3/$4"
+	ip -n "$1" link set dev "$2" up
+	ip -n "$3" link set dev "$4" up
+}
+
+# nl_addr NS IF ADDR/LEN: adds an address; IPv6 without DAD so it is usable
+# at once.
+nl_addr()
+{
+	case "$3" in
+	*:*) ip -n "$1" -6 addr add "$3" dev "$2" nodad ;;
+	*) ip -n "$1" addr add "$3" dev "$2" ;;
+	esac
+}
+
+# nl_topology: three namespaces
+#
+#   $NL_CLIENT eth0 ---- in0 $NL_FW out0 ---- eth0 $NL_SERVER
+#   10.201.1.2/24        .1.1    .2.1         10.201.2.2/24
+#   fd00:201:1::2/64                          fd00:201:2::2/64
+#
+# The firewall forwards (IPv4 and IPv6); client and server route via it.
+# Sets NL_CLIENT, NL_FW, NL_SERVER and the address variables below.
+nl_topology()
+{
+	NL_CLIENT="pfcl-$NL_ID"
+	NL_FW="pffw-$NL_ID"
+	NL_SERVER="pfsv-$NL_ID"
+	NL_FW_IN=in0
+	NL_FW_OUT=out0
+	NL_CLIENT4=10.201.1.2
+	NL_FW_IN4=10.201.1.1
+	NL_SERVER4=10.201.2.2
+	NL_FW_OUT4=10.201.2.1
+	NL_CLIENT6=fd00:201:1::2
+	NL_FW_IN6=fd00:201:1::1
+	NL_SERVER6=fd00:201:2::2
+	NL_FW_OUT6=fd00:201:2::1
+
+	nl_netns_add "$NL_CLIENT"
+	nl_netns_add "$NL_FW"
+	nl_netns_add "$NL_SERVER"
+	nl_veth "$NL_CLIENT" eth0 "$NL_FW" "$NL_FW_IN"
+	nl_veth "$NL_FW" "$NL_FW_OUT" "$NL_SERVER" eth0
+
+	nl_addr "$NL_CLIENT" eth0 "$NL_CLIENT4/24"
+	nl_addr "$NL_CLIENT" eth0 "$NL_CLIENT6/64"
+	nl_addr "$NL_FW" "$NL_FW_IN" "$NL_FW_IN4/24"
+	nl_addr "$NL_FW" "$NL_FW_IN" "$NL_FW_IN6/64"
+	nl_addr "$NL_FW" "$NL_FW_OUT" "$NL_FW_OUT4/24"
+	nl_addr "$NL_FW" "$NL_FW_OUT" "$NL_FW_OUT6/64"
+	nl_addr "$NL_SERVER" eth0 "$NL_SERVER4/24"
+	nl_addr "$NL_SERVER" eth0 "$NL_SERVER6/64"
+
+	ip -n "$NL_CLIENT" route add default via "$NL_FW_IN4"
+	ip -n "$NL_CLIENT" -6 route add default via "$NL_FW_IN6"
+	ip -n "$NL_SERVER" route add default via "$NL_FW_OUT4"
+	ip -n "$NL_SERVER" -6 route add default via "$NL_FW_OUT6"
+	nl_in "$NL_FW" sysctl -qw net.ipv4.ip_forward=1
+	nl_in "$NL_FW" sysctl -qw net.ipv6.conf.all.forwarding=1
+}
+
+# nl_offloads_off NS IF...: no GSO/TSO/GRO, so that one TCP segment is one
+# packet on every hop (fair packet counts whether or not XDP is attached).
+nl_offloads_off()
+{
+	local ns=$1 ifname
+	shift
+	command -v ethtool >/dev/null || return 0
+	for ifname in "$@"; do
+		nl_in "$ns" ethtool -K "$ifname" tso off gso off gro off >/dev/null 2>&1 || true
+	done
+}
+
+# nl_bpffs_tmp: mounts a fresh bpffs on a temp dir (removed at exit) and
+# prints its path. For libbpf users that take a pin directory.
+nl_bpffs_tmp()
+{
+	local dir="$NL_TMP/bpffs.$RANDOM"
+	mkdir -p "$dir"
+	mount -t bpf bpf "$dir" || nl_die "cannot mount bpffs on $dir"
+	nl_on_cleanup "umount -l '$dir'"
+	echo "$dir"
+}
+
+# nl_fw_bpffs: gives the firewall namespace its own persistent mount
+# namespace with a fresh bpffs at /sys/fs/bpf. Commands run with nl_fw see
+# it (so iproute2 pins in a /sys/fs/bpf/tc/globals private to this run);
+# the host's /sys/fs/bpf is untouched. `ip netns exec` would not do: it
+# remounts /sys per command, so pins would vanish with each process.
+nl_fw_bpffs()
+{
+	local holder="$NL_TMP/mntns"
+	mkdir -p "$holder"
+	# A bind mount made private: unshare may only bind a namespace file
+	# on a mount that does not propagate.
+	mount --bind "$holder" "$holder" || nl_die "cannot bind $holder"
+	nl_on_cleanup "umount -l '$holder'"
+	mount --make-private "$holder"
+	touch "$holder/mnt"
+	unshare --mount="$holder/mnt" --propagation private \
+		mount -t bpf bpf /sys/fs/bpf || nl_die "cannot create a mount namespace with bpffs"
+	nl_on_cleanup "umount '$holder/mnt'"
+	NL_FW_MNTNS="$holder/mnt"
+	# shellcheck disable=SC2034 # for the scripts that source this file
+	NL_FW_PIN=/sys/fs/bpf/tc/globals
+}
+
+# nl_fw CMD...: runs CMD in the firewall's network namespace and, after
+# nl_fw_bpffs, its private mount namespace.
+nl_fw()
+{
+	if [ -n "${NL_FW_MNTNS:-}" ]; then
+		# --wd: entering a mount namespace would otherwise start in its /
+		nsenter --net="/run/netns/$NL_FW" --mount="$NL_FW_MNTNS" --wd="$PWD" -- "$@"
+	else
+		nsenter --net="/run/netns/$NL_FW" -- "$@"
+	fi
+}
+
+# nl_bg VAR NS CMD...: starts CMD in the background inside NS, stores its
+# PID in VAR and registers a kill of exactly that PID.
+nl_bg()
+{
+	local var=$1 ns=$2
+	shift 2
+	nsenter --net="/run/netns/$ns" -- "$@" &
+	local pid=$!
+	printf -v "$var" '%s' "$pid"
+	nl_on_cleanup "kill $pid; wait $pid"
+}
+
+# nl_file_has FILE TEXT: true once FILE exists and contains TEXT (for
+# nl_wait_until on output of background processes).
+nl_file_has()
+{
+	[ -f "$1" ] && grep -q -- "$2" "$1"
+}
+
+# nl_finish: prints a summary and exits 1 if any check failed.
+nl_finish()
+{
+	if [ "$NL_FAILED" -ne 0 ]; then
+		nl_log "$NL_FAILED check(s) failed"
+		exit 1
+	fi
+	nl_log "all checks passed"
+	exit 0
+}

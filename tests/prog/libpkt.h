@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Packet builders for the BPF_PROG_RUN tests: one Ethernet frame from a
+ * description (addresses, L4 fields, VLAN tag, IPv4 options, IPv6
+ * extension headers, fragments). Tests corrupt the result byte-wise for
+ * the malformed cases.
+ */
+#ifndef LIBPKT_H
+#define LIBPKT_H
+
+#include <stddef.h>
+#include <linux/types.h>
+
+#define PKT_MAX	    2048
+#define PKT_EXT_MAX 10
+
+#define PKT_ETH_LEN  14
+#define PKT_VLAN_LEN 4
+
+struct pkt_spec {
+	int af;		   /* AF_INET / AF_INET6 */
+	const char *saddr; /* text form */
+	const char *daddr;
+	__u8 proto;
+	__u16 sport, dport; /* host order (TCP/UDP) */
+	__u8 tcp_flags;
+	__u32 seq, ack;
+	__u16 win;
+	__u16 mss;	       /* 0: no MSS option (SYN only) */
+	int wscale;	       /* < 0: no window scale option */
+	__u8 icmp_type;	       /* ICMP / ICMPv6 */
+	__u16 icmp_id;	       /* host order, echo */
+	__u16 vlan;	       /* 0: untagged; otherwise the VLAN id */
+	__u8 ip_opt_len;       /* IPv4 option bytes (NOPs), multiple of 4 */
+	__u8 n_ext;	       /* IPv6 extension headers before L4 */
+	__u8 ext[PKT_EXT_MAX]; /* 0, 43, 60 (8 bytes each) or 44 (fragment) */
+	__u16 frag_off;	       /* fragment offset in 8-byte units */
+	__u8 more_frags;       /* MF flag */
+	__u8 no_l4;	       /* no L4 header (non-first fragment) */
+	const __u8 *payload;   /* appended after the L4 header */
+	size_t payload_len;
+};
+
+/* Builds the frame into buf; returns its length, 0 if it does not fit. */
+size_t pkt_build(const struct pkt_spec *s, __u8 *buf, size_t cap);
+
+/* Offset of the IP header in a frame built from s (after eth and VLAN). */
+size_t pkt_l3_off(const struct pkt_spec *s);
+
+/* Offset of the L4 header in a frame built from s. */
+size_t pkt_l4_off(const struct pkt_spec *s);
+
+/* Parses text addresses into network-order words (IPv4 in w[0]). */
+void pkt_addr(int af, const char *text, __u32 w[4]);
+
+#endif /* LIBPKT_H */

@@ -1,0 +1,1453 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * BPF_PROG_RUN packet-vector tests of build/pfsync_xdp.o (needs root).
+ * Each group mounts its own bpffs on a fresh temp dir, loads the object
+ * with pfsync_bpf_load pinning there, and removes everything in teardown.
+ * Every test starts from an empty table, zero counters, default config,
+ * no rules and a drained event ring, then checks verdicts AND map changes.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "pfsync_common.h"
+#include "pfsync_logic.h"
+#include "pfsync_loader.h"
+#include "libpkt.h"
+
+#define LO_IFINDEX  1
+#define EV_MAX	    64
+#define SMALL_TABLE 4
+
+struct ev_log {
+	int n;
+	struct pfsync_event ev[EV_MAX];
+};
+
+struct fixture {
+	char pin_dir[64];
+	int mounted;
+	struct pfsync_bpf b;
+	int loaded;
+	int states, rules, config, globals, counters, events, defer;
+	struct ring_buffer *rb;
+	struct ev_log log;
+};
+
+/* ---- fixture ------------------------------------------------------------ */
+static const char *object_path(void)
+{
+	static char path[PATH_MAX];
+	char exe[PATH_MAX - 64];
+	const char *env = getenv("PFSYNC_BPF_OBJ");
+	ssize_t n;
+	char *slash;
+
+	if (env && *env)
+		return env;
+	/* build/tests/prog/test_datapath -> build/pfsync_xdp.o */
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return "build/pfsync_xdp.o";
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(path, sizeof(path), "%s/../../pfsync_xdp.o", exe);
+	return path;
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct ev_log *log = ctx;
+
+	if (size < sizeof(struct pfsync_event) || log->n >= EV_MAX)
+		return 0;
+	memcpy(&log->ev[log->n++], data, sizeof(struct pfsync_event));
+	return 0;
+}
+
+static int map_fd(struct fixture *f, const char *name)
+{
+	return bpf_object__find_map_fd_by_name(f->b.obj, name);
+}
+
+static void fixture_free(struct fixture *f)
+{
+	if (f->rb)
+		ring_buffer__free(f->rb);
+	if (f->loaded)
+		pfsync_bpf_close(&f->b);
+	if (f->mounted)
+		umount2(f->pin_dir, MNT_DETACH);
+	if (f->pin_dir[0])
+		rmdir(f->pin_dir);
+	free(f);
+}
+
+static int fixture_setup(void **state, __u32 states_max)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	snprintf(f->pin_dir, sizeof(f->pin_dir), "/tmp/pfsync-prog-%d-XXXXXX", getpid());
+	if (!mkdtemp(f->pin_dir)) {
+		f->pin_dir[0] = '\0';
+		goto fail;
+	}
+	if (mount("bpf", f->pin_dir, "bpf", 0, NULL)) {
+		fprintf(stderr, "mount bpffs on %s: %s (needs root)\n", f->pin_dir,
+			strerror(errno));
+		goto fail;
+	}
+	f->mounted = 1;
+	if (pfsync_bpf_load(&f->b, object_path(), f->pin_dir, states_max,
+			    PFSYNC_LOAD_XDP | PFSYNC_LOAD_TC | PFSYNC_LOAD_CTL))
+		goto fail;
+	f->loaded = 1;
+	f->states = map_fd(f, PFSYNC_MAP_STATES);
+	f->rules = map_fd(f, PFSYNC_MAP_RULES);
+	f->config = map_fd(f, PFSYNC_MAP_CONFIG);
+	f->globals = map_fd(f, PFSYNC_MAP_GLOBALS);
+	f->counters = map_fd(f, PFSYNC_MAP_COUNTERS);
+	f->events = map_fd(f, PFSYNC_MAP_EVENTS);
+	f->defer = map_fd(f, PFSYNC_MAP_DEFER);
+	f->rb = ring_buffer__new(f->events, on_event, &f->log, NULL);
+	if (!f->rb)
+		goto fail;
+	*state = f;
+	return 0;
+fail:
+	fixture_free(f);
+	return -1;
+}
+
+static int group_setup(void **state)
+{
+	return fixture_setup(state, 0);
+}
+
+static int group_setup_small(void **state)
+{
+	return fixture_setup(state, SMALL_TABLE);
+}
+
+static int group_teardown(void **state)
+{
+	if (*state)
+		fixture_free(*state);
+	return 0;
+}
+
+static void events_drain(struct fixture *f)
+{
+	f->log.n = 0;
+	ring_buffer__consume(f->rb);
+	f->log.n = 0;
+}
+
+static void events_read(struct fixture *f)
+{
+	f->log.n = 0;
+	assert_true(ring_buffer__consume(f->rb) >= 0);
+}
+
+static int defer_pop(struct fixture *f, struct pfsync_deferred *d)
+{
+	return bpf_map_lookup_and_delete_elem(f->defer, NULL, d);
+}
+
+static void defer_drain(struct fixture *f)
+{
+	struct pfsync_deferred d;
+
+	while (defer_pop(f, &d) == 0)
+		;
+}
+
+static void config_write(struct fixture *f, const struct pfsync_config *cfg)
+{
+	__u32 zero = 0;
+
+	assert_int_equal(bpf_map_update_elem(f->config, &zero, cfg, BPF_ANY), 0);
+}
+
+/* Empty table, zero counters, default config, no rules, nothing queued. */
+static int test_reset(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_sweep_args args = {.sweep_flags = PFSYNC_SWEEP_FLUSH | PFSYNC_SWEEP_QUIET};
+	struct pfsync_config cfg = {};
+	int ncpu = libbpf_num_possible_cpus();
+	struct pfsync_counters *zeros = calloc(ncpu, sizeof(*zeros));
+	__u32 zero = 0;
+	int err;
+
+	if (!zeros)
+		return -1;
+	err = pfsync_bpf_sweep(&f->b, &args);
+	if (!err)
+		err = bpf_map_update_elem(f->counters, &zero, zeros, BPF_ANY);
+	if (!err)
+		err = bpf_map_update_elem(f->config, &zero, &cfg, BPF_ANY);
+	free(zeros);
+	events_drain(f);
+	defer_drain(f);
+	return err;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+static struct pfsync_counters counters_sum(struct fixture *f)
+{
+	int ncpu = libbpf_num_possible_cpus(), i;
+	struct pfsync_counters *per = calloc(ncpu, sizeof(*per)), sum = {};
+	__u32 zero = 0;
+
+	assert_non_null(per);
+	assert_int_equal(bpf_map_lookup_elem(f->counters, &zero, per), 0);
+	for (i = 0; i < ncpu; i++) {
+		__u64 *dst = (__u64 *)&sum;
+		const __u64 *src = (const __u64 *)&per[i];
+		size_t k;
+
+		for (k = 0; k < sizeof(sum) / sizeof(__u64); k++)
+			dst[k] += src[k];
+	}
+	free(per);
+	return sum;
+}
+
+static struct pfsync_globals globals_read(struct fixture *f)
+{
+	struct pfsync_globals g;
+	__u32 zero = 0;
+
+	assert_int_equal(bpf_map_lookup_elem(f->globals, &zero, &g), 0);
+	return g;
+}
+
+static int run_xdp(struct fixture *f, const void *frame, size_t len)
+{
+	struct xdp_md ctx = {.data_end = (__u32)len, .ingress_ifindex = LO_IFINDEX};
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (__u32)len,
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+	assert_int_equal(bpf_prog_test_run_opts(f->b.xdp_fd, &opts), 0);
+	return (int)opts.retval;
+}
+
+static int run_tc(struct fixture *f, const void *frame, size_t len)
+{
+	struct __sk_buff ctx = {.ifindex = LO_IFINDEX};
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (__u32)len,
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+	assert_int_equal(bpf_prog_test_run_opts(f->b.tc_fd, &opts), 0);
+	return (int)opts.retval;
+}
+
+static int xdp_spec(struct fixture *f, const struct pkt_spec *s)
+{
+	__u8 buf[PKT_MAX];
+	size_t len = pkt_build(s, buf, sizeof(buf));
+
+	assert_true(len > 0);
+	return run_xdp(f, buf, len);
+}
+
+static int tc_spec(struct fixture *f, const struct pkt_spec *s)
+{
+	__u8 buf[PKT_MAX];
+	size_t len = pkt_build(s, buf, sizeof(buf));
+
+	assert_true(len > 0);
+	return run_tc(f, buf, len);
+}
+
+/* The normalised key of a packet, as the datapath builds it. */
+static struct pfsync_key key_of(const struct pkt_spec *s, int *src_side)
+{
+	struct pfsync_key k = {};
+	int side;
+
+	pkt_addr(s->af, s->saddr, k.addr[0]);
+	pkt_addr(s->af, s->daddr, k.addr[1]);
+	k.proto = s->proto;
+	k.af = s->af == AF_INET ? PFSYNC_AF_INET : PFSYNC_AF_INET6;
+	if (s->proto == IPPROTO_TCP || s->proto == IPPROTO_UDP) {
+		k.port[0] = htons(s->sport);
+		k.port[1] = htons(s->dport);
+	} else if (s->proto == IPPROTO_ICMP || s->proto == IPPROTO_ICMPV6) {
+		__u8 req = s->proto == IPPROTO_ICMP ? 8 : 128;
+
+		if (s->icmp_type == req) {
+			k.port[0] = htons(s->icmp_id);
+			k.port[1] = htons(req);
+		} else {
+			k.port[0] = htons(req);
+			k.port[1] = htons(s->icmp_id);
+		}
+	}
+	side = pfsync_key_normalize(&k);
+	if (src_side)
+		*src_side = side;
+	return k;
+}
+
+static int state_get(struct fixture *f, const struct pkt_spec *s, struct pfsync_state_value *v)
+{
+	struct pfsync_key k = key_of(s, NULL);
+
+	return bpf_map_lookup_elem(f->states, &k, v);
+}
+
+static int states_count(struct fixture *f)
+{
+	struct pfsync_key k, next;
+	int n = 0;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(f->states, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		n++;
+	}
+	return n;
+}
+
+static void rules_load(struct fixture *f, const struct pfsync_rule *rules, __u32 n, __u32 bank)
+{
+	struct pfsync_config cfg = {};
+	__u32 zero = 0, i;
+
+	for (i = 0; i < n; i++) {
+		__u32 idx = bank * PFSYNC_RULES_MAX + i;
+
+		assert_int_equal(bpf_map_update_elem(f->rules, &idx, &rules[i], BPF_ANY), 0);
+	}
+	assert_int_equal(bpf_map_lookup_elem(f->config, &zero, &cfg), 0);
+	cfg.rules_bank = bank;
+	cfg.nrules = n;
+	config_write(f, &cfg);
+}
+
+static void rule_net(struct pfsync_rule *r, int dst, int af, const char *addr, int plen)
+{
+	__u32 *net = dst ? r->dst_addr : r->src_addr, *mask = dst ? r->dst_mask : r->src_mask;
+	int i;
+
+	pkt_addr(af, addr, net);
+	for (i = 0; i < 4; i++) {
+		int bits = plen - i * 32;
+		__u32 m = bits >= 32 ? 0xffffffffU : bits <= 0 ? 0 : ~(0xffffffffU >> bits);
+
+		mask[i] = htonl(m);
+		net[i] &= mask[i];
+	}
+	if (dst)
+		r->dst_plen = (__u8)plen;
+	else
+		r->src_plen = (__u8)plen;
+	r->af = af == AF_INET ? PFSYNC_AF_INET : PFSYNC_AF_INET6;
+}
+
+static struct pkt_spec tcp4(const char *src, const char *dst, __u16 sport, __u16 dport, __u8 flags,
+			    __u32 seq, __u32 ack)
+{
+	struct pkt_spec s = {.af = AF_INET,
+			     .saddr = src,
+			     .daddr = dst,
+			     .proto = IPPROTO_TCP,
+			     .sport = sport,
+			     .dport = dport,
+			     .tcp_flags = flags,
+			     .seq = seq,
+			     .ack = ack,
+			     .win = 65535,
+			     .wscale = -1};
+	return s;
+}
+
+static struct pkt_spec udp(int af, const char *src, const char *dst, __u16 sport, __u16 dport)
+{
+	struct pkt_spec s = {.af = af,
+			     .saddr = src,
+			     .daddr = dst,
+			     .proto = IPPROTO_UDP,
+			     .sport = sport,
+			     .dport = dport,
+			     .wscale = -1};
+	return s;
+}
+
+static struct pkt_spec reverse(const struct pkt_spec *s)
+{
+	struct pkt_spec r = *s;
+
+	r.saddr = s->daddr;
+	r.daddr = s->saddr;
+	r.sport = s->dport;
+	r.dport = s->sport;
+	return r;
+}
+
+#define A4  "10.1.0.2"
+#define B4  "192.0.2.10"
+#define A6  "2001:db8::2"
+#define B6  "2001:db8:1::10"
+#define SYN PFSYNC_TH_SYN
+#define ACK PFSYNC_TH_ACK
+#define FIN PFSYNC_TH_FIN
+#define RST PFSYNC_TH_RST
+
+/* ---- TCP ---------------------------------------------------------------- */
+static void check_tcp_handshake(struct fixture *f, struct pkt_spec syn)
+{
+	struct pfsync_state_value v;
+	struct pkt_spec synack = reverse(&syn), ack = syn;
+	int src_side;
+	struct pfsync_key k = key_of(&syn, &src_side);
+
+	syn.mss = 1460;
+	syn.wscale = 7;
+	assert_int_equal(xdp_spec(f, &syn), XDP_PASS);
+	assert_int_equal(state_get(f, &syn, &v), 0);
+	assert_int_equal(v.init_side, src_side);
+	assert_int_equal(v.direction, PF_IN);
+	assert_int_equal(v.ifindex, LO_IFINDEX);
+	assert_int_equal(v.peer[0].state, TCPS_SYN_SENT);
+	assert_int_equal(v.peer[1].state, TCPS_CLOSED);
+	assert_int_equal(v.peer[0].seqlo, syn.seq);
+	assert_int_equal(v.peer[0].mss, 1460);
+	assert_int_equal(v.peer[0].wscale, PF_WSCALE_FLAG | 7);
+	assert_int_equal(v.timeout, PFTM_TCP_FIRST_PACKET);
+	assert_int_equal(v.rule, 0xffffffffU);
+	assert_true(v.id != 0);
+	assert_true(v.creatorid != 0);
+	assert_int_equal(v.creatorid, globals_read(f).hostid);
+	events_read(f);
+	assert_int_equal(f->log.n, 1);
+	assert_int_equal(f->log.ev[0].type, PFSYNC_EV_INSERT);
+	assert_int_equal(f->log.ev[0].id, v.id);
+	assert_memory_equal(&f->log.ev[0].key, &k, sizeof(k));
+
+	/* the reply leaves through tc egress and finds the same state */
+	synack.tcp_flags = SYN | ACK;
+	synack.seq = 5000;
+	synack.ack = syn.seq + 1;
+	synack.mss = 1400;
+	synack.wscale = 6;
+	assert_int_equal(tc_spec(f, &synack), TC_ACT_OK);
+	assert_int_equal(state_get(f, &syn, &v), 0);
+	assert_int_equal(v.peer[1].state, TCPS_SYN_SENT);
+	assert_int_equal(v.peer[0].state, TCPS_ESTABLISHED);
+	assert_int_equal(v.peer[1].seqlo, 5001); /* pf: seq + SYN */
+	assert_int_equal(v.packets[0], 1);
+	assert_int_equal(v.packets[1], 1);
+	assert_true(v.flags & PFSYNC_SF_QUEUED);
+	events_read(f);
+	assert_int_equal(f->log.n, 1);
+	assert_int_equal(f->log.ev[0].type, PFSYNC_EV_UPDATE);
+
+	ack.tcp_flags = ACK;
+	ack.seq = syn.seq + 1;
+	ack.ack = 5001;
+	assert_int_equal(xdp_spec(f, &ack), XDP_PASS);
+	assert_int_equal(state_get(f, &syn, &v), 0);
+	assert_int_equal(v.peer[0].state, TCPS_ESTABLISHED);
+	assert_int_equal(v.peer[1].state, TCPS_ESTABLISHED);
+	assert_int_equal(v.timeout, PFTM_TCP_ESTABLISHED);
+	assert_int_equal(v.updates, 1);
+	events_read(f);
+	assert_int_equal(f->log.n, 0); /* already queued: no record */
+	assert_int_equal(states_count(f), 1);
+	assert_int_equal(counters_sum(f).states_inserted, 1);
+	assert_int_equal(counters_sum(f).packets_passed, 3);
+}
+
+static void test_tcp4_handshake(void **state)
+{
+	check_tcp_handshake(*state, tcp4(A4, B4, 40000, 80, SYN, 1000, 0));
+}
+
+static void test_tcp6_handshake(void **state)
+{
+	struct pkt_spec syn = tcp4(A6, B6, 40001, 443, SYN, 7000, 0);
+
+	syn.af = AF_INET6;
+	check_tcp_handshake(*state, syn);
+}
+
+static void establish(struct fixture *f, struct pkt_spec *syn)
+{
+	struct pkt_spec synack = reverse(syn), ack = *syn;
+
+	assert_int_equal(xdp_spec(f, syn), XDP_PASS);
+	synack.tcp_flags = SYN | ACK;
+	synack.seq = 5000;
+	synack.ack = syn->seq + 1;
+	assert_int_equal(tc_spec(f, &synack), TC_ACT_OK);
+	ack.tcp_flags = ACK;
+	ack.seq = syn->seq + 1;
+	ack.ack = 5001;
+	assert_int_equal(xdp_spec(f, &ack), XDP_PASS);
+}
+
+static void test_tcp_data_fin(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec syn = tcp4(A4, B4, 40002, 80, SYN, 1000, 0), data, fin;
+	__u8 payload[100] = {0};
+	struct pfsync_state_value v;
+
+	establish(f, &syn);
+	data = syn;
+	data.tcp_flags = ACK | PFSYNC_TH_PSH;
+	data.seq = 1001;
+	data.ack = 5001;
+	data.payload = payload;
+	data.payload_len = sizeof(payload);
+	assert_int_equal(xdp_spec(f, &data), XDP_PASS);
+	assert_int_equal(state_get(f, &syn, &v), 0);
+	assert_int_equal(v.peer[0].seqlo, 1101);
+	assert_int_equal(v.packets[0], 3);
+	assert_int_equal(v.bytes[0], 40 + 40 + 140); /* SYN, ACK, data: IP lengths */
+	fin = data;
+	fin.tcp_flags = FIN | ACK;
+	fin.seq = 1101;
+	fin.payload_len = 0;
+	assert_int_equal(xdp_spec(f, &fin), XDP_PASS);
+	assert_int_equal(state_get(f, &syn, &v), 0);
+	assert_int_equal(v.peer[0].state, TCPS_CLOSING);
+	assert_int_equal(v.peer[1].state, TCPS_ESTABLISHED);
+	assert_int_equal(v.timeout, PFTM_TCP_CLOSING);
+}
+
+static void test_tcp_rst(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec syn = tcp4(A4, B4, 40003, 80, SYN, 1000, 0), rst;
+	struct pfsync_state_value v;
+
+	establish(f, &syn);
+	rst = reverse(&syn);
+	rst.tcp_flags = RST | ACK;
+	rst.seq = 5001;
+	rst.ack = 1001;
+	assert_int_equal(tc_spec(f, &rst), TC_ACT_OK);
+	assert_int_equal(state_get(f, &syn, &v), 0);
+	assert_int_equal(v.peer[0].state, TCPS_TIME_WAIT);
+	assert_int_equal(v.peer[1].state, TCPS_TIME_WAIT);
+	assert_int_equal(v.timeout, PFTM_TCP_CLOSED);
+}
+
+static void test_tcp_out_of_window(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec syn = tcp4(A4, B4, 40004, 80, SYN, 1000, 0), bad;
+	struct pfsync_state_value before, after;
+	__u8 junk[10] = {0};
+
+	establish(f, &syn);
+	assert_int_equal(state_get(f, &syn, &before), 0);
+	/* data far ahead (pf lets empty ACKs through whatever their seq) */
+	bad = syn;
+	bad.tcp_flags = ACK;
+	bad.seq = 1000 + 0x40000000;
+	bad.ack = 5001;
+	bad.payload = junk;
+	bad.payload_len = sizeof(junk);
+	assert_int_equal(xdp_spec(f, &bad), XDP_DROP);
+	assert_int_equal(counters_sum(f).out_of_window, 1);
+	assert_int_equal(state_get(f, &syn, &after), 0);
+	assert_int_equal(after.packets[0], before.packets[0]);
+	assert_int_equal(after.peer[0].seqlo, before.peer[0].seqlo);
+}
+
+static void test_tcp_port_reuse(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec syn = tcp4(A4, B4, 40009, 80, SYN, 1000, 0), fin, fin_back, last;
+	struct pfsync_state_value old, fresh;
+
+	establish(f, &syn);
+	fin = syn;
+	fin.tcp_flags = FIN | ACK;
+	fin.seq = 1001;
+	fin.ack = 5001;
+	assert_int_equal(xdp_spec(f, &fin), XDP_PASS);
+	fin_back = reverse(&syn);
+	fin_back.tcp_flags = FIN | ACK;
+	fin_back.seq = 5001;
+	fin_back.ack = 1002;
+	assert_int_equal(tc_spec(f, &fin_back), TC_ACT_OK);
+	last = syn;
+	last.tcp_flags = ACK;
+	last.seq = 1002;
+	last.ack = 5002;
+	assert_int_equal(xdp_spec(f, &last), XDP_PASS);
+	assert_int_equal(state_get(f, &syn, &old), 0);
+	assert_true(old.peer[0].state >= TCPS_FIN_WAIT_2);
+	assert_true(old.peer[1].state >= TCPS_FIN_WAIT_2);
+	events_drain(f);
+	/* a new SYN on the closed tuple: dropped, old state marked for purge */
+	syn.seq = 900000;
+	assert_int_equal(xdp_spec(f, &syn), XDP_DROP);
+	assert_int_equal(counters_sum(f).no_state, 1);
+	/* its retransmission replaces the state (delete + insert records) */
+	assert_int_equal(xdp_spec(f, &syn), XDP_PASS);
+	assert_int_equal(state_get(f, &syn, &fresh), 0);
+	assert_true(fresh.id != old.id);
+	assert_int_equal(fresh.peer[0].state, TCPS_SYN_SENT);
+	assert_int_equal(fresh.peer[0].seqlo, 900000);
+	events_read(f);
+	assert_int_equal(f->log.n, 2);
+	assert_int_equal(f->log.ev[0].type, PFSYNC_EV_DELETE);
+	assert_int_equal(f->log.ev[0].id, old.id);
+	assert_int_equal(f->log.ev[1].type, PFSYNC_EV_INSERT);
+	assert_int_equal(states_count(f), 1);
+}
+
+/* ---- UDP / ICMP / other ------------------------------------------------- */
+static void test_udp(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec out = udp(AF_INET, A4, B4, 5353, 53), back = reverse(&out);
+	struct pfsync_state_value v;
+
+	assert_int_equal(xdp_spec(f, &out), XDP_PASS);
+	assert_int_equal(state_get(f, &out, &v), 0);
+	assert_int_equal(v.peer[0].state, PFUDPS_SINGLE);
+	assert_int_equal(v.peer[1].state, PFUDPS_NO_TRAFFIC);
+	assert_int_equal(v.timeout, PFTM_UDP_FIRST_PACKET);
+	assert_int_equal(xdp_spec(f, &back), XDP_PASS);
+	assert_int_equal(xdp_spec(f, &out), XDP_PASS);
+	assert_int_equal(state_get(f, &out, &v), 0);
+	assert_int_equal(v.peer[0].state, PFUDPS_MULTIPLE);
+	assert_int_equal(v.peer[1].state, PFUDPS_MULTIPLE);
+	assert_int_equal(v.timeout, PFTM_UDP_MULTIPLE);
+	assert_int_equal(v.packets[0], 2);
+	assert_int_equal(v.packets[1], 1);
+	assert_int_equal(v.bytes[1], 28);
+	assert_int_equal(states_count(f), 1);
+}
+
+static void check_echo(struct fixture *f, int af, const char *a, const char *b, __u8 proto,
+		       __u8 req, __u8 reply)
+{
+	struct pkt_spec ping = {.af = af,
+				.saddr = a,
+				.daddr = b,
+				.proto = proto,
+				.icmp_type = req,
+				.icmp_id = 0x4242,
+				.wscale = -1};
+	struct pkt_spec pong = ping;
+	struct pfsync_state_value v;
+	struct pfsync_key k = key_of(&ping, NULL);
+
+	pong.saddr = b;
+	pong.daddr = a;
+	pong.icmp_type = reply;
+	assert_int_equal(xdp_spec(f, &ping), XDP_PASS);
+	assert_int_equal(state_get(f, &ping, &v), 0);
+	assert_int_equal(v.timeout, PFTM_ICMP_FIRST_PACKET);
+	/* pf's echo key: the id in the initiator's slot, the type in the other */
+	assert_true((k.port[0] == htons(0x4242) && k.port[1] == htons(req)) ||
+		    (k.port[1] == htons(0x4242) && k.port[0] == htons(req)));
+	assert_int_equal(tc_spec(f, &pong), TC_ACT_OK);
+	assert_int_equal(state_get(f, &ping, &v), 0);
+	assert_int_equal(v.packets[1], 1);
+	assert_int_equal(v.timeout, PFTM_ICMP_ERROR_REPLY);
+	assert_int_equal(states_count(f), 1);
+}
+
+static void test_icmp_echo(void **state)
+{
+	check_echo(*state, AF_INET, A4, B4, IPPROTO_ICMP, 8, 0);
+}
+
+static void test_icmp6_echo(void **state)
+{
+	check_echo(*state, AF_INET6, A6, B6, IPPROTO_ICMPV6, 128, 129);
+}
+
+static void test_other_proto(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec gre = {.af = AF_INET, .saddr = A4, .daddr = B4, .proto = 47, .wscale = -1};
+	struct pfsync_state_value v;
+
+	assert_int_equal(xdp_spec(f, &gre), XDP_PASS);
+	assert_int_equal(state_get(f, &gre, &v), 0);
+	assert_int_equal(v.timeout, PFTM_OTHER_FIRST_PACKET);
+}
+
+static void test_pfsync_carp_stateless(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec sync = {
+	    .af = AF_INET, .saddr = A4, .daddr = "224.0.0.240", .proto = 240, .wscale = -1};
+	struct pkt_spec carp = sync;
+
+	carp.proto = 112;
+	carp.daddr = "224.0.0.18";
+	assert_int_equal(xdp_spec(f, &sync), XDP_PASS);
+	assert_int_equal(tc_spec(f, &carp), TC_ACT_OK);
+	assert_int_equal(states_count(f), 0);
+	assert_int_equal(counters_sum(f).packets_passed, 2);
+}
+
+static void test_arp_passes_uncounted(void **state)
+{
+	struct fixture *f = *state;
+	__u8 arp[42] = {0};
+	struct pfsync_counters c;
+
+	arp[12] = 0x08;
+	arp[13] = 0x06;
+	assert_int_equal(run_xdp(f, arp, sizeof(arp)), XDP_PASS);
+	c = counters_sum(f);
+	assert_int_equal(c.packets_seen, 1);
+	assert_int_equal(c.packets_passed, 0);
+	assert_int_equal(c.bad_packet, 0);
+	assert_int_equal(states_count(f), 0);
+}
+
+/* ---- encapsulation and headers ------------------------------------------ */
+static void test_vlan(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec s = udp(AF_INET, A4, B4, 1111, 2222);
+	struct pfsync_state_value v;
+
+	s.vlan = 100;
+	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+	assert_int_equal(state_get(f, &s, &v), 0);
+	s.vlan = 0; /* the untagged reverse finds the same state */
+	s = reverse(&s);
+	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+	assert_int_equal(state_get(f, &s, &v), 0);
+	assert_int_equal(v.packets[1], 1);
+}
+
+static void test_ipv4_options(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec s = tcp4(A4, B4, 40005, 22, SYN, 1, 0);
+	struct pfsync_state_value v;
+
+	s.ip_opt_len = 8;
+	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+	assert_int_equal(state_get(f, &s, &v), 0);
+	assert_int_equal(v.peer[0].seqlo, 1);
+}
+
+static void test_ipv6_ext_headers(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec s = udp(AF_INET6, A6, B6, 3000, 4000);
+	struct pfsync_state_value v;
+
+	s.n_ext = 3;
+	s.ext[0] = 0;  /* hop-by-hop */
+	s.ext[1] = 43; /* routing */
+	s.ext[2] = 60; /* destination options */
+	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+	assert_int_equal(state_get(f, &s, &v), 0);
+	assert_int_equal(counters_sum(f).bad_packet, 0);
+}
+
+static void test_ipv6_ext_chain_too_long(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec s = udp(AF_INET6, A6, B6, 3000, 4001);
+	int i;
+
+	s.n_ext = 7;
+	for (i = 0; i < 7; i++)
+		s.ext[i] = 60;
+	assert_int_equal(xdp_spec(f, &s), XDP_DROP);
+	assert_int_equal(counters_sum(f).bad_packet, 1);
+	assert_int_equal(states_count(f), 0);
+}
+
+static void test_fragments(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec first = udp(AF_INET, A4, B4, 7000, 53), later = first;
+	struct pkt_spec later6 = udp(AF_INET6, A6, B6, 7000, 53);
+	struct pfsync_state_value v;
+
+	first.more_frags = 1;
+	assert_int_equal(xdp_spec(f, &first), XDP_PASS);
+	assert_int_equal(state_get(f, &first, &v), 0); /* first fragment has ports */
+	later.frag_off = 185;
+	later.no_l4 = 1;
+	assert_int_equal(xdp_spec(f, &later), XDP_PASS);
+	later6.n_ext = 1;
+	later6.ext[0] = 44;
+	later6.frag_off = 185;
+	later6.no_l4 = 1;
+	assert_int_equal(xdp_spec(f, &later6), XDP_PASS);
+	assert_int_equal(counters_sum(f).fragments, 2);
+	assert_int_equal(states_count(f), 1);
+	assert_int_equal(state_get(f, &first, &v), 0);
+	assert_int_equal(v.packets[0], 1); /* later fragments never touch the state */
+}
+
+static void test_fragments_rules(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_rule rules[2] = {};
+	struct pkt_spec later = udp(AF_INET, A4, B4, 7001, 53);
+
+	/* a port rule cannot match a later fragment: it falls to `block in` */
+	rules[0].action = PFSYNC_RULE_BLOCK;
+	rules[0].dir = PF_IN;
+	rules[1].action = PFSYNC_RULE_PASS;
+	rules[1].dir = PF_IN;
+	rules[1].rflags = PFSYNC_RF_KEEP_STATE | PFSYNC_RF_PROTO | PFSYNC_RF_DST_PORT;
+	rules[1].proto = IPPROTO_UDP;
+	rules[1].dst_port = htons(53);
+	rules_load(f, rules, 2, 0);
+	later.frag_off = 100;
+	later.no_l4 = 1;
+	assert_int_equal(xdp_spec(f, &later), XDP_DROP);
+	assert_int_equal(counters_sum(f).blocked_rule, 1);
+	/* outbound there is no block rule: default pass, still no state */
+	assert_int_equal(tc_spec(f, &later), TC_ACT_OK);
+	assert_int_equal(counters_sum(f).fragments, 2);
+	assert_int_equal(states_count(f), 0);
+}
+
+/* ---- malformed ---------------------------------------------------------- */
+/* Runs a malformed frame through both programs; bad_packet grows by 2. */
+static void expect_bad(struct fixture *f, const __u8 *frame, size_t len, __u64 *bad)
+{
+	assert_int_equal(run_xdp(f, frame, len), XDP_DROP);
+	assert_int_equal(run_tc(f, frame, len), TC_ACT_SHOT);
+	*bad += 2;
+	assert_int_equal(counters_sum(f).bad_packet, *bad);
+	assert_int_equal(states_count(f), 0);
+}
+
+/* tc's BPF_PROG_RUN refuses IP frames shorter than an IP header: XDP only. */
+static void expect_bad_xdp(struct fixture *f, const __u8 *frame, size_t len, __u64 *bad)
+{
+	assert_int_equal(run_xdp(f, frame, len), XDP_DROP);
+	*bad += 1;
+	assert_int_equal(counters_sum(f).bad_packet, *bad);
+	assert_int_equal(states_count(f), 0);
+}
+
+static void test_malformed(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec t = tcp4(A4, B4, 40006, 80, SYN, 1, 0);
+	struct pkt_spec u6 = udp(AF_INET6, A6, B6, 1, 2);
+	struct pkt_spec vl = udp(AF_INET, A4, B4, 1, 2);
+	__u8 buf[PKT_MAX];
+	size_t len, l3 = pkt_l3_off(&t), l4 = pkt_l4_off(&t);
+	__u64 n = 0;
+
+	/* truncated VLAN tag (frames under 14 bytes cannot be test-run) */
+	vl.vlan = 5;
+	pkt_build(&vl, buf, sizeof(buf));
+	expect_bad(f, buf, PKT_ETH_LEN + 2, &n);
+	/* truncated IPv4 header */
+	len = pkt_build(&t, buf, sizeof(buf));
+	expect_bad_xdp(f, buf, l3 + 10, &n);
+	/* bad IHL (< 5) */
+	pkt_build(&t, buf, sizeof(buf));
+	buf[l3] = 0x44;
+	expect_bad(f, buf, len, &n);
+	/* IHL beyond the total length */
+	pkt_build(&t, buf, sizeof(buf));
+	buf[l3] = 0x4f;
+	buf[l3 + 2] = 0;
+	buf[l3 + 3] = 40;
+	expect_bad(f, buf, len, &n);
+	/* total length larger than the frame */
+	pkt_build(&t, buf, sizeof(buf));
+	buf[l3 + 2] = 0x05;
+	expect_bad(f, buf, len, &n);
+	/* total length smaller than the header */
+	pkt_build(&t, buf, sizeof(buf));
+	buf[l3 + 2] = 0;
+	buf[l3 + 3] = 12;
+	expect_bad(f, buf, len, &n);
+	/* truncated TCP: IP says 10 bytes of TCP */
+	pkt_build(&t, buf, sizeof(buf));
+	buf[l3 + 2] = 0;
+	buf[l3 + 3] = 30;
+	expect_bad(f, buf, l4 + 10, &n);
+	/* TCP data offset below 5 */
+	pkt_build(&t, buf, sizeof(buf));
+	buf[l4 + 12] = 0x40;
+	expect_bad(f, buf, len, &n);
+	/* TCP data offset beyond the segment */
+	pkt_build(&t, buf, sizeof(buf));
+	buf[l4 + 12] = 0xf0;
+	expect_bad(f, buf, len, &n);
+	/* truncated UDP */
+	len = pkt_build(&vl, buf, sizeof(buf));
+	l3 = pkt_l3_off(&vl);
+	buf[l3 + 3] = 20 + 4;
+	expect_bad(f, buf, l3 + 24, &n);
+	/* truncated IPv6 header */
+	len = pkt_build(&u6, buf, sizeof(buf));
+	expect_bad_xdp(f, buf, PKT_ETH_LEN + 30, &n);
+	/* IPv6 payload length beyond the frame */
+	pkt_build(&u6, buf, sizeof(buf));
+	buf[PKT_ETH_LEN + 4] = 0x10;
+	expect_bad(f, buf, len, &n);
+	/* truncated ICMP */
+	{
+		struct pkt_spec ic = {.af = AF_INET,
+				      .saddr = A4,
+				      .daddr = B4,
+				      .proto = IPPROTO_ICMP,
+				      .icmp_type = 8,
+				      .wscale = -1};
+
+		len = pkt_build(&ic, buf, sizeof(buf));
+		buf[PKT_ETH_LEN + 3] = 20 + 4;
+		expect_bad(f, buf, len - 4, &n);
+	}
+}
+
+/* ---- rules -------------------------------------------------------------- */
+static void test_rule_block_in(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_rule r = {.action = PFSYNC_RULE_BLOCK, .dir = PF_IN};
+	struct pkt_spec syn = tcp4(B4, A4, 50000, 22, SYN, 1, 0);
+
+	rules_load(f, &r, 1, 0);
+	assert_int_equal(xdp_spec(f, &syn), XDP_DROP);
+	assert_int_equal(counters_sum(f).blocked_rule, 1);
+	assert_int_equal(states_count(f), 0);
+	/* outbound: no rule matches, pf's default pass without state */
+	assert_int_equal(tc_spec(f, &syn), TC_ACT_OK);
+	assert_int_equal(states_count(f), 0);
+	events_read(f);
+	assert_int_equal(f->log.n, 0);
+}
+
+static void test_rule_last_match(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_rule rules[2] = {};
+	struct pkt_spec p80 = tcp4(B4, A4, 50001, 80, SYN, 1, 0);
+	struct pkt_spec p81 = tcp4(B4, A4, 50001, 81, SYN, 1, 0);
+	struct pfsync_state_value v;
+
+	rules[0].action = PFSYNC_RULE_BLOCK;
+	rules[1].action = PFSYNC_RULE_PASS;
+	rules[1].dir = PF_IN;
+	rules[1].rflags = PFSYNC_RF_KEEP_STATE | PFSYNC_RF_PROTO | PFSYNC_RF_DST_PORT;
+	rules[1].proto = IPPROTO_TCP;
+	rules[1].dst_port = htons(80);
+	rules_load(f, rules, 2, 1); /* the second bank */
+	assert_int_equal(xdp_spec(f, &p80), XDP_PASS);
+	assert_int_equal(state_get(f, &p80, &v), 0);
+	assert_int_equal(v.rule, 1);
+	assert_int_equal(xdp_spec(f, &p81), XDP_DROP);
+	assert_int_equal(states_count(f), 1);
+	assert_int_equal(counters_sum(f).blocked_rule, 1);
+}
+
+static void test_rule_quick(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_rule rules[2] = {};
+	struct pkt_spec s = udp(AF_INET, B4, A4, 999, 53);
+	struct pfsync_state_value v;
+
+	rules[0].action = PFSYNC_RULE_PASS;
+	rules[0].rflags = PFSYNC_RF_QUICK | PFSYNC_RF_KEEP_STATE | PFSYNC_RF_PROTO;
+	rules[0].proto = IPPROTO_UDP;
+	rules[1].action = PFSYNC_RULE_BLOCK;
+	rules_load(f, rules, 2, 0);
+	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+	assert_int_equal(state_get(f, &s, &v), 0);
+	assert_int_equal(v.rule, 0);
+	s.proto = 47; /* not UDP: quick rule does not match, block wins */
+	assert_int_equal(xdp_spec(f, &s), XDP_DROP);
+}
+
+static void test_rule_addr(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_rule rules[2] = {};
+	struct pkt_spec in_net = udp(AF_INET, "10.9.8.7", A4, 1000, 2000);
+	struct pkt_spec outside = udp(AF_INET, "192.168.1.1", A4, 1000, 2000);
+	struct pkt_spec v6 = udp(AF_INET6, A6, B6, 1000, 2000);
+
+	rules[0].action = PFSYNC_RULE_BLOCK;
+	rules[0].dir = PF_IN;
+	rules[1].action = PFSYNC_RULE_PASS;
+	rules[1].dir = PF_IN;
+	rules[1].rflags = PFSYNC_RF_KEEP_STATE;
+	rule_net(&rules[1], 0, AF_INET, "10.0.0.0", 8);
+	rules_load(f, rules, 2, 0);
+	assert_int_equal(xdp_spec(f, &in_net), XDP_PASS);
+	assert_int_equal(xdp_spec(f, &outside), XDP_DROP);
+	assert_int_equal(xdp_spec(f, &v6), XDP_DROP); /* inet rule, inet6 packet */
+	assert_int_equal(states_count(f), 1);
+}
+
+static void test_rule_tcp_needs_syn(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_rule r = {.action = PFSYNC_RULE_PASS, .rflags = PFSYNC_RF_KEEP_STATE};
+	struct pkt_spec ack = tcp4(B4, A4, 50002, 80, ACK, 1, 1);
+
+	rules_load(f, &r, 1, 0);
+	assert_int_equal(xdp_spec(f, &ack), XDP_DROP);
+	assert_int_equal(counters_sum(f).no_state, 1);
+	assert_int_equal(states_count(f), 0);
+}
+
+static void test_no_ruleset_tcp_midstream(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec ack = tcp4(B4, A4, 50003, 80, ACK, 1, 1);
+	struct pfsync_state_value v;
+
+	/* no ruleset: everything passes and gets a state (issue 2) */
+	assert_int_equal(xdp_spec(f, &ack), XDP_PASS);
+	assert_int_equal(state_get(f, &ack, &v), 0);
+}
+
+static void test_icmp_error_related(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_rule rules[2] = {};
+	struct pkt_spec out = udp(AF_INET, A4, B4, 6000, 7000), quoted = out, unrelated;
+	struct pkt_spec err = {.af = AF_INET,
+			       .saddr = B4,
+			       .daddr = A4,
+			       .proto = IPPROTO_ICMP,
+			       .icmp_type = 3,
+			       .wscale = -1};
+	__u8 inner[PKT_MAX];
+	size_t inner_len;
+
+	rules[0].action = PFSYNC_RULE_BLOCK;
+	rules[0].dir = PF_IN;
+	rules[1].action = PFSYNC_RULE_PASS;
+	rules[1].dir = PF_OUT;
+	rules[1].rflags = PFSYNC_RF_KEEP_STATE;
+	rules_load(f, rules, 2, 0);
+	assert_int_equal(tc_spec(f, &out), TC_ACT_OK);
+	assert_int_equal(states_count(f), 1);
+	inner_len = pkt_build(&quoted, inner, sizeof(inner));
+	err.payload = inner + PKT_ETH_LEN;
+	err.payload_len = inner_len - PKT_ETH_LEN;
+	assert_int_equal(xdp_spec(f, &err), XDP_PASS);
+	unrelated = quoted;
+	unrelated.sport = 6001;
+	inner_len = pkt_build(&unrelated, inner, sizeof(inner));
+	assert_int_equal(xdp_spec(f, &err), XDP_DROP);
+	assert_int_equal(states_count(f), 1);
+	assert_int_equal(counters_sum(f).blocked_rule, 1);
+}
+
+/* ---- sync flags --------------------------------------------------------- */
+static void test_nosync(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_rule r = {.action = PFSYNC_RULE_PASS,
+				.rflags = PFSYNC_RF_KEEP_STATE | PFSYNC_RF_NOSYNC};
+	struct pkt_spec s = udp(AF_INET, A4, B4, 1234, 4321), back = reverse(&s);
+	struct pfsync_state_value v;
+
+	rules_load(f, &r, 1, 0);
+	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+	assert_int_equal(tc_spec(f, &back), TC_ACT_OK);
+	assert_int_equal(state_get(f, &s, &v), 0);
+	assert_true(v.flags & PFSYNC_SF_NOSYNC);
+	assert_true(v.state_flags & PFSTATE_NOSYNC);
+	assert_false(v.flags & PFSYNC_SF_QUEUED);
+	events_read(f);
+	assert_int_equal(f->log.n, 0);
+	/* nor on deletion */
+	{
+		struct pfsync_sweep_args a = {.sweep_flags = PFSYNC_SWEEP_FLUSH};
+
+		assert_int_equal(pfsync_bpf_sweep(&f->b, &a), 0);
+		assert_int_equal(a.deleted, 1);
+		events_read(f);
+		assert_int_equal(f->log.n, 0);
+	}
+}
+
+static void test_sloppy(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_rule r = {.action = PFSYNC_RULE_PASS,
+				.rflags = PFSYNC_RF_KEEP_STATE | PFSYNC_RF_SLOPPY};
+	struct pkt_spec syn = tcp4(A4, B4, 40007, 80, SYN, 1000, 0), bad;
+	struct pfsync_state_value v;
+	__u8 junk[10] = {0};
+
+	rules_load(f, &r, 1, 0);
+	establish(f, &syn);
+	assert_int_equal(state_get(f, &syn, &v), 0);
+	assert_true(v.state_flags & PFSTATE_SLOPPY);
+	bad = syn;
+	bad.tcp_flags = ACK;
+	bad.seq = 1000 + 0x40000000;
+	bad.ack = 5001;
+	bad.payload = junk;
+	bad.payload_len = sizeof(junk);
+	assert_int_equal(xdp_spec(f, &bad), XDP_PASS);
+	assert_int_equal(counters_sum(f).out_of_window, 0);
+}
+
+static void test_unqueue_and_maxupd(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec syn = tcp4(A4, B4, 40008, 80, SYN, 1000, 0), ack;
+	struct pfsync_unqueue_args *ua = calloc(1, sizeof(*ua));
+	struct pfsync_config cfg = {.maxupd = 3};
+	struct pfsync_state_value v;
+	int i;
+
+	assert_non_null(ua);
+	config_write(f, &cfg);
+	establish(f, &syn); /* INSERT, UPDATE (queued), then one update */
+	events_read(f);
+	assert_int_equal(f->log.n, 2);
+	ua->count = 2;
+	ua->keys[0] = key_of(&syn, NULL);
+	ua->keys[1] = key_of(&syn, NULL);
+	ua->keys[1].port[0] ^= 1; /* absent: not counted */
+	assert_int_equal(pfsync_bpf_unqueue(&f->b, ua), 0);
+	assert_int_equal(ua->done, 1);
+	assert_int_equal(state_get(f, &syn, &v), 0);
+	assert_false(v.flags & PFSYNC_SF_QUEUED);
+	assert_int_equal(v.updates, 0);
+	ack = syn;
+	ack.tcp_flags = ACK;
+	ack.seq = 1001;
+	ack.ack = 5001;
+	assert_int_equal(xdp_spec(f, &ack), XDP_PASS); /* not queued: UPDATE */
+	events_read(f);
+	assert_int_equal(f->log.n, 1);
+	assert_int_equal(f->log.ev[0].type, PFSYNC_EV_UPDATE);
+	assert_int_equal(f->log.ev[0].evflags, 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(xdp_spec(f, &ack), XDP_PASS);
+	events_read(f);
+	assert_int_equal(f->log.n, 1);
+	assert_int_equal(f->log.ev[0].type, PFSYNC_EV_UPDATE);
+	assert_int_equal(f->log.ev[0].evflags, PFSYNC_EVF_MAXUPD);
+	assert_int_equal(state_get(f, &syn, &v), 0);
+	assert_int_equal(v.updates, 0);
+	free(ua);
+}
+
+/* ---- sweep -------------------------------------------------------------- */
+static void test_sweep_expires(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_config cfg = {};
+	struct pkt_spec short_lived = udp(AF_INET, A4, B4, 1, 2);
+	struct pkt_spec long_lived = tcp4(A4, B4, 3, 4, SYN, 1, 0);
+	struct pfsync_sweep_args a = {};
+	struct pfsync_state_value v;
+	struct pfsync_key k = key_of(&short_lived, NULL);
+
+	cfg.timeouts[PFTM_UDP_FIRST_PACKET] = 1;
+	config_write(f, &cfg);
+	assert_int_equal(xdp_spec(f, &short_lived), XDP_PASS);
+	assert_int_equal(xdp_spec(f, &long_lived), XDP_PASS);
+	assert_int_equal(state_get(f, &short_lived, &v), 0);
+	events_drain(f);
+	/* now = last activity + 2 s: only the 1 s UDP state is due */
+	a.now_ns = v.last_seen + 2 * PFSYNC_NSEC_PER_SEC;
+	assert_int_equal(pfsync_bpf_sweep(&f->b, &a), 0);
+	assert_int_equal(a.seen, 2);
+	assert_int_equal(a.deleted, 1);
+	assert_int_not_equal(state_get(f, &short_lived, &v), 0);
+	assert_int_equal(state_get(f, &long_lived, &v), 0);
+	events_read(f);
+	assert_int_equal(f->log.n, 1);
+	assert_int_equal(f->log.ev[0].type, PFSYNC_EV_DELETE);
+	assert_memory_equal(&f->log.ev[0].key, &k, sizeof(k));
+	assert_int_equal(counters_sum(f).states_removed, 1);
+	assert_int_equal(globals_read(f).states_count, 2);
+	assert_int_equal(globals_read(f).last_sweep_ns, a.now_ns);
+}
+
+static void test_flush(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_sweep_args a = {.sweep_flags = PFSYNC_SWEEP_FLUSH};
+	struct pfsync_sweep_args quiet = {.sweep_flags = PFSYNC_SWEEP_FLUSH | PFSYNC_SWEEP_QUIET};
+	struct pfsync_sweep_args creator = {
+	    .sweep_flags = PFSYNC_SWEEP_FLUSH | PFSYNC_SWEEP_CREATOR, .creatorid = 0x1234};
+	struct pkt_spec s = udp(AF_INET, A4, B4, 10, 20);
+	struct pfsync_state_value v;
+	struct pfsync_key k;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		s.sport = (__u16)(10 + i);
+		assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+	}
+	events_drain(f);
+	assert_int_equal(pfsync_bpf_sweep(&f->b, &a), 0);
+	assert_int_equal(a.deleted, 3);
+	assert_int_equal(states_count(f), 0);
+	events_read(f);
+	assert_int_equal(f->log.n, 3);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(f->log.ev[i].type, PFSYNC_EV_DELETE);
+
+	for (i = 0; i < 2; i++) {
+		s.sport = (__u16)(10 + i);
+		assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+	}
+	/* one state as if imported from peer 0x1234 */
+	k = key_of(&s, NULL);
+	assert_int_equal(bpf_map_lookup_elem(f->states, &k, &v), 0);
+	v.creatorid = 0x1234;
+	assert_int_equal(bpf_map_update_elem(f->states, &k, &v, BPF_EXIST), 0);
+	events_drain(f);
+	assert_int_equal(pfsync_bpf_sweep(&f->b, &creator), 0);
+	assert_int_equal(creator.deleted, 1);
+	assert_int_not_equal(bpf_map_lookup_elem(f->states, &k, &v), 0);
+	assert_int_equal(pfsync_bpf_sweep(&f->b, &quiet), 0);
+	assert_int_equal(quiet.deleted, 1);
+	events_read(f);
+	assert_int_equal(f->log.n, 1); /* only the creator flush spoke */
+	assert_int_equal(states_count(f), 0);
+}
+
+/* ---- ringbuf loss ------------------------------------------------------- */
+static void test_lost_records_reported(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec s = udp(AF_INET, "10.200.0.0", B4, 0, 9);
+	struct pfsync_sweep_args flush = {.sweep_flags = PFSYNC_SWEEP_FLUSH};
+	__u32 rec = (__u32)(sizeof(struct pfsync_event) + 8), fill = PFSYNC_EVENTS_BYTES / rec;
+	__u32 i, n = fill / 2 + 1000;
+	char src[32];
+	__u64 lost;
+
+	/*
+	 * n inserts and n deletes nobody reads overflow the ring (the ring
+	 * holds more records than the table has entries).
+	 */
+	for (i = 0; i < n; i++) {
+		snprintf(src, sizeof(src), "10.200.%u.%u", (i >> 8) & 0xff, i & 0xff);
+		s.saddr = src;
+		s.sport = (__u16)(1000 + (i >> 16));
+		assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+	}
+	assert_int_equal(counters_sum(f).ringbuf_lost, 0);
+	assert_int_equal(pfsync_bpf_sweep(&f->b, &flush), 0);
+	assert_int_equal(flush.deleted, n);
+	lost = counters_sum(f).ringbuf_lost;
+	assert_int_equal(lost, 2 * (__u64)n - fill);
+	assert_int_equal(globals_read(f).lost_pending, lost);
+	events_drain(f);
+	/* space again: the next record is preceded by the loss report */
+	s.saddr = "10.201.0.1";
+	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+	events_read(f);
+	assert_int_equal(f->log.n, 2);
+	assert_int_equal(f->log.ev[0].type, PFSYNC_EV_LOST);
+	assert_int_equal(f->log.ev[0].lost, lost);
+	assert_int_equal(f->log.ev[1].type, PFSYNC_EV_INSERT);
+	assert_int_equal(globals_read(f).lost_pending, 0);
+}
+
+/* ---- defer (issue 4) ----------------------------------------------------- */
+static void check_defer(struct fixture *f, int egress)
+{
+	struct pfsync_config cfg = {.cfg_flags = PFSYNC_CFG_DEFER};
+	struct pkt_spec s = udp(AF_INET, A4, B4, 4444, 5555);
+	struct pfsync_key k = key_of(&s, NULL);
+	struct pfsync_state_value v;
+	struct pfsync_deferred d;
+	__u8 frame[PKT_MAX];
+	size_t len;
+
+	config_write(f, &cfg);
+	len = pkt_build(&s, frame, sizeof(frame));
+	if (egress)
+		assert_int_equal(run_tc(f, frame, len), TC_ACT_SHOT);
+	else
+		assert_int_equal(run_xdp(f, frame, len), XDP_DROP);
+	assert_int_equal(state_get(f, &s, &v), 0);
+	assert_true(v.flags & PFSYNC_SF_DEFERRED);
+	assert_true(v.state_flags & PFSTATE_ACK);
+	events_read(f);
+	assert_int_equal(f->log.n, 1);
+	assert_int_equal(f->log.ev[0].type, PFSYNC_EV_INSERT);
+	assert_int_equal(f->log.ev[0].evflags, PFSYNC_EVF_ACK);
+	assert_int_equal(defer_pop(f, &d), 0);
+	assert_int_equal(d.len, len);
+	assert_memory_equal(d.data, frame, len);
+	assert_memory_equal(&d.key, &k, sizeof(k));
+	assert_int_equal(d.at_egress, egress);
+	assert_int_equal(d.ifindex, LO_IFINDEX);
+	assert_int_not_equal(defer_pop(f, &d), 0); /* exactly one held */
+	assert_int_equal(counters_sum(f).defer_held, 1);
+	/* later packets of the state are not held */
+	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+	assert_int_not_equal(defer_pop(f, &d), 0);
+}
+
+static void test_defer_xdp(void **state)
+{
+	check_defer(*state, 0);
+}
+
+static void test_defer_tc(void **state)
+{
+	check_defer(*state, 1);
+}
+
+static void test_defer_nosync_not_held(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_rule r = {.action = PFSYNC_RULE_PASS,
+				.rflags = PFSYNC_RF_KEEP_STATE | PFSYNC_RF_NOSYNC};
+	struct pfsync_config cfg = {.cfg_flags = PFSYNC_CFG_DEFER};
+	struct pkt_spec s = udp(AF_INET, A4, B4, 4445, 5555);
+	struct pfsync_deferred d;
+
+	rules_load(f, &r, 1, 0);
+	assert_int_equal(bpf_map_lookup_elem(f->config, &(__u32){0}, &cfg), 0);
+	cfg.cfg_flags = PFSYNC_CFG_DEFER;
+	config_write(f, &cfg);
+	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+	assert_int_not_equal(defer_pop(f, &d), 0);
+	assert_int_equal(counters_sum(f).defer_held, 0);
+}
+
+/* ---- table full (own group, tiny map) ----------------------------------- */
+static void test_table_full(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec s = udp(AF_INET, A4, B4, 100, 200);
+	struct pfsync_state_value v;
+	int i;
+
+	for (i = 0; i < SMALL_TABLE; i++) {
+		s.sport = (__u16)(100 + i);
+		assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+	}
+	s.sport = 999;
+	assert_int_equal(xdp_spec(f, &s), XDP_DROP);
+	assert_int_not_equal(state_get(f, &s, &v), 0);
+	assert_int_equal(counters_sum(f).table_full, 1);
+	assert_int_equal(states_count(f), SMALL_TABLE);
+	/* existing states still pass */
+	s.sport = 100;
+	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+}
+
+/* A second load on the same pin dir shares the pinned maps, whatever size. */
+static void test_loader_reuses_pins(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_sweep_args a = {.sweep_flags = PFSYNC_SWEEP_FLUSH | PFSYNC_SWEEP_QUIET};
+	struct pkt_spec s = udp(AF_INET, A4, B4, 300, 400);
+	struct bpf_map_info info = {};
+	__u32 info_len = sizeof(info);
+	struct pfsync_bpf b2;
+	int fd;
+
+	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+	assert_int_equal(pfsync_bpf_load(&b2, object_path(), f->pin_dir, 0, PFSYNC_LOAD_CTL), 0);
+	assert_int_equal(b2.xdp_fd, -1);
+	assert_int_equal(b2.tc_fd, -1);
+	assert_true(b2.sweep_fd >= 0);
+	fd = bpf_object__find_map_fd_by_name(b2.obj, PFSYNC_MAP_STATES);
+	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &info_len), 0);
+	assert_int_equal(info.max_entries, SMALL_TABLE);
+	assert_int_equal(pfsync_bpf_sweep(&b2, &a), 0);
+	pfsync_bpf_close(&b2);
+	assert_int_equal(a.deleted, 1);
+	assert_int_equal(states_count(f), 0);
+}
+
+#define T(fn) cmocka_unit_test_setup(fn, test_reset)
+
+int main(void)
+{
+	const struct CMUnitTest main_tests[] = {
+	    T(test_tcp4_handshake),
+	    T(test_tcp6_handshake),
+	    T(test_tcp_data_fin),
+	    T(test_tcp_rst),
+	    T(test_tcp_out_of_window),
+	    T(test_tcp_port_reuse),
+	    T(test_udp),
+	    T(test_icmp_echo),
+	    T(test_icmp6_echo),
+	    T(test_other_proto),
+	    T(test_pfsync_carp_stateless),
+	    T(test_arp_passes_uncounted),
+	    T(test_vlan),
+	    T(test_ipv4_options),
+	    T(test_ipv6_ext_headers),
+	    T(test_ipv6_ext_chain_too_long),
+	    T(test_fragments),
+	    T(test_fragments_rules),
+	    T(test_malformed),
+	    T(test_rule_block_in),
+	    T(test_rule_last_match),
+	    T(test_rule_quick),
+	    T(test_rule_addr),
+	    T(test_rule_tcp_needs_syn),
+	    T(test_no_ruleset_tcp_midstream),
+	    T(test_icmp_error_related),
+	    T(test_nosync),
+	    T(test_sloppy),
+	    T(test_unqueue_and_maxupd),
+	    T(test_sweep_expires),
+	    T(test_flush),
+	    T(test_lost_records_reported),
+	    T(test_defer_xdp),
+	    T(test_defer_tc),
+	    T(test_defer_nosync_not_held),
+	};
+	const struct CMUnitTest small_tests[] = {
+	    T(test_table_full),
+	    T(test_loader_reuses_pins),
+	};
+	const char *filter = getenv("TEST_FILTER");
+	int failed;
+
+	if (filter && *filter)
+		cmocka_set_test_filter(filter);
+	failed = cmocka_run_group_tests_name("datapath", main_tests, group_setup, group_teardown);
+	failed += cmocka_run_group_tests_name("datapath_small_table", small_tests,
+					      group_setup_small, group_teardown);
+	return failed ? 1 : 0;
+}

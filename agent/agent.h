@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The agent's process state, shared by its modules. Each module owns its
+ * part (comments say which file); main.c owns setup, the event loop and
+ * everything process-wide.
+ */
+#ifndef AGENT_AGENT_H
+#define AGENT_AGENT_H
+
+#include <time.h>
+#include <linux/types.h>
+
+#include "bulk.h"
+#include "ctl.h"
+#include "defer.h"
+#include "index.h"
+#include "log.h"
+#include "pfsync_wire.h"
+#include "sendq.h"
+#include "sock.h"
+#include "store.h"
+#include "tun.h"
+
+#define AGENT_MAX_ATTACH	 16
+#define AGENT_DEFAULT_CTL	 "/run/pfsync/pfsync.sock"
+#define AGENT_DEFAULT_MAXUPD	 128
+#define AGENT_DEFAULT_INTERVAL_S 10
+#define AGENT_UPD_REQ_MAX	 1024 /* unknown states collected from one packet */
+#define AGENT_RXBUF		 65536
+
+struct agent_opts {
+	const char *syncdev;
+	const char *syncpeer; /* NULL = the group */
+	unsigned int maxupd;
+	int defer;
+	unsigned int defer_timeout_ms;
+	__u32 hostid; /* 0 = keep the map's, else random */
+	const char *pin_dir;
+	const char *attach[AGENT_MAX_ATTACH];
+	unsigned int nattach;
+	const char *ctl_path;
+	const char *obj_path;
+	unsigned int interval_s;
+	const char *pfsync_if;
+	__u32 states_max;
+};
+
+struct upd_req_ident {
+	__u64 id;
+	__u32 creatorid;
+};
+
+struct agent {
+	struct agent_opts opts;
+	__u32 hostid;
+	struct pfsync_config cfg; /* refreshed from the map at each sweep */
+	__u32 states_count;	  /* from pfsync_globals, for adaptive timeouts */
+	struct state_store store; /* the datapath (store.c) */
+	struct state_index index; /* index.c */
+	struct sendq sendq;	  /* sendq.c */
+	struct sendq_io sendq_io; /* bound to the store and the socket (sendq use in intake.c) */
+	struct sync_sock sock;	  /* sock.c */
+	struct tun_dev tun;	  /* tun.c */
+	struct bulk_req bulk_req; /* bulk.c: our request for a bulk update */
+	struct walker walker;	  /* bulk.c: bulk answers and full resends */
+	struct ctl_server ctl;	  /* ctl.c */
+	struct defer_state defer; /* defer.c */
+	__u64 next_defer_ns;	  /* when the oldest held packet is due */
+	struct pfsync_builder *builder; /* immediate packets (UPD_REQ, CLR, BUS, bulk) */
+	__u8 *pkt;			/* builder output, sock.mtu bytes */
+	__u8 *rxbuf;
+	struct pfsync_stats stats;
+	/* apply.c: unknown states named by UPD_C in the packet being applied */
+	struct upd_req_ident upd_reqs[AGENT_UPD_REQ_MAX];
+	unsigned int nupd_reqs;
+	__u64 now_ns; /* CLOCK_BOOTTIME of the current loop iteration */
+	__u64 started_ns;
+	__u64 next_sweep_ns;
+	/* intake.c */
+	__u64 records, records_bad, records_lost;
+	__u64 lost_events;
+	/* apply.c */
+	__u64 imported, merged, deleted_by_peer, cleared_by_peer;
+	/* sends a payload; NULL = the sync socket (tests capture packets here) */
+	int (*xmit)(struct agent *a, const __u8 *payload, size_t len);
+	int config_fd, globals_fd;
+	/* sock.c: receive drops seen, and whether they hit a bulk update */
+	__u32 rx_dropped_seen;
+	int bulk_lossy;
+	unsigned int bulk_rerequests; /* -1 when absent (tests) */
+	__u64 bulk_rate;	      /* states per second a walk may send */
+	__u64 walk_credit_ns;
+	int stop;
+};
+
+static inline __u64 agent_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* ---- sock.c (agent side of the transport) -------------------------------- */
+/* sends one pfsync payload, counts opackets/oerrors/oacts, copies it to pfsync0 */
+int agent_send_payload(struct agent *a, const __u8 *payload, size_t len, const unsigned int *acts);
+/* one packet with just these messages (UPD_REQ, CLR, BUS); 0 or -errno */
+int agent_send_msgs(struct agent *a, __u8 action, const void *msgs, unsigned int n);
+/* reads and applies up to max queued packets; returns packets read */
+int agent_receive(struct agent *a, unsigned int max);
+/* the sendq callbacks bound to a's store and socket */
+void agent_bind_sendq_io(struct agent *a);
+/* send what the queue's rules say is due now */
+void agent_flush_sendq(struct agent *a);
+
+/* ---- apply.c ------------------------------------------------------------- */
+/* one received IPv4 packet from interface ifindex: checks, counts, applies */
+void apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex);
+extern const struct pfsync_decode_ops apply_ops;
+
+/* ---- intake.c ------------------------------------------------------------ */
+/* one ringbuf record (libbpf ring_buffer_sample_fn shape) */
+int intake_record(void *ctx, void *data, size_t size);
+/* rebuilds the index from the map (start, ringbuf loss) */
+int intake_rebuild_index(struct agent *a);
+/* runs the expiry sweep; its delete records arrive on the ringbuf */
+int intake_sweep(struct agent *a);
+/* flush: every state goes, peers get one CLR */
+int intake_flush_all(struct agent *a);
+
+#endif /* AGENT_AGENT_H */

@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Received pfsync packets applied to the state table (pfsync-wire.md §3.3).
+ * Everything written here is marked FROM_PEER and goes into the map from
+ * userspace, for which the datapath emits no record: nothing received is
+ * sent again, except our newer view of a state a peer sent stale (§3.4).
+ * A message naming a state we do not have never touches any other state.
+ */
+#include <errno.h>
+#include <netinet/ip.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "agent.h"
+
+/* the live entry for an identity; stale index entries are dropped */
+static int find_state(struct agent *a, __u64 id, __u32 creatorid, struct pfsync_key *k,
+		      struct pfsync_state_value *v)
+{
+	if (index_get(&a->index, id, creatorid, k) != 0)
+		return -ENOENT;
+	if (a->store.lookup(a->store.ctx, k, v) != 0 || v->id != id || v->creatorid != creatorid) {
+		index_del(&a->index, id, creatorid);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static void merge_into(struct agent *a, const struct pfsync_key *k, struct pfsync_state_value *v,
+		       const struct pfsync_state_peer *src, const struct pfsync_state_peer *dst,
+		       __u8 timeout)
+{
+	int stale = pfsync_merge_peers(v, src, dst, timeout, k->proto, a->now_ns);
+
+	if (v->flags & PFSYNC_SF_DEFERRED)
+		defer_ack(a, k); /* pf: any update of the state releases its packet too */
+
+	if (a->store.update(a->store.ctx, k, v) != 0) {
+		a->stats.badstate++;
+		return;
+	}
+	a->merged++;
+	if (stale) {
+		/* our copy is newer in some half: the peer learns it */
+		a->stats.stale++;
+		sendq_update(&a->sendq, k, v->id, v->creatorid, a->now_ns, 0);
+	}
+}
+
+/* imports a full state; 0 = inserted or merged into the entry with its key */
+static int import_state(struct agent *a, const struct pfsync_state *m)
+{
+	struct pfsync_state_value v, cur;
+	struct pfsync_key k;
+	int rc;
+
+	if (pfsync_state_import(m, a->now_ns, &a->cfg, &k, &v) != 0)
+		return -EINVAL;
+	v.state_flags &= ~PFSTATE_ACK;
+	if (v.state_flags & PFSTATE_NOSYNC)
+		v.flags |= PFSYNC_SF_NOSYNC;
+	rc = a->store.insert(a->store.ctx, &k, &v);
+	if (rc == -EEXIST && a->store.lookup(a->store.ctx, &k, &cur) == 0) {
+		/* same connection already known (both sides saw it): merge */
+		merge_into(a, &k, &cur, &m->src, &m->dst, m->timeout);
+		if (cur.id == v.id && cur.creatorid == v.creatorid)
+			index_put(&a->index, v.id, v.creatorid, &k);
+		return 0;
+	}
+	if (rc) {
+		log_debug("importing state %016llx/%08x: %s", (unsigned long long)v.id, v.creatorid,
+			  strerror(-rc));
+		return rc;
+	}
+	a->imported++;
+	if (index_put(&a->index, v.id, v.creatorid, &k) != 0)
+		log_err("index: out of memory");
+	return 0;
+}
+
+static void on_clr(void *ctx, const struct pfsync_clr *m)
+{
+	struct agent *a = ctx;
+	__u32 creatorid = PFSYNC_MSG_CREATOR(m);
+	struct pfsync_sweep_args args = {
+	    .sweep_flags = PFSYNC_SWEEP_FLUSH | PFSYNC_SWEEP_CREATOR | PFSYNC_SWEEP_QUIET,
+	    .creatorid = creatorid,
+	};
+
+	if (a->store.sweep(a->store.ctx, &args) != 0) {
+		a->stats.badstate++;
+		return;
+	}
+	index_del_creator(&a->index, creatorid);
+	sendq_forget_creator(&a->sendq, creatorid);
+	a->cleared_by_peer += args.deleted;
+	log_info("peer cleared creatorid 0x%08x: %u states removed", creatorid, args.deleted);
+}
+
+static void on_ins(void *ctx, const struct pfsync_state *m)
+{
+	struct agent *a = ctx;
+	int rc = import_state(a, m);
+
+	if (rc == -EINVAL) {
+		a->stats.badval++;
+		return;
+	}
+	if (rc) {
+		a->stats.badstate++;
+		return;
+	}
+	if (pfsync_get_be16(&m->state_flags) & PFSTATE_ACK)
+		sendq_ins_ack(&a->sendq, PFSYNC_MSG_ID(m), PFSYNC_MSG_CREATOR(m), a->now_ns);
+}
+
+static void on_ins_ack(void *ctx, const struct pfsync_ins_ack *m)
+{
+	struct agent *a = ctx;
+	struct pfsync_state_value v;
+	struct pfsync_key k;
+
+	/* the peer has the state: its held first packet may go */
+	if (find_state(a, PFSYNC_MSG_ID(m), PFSYNC_MSG_CREATOR(m), &k, &v) == 0 &&
+	    (v.flags & PFSYNC_SF_DEFERRED))
+		defer_ack(a, &k);
+}
+
+static void on_upd(void *ctx, const struct pfsync_state *m)
+{
+	struct agent *a = ctx;
+	struct pfsync_state_value v;
+	struct pfsync_key k;
+
+	if (find_state(a, PFSYNC_MSG_ID(m), PFSYNC_MSG_CREATOR(m), &k, &v) == 0) {
+		merge_into(a, &k, &v, &m->src, &m->dst, m->timeout);
+		return;
+	}
+	if (import_state(a, m) != 0)
+		a->stats.badstate++;
+}
+
+static void on_upd_c(void *ctx, const struct pfsync_upd_c *m)
+{
+	struct agent *a = ctx;
+	struct pfsync_state_value v;
+	struct pfsync_key k;
+	__u64 id = PFSYNC_MSG_ID(m);
+	__u32 creatorid = PFSYNC_MSG_CREATOR(m);
+
+	if (find_state(a, id, creatorid, &k, &v) == 0) {
+		merge_into(a, &k, &v, &m->src, &m->dst, m->timeout);
+		return;
+	}
+	/* unknown: ask for the whole state, all of this packet's in one UPD_REQ packet */
+	if (a->nupd_reqs < AGENT_UPD_REQ_MAX) {
+		a->upd_reqs[a->nupd_reqs].id = id;
+		a->upd_reqs[a->nupd_reqs].creatorid = creatorid;
+		a->nupd_reqs++;
+	}
+}
+
+static void on_upd_req(void *ctx, const struct pfsync_upd_req *m)
+{
+	struct agent *a = ctx;
+	struct pfsync_state_value v;
+	struct pfsync_key k;
+	__u64 id = PFSYNC_MSG_ID(m);
+	__u32 creatorid = PFSYNC_MSG_CREATOR(m);
+
+	if (id == 0 && creatorid == 0) {
+		walker_start(a, 1);
+		return;
+	}
+	if (find_state(a, id, creatorid, &k, &v) != 0 || (v.flags & PFSYNC_SF_NOSYNC) ||
+	    v.timeout >= PFTM_MAX) {
+		a->stats.badstate++;
+		return;
+	}
+	sendq_full_update(&a->sendq, &k, id, creatorid, a->now_ns);
+}
+
+static void delete_named(struct agent *a, __u64 id, __u32 creatorid)
+{
+	struct pfsync_state_value v;
+	struct pfsync_key k;
+
+	if (find_state(a, id, creatorid, &k, &v) != 0 || a->store.remove(a->store.ctx, &k) != 0) {
+		a->stats.badstate++;
+		return;
+	}
+	/* removed from userspace: the datapath emits no delete, nothing echoes */
+	index_del(&a->index, id, creatorid);
+	sendq_forget_key(&a->sendq, &k);
+	a->deleted_by_peer++;
+}
+
+static void on_del(void *ctx, const struct pfsync_state *m)
+{
+	delete_named(ctx, PFSYNC_MSG_ID(m), PFSYNC_MSG_CREATOR(m));
+}
+
+static void on_del_c(void *ctx, const struct pfsync_del_c *m)
+{
+	delete_named(ctx, PFSYNC_MSG_ID(m), PFSYNC_MSG_CREATOR(m));
+}
+
+static void on_bus(void *ctx, const struct pfsync_bus *m)
+{
+	bulk_on_bus(ctx, m->status);
+}
+
+const struct pfsync_decode_ops apply_ops = {
+    .clr = on_clr,
+    .ins = on_ins,
+    .ins_ack = on_ins_ack,
+    .upd = on_upd,
+    .upd_c = on_upd_c,
+    .upd_req = on_upd_req,
+    .del = on_del,
+    .del_c = on_del_c,
+    .bus = on_bus,
+};
+
+static void send_upd_reqs(struct agent *a)
+{
+	struct pfsync_upd_req reqs[AGENT_UPD_REQ_MAX];
+
+	for (unsigned int i = 0; i < a->nupd_reqs; i++)
+		pfsync_id_msg_fill(&reqs[i], a->upd_reqs[i].id, a->upd_reqs[i].creatorid);
+	agent_send_msgs(a, PFSYNC_ACT_UPD_REQ, reqs, a->nupd_reqs);
+	a->nupd_reqs = 0;
+}
+
+void apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex)
+{
+	int rc;
+
+	if (ifindex && ifindex != a->sock.ifindex) {
+		/* OpenBSD counts the packet, then checks the interface */
+		a->stats.ipackets++;
+		a->stats.badif++;
+		return;
+	}
+	if (len >= sizeof(struct iphdr) && a->sock.src &&
+	    memcmp(ip + offsetof(struct iphdr, saddr), &a->sock.src, 4) == 0)
+		return; /* our own multicast looped back (e.g. on lo): never apply it */
+	a->nupd_reqs = 0;
+	rc = pfsync_input_ipv4(ip, len, &apply_ops, a, &a->stats);
+	bulk_req_activity(&a->bulk_req, a->now_ns);
+	if (rc == 0)
+		tun_write_ip(&a->tun, ip, len);
+	if (a->nupd_reqs)
+		send_upd_reqs(a);
+}

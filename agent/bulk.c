@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+
+const char *bulk_req_state_name(enum bulk_req_state s)
+{
+	switch (s) {
+	case BULK_REQ_NONE:
+		return "none";
+	case BULK_REQ_REQUESTED:
+		return "requested";
+	case BULK_REQ_IN_PROGRESS:
+		return "in progress";
+	case BULK_REQ_DONE:
+		return "done";
+	case BULK_REQ_FAILED:
+		return "failed";
+	}
+	return "?";
+}
+
+int bulk_req_start(struct bulk_req *r, __u64 now_ns)
+{
+	r->state = BULK_REQ_REQUESTED;
+	r->tries = 1;
+	r->requested_ns = now_ns;
+	r->finished_ns = 0;
+	r->timer_ns = now_ns + BULK_REQ_RETRY_NS;
+	return 1;
+}
+
+int bulk_req_tick(struct bulk_req *r, __u64 now_ns)
+{
+	if (!r->timer_ns || now_ns < r->timer_ns)
+		return 0;
+	if (r->state == BULK_REQ_REQUESTED && r->tries < BULK_REQ_MAX_TRIES) {
+		r->tries++;
+		r->timer_ns = now_ns + BULK_REQ_RETRY_NS;
+		return 1;
+	}
+	/* out of tries, or a transfer went silent */
+	r->state = BULK_REQ_FAILED;
+	r->timer_ns = 0;
+	r->finished_ns = now_ns;
+	return 0;
+}
+
+void bulk_req_bus(struct bulk_req *r, __u8 status, __u64 now_ns)
+{
+	if (status == PFSYNC_BUS_START &&
+	    (r->state == BULK_REQ_REQUESTED || r->state == BULK_REQ_IN_PROGRESS)) {
+		r->state = BULK_REQ_IN_PROGRESS;
+		r->timer_ns = now_ns + BULK_IDLE_TIMEOUT_NS;
+	} else if (status == PFSYNC_BUS_END &&
+		   (r->state == BULK_REQ_REQUESTED || r->state == BULK_REQ_IN_PROGRESS)) {
+		/* an empty table is answered with BUS END alone */
+		r->state = BULK_REQ_DONE;
+		r->timer_ns = 0;
+		r->finished_ns = now_ns;
+	}
+}
+
+void bulk_req_activity(struct bulk_req *r, __u64 now_ns)
+{
+	if (r->state == BULK_REQ_IN_PROGRESS)
+		r->timer_ns = now_ns + BULK_IDLE_TIMEOUT_NS;
+}
+
+__u64 bulk_req_deadline(const struct bulk_req *r)
+{
+	return r->timer_ns;
+}
+
+static void send_bulk_request(struct agent *a)
+{
+	struct pfsync_upd_req req;
+
+	pfsync_id_msg_fill(&req, 0, 0);
+	if (agent_send_msgs(a, PFSYNC_ACT_UPD_REQ, &req, 1) == 0)
+		log_debug("bulk update requested (try %u)", a->bulk_req.tries);
+}
+
+void bulk_request(struct agent *a)
+{
+	if (bulk_req_start(&a->bulk_req, a->now_ns)) {
+		log_info("requesting a bulk update");
+		send_bulk_request(a);
+	}
+}
+
+void bulk_tick(struct agent *a)
+{
+	enum bulk_req_state before = a->bulk_req.state;
+
+	if (bulk_req_tick(&a->bulk_req, a->now_ns))
+		send_bulk_request(a);
+	if (before != a->bulk_req.state && a->bulk_req.state == BULK_REQ_FAILED)
+		log_info("bulk update failed: %s",
+			 before == BULK_REQ_REQUESTED ? "no peer answered" : "peer went silent");
+}
+
+void bulk_on_bus(struct agent *a, __u8 status)
+{
+	enum bulk_req_state before = a->bulk_req.state;
+
+	bulk_req_bus(&a->bulk_req, status, a->now_ns);
+	if (before == a->bulk_req.state)
+		return;
+	if (a->bulk_req.state == BULK_REQ_IN_PROGRESS)
+		log_info("bulk update started by peer");
+	else if (a->bulk_req.state == BULK_REQ_DONE)
+		log_info("bulk update done in %llu ms, %zu states known",
+			 (unsigned long long)(a->now_ns - a->bulk_req.requested_ns) / 1000000,
+			 index_count(&a->index));
+	if (a->bulk_req.state == BULK_REQ_DONE && a->bulk_lossy) {
+		a->bulk_lossy = 0;
+		if (a->bulk_rerequests < BULK_MAX_REREQUESTS) {
+			a->bulk_rerequests++;
+			log_info("packets were lost during the bulk update: asking again");
+			bulk_request(a);
+		}
+	}
+}
+
+/* ---- walker -------------------------------------------------------------- */
+void walker_free(struct walker *w)
+{
+	free(w->keys);
+	free(w->vals);
+	pfsync_builder_free(w->builder);
+	memset(w, 0, sizeof(*w));
+}
+
+static int walker_alloc(struct agent *a)
+{
+	struct walker *w = &a->walker;
+
+	if (w->keys)
+		return 0;
+	w->keys = calloc(WALKER_BATCH, sizeof(*w->keys));
+	w->vals = calloc(WALKER_BATCH, sizeof(*w->vals));
+	w->builder = pfsync_builder_new(a->sock.mtu);
+	w->pkt = a->pkt;
+	if (!w->keys || !w->vals || !w->builder) {
+		walker_free(w);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int walker_start(struct agent *a, int with_bus)
+{
+	struct walker *w = &a->walker;
+
+	if (w->active && w->with_bus && with_bus)
+		return 0; /* OpenBSD: a request during a bulk send does not restart it */
+	if (walker_alloc(a) != 0) {
+		log_err("no memory for a %s", with_bus ? "bulk update" : "resend");
+		return -ENOMEM;
+	}
+	/* a resend asked during a bulk answer keeps the BUS framing */
+	w->with_bus = with_bus || (w->active && w->with_bus);
+	w->active = 1;
+	w->bus_started = 0;
+	memset(&w->cur, 0, sizeof(w->cur));
+	w->n = w->pos = 0;
+	w->states_sent = 0;
+	w->packets_sent = 0;
+	memset(w->acts, 0, sizeof(w->acts));
+	pfsync_builder_reset(w->builder);
+	w->started_ns = agent_clock_ns();
+	w->credit_at_ns = a->now_ns;
+	w->credit = WALKER_BATCH;
+	log_info("%s of the state table started", w->with_bus ? "bulk update" : "full resend");
+	return 0;
+}
+
+/* next state worth sending, reading a new batch from the map when needed */
+static int walker_next(struct agent *a, struct pfsync_key **k, struct pfsync_state_value **v)
+{
+	struct walker *w = &a->walker;
+
+	for (;;) {
+		while (w->pos < w->n) {
+			unsigned int i = w->pos++;
+
+			if (w->vals[i].flags & PFSYNC_SF_NOSYNC)
+				continue;
+			*k = &w->keys[i];
+			*v = &w->vals[i];
+			return 1;
+		}
+		if (w->cur.done)
+			return 0;
+		w->n = WALKER_BATCH;
+		w->pos = 0;
+		if (a->store.read_batch(a->store.ctx, &w->cur, w->keys, w->vals, &w->n) != 0) {
+			log_err("reading the state table for a %s failed",
+				w->with_bus ? "bulk update" : "resend");
+			w->n = 0;
+			return 0;
+		}
+	}
+}
+
+static void walk_send(struct agent *a)
+{
+	struct walker *w = &a->walker;
+	size_t len;
+
+	if (pfsync_builder_count(w->builder) == 0)
+		return;
+	len = pfsync_builder_finish(w->builder, w->pkt, a->sock.mtu);
+	if (len)
+		agent_send_payload(a, w->pkt, len, w->acts);
+	memset(w->acts, 0, sizeof(w->acts));
+	w->packets_sent++;
+}
+
+static void walk_add(struct agent *a, __u8 action, const void *msg)
+{
+	struct walker *w = &a->walker;
+
+	if (pfsync_builder_add(w->builder, action, msg) == -ENOSPC) {
+		walk_send(a);
+		if (pfsync_builder_add(w->builder, action, msg) != 0)
+			return;
+	}
+	w->acts[action]++;
+}
+
+static void bus_msg(struct agent *a, struct pfsync_bus *bus, __u8 status)
+{
+	memset(bus, 0, sizeof(*bus));
+	pfsync_put_be32(&bus->creatorid, a->hostid);
+	bus->status = status;
+}
+
+static void walker_finish(struct agent *a)
+{
+	struct walker *w = &a->walker;
+
+	if (w->with_bus) {
+		struct pfsync_bus bus;
+
+		/* END never shares the START packet: its states must be applied first */
+		if (w->packets_sent == 0 && w->states_sent > 0)
+			walk_send(a);
+		bus_msg(a, &bus, PFSYNC_BUS_END);
+		walk_add(a, PFSYNC_ACT_BUS, &bus);
+	}
+	walk_send(a);
+	w->active = 0;
+	w->runs++;
+	w->last_states = w->states_sent;
+	w->last_duration_ns = agent_clock_ns() - w->started_ns;
+	log_info("%s sent: %llu states in %llu packets, %llu ms",
+		 w->with_bus ? "bulk update" : "full resend", (unsigned long long)w->states_sent,
+		 (unsigned long long)w->packets_sent,
+		 (unsigned long long)w->last_duration_ns / 1000000);
+}
+
+int walker_step(struct agent *a, unsigned int max_states)
+{
+	struct walker *w = &a->walker;
+	__u64 stop_at = w->states_sent + max_states;
+	struct pfsync_state st;
+
+	if (!w->active)
+		return 0;
+	if (w->with_bus && !w->bus_started) {
+		struct pfsync_bus bus;
+
+		bus_msg(a, &bus, PFSYNC_BUS_START);
+		walk_add(a, PFSYNC_ACT_BUS, &bus);
+		w->bus_started = 1;
+	}
+	/* a partly filled packet waits in the builder for the next step */
+	while (w->states_sent < stop_at) {
+		struct pfsync_key *k;
+		struct pfsync_state_value *v;
+
+		if (!walker_next(a, &k, &v)) {
+			walker_finish(a);
+			return 0;
+		}
+		pfsync_state_export(k, v, a->now_ns, &a->cfg, a->states_count, &st);
+		walk_add(a, PFSYNC_ACT_UPD, &st);
+		w->states_sent++;
+	}
+	return 1;
+}
+
+int walker_run(struct agent *a)
+{
+	struct walker *w = &a->walker;
+	__u64 burst = a->bulk_rate / 50 > WALKER_BATCH ? a->bulk_rate / 50 : WALKER_BATCH;
+	__u64 allowed;
+
+	if (!w->active)
+		return 0;
+	/* credit in states, earned at bulk_rate per second, at most 20 ms worth */
+	if (a->now_ns > w->credit_at_ns) {
+		w->credit += (double)(a->now_ns - w->credit_at_ns) * (double)a->bulk_rate / 1e9;
+		w->credit_at_ns = a->now_ns;
+	}
+	if (w->credit > (double)burst)
+		w->credit = (double)burst;
+	allowed = (__u64)w->credit;
+	if (allowed == 0)
+		return 1;
+	{
+		__u64 before = w->states_sent;
+		int more = walker_step(a, (unsigned int)allowed);
+
+		w->credit -= (double)(w->states_sent - before);
+		return more;
+	}
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Open-addressing hash table with fixed-size keys and values (linear
+ * probing, backward-shift deletion, no tombstones). The agent keeps two of
+ * them: the (id, creatorid) -> key index and the send queue's key -> slot
+ * map; both must stay small per entry and never allocate per insert.
+ */
+#ifndef AGENT_HTAB_H
+#define AGENT_HTAB_H
+
+#include <stddef.h>
+#include <linux/types.h>
+
+struct htab {
+	__u8 *slots;	  /* cap * slot_size bytes */
+	size_t key_size;  /* bytes compared with memcmp */
+	size_t val_size;  /* bytes of value after the key */
+	size_t slot_size; /* 4-byte used mark + key + value, rounded up to 8 */
+	size_t cap;	  /* power of two, 0 until the first put */
+	size_t count;	  /* used slots */
+};
+
+void htab_init(struct htab *h, size_t key_size, size_t val_size);
+void htab_free(struct htab *h);
+/* value of key or NULL; the pointer is valid until the next put/del */
+void *htab_get(const struct htab *h, const void *key);
+/* value slot of key, created zeroed if missing (*created = 1); NULL on ENOMEM */
+void *htab_put(struct htab *h, const void *key, int *created);
+/* 1 if key was removed, 0 if it was absent */
+int htab_del(struct htab *h, const void *key);
+void htab_clear(struct htab *h);
+/*
+ * Calls fn for every entry; entries for which fn returns non-zero are
+ * removed (safely, the walk restarts the probe chain it disturbed).
+ * Returns the number removed.
+ */
+size_t htab_remove_if(struct htab *h, int (*fn)(const void *key, void *val, void *arg), void *arg);
+/* bytes the table holds (for memory-per-state figures) */
+size_t htab_bytes(const struct htab *h);
+
+#endif /* AGENT_HTAB_H */

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * (id, creatorid) -> state key. Peers name states by pf's identity only,
+ * while the kernel map is keyed by the connection, so the agent keeps this
+ * one index (and nothing else per state: the map stays the truth). An
+ * entry can outlive its state (states deleted without a record, e.g.
+ * NOSYNC expiry): users verify the identity of what they find in the map.
+ */
+#ifndef AGENT_INDEX_H
+#define AGENT_INDEX_H
+
+#include "htab.h"
+#include "pfsync_common.h"
+
+struct state_index {
+	struct htab tab;
+};
+
+void index_init(struct state_index *ix);
+void index_free(struct state_index *ix);
+/* adds or re-points an identity; -ENOMEM on allocation failure */
+int index_put(struct state_index *ix, __u64 id, __u32 creatorid, const struct pfsync_key *key);
+/* 0 and *key filled if known, -ENOENT otherwise */
+int index_get(const struct state_index *ix, __u64 id, __u32 creatorid, struct pfsync_key *key);
+int index_del(struct state_index *ix, __u64 id, __u32 creatorid); /* 1 removed, 0 absent */
+size_t index_del_creator(struct state_index *ix, __u32 creatorid);
+void index_clear(struct state_index *ix);
+size_t index_count(const struct state_index *ix);
+size_t index_bytes(const struct state_index *ix);
+
+#endif /* AGENT_INDEX_H */

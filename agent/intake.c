@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The datapath's change records (pfsync_events ringbuf) become queued
+ * messages, and the map-wide operations that produce or replace records
+ * (expiry sweep, flush, loss recovery) live here too.
+ */
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <string.h>
+
+#include "agent.h"
+
+static void on_insert(struct agent *a, const struct pfsync_event *ev)
+{
+	if (ev->evflags & PFSYNC_EVF_ACK)
+		defer_held(a);
+	if (ev->state_flags_local & PFSYNC_SF_NOSYNC)
+		return; /* no-sync states are never named to peers */
+	if (index_put(&a->index, ev->id, ev->creatorid, &ev->key) != 0)
+		log_err("index: out of memory");
+	if (sendq_insert(&a->sendq, &ev->key, ev->id, ev->creatorid, a->now_ns) != 0)
+		a->stats.onomem++;
+}
+
+static void on_update(struct agent *a, const struct pfsync_event *ev)
+{
+	if (ev->state_flags_local & PFSYNC_SF_NOSYNC)
+		return;
+	/* cheap, and heals the index if a record of this state was lost */
+	if (index_put(&a->index, ev->id, ev->creatorid, &ev->key) != 0)
+		log_err("index: out of memory");
+	if (sendq_update(&a->sendq, &ev->key, ev->id, ev->creatorid, a->now_ns,
+			 ev->evflags & PFSYNC_EVF_MAXUPD) != 0)
+		a->stats.onomem++;
+}
+
+static void on_delete(struct agent *a, const struct pfsync_event *ev)
+{
+	index_del(&a->index, ev->id, ev->creatorid);
+	if (ev->state_flags_local & PFSYNC_SF_NOSYNC)
+		return;
+	if (sendq_delete(&a->sendq, &ev->key, ev->id, ev->creatorid, a->now_ns) < 0)
+		a->stats.onomem++;
+}
+
+static void on_lost(struct agent *a, const struct pfsync_event *ev)
+{
+	a->records_lost += ev->lost;
+	a->lost_events++;
+	log_info("datapath lost %u change records: rebuilding the index and resending every state",
+		 ev->lost);
+	if (intake_rebuild_index(a) != 0)
+		log_err("index rebuild failed");
+	walker_start(a, 0);
+}
+
+int intake_record(void *ctx, void *data, size_t size)
+{
+	struct agent *a = ctx;
+	struct pfsync_event ev;
+
+	if (size < sizeof(ev)) {
+		a->records_bad++;
+		return 0;
+	}
+	memcpy(&ev, data, sizeof(ev));
+	a->records++;
+	switch (ev.type) {
+	case PFSYNC_EV_INSERT:
+		on_insert(a, &ev);
+		break;
+	case PFSYNC_EV_UPDATE:
+		on_update(a, &ev);
+		break;
+	case PFSYNC_EV_DELETE:
+		on_delete(a, &ev);
+		break;
+	case PFSYNC_EV_LOST:
+		on_lost(a, &ev);
+		break;
+	default:
+		a->records_bad++;
+		break;
+	}
+	return 0;
+}
+
+struct rebuild {
+	struct agent *a;
+	struct pfsync_unqueue_args unq;
+};
+
+static void unqueue_flush(struct rebuild *r)
+{
+	if (r->unq.count && r->a->store.unqueue(r->a->store.ctx, &r->unq) != 0)
+		log_debug("unqueue of %u states failed", r->unq.count);
+	r->unq.count = 0;
+}
+
+static int index_one(const struct pfsync_key *k, const struct pfsync_state_value *v, void *arg)
+{
+	struct rebuild *r = arg;
+
+	if (!(v->flags & PFSYNC_SF_NOSYNC) && index_put(&r->a->index, v->id, v->creatorid, k) != 0)
+		return -1;
+	/* a QUEUED mark without a record we hold would silence the state forever */
+	if (v->flags & PFSYNC_SF_QUEUED) {
+		r->unq.keys[r->unq.count++] = *k;
+		if (r->unq.count == PFSYNC_UNQUEUE_BATCH)
+			unqueue_flush(r);
+	}
+	return 0;
+}
+
+/*
+ * Rebuilds the index from the map and clears stale QUEUED marks: used at
+ * start (a previous agent may have stopped with changes queued) and after
+ * a ringbuf loss (the lost records' marks would never be cleared).
+ */
+int intake_rebuild_index(struct agent *a)
+{
+	struct rebuild r = {.a = a};
+	int rc;
+
+	index_clear(&a->index);
+	rc = store_foreach(&a->store, index_one, &r);
+	unqueue_flush(&r);
+	return rc;
+}
+
+/* config (timeouts) and the adaptive state count, read fresh for exports */
+static void refresh_datapath_view(struct agent *a)
+{
+	struct pfsync_globals g;
+	__u32 zero = 0;
+
+	if (a->config_fd >= 0)
+		bpf_map_lookup_elem(a->config_fd, &zero, &a->cfg);
+	if (a->globals_fd >= 0 && bpf_map_lookup_elem(a->globals_fd, &zero, &g) == 0)
+		a->states_count = g.states_count;
+}
+
+int intake_sweep(struct agent *a)
+{
+	struct pfsync_sweep_args args = {0};
+	int rc = a->store.sweep(a->store.ctx, &args);
+
+	if (rc) {
+		log_err("expiry sweep failed: %s", strerror(-rc));
+		return rc;
+	}
+	refresh_datapath_view(a);
+	if (args.deleted)
+		log_debug("expiry: %u of %u states removed", args.deleted, args.seen);
+	return 0;
+}
+
+int intake_flush_all(struct agent *a)
+{
+	struct pfsync_sweep_args args = {.sweep_flags = PFSYNC_SWEEP_FLUSH | PFSYNC_SWEEP_QUIET};
+	struct pfsync_clr clr;
+	int rc = a->store.sweep(a->store.ctx, &args);
+
+	if (rc) {
+		log_err("flush failed: %s", strerror(-rc));
+		return rc;
+	}
+	index_clear(&a->index);
+	sendq_forget_all(&a->sendq);
+	memset(&clr, 0, sizeof(clr));
+	pfsync_put_be32(&clr.creatorid, a->hostid);
+	rc = agent_send_msgs(a, PFSYNC_ACT_CLR, &clr, 1);
+	log_info("flushed %u states, CLR sent for creatorid 0x%08x", args.deleted, a->hostid);
+	return rc;
+}

@@ -1,0 +1,670 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * pfsync-agent: options, datapath set-up (load, attach, identity), the
+ * event loop and an orderly stop. Everything process-wide lives here; the
+ * other agent/ files hold the logic and are linked into the unit tests.
+ *
+ * Latency and batching: every wake-up first drains what woke it (ringbuf
+ * records, received packets, control requests), then asks the send queue
+ * what is due. Inserts and deletes (and acks, request replies, maxupd) make
+ * the queue send at the end of that same wake-up, so an idle agent puts a
+ * lone insert on the wire within one loop turn, and a burst drained in one
+ * wake-up shares packets. Packet-driven updates (UPD_C) wait and collapse
+ * for up to 1 s, unless something urgent carries them earlier or they fill
+ * a packet.
+ */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <getopt.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <xdp/libxdp.h>
+
+#include "agent.h"
+
+#include "pfsync_loader.h"
+#include "pfsync_maps.h"
+
+#define EP_RINGBUF    1
+#define EP_SOCK	      2
+#define EP_SIGNAL     3
+#define RECV_PER_TURN 256
+#define MAX_WAIT_MS   1000
+
+struct attachment {
+	char ifname[IF_NAMESIZE];
+	int ifindex;
+	struct xdp_program *xdp; /* libxdp handle, or NULL when attached by bpf_xdp_attach */
+	int xdp_attached;
+	enum xdp_attach_mode xdp_mode;
+	struct bpf_tc_hook hook;
+	struct bpf_tc_opts tc;
+	int tc_attached;
+	int hook_created;
+};
+
+struct process {
+	struct agent a;
+	struct pfsync_bpf bpf;
+	struct pfsync_maps maps;
+	struct bpf_store bstore;
+	struct ring_buffer *rb;
+	struct attachment att[AGENT_MAX_ATTACH];
+	unsigned int natt;
+	int epfd;
+	int sigfd;
+	int bpf_loaded, maps_open;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: pfsync-agent --syncdev IF [--syncpeer ADDR] [--maxupd N] "
+		   "[--defer]\n"
+		   "         [--defer-timeout MS] [--hostid N] [--pin-dir DIR] [--attach "
+		   "IF]...\n"
+		   "         [--ctl PATH] [--obj FILE] [--interval S] [--pfsync-if NAME]\n"
+		   "         [--states-max N] [--bulk-rate STATES_PER_S] [-v|-q]\n"
+		   "Synchronises pf-style connection states with peers (OpenBSD pfsync "
+		   "v6).\n");
+}
+
+static int parse_uint(const char *opt, const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (errno || end == s || *end || v > max || *s == '-') {
+		fprintf(stderr, "pfsync-agent: %s %s: expected a number up to %lu\n", opt, s, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+enum {
+	OPT_SYNCDEV = 256,
+	OPT_SYNCPEER,
+	OPT_MAXUPD,
+	OPT_DEFER,
+	OPT_DEFER_TIMEOUT,
+	OPT_HOSTID,
+	OPT_PIN_DIR,
+	OPT_ATTACH,
+	OPT_CTL,
+	OPT_OBJ,
+	OPT_INTERVAL,
+	OPT_PFSYNC_IF,
+	OPT_STATES_MAX,
+	OPT_BULK_RATE,
+	OPT_HELP,
+};
+
+static int parse_number_opt(struct agent *a, int opt, const char *arg)
+{
+	unsigned long v;
+
+	switch (opt) {
+	case OPT_MAXUPD:
+		if (parse_uint("--maxupd", arg, 255, &v))
+			return -1;
+		a->opts.maxupd = v;
+		return 0;
+	case OPT_DEFER_TIMEOUT:
+		if (parse_uint("--defer-timeout", arg, 10000, &v))
+			return -1;
+		a->opts.defer_timeout_ms = v;
+		return 0;
+	case OPT_HOSTID:
+		if (parse_uint("--hostid", arg, 0xffffffffUL, &v))
+			return -1;
+		if (v == 0) {
+			fprintf(stderr, "pfsync-agent: --hostid must not be 0\n");
+			return -1;
+		}
+		a->opts.hostid = v;
+		return 0;
+	case OPT_INTERVAL:
+		if (parse_uint("--interval", arg, 3600, &v) || v == 0)
+			return -1;
+		a->opts.interval_s = v;
+		return 0;
+	case OPT_STATES_MAX:
+		if (parse_uint("--states-max", arg, 0xffffffffUL, &v))
+			return -1;
+		a->opts.states_max = v;
+		return 0;
+	case OPT_BULK_RATE:
+		if (parse_uint("--bulk-rate", arg, 100000000UL, &v) || v < 100)
+			return -1;
+		a->bulk_rate = v;
+		return 0;
+	}
+	return -1;
+}
+
+static int parse_opts(struct agent *a, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"syncdev", required_argument, NULL, OPT_SYNCDEV},
+	    {"syncpeer", required_argument, NULL, OPT_SYNCPEER},
+	    {"maxupd", required_argument, NULL, OPT_MAXUPD},
+	    {"defer", no_argument, NULL, OPT_DEFER},
+	    {"defer-timeout", required_argument, NULL, OPT_DEFER_TIMEOUT},
+	    {"hostid", required_argument, NULL, OPT_HOSTID},
+	    {"pin-dir", required_argument, NULL, OPT_PIN_DIR},
+	    {"attach", required_argument, NULL, OPT_ATTACH},
+	    {"ctl", required_argument, NULL, OPT_CTL},
+	    {"obj", required_argument, NULL, OPT_OBJ},
+	    {"interval", required_argument, NULL, OPT_INTERVAL},
+	    {"pfsync-if", required_argument, NULL, OPT_PFSYNC_IF},
+	    {"states-max", required_argument, NULL, OPT_STATES_MAX},
+	    {"bulk-rate", required_argument, NULL, OPT_BULK_RATE},
+	    {"help", no_argument, NULL, OPT_HELP},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {0},
+	};
+	int opt;
+
+	a->opts.maxupd = AGENT_DEFAULT_MAXUPD;
+	a->opts.defer_timeout_ms = 20;
+	a->opts.ctl_path = AGENT_DEFAULT_CTL;
+	a->opts.interval_s = AGENT_DEFAULT_INTERVAL_S;
+	a->opts.pfsync_if = "pfsync0";
+	a->bulk_rate = WALKER_DEFAULT_RATE;
+	while ((opt = getopt_long(argc, argv, "vqh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_SYNCDEV:
+			a->opts.syncdev = optarg;
+			break;
+		case OPT_SYNCPEER:
+			a->opts.syncpeer = optarg;
+			break;
+		case OPT_DEFER:
+			a->opts.defer = 1;
+			break;
+		case OPT_PIN_DIR:
+			a->opts.pin_dir = optarg;
+			break;
+		case OPT_ATTACH:
+			if (a->opts.nattach == AGENT_MAX_ATTACH) {
+				fprintf(stderr, "pfsync-agent: at most %d --attach\n",
+					AGENT_MAX_ATTACH);
+				return -1;
+			}
+			a->opts.attach[a->opts.nattach++] = optarg;
+			break;
+		case OPT_CTL:
+			a->opts.ctl_path = optarg;
+			break;
+		case OPT_OBJ:
+			a->opts.obj_path = optarg;
+			break;
+		case OPT_PFSYNC_IF:
+			a->opts.pfsync_if = optarg;
+			break;
+		case 'v':
+			agent_log_level = LOG_LVL_DEBUG;
+			break;
+		case 'q':
+			agent_log_level = LOG_LVL_ERR;
+			break;
+		case 'h':
+		case OPT_HELP:
+			usage(stdout);
+			exit(0);
+		case '?':
+			usage(stderr);
+			return -1;
+		default:
+			if (parse_number_opt(a, opt, optarg))
+				return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "pfsync-agent: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (!a->opts.syncdev) {
+		fprintf(stderr, "pfsync-agent: --syncdev IF is required\n");
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- datapath ------------------------------------------------------------ */
+static int run_sweep(void *progs, struct pfsync_sweep_args *args)
+{
+	return pfsync_bpf_sweep(progs, args);
+}
+
+static int run_unqueue(void *progs, struct pfsync_unqueue_args *args)
+{
+	return pfsync_bpf_unqueue(progs, args);
+}
+
+static __u32 random_hostid(void)
+{
+	__u32 id = 0;
+
+	while (id == 0)
+		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+			id = (__u32)time(NULL) ^ (__u32)getpid();
+	return id;
+}
+
+/* --hostid wins; else the hostid already in the map (agent restart); else
+ * random */
+static int setup_identity(struct process *p)
+{
+	struct agent *a = &p->a;
+	struct pfsync_globals g;
+	__u64 seed = ((__u64)time(NULL) << 32) + 1;
+	int rc = pfsync_globals_read(&p->maps, &g);
+
+	if (rc)
+		return rc;
+	a->hostid = a->opts.hostid ? a->opts.hostid : g.hostid ? g.hostid : random_hostid();
+	g.hostid = a->hostid;
+	if (g.next_id < seed)
+		g.next_id = seed;
+	a->states_count = g.states_count;
+	return pfsync_globals_write(&p->maps, &g);
+}
+
+static int setup_config(struct process *p)
+{
+	struct agent *a = &p->a;
+	int rc = pfsync_config_read(&p->maps, &a->cfg);
+
+	if (rc)
+		return rc;
+	a->cfg.maxupd = a->opts.maxupd;
+	if (a->opts.defer)
+		a->cfg.cfg_flags |= PFSYNC_CFG_DEFER;
+	else
+		a->cfg.cfg_flags &= ~PFSYNC_CFG_DEFER;
+	return pfsync_config_write(&p->maps, &a->cfg);
+}
+
+/* libxdp explains its fallbacks at length: keep that for -v */
+static int libxdp_log(enum libxdp_print_level level, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	if (level != LIBXDP_DEBUG && agent_log_level >= LOG_LVL_DEBUG) {
+		vsnprintf(line, sizeof(line), fmt, ap);
+		line[strcspn(line, "\n")] = '\0';
+		log_debug("%s", line);
+	}
+	return 0;
+}
+
+/* libbpf messages while libxdp probes its dispatcher are expected failures */
+static int libbpf_debug_only(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return libxdp_log(level == LIBBPF_WARN ? LIBXDP_WARN : LIBXDP_DEBUG, fmt, ap);
+}
+
+static int attach_xdp_libxdp(struct process *p, struct attachment *at)
+{
+	int rc;
+
+	at->xdp = xdp_program__from_bpf_obj(p->bpf.obj, "xdp");
+	if (at->xdp && !libxdp_get_error(at->xdp)) {
+		rc = xdp_program__attach(at->xdp, at->ifindex, XDP_MODE_UNSPEC, 0);
+		if (rc == 0) {
+			at->xdp_attached = 1;
+			at->xdp_mode = xdp_program__is_attached(at->xdp, at->ifindex);
+			return 0;
+		}
+		log_debug("libxdp attach on %s: %s; using bpf_xdp_attach", at->ifname,
+			  strerror(-rc));
+		xdp_program__close(at->xdp);
+	}
+	at->xdp = NULL;
+	return -EOPNOTSUPP;
+}
+
+static int attach_xdp(struct process *p, struct attachment *at)
+{
+	libbpf_print_fn_t prev = libbpf_set_print(libbpf_debug_only);
+	int rc = attach_xdp_libxdp(p, at);
+
+	libbpf_set_print(prev);
+	if (rc == 0)
+		return 0;
+	rc = bpf_xdp_attach(at->ifindex, p->bpf.xdp_fd, 0, NULL);
+	if (rc) {
+		log_err("attaching XDP to %s: %s", at->ifname, strerror(-rc));
+		return rc;
+	}
+	at->xdp_attached = 1;
+	return 0;
+}
+
+static int attach_tc(struct process *p, struct attachment *at)
+{
+	int rc;
+
+	memset(&at->hook, 0, sizeof(at->hook));
+	at->hook.sz = sizeof(at->hook);
+	at->hook.ifindex = at->ifindex;
+	at->hook.attach_point = BPF_TC_EGRESS;
+	rc = bpf_tc_hook_create(&at->hook);
+	if (rc && rc != -EEXIST) {
+		log_err("creating clsact on %s: %s", at->ifname, strerror(-rc));
+		return rc;
+	}
+	at->hook_created = rc == 0;
+	memset(&at->tc, 0, sizeof(at->tc));
+	at->tc.sz = sizeof(at->tc);
+	at->tc.prog_fd = p->bpf.tc_fd;
+	rc = bpf_tc_attach(&at->hook, &at->tc);
+	if (rc) {
+		log_err("attaching tc egress to %s: %s", at->ifname, strerror(-rc));
+		return rc;
+	}
+	at->tc_attached = 1;
+	return 0;
+}
+
+static void detach_one(struct attachment *at)
+{
+	if (at->tc_attached) {
+		at->tc.prog_fd = 0;
+		at->tc.prog_id = 0;
+		at->tc.flags = 0;
+		bpf_tc_detach(&at->hook, &at->tc);
+		at->tc_attached = 0;
+	}
+	if (at->hook_created) {
+		/* the clsact qdisc was ours: remove it whole */
+		at->hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		bpf_tc_hook_destroy(&at->hook);
+		at->hook_created = 0;
+	}
+	if (at->xdp_attached) {
+		if (at->xdp)
+			xdp_program__detach(at->xdp, at->ifindex, at->xdp_mode, 0);
+		else
+			bpf_xdp_detach(at->ifindex, 0, NULL);
+		at->xdp_attached = 0;
+	}
+	if (at->xdp)
+		xdp_program__close(at->xdp);
+	at->xdp = NULL;
+}
+
+static int attach_all(struct process *p)
+{
+	for (unsigned int i = 0; i < p->a.opts.nattach; i++) {
+		struct attachment *at = &p->att[i];
+		int rc;
+
+		snprintf(at->ifname, sizeof(at->ifname), "%s", p->a.opts.attach[i]);
+		at->ifindex = if_nametoindex(at->ifname);
+		if (!at->ifindex) {
+			log_err("--attach %s: no such interface", at->ifname);
+			return -ENODEV;
+		}
+		p->natt = i + 1;
+		rc = attach_xdp(p, at);
+		rc = rc ?: attach_tc(p, at);
+		if (rc)
+			return rc;
+		log_info("attached XDP and tc egress to %s", at->ifname);
+	}
+	return 0;
+}
+
+static int setup_datapath(struct process *p)
+{
+	struct agent *a = &p->a;
+	unsigned int which = PFSYNC_LOAD_CTL;
+	int rc;
+
+	if (a->opts.nattach)
+		which |= PFSYNC_LOAD_XDP | PFSYNC_LOAD_TC;
+	if (a->opts.defer)
+		which |= PFSYNC_LOAD_XDP; /* re-runs held frames, attached or not */
+	rc = pfsync_bpf_load(&p->bpf, a->opts.obj_path, a->opts.pin_dir, a->opts.states_max, which);
+
+	if (rc)
+		return rc;
+	p->bpf_loaded = 1;
+	rc = pfsync_maps_open(&p->maps, a->opts.pin_dir);
+	if (rc)
+		return rc;
+	p->maps_open = 1;
+	defer_init(&a->defer, a->opts.defer ? p->maps.defer : -1, p->bpf.xdp_fd,
+		   a->opts.defer_timeout_ms);
+	a->config_fd = p->maps.config;
+	a->globals_fd = p->maps.globals;
+	p->bstore.states_fd = p->maps.states;
+	p->bstore.progs = &p->bpf;
+	p->bstore.run_sweep = run_sweep;
+	p->bstore.run_unqueue = run_unqueue;
+	bpf_store_bind(&a->store, &p->bstore);
+	rc = setup_identity(p);
+	rc = rc ?: setup_config(p);
+	if (rc) {
+		log_err("writing identity/configuration to the maps: %s", strerror(-rc));
+		return rc;
+	}
+	return attach_all(p);
+}
+
+/* ---- event loop ---------------------------------------------------------- */
+static int epoll_add(int epfd, int fd, __u64 tag)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+static int setup_io(struct process *p)
+{
+	struct agent *a = &p->a;
+	sigset_t mask;
+	int rc;
+
+	rc = sync_sock_open(&a->sock, a->opts.syncdev, a->opts.syncpeer);
+	if (rc)
+		return rc;
+	if (sendq_init(&a->sendq, a->sock.mtu) != 0)
+		return -ENOMEM;
+	agent_bind_sendq_io(a);
+	a->builder = pfsync_builder_new(a->sock.mtu);
+	a->pkt = malloc(a->sock.mtu > AGENT_RXBUF ? a->sock.mtu : AGENT_RXBUF);
+	a->rxbuf = malloc(AGENT_RXBUF);
+	if (!a->builder || !a->pkt || !a->rxbuf)
+		return -ENOMEM;
+	a->tun.fd = -1;
+	if (strcmp(a->opts.pfsync_if, "none") != 0 && tun_open(&a->tun, a->opts.pfsync_if) != 0)
+		log_err("continuing without %s (no capture copies)", a->opts.pfsync_if);
+	p->rb = ring_buffer__new(p->maps.events, intake_record, a, NULL);
+	if (!p->rb) {
+		log_err("opening the events ringbuf: %s", strerror(errno));
+		return -errno;
+	}
+	p->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (p->epfd < 0)
+		return -errno;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	p->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	rc = p->sigfd < 0 ? -errno : 0;
+	rc = rc ?: epoll_add(p->epfd, p->sigfd, EP_SIGNAL);
+	rc = rc ?: epoll_add(p->epfd, ring_buffer__epoll_fd(p->rb), EP_RINGBUF);
+	rc = rc ?: epoll_add(p->epfd, a->sock.fd, EP_SOCK);
+	if (rc)
+		return rc;
+	return ctl_open(&a->ctl, a->opts.ctl_path, p->epfd);
+}
+
+static void earliest(__u64 *deadline, __u64 t)
+{
+	if (t && (!*deadline || t < *deadline))
+		*deadline = t;
+}
+
+static int wait_ms(struct agent *a)
+{
+	__u64 deadline = a->next_sweep_ns;
+	__u64 now = agent_clock_ns();
+
+	if (a->walker.active)
+		return 1; /* paced: come back for the next batch */
+	earliest(&deadline, sendq_deadline(&a->sendq));
+	earliest(&deadline, bulk_req_deadline(&a->bulk_req));
+	earliest(&deadline, a->next_defer_ns);
+	if (deadline <= now)
+		return 0;
+	if (deadline - now >= (__u64)MAX_WAIT_MS * 1000000)
+		return MAX_WAIT_MS;
+	return (int)((deadline - now + 999999) / 1000000);
+}
+
+static void handle_event(struct process *p, __u64 tag)
+{
+	struct agent *a = &p->a;
+
+	switch (tag) {
+	case EP_RINGBUF:
+		ring_buffer__consume(p->rb);
+		return;
+	case EP_SOCK:
+		agent_receive(a, RECV_PER_TURN);
+		return;
+	case EP_SIGNAL: {
+		struct signalfd_siginfo si;
+
+		if (read(p->sigfd, &si, sizeof(si)) == sizeof(si)) {
+			log_info("signal %u: stopping", si.ssi_signo);
+			a->stop = 1;
+		}
+		return;
+	}
+	case CTL_EP_LISTEN:
+		ctl_on_listen(a);
+		return;
+	default:
+		if (tag >= CTL_EP_CLIENT && tag < CTL_EP_CLIENT + CTL_MAX_CLIENTS)
+			ctl_on_client(a, (unsigned int)(tag - CTL_EP_CLIENT));
+	}
+}
+
+static void periodic(struct agent *a)
+{
+	a->next_defer_ns = defer_run(a);
+	walker_run(a);
+	if (a->now_ns >= a->next_sweep_ns) {
+		intake_sweep(a);
+		a->next_sweep_ns = a->now_ns + (__u64)a->opts.interval_s * 1000000000ULL;
+	}
+	bulk_tick(a);
+	ctl_expire(a);
+	/* last: whatever this turn queued shares the packets (see top of file) */
+	agent_flush_sendq(a);
+}
+
+static void run(struct process *p)
+{
+	struct agent *a = &p->a;
+	struct epoll_event evs[16];
+
+	while (!a->stop) {
+		int n = epoll_wait(p->epfd, evs, 16, wait_ms(a));
+
+		if (n < 0 && errno != EINTR) {
+			log_err("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		a->now_ns = agent_clock_ns();
+		for (int i = 0; i < n; i++)
+			handle_event(p, evs[i].data.u64);
+		periodic(a);
+	}
+}
+
+static void teardown(struct process *p)
+{
+	struct agent *a = &p->a;
+
+	for (unsigned int i = 0; i < p->natt; i++)
+		detach_one(&p->att[i]);
+	ctl_close(&a->ctl);
+	if (p->rb)
+		ring_buffer__free(p->rb);
+	if (p->sigfd >= 0)
+		close(p->sigfd);
+	if (p->epfd >= 0)
+		close(p->epfd);
+	tun_close(&a->tun);
+	sync_sock_close(&a->sock);
+	walker_free(&a->walker);
+	defer_free(&a->defer);
+	sendq_free(&a->sendq);
+	pfsync_builder_free(a->builder);
+	free(a->pkt);
+	free(a->rxbuf);
+	index_free(&a->index);
+	if (p->maps_open)
+		pfsync_maps_close(&p->maps);
+	if (p->bpf_loaded)
+		pfsync_bpf_close(&p->bpf);
+}
+
+int main(int argc, char **argv)
+{
+	static struct process proc;
+	struct process *p = &proc;
+	struct agent *a = &p->a;
+	int rc;
+
+	signal(SIGPIPE, SIG_IGN); /* a control client may go away mid-reply */
+	libxdp_set_print(libxdp_log);
+	p->epfd = p->sigfd = -1;
+	a->sock.fd = a->tun.fd = a->ctl.fd = -1;
+	a->config_fd = a->globals_fd = -1;
+	defer_init(&a->defer, -1, -1, 0);
+	if (parse_opts(a, argc, argv))
+		return 2;
+	index_init(&a->index);
+	a->now_ns = a->started_ns = agent_clock_ns();
+	rc = setup_datapath(p);
+	rc = rc ?: setup_io(p);
+	if (rc == 0 && intake_rebuild_index(a) != 0)
+		log_err("reading the existing states failed; continuing");
+	if (rc) {
+		log_err("start-up failed: %s", strerror(-rc));
+		teardown(p);
+		return 1;
+	}
+	log_info("running: syncdev %s (mtu %u) %s, hostid 0x%08x, %zu states in the table",
+		 a->sock.ifname, a->sock.mtu, a->sock.multicast ? "group 224.0.0.240" : "unicast",
+		 a->hostid, index_count(&a->index));
+	a->now_ns = agent_clock_ns();
+	a->next_sweep_ns = a->now_ns + (__u64)a->opts.interval_s * 1000000000ULL;
+	bulk_request(a);
+	run(p);
+	teardown(p);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,663 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Received packets applied to a state table stand-in: imports are marked
+ * FROM_PEER and never echoed, unknown states are requested with one UPD_REQ
+ * packet, deletes touch only what they name, bad packets are counted.
+ */
+#include <errno.h>
+#include <netinet/ip.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "../../agent/agent.h"
+
+#define NSEC	 1000000000ULL
+#define FAKE_MAX 64
+#define SYNCDEV	 5
+#define PEER_ID	 0x22222222u
+#define OUR_ID	 0x11111111u
+
+struct fake_entry {
+	int used;
+	struct pfsync_key key;
+	struct pfsync_state_value val;
+};
+
+struct world {
+	struct agent a;
+	struct fake_entry tab[FAKE_MAX];
+	unsigned int sent;
+	unsigned int sent_acts[PFSYNC_ACT_MAX];
+	__u64 last_upd_req_ids[16];
+	unsigned int nlast_upd_req;
+	struct pfsync_sweep_args last_sweep;
+};
+
+static struct world *W;
+
+static struct fake_entry *fake_find(const struct pfsync_key *k)
+{
+	for (unsigned int i = 0; i < FAKE_MAX; i++)
+		if (W->tab[i].used && !memcmp(&W->tab[i].key, k, sizeof(*k)))
+			return &W->tab[i];
+	return NULL;
+}
+
+static int fake_lookup(void *ctx, const struct pfsync_key *k, struct pfsync_state_value *v)
+{
+	struct fake_entry *e = fake_find(k);
+
+	(void)ctx;
+	if (!e)
+		return -ENOENT;
+	*v = e->val;
+	return 0;
+}
+
+static int fake_insert(void *ctx, const struct pfsync_key *k, const struct pfsync_state_value *v)
+{
+	(void)ctx;
+	if (fake_find(k))
+		return -EEXIST;
+	for (unsigned int i = 0; i < FAKE_MAX; i++) {
+		if (!W->tab[i].used) {
+			W->tab[i].used = 1;
+			W->tab[i].key = *k;
+			W->tab[i].val = *v;
+			return 0;
+		}
+	}
+	return -E2BIG;
+}
+
+static int fake_update(void *ctx, const struct pfsync_key *k, const struct pfsync_state_value *v)
+{
+	struct fake_entry *e = fake_find(k);
+
+	(void)ctx;
+	if (!e)
+		return -ENOENT;
+	e->val = *v;
+	return 0;
+}
+
+static int fake_remove(void *ctx, const struct pfsync_key *k)
+{
+	struct fake_entry *e = fake_find(k);
+
+	(void)ctx;
+	if (!e)
+		return -ENOENT;
+	e->used = 0;
+	return 0;
+}
+
+static int fake_read_batch(void *ctx, struct store_cursor *cur, struct pfsync_key *keys,
+			   struct pfsync_state_value *vals, unsigned int *n)
+{
+	unsigned int got = 0;
+
+	(void)ctx;
+	for (unsigned int i = (unsigned int)cur->token; i < FAKE_MAX && got < *n; i++) {
+		cur->token = i + 1;
+		if (!W->tab[i].used)
+			continue;
+		keys[got] = W->tab[i].key;
+		vals[got] = W->tab[i].val;
+		got++;
+	}
+	cur->done = cur->token >= FAKE_MAX;
+	*n = got;
+	return 0;
+}
+
+static int fake_sweep(void *ctx, struct pfsync_sweep_args *args)
+{
+	(void)ctx;
+	W->last_sweep = *args;
+	for (unsigned int i = 0; i < FAKE_MAX; i++) {
+		if (!W->tab[i].used)
+			continue;
+		args->seen++;
+		if ((args->sweep_flags & PFSYNC_SWEEP_CREATOR) &&
+		    W->tab[i].val.creatorid != args->creatorid)
+			continue;
+		if (args->sweep_flags & PFSYNC_SWEEP_FLUSH) {
+			W->tab[i].used = 0;
+			args->deleted++;
+		}
+	}
+	return 0;
+}
+
+static unsigned int unqueued_total;
+
+static int fake_unqueue(void *ctx, struct pfsync_unqueue_args *args)
+{
+	(void)ctx;
+	for (unsigned int i = 0; i < args->count; i++) {
+		struct fake_entry *e = fake_find(&args->keys[i]);
+
+		if (e)
+			e->val.flags &= ~PFSYNC_SF_QUEUED;
+	}
+	unqueued_total += args->count;
+	args->done = args->count;
+	return 0;
+}
+
+static void on_sent_upd_req(void *ctx, const struct pfsync_upd_req *m)
+{
+	(void)ctx;
+	if (W->nlast_upd_req < 16)
+		W->last_upd_req_ids[W->nlast_upd_req++] = PFSYNC_MSG_ID(m);
+}
+
+static int capture_xmit(struct agent *a, const __u8 *payload, size_t len)
+{
+	static const struct pfsync_decode_ops ops = {.upd_req = on_sent_upd_req};
+	struct pfsync_stats st;
+
+	(void)a;
+	memset(&st, 0, sizeof(st));
+	W->nlast_upd_req = 0;
+	assert_int_equal(pfsync_decode(payload, len, &ops, NULL, &st), 0);
+	for (unsigned int i = 0; i < PFSYNC_ACT_MAX; i++)
+		W->sent_acts[i] += st.iacts[i];
+	W->sent++;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	struct agent *a;
+
+	agent_log_level = LOG_LVL_ERR;
+	W = calloc(1, sizeof(*W));
+	assert_non_null(W);
+	a = &W->a;
+	a->hostid = OUR_ID;
+	a->now_ns = 1000 * NSEC;
+	a->sock.fd = a->tun.fd = a->ctl.fd = -1;
+	a->sock.ifindex = SYNCDEV;
+	a->sock.mtu = 1500;
+	a->config_fd = a->globals_fd = -1;
+	a->xmit = capture_xmit;
+	a->bulk_rate = WALKER_DEFAULT_RATE;
+	a->store.lookup = fake_lookup;
+	a->store.insert = fake_insert;
+	a->store.update = fake_update;
+	a->store.remove = fake_remove;
+	a->store.read_batch = fake_read_batch;
+	a->store.sweep = fake_sweep;
+	a->store.unqueue = fake_unqueue;
+	index_init(&a->index);
+	defer_init(&a->defer, -1, -1, 20);
+	assert_int_equal(sendq_init(&a->sendq, 1500), 0);
+	agent_bind_sendq_io(a);
+	a->builder = pfsync_builder_new(1500);
+	a->pkt = malloc(AGENT_RXBUF);
+	assert_non_null(a->builder);
+	assert_non_null(a->pkt);
+	*state = W;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct agent *a = &W->a;
+
+	(void)state;
+	index_free(&a->index);
+	defer_free(&a->defer);
+	sendq_free(&a->sendq);
+	walker_free(&a->walker);
+	pfsync_builder_free(a->builder);
+	free(a->pkt);
+	free(W);
+	return 0;
+}
+
+static struct pfsync_key key_for(__u32 n)
+{
+	struct pfsync_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.addr[0][0] = htobe32(0x0a000001);
+	k.addr[1][0] = htobe32(0x0a000100 + n);
+	k.port[0] = htobe16(40000);
+	k.port[1] = htobe16(80);
+	k.proto = IPPROTO_TCP;
+	k.af = PFSYNC_AF_INET;
+	return k;
+}
+
+static struct pfsync_state_value value_for(__u64 id, __u32 creator, __u32 seqlo)
+{
+	struct pfsync_state_value v;
+
+	memset(&v, 0, sizeof(v));
+	v.id = id;
+	v.creatorid = creator;
+	v.rule = 0xffffffffu;
+	v.creation = 990 * NSEC;
+	v.last_seen = 999 * NSEC;
+	v.timeout = PFTM_TCP_ESTABLISHED;
+	v.direction = PF_IN;
+	v.peer[0].state = TCPS_ESTABLISHED;
+	v.peer[1].state = TCPS_ESTABLISHED;
+	v.peer[0].seqlo = seqlo;
+	v.peer[1].seqlo = seqlo;
+	return v;
+}
+
+/* a state as a peer would send it */
+static void wire_state(__u32 n, __u64 id, __u32 creator, __u32 seqlo, struct pfsync_state *out)
+{
+	struct pfsync_key k = key_for(n);
+	struct pfsync_state_value v = value_for(id, creator, seqlo);
+
+	pfsync_state_export(&k, &v, 1000 * NSEC, NULL, 0, out);
+}
+
+/* wraps one pfsync payload in an IPv4 header and hands it to the receive path */
+static void deliver(struct pfsync_builder *b, __u8 ttl, int ifindex)
+{
+	__u8 pkt[1500];
+	struct iphdr *ip = (struct iphdr *)pkt;
+	size_t len = pfsync_builder_finish(b, pkt + sizeof(*ip), sizeof(pkt) - sizeof(*ip));
+
+	assert_true(len > 0);
+	memset(ip, 0, sizeof(*ip));
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->ttl = ttl;
+	ip->protocol = IPPROTO_PFSYNC;
+	ip->tot_len = htons((__u16)(len + sizeof(*ip)));
+	apply_packet(&W->a, pkt, len + sizeof(*ip), ifindex);
+}
+
+static void deliver_one(__u8 action, const void *msg)
+{
+	struct pfsync_builder *b = pfsync_builder_new(1500);
+
+	assert_non_null(b);
+	assert_int_equal(pfsync_builder_add(b, action, msg), 0);
+	deliver(b, 255, SYNCDEV);
+	pfsync_builder_free(b);
+}
+
+static unsigned int table_count(void)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < FAKE_MAX; i++)
+		n += W->tab[i].used;
+	return n;
+}
+
+static void put_local(__u32 n, __u64 id, __u32 creator, __u32 seqlo)
+{
+	struct pfsync_key k = key_for(n);
+	struct pfsync_state_value v = value_for(id, creator, seqlo);
+
+	assert_int_equal(fake_insert(NULL, &k, &v), 0);
+	assert_int_equal(index_put(&W->a.index, id, creator, &k), 0);
+}
+
+static void test_insert_imported_not_echoed(void **state)
+{
+	struct pfsync_state st;
+	struct pfsync_state_value v;
+	struct pfsync_key k = key_for(1);
+
+	(void)state;
+	wire_state(1, 0x1234, PEER_ID, 5000, &st);
+	deliver_one(PFSYNC_ACT_INS, &st);
+	assert_int_equal(W->a.stats.ipackets, 1);
+	assert_int_equal(W->a.stats.iacts[PFSYNC_ACT_INS], 1);
+	assert_int_equal(fake_lookup(NULL, &k, &v), 0);
+	assert_int_equal(v.id, 0x1234);
+	assert_int_equal(v.creatorid, PEER_ID);
+	assert_true(v.flags & PFSYNC_SF_FROM_PEER);
+	assert_int_equal(v.peer[0].seqlo, 5000);
+	assert_int_equal(index_count(&W->a.index), 1);
+	/* nothing to say back: no message queued, nothing sent */
+	assert_int_equal(sendq_pending(&W->a.sendq), 0);
+	assert_int_equal(W->sent, 0);
+	/* the same INS again is a duplicate: merged, still one state */
+	deliver_one(PFSYNC_ACT_INS, &st);
+	assert_int_equal(table_count(), 1);
+	assert_int_equal(sendq_pending(&W->a.sendq), 0);
+}
+
+static void test_insert_with_ack_is_acked(void **state)
+{
+	struct pfsync_state st;
+
+	(void)state;
+	wire_state(2, 0x99, PEER_ID, 1, &st);
+	pfsync_put_be16(&st.state_flags, PFSTATE_ACK);
+	deliver_one(PFSYNC_ACT_INS, &st);
+	assert_int_equal(sendq_decide(&W->a.sendq, W->a.now_ns), SENDQ_ALL);
+	agent_flush_sendq(&W->a);
+	assert_int_equal(W->sent, 1);
+	assert_int_equal(W->sent_acts[PFSYNC_ACT_INS_ACK], 1);
+	assert_int_equal(W->a.stats.oacts[PFSYNC_ACT_INS_ACK], 1);
+	assert_int_equal(W->a.stats.opackets, 1);
+}
+
+static void test_unknown_upd_c_one_request(void **state)
+{
+	struct pfsync_builder *b = pfsync_builder_new(1500);
+	struct pfsync_upd_c u;
+	struct pfsync_state_value v = value_for(0, PEER_ID, 10);
+
+	(void)state;
+	for (__u64 id = 1; id <= 3; id++) {
+		v.id = id;
+		pfsync_upd_c_export(&v, &u);
+		assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_UPD_C, &u), 0);
+	}
+	deliver(b, 255, SYNCDEV);
+	pfsync_builder_free(b);
+	assert_int_equal(W->sent, 1);
+	assert_int_equal(W->sent_acts[PFSYNC_ACT_UPD_REQ], 3);
+	assert_int_equal(W->nlast_upd_req, 3);
+	assert_int_equal(W->last_upd_req_ids[0], 1);
+	assert_int_equal(W->last_upd_req_ids[2], 3);
+	assert_int_equal(table_count(), 0);
+}
+
+static void test_upd_c_merges_and_stale_answers(void **state)
+{
+	struct pfsync_upd_c u;
+	struct pfsync_state_value v = value_for(7, PEER_ID, 2000), got;
+	struct pfsync_key k = key_for(7);
+
+	(void)state;
+	put_local(7, 7, PEER_ID, 1000);
+	pfsync_upd_c_export(&v, &u);
+	deliver_one(PFSYNC_ACT_UPD_C, &u);
+	assert_int_equal(fake_lookup(NULL, &k, &got), 0);
+	assert_int_equal(got.peer[0].seqlo, 2000);
+	assert_int_equal(W->a.stats.stale, 0);
+	assert_int_equal(sendq_pending(&W->a.sendq), 0);
+	/* an older view is stale: counted, and our newer copy is queued for the peer */
+	v.peer[0].seqlo = 1500;
+	v.peer[1].seqlo = 1500;
+	pfsync_upd_c_export(&v, &u);
+	deliver_one(PFSYNC_ACT_UPD_C, &u);
+	assert_int_equal(fake_lookup(NULL, &k, &got), 0);
+	assert_int_equal(got.peer[0].seqlo, 2000);
+	assert_int_equal(W->a.stats.stale, 1);
+	assert_int_equal(sendq_pending(&W->a.sendq), 1);
+}
+
+static void test_delete_only_what_is_named(void **state)
+{
+	struct pfsync_del_c d;
+
+	(void)state;
+	put_local(1, 100, PEER_ID, 1);
+	put_local(2, 101, PEER_ID, 1);
+	pfsync_id_msg_fill(&d, 100, PEER_ID);
+	deliver_one(PFSYNC_ACT_DEL_C, &d);
+	assert_int_equal(table_count(), 1);
+	assert_int_equal(index_count(&W->a.index), 1);
+	/* unknown identity (same id, other creator): badstate, nothing removed */
+	pfsync_id_msg_fill(&d, 101, OUR_ID);
+	deliver_one(PFSYNC_ACT_DEL_C, &d);
+	assert_int_equal(W->a.stats.badstate, 1);
+	assert_int_equal(table_count(), 1);
+	/* a delete from a peer is never echoed */
+	assert_int_equal(sendq_pending(&W->a.sendq), 0);
+	assert_int_equal(W->sent, 0);
+}
+
+static void test_clr_removes_that_creator(void **state)
+{
+	struct pfsync_clr c;
+
+	(void)state;
+	put_local(1, 1, PEER_ID, 1);
+	put_local(2, 2, PEER_ID, 1);
+	put_local(3, 3, OUR_ID, 1);
+	memset(&c, 0, sizeof(c));
+	pfsync_put_be32(&c.creatorid, PEER_ID);
+	deliver_one(PFSYNC_ACT_CLR, &c);
+	assert_int_equal(table_count(), 1);
+	assert_true(W->last_sweep.sweep_flags & PFSYNC_SWEEP_CREATOR);
+	assert_true(W->last_sweep.sweep_flags & PFSYNC_SWEEP_QUIET);
+	assert_int_equal(W->last_sweep.creatorid, PEER_ID);
+	assert_int_equal(index_count(&W->a.index), 1);
+}
+
+static void test_bad_ttl_and_interface(void **state)
+{
+	struct pfsync_builder *b = pfsync_builder_new(1500);
+	struct pfsync_state st;
+
+	(void)state;
+	wire_state(1, 5, PEER_ID, 1, &st);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
+	deliver(b, 64, SYNCDEV);
+	assert_int_equal(W->a.stats.badttl, 1);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
+	deliver(b, 255, SYNCDEV + 1);
+	assert_int_equal(W->a.stats.badif, 1);
+	assert_int_equal(W->a.stats.ipackets, 2);
+	assert_int_equal(table_count(), 0);
+	pfsync_builder_free(b);
+}
+
+static void test_bulk_request_answered(void **state)
+{
+	struct pfsync_upd_req r;
+
+	(void)state;
+	for (__u32 i = 1; i <= 12; i++)
+		put_local(i, i, OUR_ID, 1);
+	pfsync_id_msg_fill(&r, 0, 0);
+	deliver_one(PFSYNC_ACT_UPD_REQ, &r);
+	assert_true(W->a.walker.active);
+	while (walker_step(&W->a, 1000))
+		;
+	assert_int_equal(W->sent_acts[PFSYNC_ACT_UPD], 12);
+	assert_int_equal(W->sent_acts[PFSYNC_ACT_BUS], 2);
+	assert_true(W->sent >= 3); /* 5 states per 1500-byte packet */
+}
+
+static void test_upd_req_single_state(void **state)
+{
+	struct pfsync_upd_req r;
+
+	(void)state;
+	put_local(4, 44, OUR_ID, 1);
+	pfsync_id_msg_fill(&r, 44, OUR_ID);
+	deliver_one(PFSYNC_ACT_UPD_REQ, &r);
+	pfsync_id_msg_fill(&r, 45, OUR_ID);
+	deliver_one(PFSYNC_ACT_UPD_REQ, &r);
+	assert_int_equal(W->a.stats.badstate, 1);
+	agent_flush_sendq(&W->a);
+	assert_int_equal(W->sent_acts[PFSYNC_ACT_UPD], 1);
+}
+
+/* xorshift: deterministic, so a failure can be replayed */
+static __u64 rnd(__u64 *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/*
+ * Mutated and truncated packets (every action) never crash the receive
+ * path and never remove or change a state they do not name.
+ */
+static void test_garbage_never_touches_others(void **state)
+{
+	struct pfsync_builder *b = pfsync_builder_new(1500);
+	__u8 base[1500], pkt[1500];
+	struct pfsync_state st;
+	struct pfsync_upd_c u;
+	struct pfsync_del_c d;
+	struct pfsync_clr c;
+	struct pfsync_bus bus = {.status = PFSYNC_BUS_END};
+	struct pfsync_state_value v = value_for(0x7777, 0x33333333, 10);
+	size_t base_len;
+	__u64 x = 0x9e3779b97f4a7c15ULL;
+
+	(void)state;
+	for (__u32 i = 1; i <= 8; i++)
+		put_local(40 + i, 0xabcdef0000000000ULL + i, PEER_ID, 1000 + i);
+	wire_state(60, 0x7777, 0x33333333, 10, &st);
+	pfsync_upd_c_export(&v, &u);
+	pfsync_id_msg_fill(&d, 0x7778, 0x33333333);
+	memset(&c, 0, sizeof(c));
+	pfsync_put_be32(&c.creatorid, 0x33333333);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_CLR, &c), 0);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_UPD_C, &u), 0);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_DEL_C, &d), 0);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_UPD, &st), 0);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_BUS, &bus), 0);
+	base_len = pfsync_builder_finish(b, base + 20, sizeof(base) - 20) + 20;
+	memset(base, 0, 20);
+	base[0] = 0x45;
+	base[8] = 255;
+	base[9] = IPPROTO_PFSYNC;
+	base[2] = (__u8)(base_len >> 8);
+	base[3] = (__u8)base_len;
+	for (int iter = 0; iter < 20000; iter++) {
+		size_t len = base_len;
+		unsigned int flips = 1 + rnd(&x) % 8;
+
+		memcpy(pkt, base, base_len);
+		for (unsigned int f = 0; f < flips; f++)
+			pkt[20 + rnd(&x) % (base_len - 20)] = (__u8)rnd(&x);
+		if (rnd(&x) % 4 == 0)
+			len = rnd(&x) % (base_len + 1);
+		apply_packet(&W->a, pkt, len, SYNCDEV);
+		if (W->a.walker.active)
+			walker_step(&W->a, 100);
+		agent_flush_sendq(&W->a);
+	}
+	for (__u32 i = 1; i <= 8; i++) {
+		struct pfsync_key k = key_for(40 + i);
+		struct pfsync_state_value got;
+
+		assert_int_equal(fake_lookup(NULL, &k, &got), 0);
+		assert_int_equal(got.id, 0xabcdef0000000000ULL + i);
+		assert_int_equal(got.peer[0].seqlo, 1000 + i);
+	}
+	assert_true(W->a.stats.ipackets == 20000);
+	assert_true(W->a.stats.badlen + W->a.stats.hdrops + W->a.stats.badact + W->a.stats.badval +
+			W->a.stats.badver >
+		    0);
+	pfsync_builder_free(b);
+}
+
+static struct pfsync_event record(__u8 type, __u32 n, __u64 id, __u32 flags)
+{
+	struct pfsync_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = type;
+	ev.id = id;
+	ev.creatorid = OUR_ID;
+	ev.key = key_for(n);
+	ev.state_flags_local = flags;
+	return ev;
+}
+
+/* ringbuf records: insert indexed and sent at once, NOSYNC never, delete named */
+static void test_intake_records(void **state)
+{
+	struct pfsync_event ev;
+
+	(void)state;
+	put_local(1, 501, OUR_ID, 1);
+	put_local(2, 502, OUR_ID, 1);
+	ev = record(PFSYNC_EV_INSERT, 1, 501, 0);
+	intake_record(&W->a, &ev, sizeof(ev));
+	ev = record(PFSYNC_EV_INSERT, 2, 502, PFSYNC_SF_NOSYNC);
+	intake_record(&W->a, &ev, sizeof(ev));
+	/* a short record is counted, not read */
+	intake_record(&W->a, &ev, sizeof(ev) - 1);
+	assert_int_equal(W->a.records_bad, 1);
+	assert_int_equal(sendq_decide(&W->a.sendq, W->a.now_ns), SENDQ_ALL);
+	agent_flush_sendq(&W->a);
+	assert_int_equal(W->sent_acts[PFSYNC_ACT_INS], 1);
+	ev = record(PFSYNC_EV_UPDATE, 1, 501, PFSYNC_SF_QUEUED);
+	intake_record(&W->a, &ev, sizeof(ev));
+	assert_int_equal(sendq_decide(&W->a.sendq, W->a.now_ns), SENDQ_IDLE);
+	ev.evflags = PFSYNC_EVF_MAXUPD;
+	intake_record(&W->a, &ev, sizeof(ev));
+	/* urgent, but a packet just left: held off for 1 ms to batch */
+	assert_int_equal(sendq_decide(&W->a.sendq, W->a.now_ns), SENDQ_IDLE);
+	W->a.now_ns += SENDQ_HOLDOFF_NS;
+	assert_int_equal(sendq_decide(&W->a.sendq, W->a.now_ns), SENDQ_ALL);
+	agent_flush_sendq(&W->a);
+	assert_int_equal(W->sent_acts[PFSYNC_ACT_UPD_C], 1);
+	ev = record(PFSYNC_EV_DELETE, 1, 501, 0);
+	intake_record(&W->a, &ev, sizeof(ev));
+	W->a.now_ns += SENDQ_HOLDOFF_NS;
+	agent_flush_sendq(&W->a);
+	assert_int_equal(W->sent_acts[PFSYNC_ACT_DEL_C], 1);
+	assert_int_equal(W->a.records, 5);
+}
+
+/* a loss report: index rebuilt, stale QUEUED marks cleared, full resend */
+static void test_intake_lost(void **state)
+{
+	struct pfsync_event ev;
+	struct pfsync_key k = key_for(3);
+	struct pfsync_state_value v;
+
+	(void)state;
+	for (__u32 i = 1; i <= 7; i++)
+		put_local(i, 600 + i, OUR_ID, 1);
+	W->tab[2].val.flags |= PFSYNC_SF_QUEUED; /* state 3: its record was lost */
+	index_clear(&W->a.index);
+	unqueued_total = 0;
+	ev = record(PFSYNC_EV_LOST, 0, 0, 0);
+	ev.lost = 12;
+	intake_record(&W->a, &ev, sizeof(ev));
+	assert_int_equal(W->a.records_lost, 12);
+	assert_int_equal(index_count(&W->a.index), 7);
+	assert_int_equal(unqueued_total, 1);
+	assert_int_equal(fake_lookup(NULL, &k, &v), 0);
+	assert_false(v.flags & PFSYNC_SF_QUEUED);
+	assert_true(W->a.walker.active);
+	while (walker_step(&W->a, 100))
+		;
+	assert_int_equal(W->sent_acts[PFSYNC_ACT_UPD], 7);
+	assert_int_equal(W->sent_acts[PFSYNC_ACT_BUS], 0); /* a resend, not a bulk answer */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_insert_imported_not_echoed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_insert_with_ack_is_acked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_upd_c_one_request, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_upd_c_merges_and_stale_answers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_delete_only_what_is_named, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_clr_removes_that_creator, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_ttl_and_interface, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bulk_request_answered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_upd_req_single_state, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_garbage_never_touches_others, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_intake_records, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_intake_lost, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Forwarding half of bench/datapath (run by build/bench/datapath, which
+# prints the table): packets per second forwarded by a firewall namespace
+# between a client and a server namespace, each load bounded to SECONDS:
+#   udp  64-byte frames sent by `datapath xdpgen` (XDP_TX in BPF_PROG_RUN
+#        live-frame mode on the client's veth: far cheaper than sockets, so
+#        the firewall is the bottleneck); the server drops them at its netdev
+#        ingress hook (nftables) so that socket delivery is not measured either
+#   tcp  one bulk TCP stream (`datapath gen tcp` -> `datapath sink tcp`),
+#        data segments and ACKs both counted
+# The modes:
+#   none        plain forwarding
+#   xdp-empty   an XDP_PASS program on both firewall veths (the cost of the
+#               veth XDP path itself, for reading the next row)
+#   nftables    stateful: ct state established,related accept, new only
+#               from the inside interface, drop the rest
+#   pfsync-xdp  build/pfsync_xdp.o (XDP + tc egress on both interfaces),
+#               the same policy as a pf ruleset
+# Offloads are off on every veth, so one TCP segment is one packet in all
+# modes (XDP on a veth turns GSO off on its peer anyway).
+# Usage: forward.sh SECONDS BUILD_DIR [ROUNDS]
+#   -> "RESULT mode load pkts_per_s" lines, ROUNDS (default 3) per mode
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/netns-lib.sh
+
+SECONDS_PER_RUN=${1:-3}
+BUILD=$(cd "${2:-build}" && pwd)
+ROUNDS=${3:-3}
+BENCH="$BUILD/bench/datapath"
+UDP_PORT=5201
+TCP_PORT=5202
+
+nl_init fwd
+nl_topology
+nl_offloads_off "$NL_CLIENT" eth0
+nl_offloads_off "$NL_SERVER" eth0
+nl_offloads_off "$NL_FW" "$NL_FW_IN" "$NL_FW_OUT"
+nl_wait_until 5 nl_in "$NL_CLIENT" ping -c1 -W1 -q "$NL_SERVER4" >/dev/null ||
+	nl_die "no route through the firewall"
+
+# UDP load ends at the server's netdev ingress hook (cheap, no ICMP replies)
+nl_in "$NL_SERVER" nft -f - <<NFT
+table netdev pfbench_sink {
+	chain ingress {
+		type filter hook ingress device eth0 priority 0;
+		udp dport $UDP_PORT drop
+	}
+}
+NFT
+FW_IN_MAC=$(ip -n "$NL_FW" -j link show dev "$NL_FW_IN" | jq -r '.[0].address')
+CLIENT_MAC=$(ip -n "$NL_CLIENT" -j link show dev eth0 | jq -r '.[0].address')
+nl_bg TCP_SINK "$NL_SERVER" "$BENCH" sink tcp "$TCP_PORT" >"$NL_TMP/tcp-sink.out"
+nl_wait_until 5 nl_file_has "$NL_TMP/tcp-sink.out" ready || nl_die "tcp sink did not start"
+
+# Packets the firewall sent out of both interfaces (forwarded both ways).
+fw_tx_packets()
+{
+	local total=0 ifname n
+	for ifname in "$NL_FW_IN" "$NL_FW_OUT"; do
+		n=$(ip -n "$NL_FW" -j -s link show dev "$ifname" | jq '.[0].stats64.tx.packets')
+		total=$((total + n))
+	done
+	echo "$total"
+}
+
+run_load()
+{
+	local mode=$1 load=$2 before after t0 t1 gen
+	if [ "$load" = udp ]; then
+		# frames sent with ndo_xdp_xmit need NAPI on the receiving veth
+		nl_in "$NL_FW" ethtool -K "$NL_FW_IN" gro on >/dev/null
+		gen=(xdpgen eth0 "$FW_IN_MAC" "$CLIENT_MAC" "$NL_CLIENT4" "$NL_SERVER4" "$UDP_PORT")
+	else
+		nl_in "$NL_FW" ethtool -K "$NL_FW_IN" gro off >/dev/null
+		gen=(gen tcp "$NL_SERVER4" "$TCP_PORT")
+	fi
+	before=$(fw_tx_packets)
+	t0=${EPOCHREALTIME/./}
+	PFSYNC_BUILD=$BUILD nl_in "$NL_CLIENT" "$BENCH" "${gen[@]}" "$SECONDS_PER_RUN" >/dev/null ||
+		nl_log "$mode/$load: generator failed"
+	t1=${EPOCHREALTIME/./}
+	after=$(fw_tx_packets)
+	echo "RESULT $mode $load $(((after - before) * 1000000 / (t1 - t0)))"
+}
+
+run_mode()
+{
+	run_load "$1" udp
+	run_load "$1" tcp
+}
+
+xdp_attach()
+{
+	local obj=$1 ifname
+	for ifname in "$NL_FW_IN" "$NL_FW_OUT"; do
+		nl_fw ip link set dev "$ifname" xdp obj "$obj" sec xdp
+	done
+}
+
+xdp_detach()
+{
+	local ifname
+	for ifname in "$NL_FW_IN" "$NL_FW_OUT"; do
+		nl_fw ip link set dev "$ifname" xdp off
+		nl_fw tc qdisc del dev "$ifname" clsact 2>/dev/null || true
+	done
+}
+
+nft_up()
+{
+	nl_fw nft -f - <<NFT
+table inet pfbench {
+	chain forward {
+		type filter hook forward priority 0; policy drop;
+		ct state established,related accept
+		iifname "$NL_FW_IN" ct state new accept
+	}
+}
+NFT
+}
+
+nft_down()
+{
+	nl_fw nft delete table inet pfbench
+}
+
+# Attaches pfsync_xdp.o as DESIGN.md says (XDP + tc egress on both
+# interfaces) and loads the ruleset equivalent to the nftables one. Prints
+# the mode name: pfsync-norules when no ruleset could be loaded.
+pfsync_up()
+{
+	local ifname
+	xdp_attach "$BUILD/pfsync_xdp.o" || return 1
+	for ifname in "$NL_FW_IN" "$NL_FW_OUT"; do
+		nl_fw tc qdisc add dev "$ifname" clsact || return 1
+		nl_fw tc filter add dev "$ifname" egress bpf da obj "$BUILD/pfsync_xdp.o" sec tc ||
+			return 1
+	done
+	cat >"$NL_TMP/rules.conf" <<RULES
+block in on $NL_FW_OUT
+pass out
+pass in on $NL_FW_IN
+RULES
+	if [ -x "$BUILD/pfsyncctl" ] &&
+		nl_fw "$BUILD/pfsyncctl" rules load "$NL_TMP/rules.conf" >&2; then
+		echo pfsync-xdp
+	else
+		echo pfsync-norules
+	fi
+}
+
+have_pfsync=0
+if [ -f "$BUILD/pfsync_xdp.o" ]; then
+	have_pfsync=1
+	nl_fw_bpffs
+else
+	nl_log "$BUILD/pfsync_xdp.o missing: pfsync-xdp rows skipped"
+fi
+
+# Modes interleaved round by round, so that a slow phase of the machine
+# hits all of them; build/bench/datapath takes the median per mode.
+for ((round = 0; round < ROUNDS; round++)); do
+	run_mode none
+
+	xdp_attach "$BUILD/bench_empty.o"
+	run_mode xdp-empty
+	xdp_detach
+
+	nft_up
+	run_mode nftables
+	nft_down
+
+	if [ "$have_pfsync" = 1 ]; then
+		if mode=$(pfsync_up); then
+			nl_wait_until 5 nl_in "$NL_CLIENT" ping -c1 -W1 -q "$NL_SERVER4" >/dev/null ||
+				nl_log "$mode: ping through the firewall fails"
+			run_mode "$mode"
+		else
+			nl_log "cannot attach $BUILD/pfsync_xdp.o with iproute2"
+			have_pfsync=0
+		fi
+		xdp_detach
+	fi
+done

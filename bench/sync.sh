@@ -1,0 +1,592 @@
+#!/usr/bin/env bash
+# bench/sync: state synchronisation between two firewalls, pfsync-xdp against
+# conntrackd (FTFW over UDP, Debian's package) on the same topology in the
+# same run, one table with both and the ratios (issue 3, "Benchmark").
+#
+#   gen 10.201.1.10 ── lan0 [fwA] wan0 ── srv 10.201.2.10   (10.202/16 routed to srv)
+#                          sync0 10.201.3.1/30 <── veth ──> sync0 [fwB] 10.201.3.2/30
+#
+# pfsync-xdp: each firewall has a private bpffs and runs build/pfsync-agent
+# on sync0 (unicast to the peer). States are created on A by BPF_PROG_RUN of
+# A's pfsync_xdp with a fresh UDP tuple per packet (build/bench/sync_driver),
+# which also looks sampled keys up in B's map to time their arrival.
+# conntrackd: single-datagram UDP flows from gen through fwA (nftables
+# conntrack, so conntrackd sees NEW events); B's external cache is polled over
+# conntrackd's UNIX socket (bench/sync_ctdpoll.py).
+#
+# Measured, both systems, same steps: states/s applied on B for a burst; lag
+# from insert on A to presence on B at 10k states/s (p50/p99); bulk of 100k
+# and 1M states to an emptied B (pfsync: `flush` then `bulk` on B; conntrackd:
+# `-f external` then `-n` on B); kernel bytes and daemon RSS per state; daemon
+# CPU per 100k states. Placement as in the anchor (PIN=1): fwA's daemon alone
+# on CPU 1; fwB's daemon, the load and the pollers on CPU 0.
+#
+# Nothing here asserts a time: targets are printed next to the results. A
+# set-up or measurement failure exits non-zero with a message (the table is
+# still printed). The host's net.netfilter.nf_conntrack_max is raised for the
+# run (a netns cannot exceed it) and restored on exit.
+#
+# Environment: BENCH_QUICK=1 smaller run (no 1M bulk); PFSYNC_BUILD build dir;
+# SYNC_ONLY=ctd|pf one side only; SYNC_HOLD=SECONDS keep the namespaces and
+# temp files after the table (debugging); PF_AGENT_ARGS extra agent options;
+# PF_RT=1 runs the agents SCHED_RR 99 like conntrackd's default (else SCHED_OTHER).
+set -uo pipefail
+shopt -s lastpipe # `helper | read_kv` fills R in this shell
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$PWD
+BUILD=${PFSYNC_BUILD:-$ROOT/build}
+DRV=$BUILD/bench/sync_driver
+AGENT=$BUILD/pfsync-agent
+BPF_OBJ=$BUILD/pfsync_xdp.o
+CTDPOLL=$ROOT/bench/sync_ctdpoll.py
+export PFSYNC_BPF_OBJ=$BPF_OBJ
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+	N_BURST=20000 N_LAG=10000 BULKS="100000" STATES_MAX=200000
+else
+	N_BURST=100000 N_LAG=50000 BULKS="100000 1000000" STATES_MAX=1100000
+fi
+LAG_RATE=10000
+TARGET_RATE=100000 TARGET_LAG_P99_MS=10 TARGET_BULK_1M_S=10 TARGET_FACTOR=2
+
+ID=sb$$
+NS_GEN=$ID-gen NS_FWA=$ID-fwa NS_FWB=$ID-fwb NS_SRV=$ID-srv
+CLEANUP=()
+declare -A R # results: R[pf.KEY] / R[ctd.KEY]
+ERRORS=() # set-up or measurement failures: reported, then exit 1
+
+log() { echo "[sync] $*" >&2; }
+die()
+{
+	log "ERROR: $*"
+	exit 1
+}
+fail()
+{
+	log "FAILED: $*"
+	ERRORS+=("$*")
+}
+on_cleanup() { CLEANUP+=("$1"); }
+run_cleanup()
+{
+	local rc=$? i
+	trap - EXIT INT TERM
+	for ((i = ${#CLEANUP[@]} - 1; i >= 0; i--)); do
+		eval "${CLEANUP[i]}" >/dev/null 2>&1 || true
+	done
+	return "$rc"
+}
+trap run_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+in_ns() # NS CMD...: network namespace only (our bpffs mounts stay visible)
+{
+	local ns=$1
+	shift
+	nsenter --net="/run/netns/$ns" "$@"
+}
+
+# wait_until SECONDS CMD...: polls CMD every 20 ms until it succeeds or the
+# deadline passes (returns 1): a deadline, not a delay.
+wait_until()
+{
+	local end=$((SECONDS + $1))
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		[ "$SECONDS" -ge "$end" ] && return 1
+		sleep 0.02
+	done
+}
+
+# kill_pid PID: SIGTERM, up to 5 s, then SIGKILL (only processes we started).
+kill_pid()
+{
+	local pid=$1 i
+	kill "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 250; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.02
+	done
+	kill -KILL "$pid" 2>/dev/null
+}
+
+# key=value lines (a helper's output) into R[PREFIX.key]
+read_kv()
+{
+	local prefix=$1 k v
+	while IFS='=' read -r k v; do
+		[ -n "$k" ] && R[$prefix.$k]=$v
+	done
+}
+
+now() { "$DRV" now; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+calc() { awk "BEGIN { printf \"%.${2:-3}f\", $1 }"; }
+
+# ---- checks -------------------------------------------------------------------
+preflight()
+{
+	local t
+	[ "$(id -u)" -eq 0 ] || die "must run as root (namespaces, BPF)"
+	for t in nsenter ip nft taskset python3 conntrackd; do
+		command -v "$t" >/dev/null || die "$t not found (scripts/deps.sh installs it)"
+	done
+	[ -x "$DRV" ] || die "$DRV missing: run make bench (builds bench/*.c)"
+	[ -f "$BPF_OBJ" ] || die "$BPF_OBJ missing: run make"
+	[ "$(nproc)" -ge 2 ] || log "only $(nproc) CPU: the placement falls back to CPU 0"
+	TMP=$(mktemp -d "/tmp/pfsync-$ID.XXXXXX") || die "mktemp failed"
+	on_cleanup "rm -rf '$TMP'"
+}
+
+cpu_for() # the anchor's placement, if there is a CPU 1
+{
+	if [ "$(nproc)" -ge 2 ]; then echo "$1"; else echo 0; fi
+}
+
+# ---- topology -----------------------------------------------------------------
+topology()
+{
+	local ns
+	for ns in $NS_GEN $NS_FWA $NS_FWB $NS_SRV; do
+		ip netns add "$ns" || die "cannot create namespace $ns"
+		on_cleanup "ip netns del $ns"
+		ip -n "$ns" link set lo up
+	done
+	if ! ip link add lan0 netns "$NS_FWA" type veth peer name eth0 netns "$NS_GEN" ||
+		! ip link add wan0 netns "$NS_FWA" type veth peer name eth0 netns "$NS_SRV" ||
+		! ip link add sync0 netns "$NS_FWA" type veth peer name sync0 netns "$NS_FWB"; then
+		die "cannot create the veth pairs"
+	fi
+	ip -n "$NS_GEN" addr add 10.201.1.10/24 dev eth0
+	ip -n "$NS_FWA" addr add 10.201.1.1/24 dev lan0
+	ip -n "$NS_FWA" addr add 10.201.2.1/24 dev wan0
+	ip -n "$NS_SRV" addr add 10.201.2.10/24 dev eth0
+	ip -n "$NS_FWA" addr add 10.201.3.1/30 dev sync0
+	ip -n "$NS_FWB" addr add 10.201.3.2/30 dev sync0
+	for ns in $NS_GEN $NS_SRV; do ip -n "$ns" link set eth0 up; done
+	ip -n "$NS_FWA" link set lan0 up
+	ip -n "$NS_FWA" link set wan0 up
+	ip -n "$NS_FWA" link set sync0 up
+	ip -n "$NS_FWB" link set sync0 up
+	ip -n "$NS_GEN" route add default via 10.201.1.1
+	ip -n "$NS_FWA" route add 10.202.0.0/16 via 10.201.2.10 || die "routes failed"
+	in_ns "$NS_FWA" sysctl -qw net.ipv4.ip_forward=1 || die "ip_forward in fwA"
+	wait_until 5 in_ns "$NS_GEN" ping -c1 -W1 10.201.1.1 || die "gen cannot reach fwA"
+	wait_until 5 in_ns "$NS_FWA" ping -c1 -W1 10.201.2.10 || die "fwA cannot reach srv"
+	wait_until 5 in_ns "$NS_FWA" ping -c1 -W1 10.201.3.2 || die "sync link is down"
+}
+
+# nftables conntrack on fwA (the anchor's forward chain), only for conntrackd.
+fwa_conntrack()
+{
+	local need=$1 cur
+	in_ns "$NS_FWA" nft -f - <<-'EOF' || die "nftables ruleset on fwA failed"
+		table inet fw {
+			chain forward {
+				type filter hook forward priority 0; policy drop;
+				ct state invalid counter drop
+				ct state established,related counter accept
+				iifname "lan0" oifname "wan0" ct state new counter accept
+				counter
+			}
+		}
+	EOF
+	# a netns cannot go above the host's limit: raise it for the run only
+	cur=$(sysctl -n net.netfilter.nf_conntrack_max)
+	if [ "$cur" -lt "$need" ]; then
+		sysctl -qw net.netfilter.nf_conntrack_max="$need" ||
+			die "cannot raise net.netfilter.nf_conntrack_max to $need"
+		on_cleanup "sysctl -qw net.netfilter.nf_conntrack_max=$cur"
+	fi
+	# (a netns cannot write nf_conntrack_max here; it follows the host's)
+	in_ns "$NS_FWA" sysctl -qw net.netfilter.nf_conntrack_events=1 \
+		net.netfilter.nf_conntrack_udp_timeout=600 \
+		net.netfilter.nf_conntrack_udp_timeout_stream=600 ||
+		die "conntrack sysctls on fwA failed"
+}
+
+# ---- conntrackd ---------------------------------------------------------------
+CTD_PID_A='' CTD_PID_B=''
+ctd_conf() # TAG LOCAL PEER
+{
+	sed -e "s|@LOCAL@|$2|; s|@PEER@|$3|; s|@DIR@|$TMP|g; s|@TAG@|$1|g" \
+		-e "s|@HASHLIMIT@|$((STATES_MAX * 2))|" \
+		"$ROOT/bench/conf/conntrackd.conf.in" >"$TMP/ctd-$1.conf"
+}
+
+ctd_sock() { echo "$TMP/conntrackd-$1.ctl"; }
+ctd_count() { python3 "$CTDPOLL" count "$(ctd_sock "$1")" "${2:-external}"; }
+
+ctd_start() # TAG NS LOCAL PEER CPU
+{
+	local tag=$1 ns=$2 pid
+	ctd_conf "$tag" "$3" "$4"
+	# nsenter and taskset exec: $! is the daemon itself (not a subshell)
+	nsenter --net="/run/netns/$ns" taskset -c "$5" conntrackd -C "$TMP/ctd-$tag.conf" \
+		>"$TMP/ctd-$tag.out" 2>&1 &
+	pid=$!
+	on_cleanup "kill_pid $pid"
+	wait_until 10 ctd_count "$tag" || {
+		tail -5 "$TMP/ctd-$tag.out" "$TMP/conntrackd-$tag.log" >&2
+		die "conntrackd ($tag) did not come up"
+	}
+	[ "$(cat "/proc/$pid/comm")" = conntrackd ] || die "conntrackd ($tag): PID $pid is not it"
+	eval "CTD_PID_${tag^^}=$pid"
+}
+
+ctd_cli() # TAG ARGS...: conntrackd's client, in that firewall's netns
+{
+	local ns=$NS_FWA
+	[ "$1" = b ] && ns=$NS_FWB
+	in_ns "$ns" conntrackd -C "$TMP/ctd-$1.conf" "${@:2}"
+}
+
+# ctd_flows BASE COUNT RATE [TIMES]: single-datagram UDP flows gen -> fwA -> srv
+ctd_flows()
+{
+	in_ns "$NS_GEN" taskset -c 0 "$DRV" udpgen 10.202.0.0 "$2" "$3" "$1" ${4:+"$4"} >/dev/null
+}
+
+CTD_FLOWS=0 # flows sent so far (the next flow's number)
+
+ctd_burst()
+{
+	local c0 a0 b0 pp
+	c0=$(ctd_count b) || return 1
+	a0=$(cpu_ticks "$CTD_PID_A") b0=$(cpu_ticks "$CTD_PID_B")
+	taskset -c 0 python3 "$CTDPOLL" poll "$(ctd_sock b)" $((c0 + N_BURST)) 60 \
+		"$TMP/ctd-burst.poll" >/dev/null &
+	pp=$!
+	wait_until 10 test -e "$TMP/ctd-burst.poll.ready" || return 1
+	ctd_flows "$CTD_FLOWS" "$N_BURST" 0 "$TMP/ctd-burst.times" || return 1
+	CTD_FLOWS=$((CTD_FLOWS + N_BURST))
+	wait "$pp"
+	R[ctd.cpu_a_s]=$(calc "($(cpu_ticks "$CTD_PID_A") - $a0) / $(getconf CLK_TCK)")
+	R[ctd.cpu_b_s]=$(calc "($(cpu_ticks "$CTD_PID_B") - $b0) / $(getconf CLK_TCK)")
+	python3 "$CTDPOLL" burst "$TMP/ctd-burst.times" "$TMP/ctd-burst.poll" "$c0" |
+		read_kv ctd.burst
+}
+
+ctd_lag()
+{
+	local c0 pp
+	c0=$(ctd_count b) || return 1
+	taskset -c 0 python3 "$CTDPOLL" poll "$(ctd_sock b)" $((c0 + N_LAG)) 60 \
+		"$TMP/ctd-lag.poll" >/dev/null &
+	pp=$!
+	wait_until 10 test -e "$TMP/ctd-lag.poll.ready" || return 1
+	ctd_flows "$CTD_FLOWS" "$N_LAG" "$LAG_RATE" "$TMP/ctd-lag.times" || return 1
+	CTD_FLOWS=$((CTD_FLOWS + N_LAG))
+	wait "$pp"
+	python3 "$CTDPOLL" lag "$TMP/ctd-lag.times" "$TMP/ctd-lag.poll" "$c0" | read_kv ctd.lag
+}
+
+# ctd_bulk N: fwA's tables hold N flows (more are sent if needed); fwB's
+# external cache is flushed and refilled with `conntrackd -n`.
+ctd_bulk()
+{
+	local n=$1 have start
+	if [ "$CTD_FLOWS" -lt "$n" ]; then
+		ctd_flows "$CTD_FLOWS" $((n - CTD_FLOWS)) 150000 || return 1
+		CTD_FLOWS=$n
+	fi
+	settle "ctd_count a internal" "$n" 60 ||
+		log "conntrackd fwA holds only $(ctd_count a internal) of $n states"
+	have=$(ctd_count a internal)
+	# let live sync settle so the bulk is measured alone
+	settle "ctd_count b" "$have" 60 || {
+		R[ctd.live_short$n]=$((have - $(ctd_count b)))
+		log "conntrackd fwB holds only $(ctd_count b) of $have before the bulk"
+	}
+	ctd_cli b -f external >/dev/null
+	wait_until 10 test_zero "ctd_count b" || return 1
+	start=$(now)
+	ctd_cli b -n >/dev/null || return 1
+	python3 "$CTDPOLL" wait "$(ctd_sock b)" "$have" 60 "$start" | read_kv "ctd.bulk$n"
+	R[ctd.bulk$n.states]=$have
+	[ "${R[ctd.bulk$n.elapsed]:--1}" != -1 ]
+}
+
+test_ge() { [ "$(eval "$1")" -ge "$2" ]; }
+
+# settle CMD TARGET SECONDS: waits until CMD prints >= TARGET, or its figure
+# stops moving for 1.5 s (live sync lost some: waiting longer is pointless),
+# or the deadline; returns 0 only when TARGET was reached.
+settle()
+{
+	local end=$((SECONDS + $3)) prev=-1 v still=0
+	while [ "$SECONDS" -lt "$end" ]; do
+		v=$(eval "$1") || v=0
+		[ "$v" -ge "$2" ] && return 0
+		if [ "$v" = "$prev" ]; then
+			still=$((still + 1))
+			[ "$still" -ge 3 ] && return 1
+		else
+			still=0
+		fi
+		prev=$v
+		sleep 0.5
+	done
+	return 1
+}
+test_zero() { [ "$(eval "$1")" = 0 ]; }
+
+conntrackd_side()
+{
+	local n rss_a rss_b
+	log "conntrackd: starting on fwA and fwB"
+	fwa_conntrack $((STATES_MAX + 100000))
+	ctd_start a "$NS_FWA" 10.201.3.1 10.201.3.2 "$(cpu_for 1)"
+	ctd_start b "$NS_FWB" 10.201.3.2 10.201.3.1 0
+	rss_a=$(rss_kb "$CTD_PID_A") rss_b=$(rss_kb "$CTD_PID_B")
+	log "conntrackd: burst of $N_BURST flows"
+	ctd_burst || fail "conntrackd: burst of $N_BURST"
+	log "conntrackd: bulk of 100000"
+	ctd_bulk 100000 || fail "conntrackd: bulk of 100000"
+	log "conntrackd: $N_LAG flows at $LAG_RATE/s"
+	ctd_lag || fail "conntrackd: lag run"
+	for n in $BULKS; do
+		[ "$n" = 100000 ] && continue
+		log "conntrackd: bulk of $n"
+		ctd_bulk "$n" || fail "conntrackd: bulk of $n"
+	done
+	n=$(ctd_count b)
+	R[ctd.states_end]=$n
+	R[ctd.rss_a_per_state]=$(calc "($(rss_kb "$CTD_PID_A") - $rss_a) * 1024 / $n" 0)
+	R[ctd.rss_b_per_state]=$(calc "($(rss_kb "$CTD_PID_B") - $rss_b) * 1024 / $n" 0)
+	R[ctd.kernel_per_state]=$(awk '$1 == "nf_conntrack" {print $4}' /proc/slabinfo)
+	kill_pid "$CTD_PID_A"
+	kill_pid "$CTD_PID_B"
+}
+
+# ---- pfsync-xdp ---------------------------------------------------------------
+PF_PID_A='' PF_PID_B='' PF_BASE=0
+
+pf_start() # TAG NS PEER HOSTID CPU
+{
+	local tag=$1 dir=$TMP/bpf-$1 pid
+	mkdir -p "$dir" || die "cannot create $dir"
+	mount -t bpf bpf "$dir" || die "cannot mount a bpffs on $dir"
+	on_cleanup "umount '$dir'"
+	# shellcheck disable=SC2086 # PF_AGENT_ARGS: extra options, split on purpose
+	nsenter --net="/run/netns/$2" taskset -c "$5" ${PF_RT:+chrt -r 99} "$AGENT" --syncdev sync0 --syncpeer "$3" --hostid "$4" \
+		--pin-dir "$dir" --ctl "$TMP/agent-$tag.sock" --obj "$BPF_OBJ" \
+		--states-max "$STATES_MAX" ${PF_AGENT_ARGS:-} >"$TMP/agent-$tag.log" 2>&1 &
+	pid=$!
+	on_cleanup "kill_pid $pid"
+	wait_until 10 "$DRV" ctl "$TMP/agent-$tag.sock" status || {
+		tail -5 "$TMP/agent-$tag.log" >&2
+		die "pfsync-agent ($tag) did not come up"
+	}
+	"$DRV" config "$dir" >/dev/null || die "cannot configure the maps in $dir"
+	[ "$(cat "/proc/$pid/comm")" = pfsync-agent ] || die "pfsync-agent ($tag): PID $pid is not it"
+	eval "PF_PID_${tag^^}=$pid"
+}
+
+# true once TAG's start-up bulk request is over and it is not sending one
+pf_bulk_idle()
+{
+	local st
+	st=$("$DRV" ctl "$TMP/agent-$1.sock" "status --json") || return 1
+	case $st in
+	*'"bulk":"requested"'* | *'"bulk":"in progress"'* | *'"bulk_sending":true'*) return 1 ;;
+	esac
+}
+
+pf_indexed() { "$DRV" waitidx "$TMP/agent-$1.sock" 0 1 0 | sed -n 's/^indexed=//p'; }
+pf_count() { "$DRV" count "$TMP/bpf-$1"; }
+
+pf_burst()
+{
+	local a0 b0
+	a0=$(cpu_ticks "$PF_PID_A") b0=$(cpu_ticks "$PF_PID_B")
+	taskset -c 0 "$DRV" run "$TMP/bpf-a" "$TMP/bpf-b" "$N_BURST" 0 "$PF_BASE" 1000 10 |
+		read_kv pf.burst
+	PF_BASE=$((PF_BASE + N_BURST))
+	R[pf.burst.onb]=$(pf_count b)
+	R[pf.cpu_a_s]=$(calc "($(cpu_ticks "$PF_PID_A") - $a0) / $(getconf CLK_TCK)")
+	R[pf.cpu_b_s]=$(calc "($(cpu_ticks "$PF_PID_B") - $b0) / $(getconf CLK_TCK)")
+	[ "${R[pf.burst.complete_s]:--1}" != -1 ]
+}
+
+pf_lag()
+{
+	SYNC_DRIVER_SAMPLES=$TMP/pf-lag.samples taskset -c 0 "$DRV" run "$TMP/bpf-a" "$TMP/bpf-b" \
+		"$N_LAG" "$LAG_RATE" "$PF_BASE" $((N_LAG / 10)) 30 | read_kv pf.lag
+	PF_BASE=$((PF_BASE + N_LAG))
+	[ "${R[pf.lag.samples_found]:-0}" = "${R[pf.lag.samples]:-x}" ]
+}
+
+# pf_bulk N: A holds N states (more are inserted if needed); B is flushed
+# (`flush`, which clears B's table and index) and asks for a bulk (`bulk`).
+pf_bulk()
+{
+	local n=$1 start
+	if [ "$PF_BASE" -lt "$n" ]; then
+		# paced below what agent A drains, so the ringbuf does not overflow
+		taskset -c 0 "$DRV" fill "$TMP/bpf-a" $((n - PF_BASE)) "$PF_BASE" 100000 >/dev/null ||
+			return 1
+		PF_BASE=$n
+	fi
+	# let live sync settle so the bulk is measured alone
+	settle "pf_indexed b" "$n" 60 || {
+		R[pf.live_short$n]=$((n - $(pf_indexed b)))
+		log "pfsync B indexed only $(pf_indexed b) of $n before the bulk"
+	}
+	"$DRV" ctl "$TMP/agent-b.sock" flush >/dev/null || return 1
+	wait_until 10 test_zero "pf_count b" || {
+		log "pfsync B still holds $(pf_count b) states after flush"
+		return 1
+	}
+	[ "$(pf_indexed b)" = 0 ] || log "pfsync B index not empty after flush: $(pf_indexed b)"
+	start=$(now)
+	"$DRV" ctl "$TMP/agent-b.sock" bulk >/dev/null || return 1
+	"$DRV" waitidx "$TMP/agent-b.sock" "$n" 60 "$start" | read_kv "pf.bulk$n"
+	R[pf.bulk$n.states]=$(pf_count b)
+	[ "${R[pf.bulk$n.elapsed]:--1}" != -1 ]
+}
+
+pfsync_side()
+{
+	local n rss_a rss_b
+	[ -x "$AGENT" ] || {
+		fail "$AGENT missing (make): pfsync-xdp not measured"
+		return 1
+	}
+	log "pfsync-xdp: starting agents on fwA and fwB"
+	pf_start a "$NS_FWA" 10.201.3.2 1 "$(cpu_for 1)"
+	pf_start b "$NS_FWB" 10.201.3.1 2 0
+	# A asked for a bulk before B was up and retries every 2 s: let that
+	# exchange end so it does not run during the burst
+	if ! wait_until 30 pf_bulk_idle a || ! wait_until 30 pf_bulk_idle b; then
+		log "pfsync-xdp: the start-up bulk exchange is still running"
+	fi
+	rss_a=$(rss_kb "$PF_PID_A") rss_b=$(rss_kb "$PF_PID_B")
+	log "pfsync-xdp: burst of $N_BURST states"
+	pf_burst || fail "pfsync-xdp: burst of $N_BURST did not fully reach B"
+	log "pfsync-xdp: bulk of 100000"
+	pf_bulk 100000 || fail "pfsync-xdp: bulk of 100000"
+	log "pfsync-xdp: $N_LAG states at $LAG_RATE/s"
+	pf_lag || fail "pfsync-xdp: lag run"
+	for n in $BULKS; do
+		[ "$n" = 100000 ] && continue
+		log "pfsync-xdp: bulk of $n"
+		pf_bulk "$n" || fail "pfsync-xdp: bulk of $n"
+	done
+	n=$(pf_count b)
+	R[pf.states_end]=$n
+	R[pf.rss_a_per_state]=$(calc "($(rss_kb "$PF_PID_A") - $rss_a) * 1024 / $n" 0)
+	R[pf.rss_b_per_state]=$(calc "($(rss_kb "$PF_PID_B") - $rss_b) * 1024 / $n" 0)
+	"$DRV" mapmem "$TMP/bpf-b" | read_kv pf.map
+	R[pf.kernel_per_state]=$(calc "${R[pf.map.memlock]} / ${R[pf.map.max_entries]}" 0)
+	kill_pid "$PF_PID_A"
+	kill_pid "$PF_PID_B"
+}
+
+# ---- report -------------------------------------------------------------------
+val() { local v=${R[$1]:-}; [ -n "$v" ] && [ "$v" != -1 ] && echo "$v" || echo "n/a"; }
+
+# row LABEL UNIT PF CTD BETTER(higher|lower) TARGET
+row()
+{
+	local ratio=n/a
+	if [ "$3" != n/a ] && [ "$4" != n/a ]; then
+		if [ "$5" = higher ]; then
+			ratio=$(awk -v a="$3" -v b="$4" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }')
+		else
+			ratio=$(awk -v a="$3" -v b="$4" 'BEGIN { if (a > 0) printf "%.2fx", b / a; else print "inf" }')
+		fi
+	fi
+	printf '| %-36s | %-8s | %12s | %12s | %8s | %-22s |\n' "$1" "$2" "$3" "$4" "$ratio" "$6"
+}
+
+per_100k() # KEY STATES: seconds of CPU per 100k states
+{
+	local s
+	s=$(val "$1")
+	if [ "$s" = n/a ]; then echo n/a; else calc "$s * 100000 / $2" 3; fi
+}
+
+report()
+{
+	local n
+	echo
+	echo "bench/sync: pfsync-xdp vs conntrackd $(conntrackd -v 2>&1 | sed -n 's/.*daemon v\([0-9.]*[0-9]\).*/\1/p') (FTFW/UDP)," \
+		"$(uname -r), $(nproc) CPUs, $(date -u +%FT%TZ)${BENCH_QUICK:+ (BENCH_QUICK)}"
+	echo "load average before the run: $LOADAVG (other work on this machine skews every figure)"
+	echo "ratio = how many times pfsync-xdp is better (rate: pf/ctd; time, lag, memory, CPU: ctd/pf)"
+	printf '| %-36s | %-8s | %12s | %12s | %8s | %-22s |\n' metric unit pfsync-xdp conntrackd ratio target
+	echo "|--------------------------------------|----------|--------------|--------------|----------|------------------------|"
+	row "applied on B, burst of $N_BURST" "states/s" "$(val pf.burst.applied_per_s)" \
+		"$(val ctd.burst.applied_per_s)" higher ">= ${TARGET_RATE} and >= ${TARGET_FACTOR}x"
+	row "  offered on A (load, for reference)" "states/s" "$(val pf.burst.offered_per_s)" \
+		"$(val ctd.burst.offered_per_s)" higher ""
+	row "lag A->B at ${LAG_RATE}/s, p50" ms "$(val pf.lag.lag_p50_ms)" "$(val ctd.lag.lag_p50_ms)" lower ""
+	row "lag A->B at ${LAG_RATE}/s, p99" ms "$(val pf.lag.lag_p99_ms)" "$(val ctd.lag.lag_p99_ms)" lower \
+		"<= ${TARGET_LAG_P99_MS} and >= ${TARGET_FACTOR}x"
+	row "lag A->B at ${LAG_RATE}/s, max" ms "$(val pf.lag.lag_max_ms)" "$(val ctd.lag.lag_max_ms)" lower ""
+	row "  p99, lower bound (see below)" ms "$(val pf.lag.lag_lo_p99_ms)" "$(val ctd.lag.lag_lo_p99_ms)" lower ""
+	for n in $BULKS; do
+		local tgt=""
+		[ "$n" = 1000000 ] && tgt="<= ${TARGET_BULK_1M_S} and >= ${TARGET_FACTOR}x"
+		row "bulk of $n to an emptied B" s "$(val "pf.bulk$n.elapsed")" "$(val "ctd.bulk$n.elapsed")" lower "$tgt"
+	done
+	row "kernel memory per state" bytes "$(val pf.kernel_per_state)" "$(val ctd.kernel_per_state)" lower ""
+	row "daemon RSS per state, A (sender)" bytes "$(val pf.rss_a_per_state)" "$(val ctd.rss_a_per_state)" lower ""
+	row "daemon RSS per state, B (receiver)" bytes "$(val pf.rss_b_per_state)" "$(val ctd.rss_b_per_state)" lower ""
+	row "daemon CPU per 100k states, A" s "$(per_100k pf.cpu_a_s "$N_BURST")" "$(per_100k ctd.cpu_a_s "$N_BURST")" lower ""
+	row "daemon CPU per 100k states, B" s "$(per_100k pf.cpu_b_s "$N_BURST")" "$(per_100k ctd.cpu_b_s "$N_BURST")" lower ""
+	echo
+	echo "How: pfsync load = BPF_PROG_RUN of A's pfsync_xdp, fresh UDP tuple per packet; lag = sampled"
+	echo "keys looked up in B's map every ~50 us (${R[pf.lag.samples_found]:-0}/${R[pf.lag.samples]:-0} found)."
+	echo "conntrackd load = single-datagram UDP flows gen->fwA (nftables conntrack); lag = per flow, send"
+	echo "time to the first 1 ms poll of B's external cache that counts it (FIFO; ${R[ctd.lag.samples_found]:-0}/${R[ctd.lag.samples]:-0})."
+	echo "Applied rate = states on B / (first insert on A -> last state present on B). Bulk = B emptied"
+	echo "(pfsync: flush; conntrackd: -f external), then bulk request (bulk / -n) until B holds all."
+	for n in $BULKS; do
+		echo "Bulk of $n: B then held ${R[pf.bulk$n.states]:-?} states (pfsync-xdp);" \
+			"${R[ctd.bulk$n.count]:-?} of ${R[ctd.bulk$n.states]:-?} in fwA's cache (conntrackd)."
+	done
+	echo "After the burst B held ${R[pf.burst.onb]:-?} of $N_BURST states (pfsync-xdp; conntrackd: all, or the burst fails)."
+	for n in $BULKS; do
+		echo "Live sync while filling A to $n: B stayed ${R[pf.live_short$n]:-0} (pfsync-xdp, 100k/s)" \
+			"/ ${R[ctd.live_short$n]:-0} (conntrackd, 150k/s offered) states short."
+	done
+	echo "Lag bounds: an arrival lies between the last look that missed it and the one that saw it;"
+	echo "the table's p50/p99/max use the later one, 'lower bound' the earlier (they part when the"
+	echo "measuring process itself was not scheduled)."
+	echo "Lag run stalls of the measuring process (CPU 0 is shared): longest gap between the" \
+		"driver's inserts ${R[pf.lag.insert_gap_max_ms]:-?} ms (pfsync-xdp), between conntrackd" \
+		"polls ${R[ctd.lag.poll_gap_max_ms]:-?} ms; p99/max include such stalls."
+	echo "Kernel memory: pfsync = states map memlock / max_entries (preallocated slots, ${R[pf.map.max_entries]:-?});"
+	echo "conntrack = nf_conntrack slab object (extensions not counted). RSS per state over"
+	echo "${R[pf.states_end]:-?} / ${R[ctd.states_end]:-?} states held at the end. CPU = utime+stime during the burst."
+	echo "Placement: fwA's daemon on CPU 1; fwB's daemon, load and pollers on CPU 0. conntrackd runs"
+	local sched=SCHED_OTHER
+	[ -n "${PF_RT:-}" ] && sched="SCHED_RR 99 (PF_RT=1)"
+	echo "SCHED_RR 99 (its default), pfsync-agent $sched."
+}
+
+main()
+{
+	LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+	preflight
+	topology
+	# SYNC_ONLY=ctd|pf runs one side (debugging)
+	[ "${SYNC_ONLY:-ctd}" = ctd ] && conntrackd_side
+	[ "${SYNC_ONLY:-pf}" = pf ] && { pfsync_side || true; }
+	report
+	# SYNC_HOLD=SECONDS keeps the topology up for inspection (debugging)
+	[ -n "${SYNC_HOLD:-}" ] && log "holding: namespaces $ID-*, files $TMP" && sleep "$SYNC_HOLD"
+	if [ ${#ERRORS[@]} -gt 0 ]; then
+		printf '[sync] ERROR: %s\n' "${ERRORS[@]}" >&2
+		for f in "$TMP"/agent-*.log "$TMP"/conntrackd-*.log; do
+			[ -f "$f" ] && echo "--- last lines of $(basename "$f")" >&2 && tail -n 5 "$f" >&2
+		done
+		exit 1
+	fi
+}
+
+main "$@"

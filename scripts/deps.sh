@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages that build, test and demo pfsync-xdp need.
 # Only missing packages are installed, so a second run is quick and offline-safe.
+#
+# Usage: scripts/deps.sh        build/test/demo packages (what `make check` needs)
+#        scripts/deps.sh vm     only the extra packages of `make vmcheck` (qemu,
+#                               busybox-static, kmod, xz-utils), so `make check`
+#                               never pulls in qemu
 set -euo pipefail
 
 packages=(
@@ -8,7 +13,20 @@ packages=(
 	libelf-dev zlib1g-dev libcmocka-dev libpcap-dev libssl-dev pkg-config
 	iproute2 nftables iputils-ping netcat-openbsd procps jq python3
 	libclang-rt-14-dev tcpdump keepalived conntrackd conntrack ethtool
+	tshark
 )
+
+# `make vmcheck`: boots Debian's 6.1 kernel under qemu (tests/vm/).
+vm_packages=(qemu-system-x86 busybox-static kmod xz-utils)
+
+case "${1:-}" in
+'') ;;
+vm) packages=("${vm_packages[@]}") ;;
+*)
+	echo "usage: $0 [vm]" >&2
+	exit 2
+	;;
+esac
 
 missing=()
 for pkg in "${packages[@]}"; do

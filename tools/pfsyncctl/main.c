@@ -23,6 +23,7 @@ void ctl_usage(FILE *f)
 		"  set maxupd N               updates before a TCP state is sent again (0..255)\n"
 		"  set limit states N         adaptive timeout base (<= table size)\n"
 		"  status [--json]            the agent's pfsync status\n"
+		"  decode [-v] FILE.pcap      print pfsync packets (also: decode -i IF [-c N])\n"
 		"defaults: --pin-dir %s --ctl %s\n",
 		PFSYNC_DEFAULT_PIN_DIR, CTL_DEFAULT_SOCKET);
 }

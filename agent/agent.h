@@ -27,10 +27,15 @@
 #define AGENT_DEFAULT_INTERVAL_S 10
 #define AGENT_UPD_REQ_MAX	 1024 /* unknown states collected from one packet */
 #define AGENT_RXBUF		 65536
+#define AGENT_MAX_AUTH_KEYS	 2 /* the signing key and one more (rotation) */
 
 struct agent_opts {
 	const char *syncdev;
-	const char *syncpeer; /* NULL = the group */
+	const char *syncpeers[SYNC_MAX_PEERS]; /* none = the group (sock.h) */
+	unsigned int nsyncpeers;
+	const char *auth_keys[AGENT_MAX_AUTH_KEYS]; /* --auth-key files (sock.c, auth.c) */
+	unsigned int nauth_keys;
+	unsigned int min_ttl; /* --min-ttl, 0 = not given (then 255) */
 	unsigned int maxupd;
 	int defer;
 	unsigned int defer_timeout_ms;
@@ -40,6 +45,7 @@ struct agent_opts {
 	unsigned int nattach;
 	const char *ctl_path;
 	const char *obj_path;
+	const char *rules_path; /* --rules: loaded at start and on SIGHUP */
 	unsigned int interval_s;
 	const char *pfsync_if;
 	__u32 states_max;
@@ -76,6 +82,7 @@ struct agent {
 	__u64 now_ns; /* CLOCK_BOOTTIME of the current loop iteration */
 	__u64 started_ns;
 	__u64 next_sweep_ns;
+	struct store_sweep sweep; /* intake.c: the expiry pass under way */
 	/* intake.c */
 	__u64 records, records_bad, records_lost;
 	__u64 lost_events;
@@ -112,6 +119,18 @@ int agent_receive(struct agent *a, unsigned int max);
 void agent_bind_sendq_io(struct agent *a);
 /* send what the queue's rules say is due now */
 void agent_flush_sendq(struct agent *a);
+/* --auth-key files (refused if group/world-readable) and --min-ttl; 0 or -1 after logging */
+int agent_auth_load(struct agent *a);
+void agent_auth_free(struct agent *a);
+/* the sync sockets for opts.syncdev / opts.syncpeers, with the loaded keys */
+int agent_sock_open(struct agent *a);
+void agent_sock_close(struct agent *a);
+/* control socket: peers, transport and auth lines (JSON: fields, each with a comma) */
+void agent_transport_status(const struct agent *a, FILE *out, int json);
+/* control socket: the pfsync counters, then per-peer and auth counters */
+void agent_transport_stats(struct agent *a, FILE *out, int json);
+/* the configured peers, comma-separated; "" for the default group alone */
+const char *agent_peer_list(const struct agent *a, char *buf, size_t cap);
 
 /* ---- apply.c ------------------------------------------------------------- */
 /* one received IPv4 packet from interface ifindex: checks, counts, applies */
@@ -123,7 +142,9 @@ extern const struct pfsync_decode_ops apply_ops;
 int intake_record(void *ctx, void *data, size_t size);
 /* rebuilds the index from the map (start, ringbuf loss) */
 int intake_rebuild_index(struct agent *a);
-/* runs the expiry sweep; its delete records arrive on the ringbuf */
+/* starts an expiry pass when next_sweep_ns is due, advances one under way
+ * by a bounded step; 1 while a pass is unfinished. Delete records arrive on
+ * the ringbuf. */
 int intake_sweep(struct agent *a);
 /* flush: every state goes, peers get one CLR */
 int intake_flush_all(struct agent *a);

@@ -91,15 +91,30 @@ void bulk_request(struct agent *a)
 	}
 }
 
+/* packets of a bulk update were dropped: ask again (a few times) */
+static void rerequest_after_loss(struct agent *a)
+{
+	a->bulk_lossy = 0;
+	if (a->bulk_rerequests >= BULK_MAX_REREQUESTS)
+		return;
+	a->bulk_rerequests++;
+	log_info("packets were lost during the bulk update: asking again");
+	bulk_request(a);
+}
+
 void bulk_tick(struct agent *a)
 {
 	enum bulk_req_state before = a->bulk_req.state;
 
 	if (bulk_req_tick(&a->bulk_req, a->now_ns))
 		send_bulk_request(a);
-	if (before != a->bulk_req.state && a->bulk_req.state == BULK_REQ_FAILED)
-		log_info("bulk update failed: %s",
-			 before == BULK_REQ_REQUESTED ? "no peer answered" : "peer went silent");
+	if (before == a->bulk_req.state || a->bulk_req.state != BULK_REQ_FAILED)
+		return;
+	log_info("bulk update failed: %s",
+		 before == BULK_REQ_REQUESTED ? "no peer answered" : "peer went silent");
+	/* the dropped packets may have held BUS END */
+	if (before == BULK_REQ_IN_PROGRESS && a->bulk_lossy)
+		rerequest_after_loss(a);
 }
 
 void bulk_on_bus(struct agent *a, __u8 status)
@@ -115,14 +130,8 @@ void bulk_on_bus(struct agent *a, __u8 status)
 		log_info("bulk update done in %llu ms, %zu states known",
 			 (unsigned long long)(a->now_ns - a->bulk_req.requested_ns) / 1000000,
 			 index_count(&a->index));
-	if (a->bulk_req.state == BULK_REQ_DONE && a->bulk_lossy) {
-		a->bulk_lossy = 0;
-		if (a->bulk_rerequests < BULK_MAX_REREQUESTS) {
-			a->bulk_rerequests++;
-			log_info("packets were lost during the bulk update: asking again");
-			bulk_request(a);
-		}
-	}
+	if (a->bulk_req.state == BULK_REQ_DONE && a->bulk_lossy)
+		rerequest_after_loss(a);
 }
 
 /* ---- walker -------------------------------------------------------------- */
@@ -151,12 +160,29 @@ static int walker_alloc(struct agent *a)
 	return 0;
 }
 
+/* a bulk request soon after our last answer ended: the receiver lost some */
+static void slow_down_after_loss(struct agent *a)
+{
+	struct walker *w = &a->walker;
+	__u64 rate = a->bulk_rate / 2;
+
+	if (!w->last_bus_end_ns || a->now_ns - w->last_bus_end_ns > WALKER_RETRY_WINDOW_NS ||
+	    w->last_bus_states < WALKER_LOSSY_STATES || a->bulk_rate <= WALKER_MIN_RATE)
+		return;
+	a->bulk_rate = rate < WALKER_MIN_RATE ? WALKER_MIN_RATE : rate;
+	log_info("bulk update asked again %llu ms after the last one: pacing at %llu states/s",
+		 (unsigned long long)(a->now_ns - w->last_bus_end_ns) / 1000000,
+		 (unsigned long long)a->bulk_rate);
+}
+
 int walker_start(struct agent *a, int with_bus)
 {
 	struct walker *w = &a->walker;
 
 	if (w->active && w->with_bus && with_bus)
 		return 0; /* OpenBSD: a request during a bulk send does not restart it */
+	if (with_bus)
+		slow_down_after_loss(a);
 	if (walker_alloc(a) != 0) {
 		log_err("no memory for a %s", with_bus ? "bulk update" : "resend");
 		return -ENOMEM;
@@ -251,6 +277,8 @@ static void walker_finish(struct agent *a)
 			walk_send(a);
 		bus_msg(a, &bus, PFSYNC_BUS_END);
 		walk_add(a, PFSYNC_ACT_BUS, &bus);
+		w->last_bus_end_ns = a->now_ns;
+		w->last_bus_states = w->states_sent;
 	}
 	walk_send(a);
 	w->active = 0;
@@ -294,17 +322,33 @@ int walker_step(struct agent *a, unsigned int max_states)
 	return 1;
 }
 
+/*
+ * The pace in states/s: bulk_rate, but no more than WALKER_MAX_PACKET_RATE
+ * packets a second (a receiver pays per packet too: at a 1500-byte MTU a
+ * packet holds 5 states, at 9000 bytes 33).
+ */
+static __u64 walker_pace(const struct agent *a)
+{
+	size_t room = a->sock.mtu > WALKER_PKT_OVERHEAD ? a->sock.mtu - WALKER_PKT_OVERHEAD : 0;
+	__u64 per_packet = room / sizeof(struct pfsync_state);
+	__u64 cap = (per_packet ? per_packet : 1) * WALKER_MAX_PACKET_RATE;
+
+	return a->bulk_rate < cap ? a->bulk_rate : cap;
+}
+
 int walker_run(struct agent *a)
 {
 	struct walker *w = &a->walker;
-	__u64 burst = a->bulk_rate / 50 > WALKER_BATCH ? a->bulk_rate / 50 : WALKER_BATCH;
+	__u64 rate = walker_pace(a);
+	/* at most 5 ms worth per turn: live changes go out between the turns */
+	__u64 burst = rate / 200 > WALKER_BATCH ? rate / 200 : WALKER_BATCH;
 	__u64 allowed;
 
 	if (!w->active)
 		return 0;
-	/* credit in states, earned at bulk_rate per second, at most 20 ms worth */
+	/* credit in states, earned at bulk_rate per second */
 	if (a->now_ns > w->credit_at_ns) {
-		w->credit += (double)(a->now_ns - w->credit_at_ns) * (double)a->bulk_rate / 1e9;
+		w->credit += (double)(a->now_ns - w->credit_at_ns) * (double)rate / 1e9;
 		w->credit_at_ns = a->now_ns;
 	}
 	if (w->credit > (double)burst)

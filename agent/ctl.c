@@ -221,12 +221,13 @@ static unsigned int current_maxupd(const struct agent *a)
 }
 static void status_text(struct agent *a, FILE *out)
 {
-	char peer[32];
+	char peers[SYNC_MAX_PEERS * (SYNC_ADDRSTRLEN + 1)];
 
 	fprintf(out, "pfsync: syncdev: %s", a->sock.ifname);
-	if (!a->sock.multicast)
-		fprintf(out, " syncpeer: %s", sync_sock_peer_str(&a->sock, peer, sizeof(peer)));
+	if (*agent_peer_list(a, peers, sizeof(peers)))
+		fprintf(out, " syncpeer: %s", peers);
 	fprintf(out, " maxupd: %u defer: %s\n", current_maxupd(a), a->opts.defer ? "on" : "off");
+	agent_transport_status(a, out, 0);
 	fprintf(out, "bulk: %s\n", bulk_req_state_name(a->bulk_req.state));
 	if (a->bulk_req.state == BULK_REQ_REQUESTED)
 		fprintf(out, "bulk tries: %u of %u\n", a->bulk_req.tries, BULK_REQ_MAX_TRIES);
@@ -240,7 +241,10 @@ static void status_text(struct agent *a, FILE *out)
 			(unsigned long long)a->defer.released_timeout,
 			(unsigned long long)a->defer.release_failed);
 	fprintf(out, "hostid: 0x%08x\n", a->hostid);
-	fprintf(out, "mtu: %u\n", a->sock.mtu);
+	fprintf(out, "mtu: %u", a->sock.link_mtu);
+	if (a->sock.link_mtu != a->sock.mtu) /* room left for an IPv6 header or an auth trailer */
+		fprintf(out, " (packets filled to %u as IPv4)", a->sock.mtu);
+	fprintf(out, "\n");
 	fprintf(out, "pfsync-if: %s\n", a->tun.fd >= 0 ? a->tun.name : "none");
 	fprintf(out, "states indexed: %zu\n", index_count(&a->index));
 	fprintf(out, "pending messages: %zu\n", sendq_pending(&a->sendq));
@@ -254,22 +258,25 @@ static void status_text(struct agent *a, FILE *out)
 
 static void status_json(struct agent *a, FILE *out)
 {
-	char peer[32];
+	char peers[SYNC_MAX_PEERS * (SYNC_ADDRSTRLEN + 1)];
 
 	fprintf(out, "{\"syncdev\":\"%s\",", a->sock.ifname);
-	if (!a->sock.multicast)
-		fprintf(out, "\"syncpeer\":\"%s\",",
-			sync_sock_peer_str(&a->sock, peer, sizeof(peer)));
+	if (*agent_peer_list(a, peers, sizeof(peers)))
+		fprintf(out, "\"syncpeer\":\"%s\",", peers);
 	else
 		fprintf(out, "\"syncpeer\":null,");
+	agent_transport_status(a, out, 1);
 	fprintf(out, "\"maxupd\":%u,\"defer\":%s,\"hostid\":%u,\"mtu\":%u,", current_maxupd(a),
-		a->opts.defer ? "true" : "false", a->hostid, a->sock.mtu);
+		a->opts.defer ? "true" : "false", a->hostid, a->sock.link_mtu);
 	fprintf(out, "\"bulk\":\"%s\",\"bulk_tries\":%u,\"bulk_sending\":%s,\"bulks_served\":%llu,",
 		bulk_req_state_name(a->bulk_req.state), a->bulk_req.tries,
 		a->walker.active ? "true" : "false", (unsigned long long)a->walker.runs);
-	fprintf(out, "\"defer_released_ack\":%llu,\"defer_released_timeout\":%llu,",
-		(unsigned long long)a->defer.released_ack,
-		(unsigned long long)a->defer.released_timeout);
+	fprintf(out,
+		"\"defer_held\":%u,\"defer_released_ack\":%llu,\"defer_released_timeout\":%llu,"
+		"\"defer_release_failed\":%llu,",
+		a->defer.pending, (unsigned long long)a->defer.released_ack,
+		(unsigned long long)a->defer.released_timeout,
+		(unsigned long long)a->defer.release_failed);
 	fprintf(out,
 		"\"states_indexed\":%zu,\"pending\":%zu,\"records\":%llu,"
 		"\"records_lost\":%llu,\"uptime_s\":%llu}\n",
@@ -303,10 +310,7 @@ int ctl_execute(struct agent *a, const char *line, FILE *out)
 		else
 			status_text(a, out);
 	} else if (!strcmp(cmd, "stats")) {
-		if (has_json_flag(args))
-			pfsync_stats_print_json(out, &a->stats);
-		else
-			pfsync_stats_print(out, &a->stats);
+		agent_transport_stats(a, out, has_json_flag(args));
 	} else if (!strcmp(cmd, "flush")) {
 		if (intake_flush_all(a) != 0) {
 			fprintf(out, "error: flush failed\n");

@@ -40,6 +40,117 @@ void defer_ack(struct agent *a, const struct pfsync_key *key)
 		log_err("defer: out of memory");
 }
 
+/* ---- held frames with a partial L4 checksum ---------------------------------- */
+
+/* one's complement sum of big-endian 16-bit words, an odd last byte padded */
+static __u32 sum16(const __u8 *p, size_t len, __u32 sum)
+{
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (__u32)p[i] << 8 | p[i + 1];
+	if (len & 1)
+		sum += (__u32)p[len - 1] << 8;
+	return sum;
+}
+
+static __u16 fold16(__u32 sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+/* where a frame's TCP/UDP segment is, and its pseudo-header sum */
+struct l4_seg {
+	size_t off, len;
+	__u8 proto;
+	__u32 pseudo;
+};
+
+static int ipv4_seg(const __u8 *ip, size_t room, struct l4_seg *seg)
+{
+	size_t ihl = (size_t)(ip[0] & 0xf) * 4, total;
+
+	if (room < 20 || ip[0] >> 4 != 4 || ihl < 20)
+		return -1;
+	total = (size_t)ip[2] << 8 | ip[3];
+	if (total < ihl || total > room || (ip[6] & 0x3f) || ip[7])
+		return -1; /* truncated, or a fragment: its checksum spans others */
+	seg->off = ihl;
+	seg->len = total - ihl;
+	seg->proto = ip[9];
+	seg->pseudo = sum16(ip + 12, 8, seg->proto + (__u32)seg->len);
+	return 0;
+}
+
+static int ipv6_seg(const __u8 *ip6, size_t room, struct l4_seg *seg)
+{
+	if (room < 40 || ip6[0] >> 4 != 6)
+		return -1;
+	seg->off = 40; /* TCP/UDP right after the fixed header only */
+	seg->len = (size_t)ip6[4] << 8 | ip6[5];
+	seg->proto = ip6[6];
+	if (seg->len > room - 40)
+		return -1;
+	seg->pseudo = sum16(ip6 + 8, 32, seg->proto + (__u32)seg->len);
+	return 0;
+}
+
+static int frame_seg(const __u8 *frame, size_t len, struct l4_seg *seg)
+{
+	size_t l3 = ETH_HLEN;
+	__u16 type;
+
+	if (len < ETH_HLEN + 4)
+		return -1;
+	type = (__u16)(frame[12] << 8 | frame[13]);
+	if (type == ETH_P_8021Q) {
+		type = (__u16)(frame[16] << 8 | frame[17]);
+		l3 += 4;
+	}
+	if (type == ETH_P_IP && ipv4_seg(frame + l3, len - l3, seg) == 0)
+		seg->off += l3;
+	else if (type == ETH_P_IPV6 && ipv6_seg(frame + l3, len - l3, seg) == 0)
+		seg->off += l3;
+	else
+		return -1;
+	return 0;
+}
+
+/*
+ * A frame a local socket sent over a veth (or a tap, or through a stack
+ * with checksum offload) carries a partial TCP/UDP checksum: only the
+ * pseudo-header sum, with the skb marked for the device to finish it. The
+ * copy held here has lost that mark, and re-injected or re-sent it reaches
+ * a receiver that verifies the checksum and drops the packet (a released
+ * SYN lost: the connection waits for its retransmission). Such a checksum
+ * is completed; any other, valid or not, is left as it came.
+ */
+static void complete_partial_csum(__u8 *frame, size_t len)
+{
+	struct l4_seg seg;
+	size_t field;
+	__u16 check;
+
+	if (frame_seg(frame, len, &seg) != 0)
+		return;
+	field = seg.proto == IPPROTO_TCP ? 16 : seg.proto == IPPROTO_UDP ? 6 : 0;
+	if (!field || seg.len < field + 2)
+		return;
+	field += seg.off;
+	if (fold16(sum16(frame + seg.off, seg.len, seg.pseudo)) == 0xffff)
+		return; /* complete and valid */
+	if ((__u16)(frame[field] << 8 | frame[field + 1]) != fold16(seg.pseudo))
+		return; /* not a partial checksum: a damaged packet stays damaged */
+	frame[field] = frame[field + 1] = 0;
+	check = (__u16)~fold16(sum16(frame + seg.off, seg.len, seg.pseudo));
+	if (check == 0 && seg.proto == IPPROTO_UDP)
+		check = 0xffff; /* 0 would mean "no checksum" */
+	frame[field] = (__u8)(check >> 8);
+	frame[field + 1] = (__u8)check;
+}
+
+/* ---- release ------------------------------------------------------------------- */
+
 /* the frame goes through the XDP program again, live: XDP_PASS enters the stack */
 static int reinject_ingress(struct defer_state *d, struct pfsync_deferred *h)
 {
@@ -89,12 +200,12 @@ static void release(struct agent *a, struct pfsync_deferred *h, int acked)
 	int rc;
 
 	unmark(a, &h->key);
-	if (h->len == 0 || h->len > PFSYNC_DEFER_PKT_MAX)
+	if (h->len == 0 || h->len > PFSYNC_DEFER_PKT_MAX) {
 		rc = -EINVAL;
-	else if (h->at_egress)
-		rc = resend_egress(d, h);
-	else
-		rc = reinject_ingress(d, h);
+	} else {
+		complete_partial_csum(h->data, h->len);
+		rc = h->at_egress ? resend_egress(d, h) : reinject_ingress(d, h);
+	}
 	if (rc) {
 		d->release_failed++;
 		log_debug("defer: releasing a held packet failed: %s", strerror(-rc));

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "htab.h"
 
-#define HTAB_MIN_CAP 64
-#define HTAB_MARK    4 /* bytes of the used mark at the start of a slot */
+#define HTAB_MIN_CAP   64
+#define HTAB_MARK      4 /* bytes of the used mark at the start of a slot */
+#define HTAB_HUGE_PAGE ((size_t)2 << 20)
 
 static __u64 hash_bytes(const __u8 *p, size_t len)
 {
@@ -78,6 +81,17 @@ static size_t probe(const struct htab *h, const void *key)
 	}
 }
 
+void htab_prefetch(const struct htab *h, const void *key)
+{
+	const __u8 *s;
+
+	if (!h->cap)
+		return;
+	s = slot_at(h, home_of(h, key));
+	__builtin_prefetch(s);
+	__builtin_prefetch(s + h->slot_size - 1);
+}
+
 void *htab_get(const struct htab *h, const void *key)
 {
 	__u8 *s;
@@ -88,6 +102,19 @@ void *htab_get(const struct htab *h, const void *key)
 	return slot_used(s) ? s + HTAB_MARK + h->key_size : NULL;
 }
 
+/*
+ * A big table is touched at random: huge pages spare a TLB miss per lookup
+ * (best effort; calloc of this size is an mmap, already zeroed).
+ */
+static void advise_huge(void *mem, size_t bytes)
+{
+	uintptr_t start = ((uintptr_t)mem + HTAB_HUGE_PAGE - 1) & ~(uintptr_t)(HTAB_HUGE_PAGE - 1);
+	uintptr_t end = ((uintptr_t)mem + bytes) & ~(uintptr_t)(HTAB_HUGE_PAGE - 1);
+
+	if (end > start)
+		madvise((void *)start, end - start, MADV_HUGEPAGE);
+}
+
 static int resize(struct htab *h, size_t new_cap)
 {
 	struct htab bigger = *h;
@@ -95,6 +122,8 @@ static int resize(struct htab *h, size_t new_cap)
 	bigger.slots = calloc(new_cap, h->slot_size);
 	if (!bigger.slots)
 		return -ENOMEM;
+	if (new_cap * h->slot_size >= 4 * HTAB_HUGE_PAGE)
+		advise_huge(bigger.slots, new_cap * h->slot_size);
 	bigger.cap = new_cap;
 	for (size_t i = 0; i < h->cap; i++) {
 		const __u8 *s = slot_at(h, i);

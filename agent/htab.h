@@ -24,6 +24,8 @@ void htab_init(struct htab *h, size_t key_size, size_t val_size);
 void htab_free(struct htab *h);
 /* value of key or NULL; the pointer is valid until the next put/del */
 void *htab_get(const struct htab *h, const void *key);
+/* starts loading key's home slot into the cache (a get or put follows soon) */
+void htab_prefetch(const struct htab *h, const void *key);
 /* value slot of key, created zeroed if missing (*created = 1); NULL on ENOMEM */
 void *htab_put(struct htab *h, const void *key, int *created);
 /* 1 if key was removed, 0 if it was absent */

@@ -55,6 +55,13 @@ int index_get(const struct state_index *ix, __u64 id, __u32 creatorid, struct pf
 	return 0;
 }
 
+void index_prefetch(const struct state_index *ix, __u64 id, __u32 creatorid)
+{
+	struct index_ident ident = ident_of(id, creatorid);
+
+	htab_prefetch(&ix->tab, &ident);
+}
+
 int index_del(struct state_index *ix, __u64 id, __u32 creatorid)
 {
 	struct index_ident ident = ident_of(id, creatorid);

@@ -22,6 +22,8 @@ void index_free(struct state_index *ix);
 int index_put(struct state_index *ix, __u64 id, __u32 creatorid, const struct pfsync_key *key);
 /* 0 and *key filled if known, -ENOENT otherwise */
 int index_get(const struct state_index *ix, __u64 id, __u32 creatorid, struct pfsync_key *key);
+/* the identity's slot into the cache ahead of a get/put (a big index misses it) */
+void index_prefetch(const struct state_index *ix, __u64 id, __u32 creatorid);
 int index_del(struct state_index *ix, __u64 id, __u32 creatorid); /* 1 removed, 0 absent */
 size_t index_del_creator(struct state_index *ix, __u32 creatorid);
 void index_clear(struct state_index *ix);

@@ -10,6 +10,9 @@
 
 #include "agent.h"
 
+#define SWEEP_STEP_MIN 256
+#define SWEEP_STEP_MAX 65536
+
 static void on_insert(struct agent *a, const struct pfsync_event *ev)
 {
 	if (ev->evflags & PFSYNC_EVF_ACK)
@@ -140,19 +143,56 @@ static void refresh_datapath_view(struct agent *a)
 		a->states_count = g.states_count;
 }
 
+/*
+ * States read per step of the expiry pass. The loop takes one step per
+ * millisecond while a pass runs (main.c), so a pass over the whole table
+ * ends within half the interval; a step never reads fewer than
+ * SWEEP_STEP_MIN (about 0.1 ms of work) nor more than SWEEP_STEP_MAX.
+ */
+static unsigned int sweep_step_size(const struct agent *a)
+{
+	__u64 steps = (__u64)a->opts.interval_s * 1000 / 2;
+	__u64 n = steps ? a->states_count / steps + 1 : SWEEP_STEP_MIN;
+
+	if (n < SWEEP_STEP_MIN)
+		return SWEEP_STEP_MIN;
+	return n > SWEEP_STEP_MAX ? SWEEP_STEP_MAX : (unsigned int)n;
+}
+
+static void sweep_begin(struct agent *a)
+{
+	int rc;
+
+	/* the preselection uses the timeouts and count the datapath uses */
+	refresh_datapath_view(a);
+	rc = store_sweep_begin(&a->sweep, sweep_step_size(a), a->now_ns);
+	if (rc)
+		log_err("expiry sweep: %s", strerror(-rc));
+}
+
 int intake_sweep(struct agent *a)
 {
-	struct pfsync_sweep_args args = {0};
-	int rc = a->store.sweep(a->store.ctx, &args);
+	int rc;
 
-	if (rc) {
+	if (!a->sweep.active && a->now_ns >= a->next_sweep_ns) {
+		a->next_sweep_ns = a->now_ns + (__u64)a->opts.interval_s * 1000000000ULL;
+		sweep_begin(a);
+	}
+	if (!a->sweep.active)
+		return 0;
+	rc = store_sweep_step(&a->store, &a->sweep, a->now_ns, &a->cfg, a->states_count);
+	if (rc < 0) {
 		log_err("expiry sweep failed: %s", strerror(-rc));
 		return rc;
 	}
-	refresh_datapath_view(a);
-	if (args.deleted)
-		log_debug("expiry: %u of %u states removed", args.deleted, args.seen);
-	return 0;
+	if (rc == 0) {
+		refresh_datapath_view(a);
+		if (a->sweep.deleted)
+			log_debug("expiry: %u of %u states removed in %llu ms", a->sweep.deleted,
+				  a->sweep.seen,
+				  (unsigned long long)(a->now_ns - a->sweep.started_ns) / 1000000);
+	}
+	return rc;
 }
 
 int intake_flush_all(struct agent *a)

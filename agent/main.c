@@ -32,8 +32,11 @@
 
 #include "agent.h"
 
+#include "config.h"
+#include "notify.h"
 #include "pfsync_loader.h"
 #include "pfsync_maps.h"
+#include "ruleset.h"
 
 #define EP_RINGBUF    1
 #define EP_SOCK	      2
@@ -64,6 +67,8 @@ struct process {
 	int epfd;
 	int sigfd;
 	int bpf_loaded, maps_open;
+	enum bulk_req_state notified_bulk; /* last bulk state told to systemd */
+	int notified_ready;
 };
 
 static void usage(FILE *f)
@@ -74,8 +79,15 @@ static void usage(FILE *f)
 		   "IF]...\n"
 		   "         [--ctl PATH] [--obj FILE] [--interval S] [--pfsync-if NAME]\n"
 		   "         [--states-max N] [--bulk-rate STATES_PER_S] [-v|-q]\n"
+		   "         [--auth-key FILE]... [--min-ttl N] (--syncpeer may repeat: "
+		   "IPv4, IPv6, ff12::f0)\n"
 		   "Synchronises pf-style connection states with peers (OpenBSD pfsync "
 		   "v6).\n");
+	fprintf(f,
+		"Also: [-f FILE] options from FILE (default %s),\n"
+		"[--rules FILE] pf rules loaded at start and on SIGHUP.\n"
+		"See pfsync-agent(8) and pfsync.conf(5).\n",
+		AGENT_DEFAULT_CONFIG);
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned long max, unsigned long *out)
@@ -108,6 +120,9 @@ enum {
 	OPT_PFSYNC_IF,
 	OPT_STATES_MAX,
 	OPT_BULK_RATE,
+	OPT_RULES,
+	OPT_AUTH_KEY,
+	OPT_MIN_TTL,
 	OPT_HELP,
 };
 
@@ -150,6 +165,11 @@ static int parse_number_opt(struct agent *a, int opt, const char *arg)
 			return -1;
 		a->bulk_rate = v;
 		return 0;
+	case OPT_MIN_TTL:
+		if (parse_uint("--min-ttl", arg, 255, &v) || v == 0)
+			return -1;
+		a->opts.min_ttl = v;
+		return 0;
 	}
 	return -1;
 }
@@ -171,6 +191,9 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 	    {"pfsync-if", required_argument, NULL, OPT_PFSYNC_IF},
 	    {"states-max", required_argument, NULL, OPT_STATES_MAX},
 	    {"bulk-rate", required_argument, NULL, OPT_BULK_RATE},
+	    {"rules", required_argument, NULL, OPT_RULES},
+	    {"auth-key", required_argument, NULL, OPT_AUTH_KEY},
+	    {"min-ttl", required_argument, NULL, OPT_MIN_TTL},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"quiet", no_argument, NULL, 'q'},
@@ -190,7 +213,20 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 			a->opts.syncdev = optarg;
 			break;
 		case OPT_SYNCPEER:
-			a->opts.syncpeer = optarg;
+			if (a->opts.nsyncpeers == SYNC_MAX_PEERS) {
+				fprintf(stderr, "pfsync-agent: at most %d --syncpeer\n",
+					SYNC_MAX_PEERS);
+				return -1;
+			}
+			a->opts.syncpeers[a->opts.nsyncpeers++] = optarg;
+			break;
+		case OPT_AUTH_KEY:
+			if (a->opts.nauth_keys == AGENT_MAX_AUTH_KEYS) {
+				fprintf(stderr, "pfsync-agent: at most %d --auth-key\n",
+					AGENT_MAX_AUTH_KEYS);
+				return -1;
+			}
+			a->opts.auth_keys[a->opts.nauth_keys++] = optarg;
 			break;
 		case OPT_DEFER:
 			a->opts.defer = 1;
@@ -212,6 +248,9 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 		case OPT_OBJ:
 			a->opts.obj_path = optarg;
 			break;
+		case OPT_RULES:
+			a->opts.rules_path = optarg;
+			break;
 		case OPT_PFSYNC_IF:
 			a->opts.pfsync_if = optarg;
 			break;
@@ -219,7 +258,7 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 			agent_log_level = LOG_LVL_DEBUG;
 			break;
 		case 'q':
-			agent_log_level = LOG_LVL_ERR;
+			agent_log_level = LOG_LVL_WARN;
 			break;
 		case 'h':
 		case OPT_HELP:
@@ -446,6 +485,7 @@ static int setup_datapath(struct process *p)
 	if (rc)
 		return rc;
 	p->bpf_loaded = 1;
+	log_debug("BPF object %s", a->opts.obj_path ? a->opts.obj_path : pfsync_bpf_default_obj());
 	rc = pfsync_maps_open(&p->maps, a->opts.pin_dir);
 	if (rc)
 		return rc;
@@ -465,6 +505,12 @@ static int setup_datapath(struct process *p)
 		log_err("writing identity/configuration to the maps: %s", strerror(-rc));
 		return rc;
 	}
+	/* before attaching: the datapath never runs without the configured ruleset */
+	if (a->opts.rules_path) {
+		rc = agent_rules_load(&p->maps, a->opts.rules_path);
+		if (rc)
+			return rc;
+	}
 	return attach_all(p);
 }
 
@@ -482,7 +528,7 @@ static int setup_io(struct process *p)
 	sigset_t mask;
 	int rc;
 
-	rc = sync_sock_open(&a->sock, a->opts.syncdev, a->opts.syncpeer);
+	rc = agent_sock_open(a);
 	if (rc)
 		return rc;
 	if (sendq_init(&a->sendq, a->sock.mtu) != 0)
@@ -507,12 +553,15 @@ static int setup_io(struct process *p)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	p->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	rc = p->sigfd < 0 ? -errno : 0;
 	rc = rc ?: epoll_add(p->epfd, p->sigfd, EP_SIGNAL);
 	rc = rc ?: epoll_add(p->epfd, ring_buffer__epoll_fd(p->rb), EP_RINGBUF);
 	rc = rc ?: epoll_add(p->epfd, a->sock.fd, EP_SOCK);
+	if (a->sock.has6)
+		rc = rc ?: epoll_add(p->epfd, a->sock.fd6, EP_SOCK);
 	if (rc)
 		return rc;
 	return ctl_open(&a->ctl, a->opts.ctl_path, p->epfd);
@@ -529,8 +578,8 @@ static int wait_ms(struct agent *a)
 	__u64 deadline = a->next_sweep_ns;
 	__u64 now = agent_clock_ns();
 
-	if (a->walker.active)
-		return 1; /* paced: come back for the next batch */
+	if (a->walker.active || a->sweep.active)
+		return 1; /* paced: come back for the next batch or expiry step */
 	earliest(&deadline, sendq_deadline(&a->sendq));
 	earliest(&deadline, bulk_req_deadline(&a->bulk_req));
 	earliest(&deadline, a->next_defer_ns);
@@ -539,6 +588,44 @@ static int wait_ms(struct agent *a)
 	if (deadline - now >= (__u64)MAX_WAIT_MS * 1000000)
 		return MAX_WAIT_MS;
 	return (int)((deadline - now + 999999) / 1000000);
+}
+
+/* SIGHUP (systemctl reload): the rules file again; a bad file keeps the old rules */
+static void reload_rules(struct process *p)
+{
+	notify_send("RELOADING=1\nSTATUS=reloading the rules\n");
+	if (!p->a.opts.rules_path)
+		log_info("SIGHUP: no --rules file to reload");
+	else
+		agent_rules_load(&p->maps, p->a.opts.rules_path);
+	p->notified_bulk = BULK_REQ_NONE; /* STATUS= again */
+	if (p->notified_ready)
+		notify_send("READY=1\n");
+}
+
+/*
+ * Tells systemd how the bulk update goes (STATUS=) and READY=1 when it has
+ * ended: done, or failed because no peer answered (a lone firewall must
+ * come up too, as OpenBSD's pfsync does after its tries).
+ */
+static void notify_progress(struct process *p)
+{
+	enum bulk_req_state st = p->a.bulk_req.state;
+	char msg[160];
+
+	if (st == p->notified_bulk)
+		return;
+	p->notified_bulk = st;
+	if (st == BULK_REQ_DONE || st == BULK_REQ_FAILED) {
+		snprintf(msg, sizeof(msg), "%sSTATUS=bulk update %s, %zu states\n",
+			 p->notified_ready ? "" : "READY=1\n", bulk_req_state_name(st),
+			 index_count(&p->a.index));
+		p->notified_ready = 1;
+	} else {
+		snprintf(msg, sizeof(msg), "STATUS=bulk update %s, %zu states\n",
+			 bulk_req_state_name(st), index_count(&p->a.index));
+	}
+	notify_send(msg);
 }
 
 static void handle_event(struct process *p, __u64 tag)
@@ -555,10 +642,14 @@ static void handle_event(struct process *p, __u64 tag)
 	case EP_SIGNAL: {
 		struct signalfd_siginfo si;
 
-		if (read(p->sigfd, &si, sizeof(si)) == sizeof(si)) {
-			log_info("signal %u: stopping", si.ssi_signo);
-			a->stop = 1;
+		if (read(p->sigfd, &si, sizeof(si)) != sizeof(si))
+			return;
+		if (si.ssi_signo == SIGHUP) {
+			reload_rules(p);
+			return;
 		}
+		log_info("signal %u: stopping", si.ssi_signo);
+		a->stop = 1;
 		return;
 	}
 	case CTL_EP_LISTEN:
@@ -574,10 +665,7 @@ static void periodic(struct agent *a)
 {
 	a->next_defer_ns = defer_run(a);
 	walker_run(a);
-	if (a->now_ns >= a->next_sweep_ns) {
-		intake_sweep(a);
-		a->next_sweep_ns = a->now_ns + (__u64)a->opts.interval_s * 1000000000ULL;
-	}
+	intake_sweep(a); /* one bounded step: events are served in between */
 	bulk_tick(a);
 	ctl_expire(a);
 	/* last: whatever this turn queued shares the packets (see top of file) */
@@ -600,6 +688,7 @@ static void run(struct process *p)
 		for (int i = 0; i < n; i++)
 			handle_event(p, evs[i].data.u64);
 		periodic(a);
+		notify_progress(p);
 	}
 }
 
@@ -617,8 +706,9 @@ static void teardown(struct process *p)
 	if (p->epfd >= 0)
 		close(p->epfd);
 	tun_close(&a->tun);
-	sync_sock_close(&a->sock);
+	agent_sock_close(a);
 	walker_free(&a->walker);
+	store_sweep_free(&a->sweep);
 	defer_free(&a->defer);
 	sendq_free(&a->sendq);
 	pfsync_builder_free(a->builder);
@@ -634,6 +724,9 @@ static void teardown(struct process *p)
 int main(int argc, char **argv)
 {
 	static struct process proc;
+	static struct config_args args; /* the options point into it until exit */
+	char cfg_err[CONFIG_ERR_MAX];
+	char transport[32], peers[SYNC_MAX_PEERS * (SYNC_ADDRSTRLEN + 1)];
 	struct process *p = &proc;
 	struct agent *a = &p->a;
 	int rc;
@@ -644,8 +737,14 @@ int main(int argc, char **argv)
 	a->sock.fd = a->tun.fd = a->ctl.fd = -1;
 	a->config_fd = a->globals_fd = -1;
 	defer_init(&a->defer, -1, -1, 0);
-	if (parse_opts(a, argc, argv))
+	if (config_merge(argc, argv, &args, cfg_err, sizeof(cfg_err))) {
+		fprintf(stderr, "pfsync-agent: %s\n", cfg_err);
 		return 2;
+	}
+	if (parse_opts(a, args.argc, args.argv) || agent_auth_load(a)) {
+		config_args_free(&args);
+		return 2;
+	}
 	index_init(&a->index);
 	a->now_ns = a->started_ns = agent_clock_ns();
 	rc = setup_datapath(p);
@@ -655,16 +754,22 @@ int main(int argc, char **argv)
 	if (rc) {
 		log_err("start-up failed: %s", strerror(-rc));
 		teardown(p);
+		config_args_free(&args);
 		return 1;
 	}
-	log_info("running: syncdev %s (mtu %u) %s, hostid 0x%08x, %zu states in the table",
-		 a->sock.ifname, a->sock.mtu, a->sock.multicast ? "group 224.0.0.240" : "unicast",
-		 a->hostid, index_count(&a->index));
+	log_info("running: syncdev %s (mtu %u) %s%s%s, auth %s, hostid 0x%08x, %zu states in "
+		 "the table",
+		 a->sock.ifname, a->sock.link_mtu,
+		 sync_sock_transport(&a->sock, transport, sizeof(transport)),
+		 agent_peer_list(a, peers, sizeof(peers))[0] ? " " : "", peers,
+		 a->sock.auth ? "on" : "off", a->hostid, index_count(&a->index));
 	a->now_ns = agent_clock_ns();
 	a->next_sweep_ns = a->now_ns + (__u64)a->opts.interval_s * 1000000000ULL;
 	bulk_request(a);
 	run(p);
+	notify_send("STOPPING=1\n");
 	teardown(p);
+	config_args_free(&args);
 	log_info("stopped");
 	return 0;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pfsync_logic.h"
 #include "store.h"
 
 #define FOREACH_BATCH 1024
@@ -33,6 +34,73 @@ out:
 	free(keys);
 	free(vals);
 	return rc;
+}
+
+int store_sweep_begin(struct store_sweep *sw, unsigned int batch, __u64 now_ns)
+{
+	if (sw->batch != batch) {
+		store_sweep_free(sw);
+		sw->keys = calloc(batch, sizeof(*sw->keys));
+		sw->vals = calloc(batch, sizeof(*sw->vals));
+		if (!sw->keys || !sw->vals) {
+			store_sweep_free(sw);
+			return -ENOMEM;
+		}
+		sw->batch = batch;
+	}
+	memset(&sw->cur, 0, sizeof(sw->cur));
+	sw->seen = sw->deleted = 0;
+	sw->started_ns = now_ns;
+	sw->active = 1;
+	return 0;
+}
+
+/* hands the collected keys to the program; the pass's last call says so */
+static int sweep_submit(const struct state_store *s, struct store_sweep *sw,
+			struct pfsync_sweep_args *args, int pass_end)
+{
+	int rc;
+
+	if (!args->count && !pass_end)
+		return 0;
+	args->sweep_flags = PFSYNC_SWEEP_KEYS | (pass_end ? PFSYNC_SWEEP_PASS_END : 0);
+	args->pass_seen = sw->seen;
+	rc = s->sweep(s->ctx, args);
+	if (rc == 0)
+		sw->deleted += args->deleted;
+	args->count = 0;
+	return rc;
+}
+
+int store_sweep_step(const struct state_store *s, struct store_sweep *sw, __u64 now_ns,
+		     const struct pfsync_config *cfg, __u32 states_count)
+{
+	struct pfsync_sweep_args args = {.now_ns = now_ns};
+	unsigned int n = sw->batch;
+	int rc;
+
+	if (!sw->active)
+		return 0;
+	rc = s->read_batch(s->ctx, &sw->cur, sw->keys, sw->vals, &n);
+	for (unsigned int i = 0; i < n && rc == 0; i++) {
+		sw->seen++;
+		if (pfsync_state_expires_ns(&sw->vals[i], cfg, states_count) > now_ns)
+			continue;
+		args.keys[args.count++] = sw->keys[i];
+		if (args.count == PFSYNC_SWEEP_BATCH)
+			rc = sweep_submit(s, sw, &args, 0);
+	}
+	rc = rc ?: sweep_submit(s, sw, &args, sw->cur.done);
+	if (rc || sw->cur.done)
+		sw->active = 0;
+	return rc ? rc : sw->active;
+}
+
+void store_sweep_free(struct store_sweep *sw)
+{
+	free(sw->keys);
+	free(sw->vals);
+	memset(sw, 0, sizeof(*sw));
 }
 
 static int bpf_lookup(void *ctx, const struct pfsync_key *k, struct pfsync_state_value *v)

@@ -40,6 +40,36 @@ int store_foreach(const struct state_store *s,
 		  int (*fn)(const struct pfsync_key *, const struct pfsync_state_value *, void *),
 		  void *arg);
 
+/*
+ * An expiry pass in bounded steps (pf's purge does a share of the table per
+ * tick too): each step reads a batch of states, picks those due by the
+ * values read, and hands their keys to the sweep program (PFSYNC_SWEEP_KEYS),
+ * which checks each again on its live value before deleting it. The cursor
+ * follows the map's buckets, so states added or removed meanwhile do not
+ * derail it; one added behind the cursor waits for the next pass.
+ */
+struct store_sweep {
+	int active;
+	struct store_cursor cur;
+	struct pfsync_key *keys; /* read buffers, `batch` entries each */
+	struct pfsync_state_value *vals;
+	unsigned int batch;
+	__u32 seen;    /* states read by this pass */
+	__u32 deleted; /* states the program removed */
+	__u64 started_ns;
+};
+
+/* starts a pass (buffers for batch states a step); 0 or -ENOMEM */
+int store_sweep_begin(struct store_sweep *sw, unsigned int batch, __u64 now_ns);
+/*
+ * One step: up to sw->batch states read, the due ones expired as of now_ns
+ * (cfg and states_count as the datapath's, for the preselection). Returns 1
+ * while the pass goes on, 0 when it has ended (sw->active cleared), -errno.
+ */
+int store_sweep_step(const struct state_store *s, struct store_sweep *sw, __u64 now_ns,
+		     const struct pfsync_config *cfg, __u32 states_count);
+void store_sweep_free(struct store_sweep *sw);
+
 /* The BPF-backed store: map fd plus the loader's program runners. */
 struct bpf_store {
 	int states_fd;

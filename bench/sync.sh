@@ -28,8 +28,11 @@
 #
 # Environment: BENCH_QUICK=1 smaller run (no 1M bulk); PFSYNC_BUILD build dir;
 # SYNC_ONLY=ctd|pf one side only; SYNC_HOLD=SECONDS keep the namespaces and
-# temp files after the table (debugging); PF_AGENT_ARGS extra agent options;
-# PF_RT=1 runs the agents SCHED_RR 99 like conntrackd's default (else SCHED_OTHER).
+# temp files after the table (debugging); SYNC_LAG_SAMPLES=FILE keeps the
+# pfsync lag run's samples; PF_AGENT_ARGS extra agent options;
+# PF_RT=1 (default) runs the agents SCHED_RR 99 like conntrackd, which sets
+# that itself by default; PF_RT=0 leaves them SCHED_OTHER. SYNC_MTU (default
+# 9000) is the sync link's MTU for both systems.
 set -uo pipefail
 shopt -s lastpipe # `helper | read_kv` fills R in this shell
 cd "$(dirname "$0")/.." || exit 1
@@ -47,6 +50,7 @@ else
 	N_BURST=100000 N_LAG=50000 BULKS="100000 1000000" STATES_MAX=1100000
 fi
 LAG_RATE=10000
+SYNC_MTU=${SYNC_MTU:-9000} # the sync link (a dedicated link: jumbo frames are usual)
 TARGET_RATE=100000 TARGET_LAG_P99_MS=10 TARGET_BULK_1M_S=10 TARGET_FACTOR=2
 
 ID=sb$$
@@ -168,6 +172,10 @@ topology()
 	for ns in $NS_GEN $NS_SRV; do ip -n "$ns" link set eth0 up; done
 	ip -n "$NS_FWA" link set lan0 up
 	ip -n "$NS_FWA" link set wan0 up
+	# both daemons size their packets from the sync link's MTU (pfsync-agent:
+	# the interface MTU; conntrackd: its Interface's MTU), so both gain alike
+	ip -n "$NS_FWA" link set sync0 mtu "$SYNC_MTU" || die "sync0 mtu $SYNC_MTU on fwA"
+	ip -n "$NS_FWB" link set sync0 mtu "$SYNC_MTU" || die "sync0 mtu $SYNC_MTU on fwB"
 	ip -n "$NS_FWA" link set sync0 up
 	ip -n "$NS_FWB" link set sync0 up
 	ip -n "$NS_GEN" route add default via 10.201.1.1
@@ -363,6 +371,8 @@ conntrackd_side()
 
 # ---- pfsync-xdp ---------------------------------------------------------------
 PF_PID_A='' PF_PID_B='' PF_BASE=0
+PF_RT_CMD=()
+[ "${PF_RT:-1}" = 1 ] && PF_RT_CMD=(chrt -r 99)
 
 pf_start() # TAG NS PEER HOSTID CPU
 {
@@ -371,7 +381,7 @@ pf_start() # TAG NS PEER HOSTID CPU
 	mount -t bpf bpf "$dir" || die "cannot mount a bpffs on $dir"
 	on_cleanup "umount '$dir'"
 	# shellcheck disable=SC2086 # PF_AGENT_ARGS: extra options, split on purpose
-	nsenter --net="/run/netns/$2" taskset -c "$5" ${PF_RT:+chrt -r 99} "$AGENT" --syncdev sync0 --syncpeer "$3" --hostid "$4" \
+	nsenter --net="/run/netns/$2" taskset -c "$5" ${PF_RT_CMD[@]+"${PF_RT_CMD[@]}"} "$AGENT" --syncdev sync0 --syncpeer "$3" --hostid "$4" \
 		--pin-dir "$dir" --ctl "$TMP/agent-$tag.sock" --obj "$BPF_OBJ" \
 		--states-max "$STATES_MAX" ${PF_AGENT_ARGS:-} >"$TMP/agent-$tag.log" 2>&1 &
 	pid=$!
@@ -416,6 +426,8 @@ pf_lag()
 	SYNC_DRIVER_SAMPLES=$TMP/pf-lag.samples taskset -c 0 "$DRV" run "$TMP/bpf-a" "$TMP/bpf-b" \
 		"$N_LAG" "$LAG_RATE" "$PF_BASE" $((N_LAG / 10)) 30 | read_kv pf.lag
 	PF_BASE=$((PF_BASE + N_LAG))
+	# SYNC_LAG_SAMPLES=FILE keeps "t_insert lag_ms" per sample (diagnosis)
+	[ -n "${SYNC_LAG_SAMPLES:-}" ] && cp "$TMP/pf-lag.samples" "$SYNC_LAG_SAMPLES"
 	[ "${R[pf.lag.samples_found]:-0}" = "${R[pf.lag.samples]:-x}" ]
 }
 
@@ -565,8 +577,10 @@ report()
 	echo "${R[pf.states_end]:-?} / ${R[ctd.states_end]:-?} states held at the end. CPU = utime+stime during the burst."
 	echo "Placement: fwA's daemon on CPU 1; fwB's daemon, load and pollers on CPU 0. conntrackd runs"
 	local sched=SCHED_OTHER
-	[ -n "${PF_RT:-}" ] && sched="SCHED_RR 99 (PF_RT=1)"
+	[ "${PF_RT:-1}" = 1 ] && sched="SCHED_RR 99 (as conntrackd; PF_RT=0 for SCHED_OTHER)"
 	echo "SCHED_RR 99 (its default), pfsync-agent $sched."
+	echo "Sync link MTU $SYNC_MTU on both (each daemon sizes its packets from the link's MTU)." \
+		"pfsync-agent bulk pacing: ${PF_AGENT_ARGS:-default} (adaptive: halves after a lossy bulk)."
 }
 
 main()

@@ -17,9 +17,14 @@
  *   rule would pass is counted in no_state and dropped. No matching rule at
  *   all = pf's default pass, without state.
  * - State values are updated without a lock (the value layout is shared
- *   with userspace and has no bpf_spin_lock); flags/updates/counters use
- *   atomics, sequence tracking may race between CPUs as in pf without
- *   state locks. Last writer wins, which only widens a window briefly.
+ *   with userspace and has no bpf_spin_lock); flags and the packet/byte
+ *   counters use atomics, sequence tracking and the maxupd count
+ *   (`updates`) may race between CPUs as in pf without state locks. Last
+ *   writer wins, which only widens a window briefly.
+ * - A packet is counted (and tracked) once per state: a forwarded packet
+ *   at XDP ingress, not again at tc egress (see pfsync_xdp_ifs); a packet
+ *   the host sends, or one that came in where XDP did not run, at egress.
+ * - last_seen/creation come from a per-CPU clock read once per jiffy.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -102,6 +107,48 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pfsync_counters SEC(".maps");
 
+/*
+ * CLOCK_BOOTTIME read once per jiffy per CPU: the helper costs about as
+ * much as the rest of an established packet's path, and last_seen only
+ * needs to be right to well under a second (timeouts are whole seconds).
+ */
+struct pfx_clock {
+	__u64 jiffies;
+	__u64 boot_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pfx_clock);
+} pfsync_clock SEC(".maps");
+
+/*
+ * Interfaces the XDP program ran on lately, slot ifindex % XDP_IF_SLOTS.
+ * A forwarded packet meets the state twice, at XDP ingress and at tc
+ * egress; pf counts a packet once per state, so tc egress leaves a state
+ * alone when the packet came in on an interface whose XDP program already
+ * tracked and counted it. Shared (not per-CPU) so that RPS or a test
+ * moving between CPUs does not matter; written only when a slot changes
+ * (at most once per jiffy). Pinned: iproute2 loads XDP and tc separately.
+ */
+#define XDP_IF_SLOTS	 256
+#define XDP_IF_FRESH_JIF 1000 /* 1 to 10 s: longer than any packet's way through */
+
+struct pfx_xdp_if {
+	__u32 ifindex;
+	__u32 jiffies; /* low 32 bits of jiffies64 when XDP last ran on it */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDP_IF_SLOTS);
+	__type(key, __u32);
+	__type(value, struct pfx_xdp_if);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pfsync_xdp_ifs SEC(".maps");
+
 /* Scratch for a state being created (too big to sit on the stack too). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -127,8 +174,7 @@ enum icmp_kind {
 };
 
 struct pkt {
-	struct pfsync_key key;	 /* side 0 = packet source, not normalised yet */
-	struct pfsync_key inner; /* ICMP error: the embedded packet's key */
+	struct pfsync_key key; /* side 0 = packet source, not normalised yet */
 	struct pfsync_tcp_seg seg;
 	__u32 ip_len; /* IP total length, for byte counters */
 	__u64 new_id; /* ACT_DEFER: identity of the state just created */
@@ -138,7 +184,15 @@ struct pkt {
 	__u8 icmp_kind;
 	__u8 has_inner;
 	__u8 pad;
+	/* last: pkt_init leaves it alone, parse_icmp_inner clears it */
+	struct pfsync_key inner; /* ICMP error: the embedded packet's key */
 };
+
+/* Clears all but `inner`, which only ICMP errors use (fewer stores). */
+static __always_inline void pkt_init(struct pkt *pk)
+{
+	__builtin_memset(pk, 0, __builtin_offsetof(struct pkt, inner));
+}
 
 struct parse_ctx {
 	void *data;
@@ -281,6 +335,7 @@ static __always_inline void inner_ports(const struct parse_ctx *pc, __u32 off, s
 /* The packet quoted by an ICMP error was sent by the state's own peers. */
 static __always_inline void parse_icmp_inner(const struct parse_ctx *pc, __u32 off, struct pkt *pk)
 {
+	__builtin_memset(&pk->inner, 0, sizeof(pk->inner));
 	pk->inner.af = pk->key.af;
 	if (pk->key.af == PFSYNC_AF_INET) {
 		struct iphdr *ip;
@@ -630,8 +685,53 @@ struct pfx_env {
 	__u64 now;
 	__u32 ifindex;
 	__u8 dir;
-	__u8 defer; /* config asks to hold first packets (PFSYNC_CFG_DEFER) */
+	__u8 defer;	  /* config asks to hold first packets (PFSYNC_CFG_DEFER) */
+	__u8 seen_by_xdp; /* tc egress: XDP ingress already tracked and counted it */
 };
+
+/* CLOCK_BOOTTIME as of this jiffy (see pfsync_clock). */
+static __always_inline __u64 pfx_now(void)
+{
+	struct pfx_clock *clk;
+	__u32 zero = 0;
+	__u64 jif;
+
+	clk = bpf_map_lookup_elem(&pfsync_clock, &zero);
+	if (!clk)
+		return bpf_ktime_get_boot_ns();
+	jif = bpf_jiffies64();
+	if (clk->jiffies != jif || !clk->boot_ns) {
+		clk->boot_ns = bpf_ktime_get_boot_ns();
+		clk->jiffies = jif;
+	}
+	return clk->boot_ns;
+}
+
+/* XDP: note that this interface's packets are tracked at ingress. */
+static __always_inline void xdp_if_mark(__u32 ifindex)
+{
+	__u32 slot = ifindex % XDP_IF_SLOTS;
+	__u32 jif = (__u32)bpf_jiffies64();
+	struct pfx_xdp_if *e = bpf_map_lookup_elem(&pfsync_xdp_ifs, &slot);
+
+	if (e && (e->ifindex != ifindex || e->jiffies != jif)) {
+		e->ifindex = ifindex;
+		e->jiffies = jif;
+	}
+}
+
+/* tc egress: did the packet come in through an interface XDP just ran on? */
+static __always_inline int xdp_if_saw(__u32 ingress_ifindex)
+{
+	__u32 slot = ingress_ifindex % XDP_IF_SLOTS;
+	struct pfx_xdp_if *e;
+
+	if (!ingress_ifindex)
+		return 0; /* locally originated */
+	e = bpf_map_lookup_elem(&pfsync_xdp_ifs, &slot);
+	return e && e->ifindex == ingress_ifindex &&
+	       (__u32)bpf_jiffies64() - e->jiffies <= XDP_IF_FRESH_JIF;
+}
 
 /* ACT_DEFER: new state inserted, its first packet is to be held */
 enum { ACT_PASS = 0, ACT_DROP = 1, ACT_RETRY = 2, ACT_DEFER = 3 };
@@ -709,7 +809,12 @@ static __always_inline void note_change(struct pfx_env *env, struct pfsync_state
 	}
 	if (k->proto != IPPROTO_TCP)
 		return;
-	n = __sync_add_and_fetch(&v->updates, 1);
+	/*
+	 * A plain increment: a lost one only delays a maxupd record by a
+	 * packet, and one that overwrites pfsync_unqueue's reset only brings
+	 * it forward. A locked add here cost as much as the window check.
+	 */
+	n = ++v->updates;
 	cfg = config_get();
 	maxupd = cfg && cfg->maxupd ? cfg->maxupd : DEFAULT_MAXUPD;
 	if (n >= maxupd) {
@@ -798,7 +903,8 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk)
 
 		if (v) {
 			if (v->timeout != PFTM_PURGE)
-				return state_hit(env, pk, src_side, v);
+				return env->seen_by_xdp ? ACT_PASS
+							: state_hit(env, pk, src_side, v);
 			purge_state(env, pk, v);
 		}
 		cfg = config_get();
@@ -822,7 +928,8 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk)
 	return ACT_DROP;
 }
 
-static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 ifindex, __u8 dir)
+static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 ifindex, __u8 dir,
+				   __u8 seen_by_xdp)
 {
 	struct pfsync_counters *c;
 	struct pfx_env env;
@@ -845,10 +952,11 @@ static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 i
 		return ACT_PASS;
 	}
 	env.c = c;
-	env.now = bpf_ktime_get_boot_ns();
+	env.now = pfx_now();
 	env.ifindex = ifindex;
 	env.dir = dir;
 	env.defer = 0;
+	env.seen_by_xdp = seen_by_xdp;
 	act = handle_ip(&env, pk);
 	if (act == ACT_PASS)
 		c->packets_passed++;
@@ -955,7 +1063,7 @@ SEC("xdp")
 int pfsync_xdp(struct xdp_md *ctx)
 {
 	struct parse_ctx pc;
-	struct pkt pk = {};
+	struct pkt pk;
 	int act;
 
 	pc.data = (void *)(long)ctx->data;
@@ -963,7 +1071,9 @@ int pfsync_xdp(struct xdp_md *ctx)
 	pc.frame_len = pc.data_end - pc.data;
 	pc.xdp = ctx;
 	pc.skb = NULL;
-	act = process(&pc, &pk, ctx->ingress_ifindex, PF_IN);
+	pkt_init(&pk);
+	xdp_if_mark(ctx->ingress_ifindex);
+	act = process(&pc, &pk, ctx->ingress_ifindex, PF_IN, 0);
 	if (act == ACT_DEFER) {
 		struct pfsync_deferred *d = defer_slot(&pk, pc.frame_len, ctx->ingress_ifindex, 0);
 		__u32 len = defer_len(pc.frame_len);
@@ -982,7 +1092,7 @@ SEC("tc")
 int pfsync_tc(struct __sk_buff *skb)
 {
 	struct parse_ctx pc;
-	struct pkt pk = {};
+	struct pkt pk;
 	__u32 linear = skb->data_end - skb->data;
 	int act;
 
@@ -993,7 +1103,8 @@ int pfsync_tc(struct __sk_buff *skb)
 	pc.frame_len = skb->len;
 	pc.xdp = NULL;
 	pc.skb = skb;
-	act = process(&pc, &pk, skb->ifindex, PF_OUT);
+	pkt_init(&pk);
+	act = process(&pc, &pk, skb->ifindex, PF_OUT, xdp_if_saw(skb->ingress_ifindex));
 	if (act == ACT_DEFER) {
 		struct pfsync_deferred *d = defer_slot(&pk, skb->len, skb->ifindex, 1);
 		__u32 len = defer_len(skb->len);
@@ -1026,24 +1137,22 @@ static __always_inline int sweep_due(const struct sweep_walk *w, const struct pf
 
 struct bpf_map;
 
-static long sweep_one(struct bpf_map *map, struct pfsync_key *k, struct pfsync_state_value *v,
-		      struct sweep_walk *w)
+static __always_inline void sweep_entry(struct pfsync_key *k, struct pfsync_state_value *v,
+					struct sweep_walk *w)
 {
 	struct pfsync_key key;
 	__u64 id;
 	__u32 creatorid, flags;
 
-	(void)map;
-	w->seen++;
 	if (!sweep_due(w, v))
-		return 0;
+		return;
 	/* copy before deleting: a preallocated element is recycled at once */
 	__builtin_memcpy(&key, k, sizeof(key));
 	id = v->id;
 	creatorid = v->creatorid;
 	flags = v->flags;
 	if (bpf_map_delete_elem(&pfsync_states, &key))
-		return 0;
+		return;
 	w->deleted++;
 	if (!(w->sweep_flags & PFSYNC_SWEEP_QUIET) && !(flags & PFSYNC_SF_NOSYNC)) {
 		__u32 zero = 0;
@@ -1051,7 +1160,47 @@ static long sweep_one(struct bpf_map *map, struct pfsync_key *k, struct pfsync_s
 		emit_event(bpf_map_lookup_elem(&pfsync_counters, &zero), PFSYNC_EV_DELETE, 0, &key,
 			   id, creatorid, flags);
 	}
+}
+
+static long sweep_one(struct bpf_map *map, struct pfsync_key *k, struct pfsync_state_value *v,
+		      struct sweep_walk *w)
+{
+	(void)map;
+	w->seen++;
+	sweep_entry(k, v, w);
 	return 0;
+}
+
+/* one key handed over by the agent's pass: judged on its live value */
+static __noinline int sweep_key(struct pfsync_key *key, struct sweep_walk *w)
+{
+	struct pfsync_state_value *v;
+
+	if (!key || !w)
+		return 0;
+	v = bpf_map_lookup_elem(&pfsync_states, key);
+	if (!v)
+		return 0;
+	w->seen++;
+	sweep_entry(key, v, w);
+	return 0;
+}
+
+static __always_inline void sweep_keys(struct pfsync_sweep_args *args, struct sweep_walk *w)
+{
+	__u32 count = args->count;
+	__u32 i;
+
+	/* unrolled: ctx may only be read at constant offsets */
+#pragma unroll
+	for (i = 0; i < PFSYNC_SWEEP_BATCH; i++) {
+		struct pfsync_key key;
+
+		if (i >= count)
+			break;
+		__builtin_memcpy(&key, &args->keys[i], sizeof(key));
+		sweep_key(&key, w);
+	}
 }
 
 SEC("syscall")
@@ -1069,11 +1218,17 @@ int pfsync_sweep(struct pfsync_sweep_args *args)
 	w.sweep_flags = args->sweep_flags;
 	w.creatorid = args->creatorid;
 	w.states_count = g ? g->states_count : 0;
-	bpf_for_each_map_elem(&pfsync_states, sweep_one, &w, 0);
+	if (w.sweep_flags & PFSYNC_SWEEP_KEYS)
+		sweep_keys(args, &w);
+	else
+		bpf_for_each_map_elem(&pfsync_states, sweep_one, &w, 0);
 	args->seen = w.seen;
 	args->deleted = w.deleted;
-	if (g) {
+	if (g && !(w.sweep_flags & PFSYNC_SWEEP_KEYS)) {
 		g->states_count = w.seen;
+		g->last_sweep_ns = w.now;
+	} else if (g && (w.sweep_flags & PFSYNC_SWEEP_PASS_END)) {
+		g->states_count = args->pass_seen;
 		g->last_sweep_ns = w.now;
 	}
 	c = bpf_map_lookup_elem(&pfsync_counters, &zero);

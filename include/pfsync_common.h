@@ -18,34 +18,34 @@
 #include <linux/types.h>
 
 /* ---- map names (pinned by name, LIBBPF_PIN_BY_NAME) ---------------------- */
-#define PFSYNC_MAP_STATES "pfsync_states"
-#define PFSYNC_MAP_RULES "pfsync_rules"
-#define PFSYNC_MAP_EVENTS "pfsync_events"
-#define PFSYNC_MAP_DEFER "pfsync_defer"
-#define PFSYNC_MAP_CONFIG "pfsync_config"
-#define PFSYNC_MAP_GLOBALS "pfsync_globals"
-#define PFSYNC_MAP_COUNTERS "pfsync_counters"
+#define PFSYNC_MAP_STATES      "pfsync_states"
+#define PFSYNC_MAP_RULES       "pfsync_rules"
+#define PFSYNC_MAP_EVENTS      "pfsync_events"
+#define PFSYNC_MAP_DEFER       "pfsync_defer"
+#define PFSYNC_MAP_CONFIG      "pfsync_config"
+#define PFSYNC_MAP_GLOBALS     "pfsync_globals"
+#define PFSYNC_MAP_COUNTERS    "pfsync_counters"
 #define PFSYNC_DEFAULT_PIN_DIR "/sys/fs/bpf/tc/globals"
 
 /* ---- sizes --------------------------------------------------------------- */
 #ifndef PFSYNC_STATES_MAX
 #define PFSYNC_STATES_MAX 100000 /* pf's PFSTATE_HIWAT */
 #endif
-#define PFSYNC_RULES_MAX 256	      /* rules per bank */
-#define PFSYNC_RULE_BANKS 2	      /* double buffer: load one, flip */
-#define PFSYNC_EVENTS_BYTES (8 << 20) /* ringbuf size */
-#define PFSYNC_DEFER_MAX 128	      /* pf's per-slice deferral limit */
-#define PFSYNC_DEFER_PKT_MAX 1536     /* largest frame that can be held */
-#define PFSYNC_IFNAMSIZ 16
+#define PFSYNC_RULES_MAX     256       /* rules per bank */
+#define PFSYNC_RULE_BANKS    2	       /* double buffer: load one, flip */
+#define PFSYNC_EVENTS_BYTES  (8 << 20) /* ringbuf size */
+#define PFSYNC_DEFER_MAX     128       /* pf's per-slice deferral limit */
+#define PFSYNC_DEFER_PKT_MAX 1536      /* largest frame that can be held */
+#define PFSYNC_IFNAMSIZ	     16
 
 /* ---- address families (Linux values inside; BSD values only on the wire) - */
-#define PFSYNC_AF_INET 2
+#define PFSYNC_AF_INET	2
 #define PFSYNC_AF_INET6 10
 
 /* ---- pf direction ------------------------------------------------------- */
 #define PF_INOUT 0
-#define PF_IN 1
-#define PF_OUT 2
+#define PF_IN	 1
+#define PF_OUT	 2
 
 /* ---- pf timeout classes (OpenBSD PFTM_* indices, sent on the wire) ------ */
 enum pftm {
@@ -93,8 +93,8 @@ enum bsd_tcps {
 
 /* UDP and "other" protocol peer states (pf's PFUDPS_* / PFOTHERS_*). */
 #define PFUDPS_NO_TRAFFIC 0
-#define PFUDPS_SINGLE 1
-#define PFUDPS_MULTIPLE 2
+#define PFUDPS_SINGLE	  1
+#define PFUDPS_MULTIPLE	  2
 
 /* pf's window scale encoding in a peer */
 #define PF_WSCALE_FLAG 0x80
@@ -102,16 +102,16 @@ enum bsd_tcps {
 
 /* ---- pf state_flags (PFSTATE_*), as on the wire --------------------------- */
 #define PFSTATE_ALLOWOPTS 0x0001
-#define PFSTATE_SLOPPY 0x0002
-#define PFSTATE_PFLOW 0x0004
-#define PFSTATE_NOSYNC 0x0008
-#define PFSTATE_ACK 0x0010
+#define PFSTATE_SLOPPY	  0x0002
+#define PFSTATE_PFLOW	  0x0004
+#define PFSTATE_NOSYNC	  0x0008
+#define PFSTATE_ACK	  0x0010
 
 /* ---- local state flags (pfsync_state_value.flags) ----------------------- */
-#define PFSYNC_SF_NOSYNC 0x0001	   /* never sent to peers (rule no-sync)   */
+#define PFSYNC_SF_NOSYNC    0x0001 /* never sent to peers (rule no-sync)   */
 #define PFSYNC_SF_FROM_PEER 0x0002 /* imported from a peer                 */
-#define PFSYNC_SF_QUEUED 0x0004	   /* a change record is waiting for send */
-#define PFSYNC_SF_DEFERRED 0x0008  /* first packet held in pfsync_defer    */
+#define PFSYNC_SF_QUEUED    0x0004 /* a change record is waiting for send */
+#define PFSYNC_SF_DEFERRED  0x0008 /* first packet held in pfsync_defer    */
 
 /*
  * Connection key, normalised so that both directions of a connection find
@@ -175,39 +175,39 @@ enum pfsync_event_type {
 };
 
 #define PFSYNC_EVF_MAXUPD 0x01 /* TCP state reached maxupd: send now */
-#define PFSYNC_EVF_ACK 0x02    /* insert of a deferred packet: send now */
+#define PFSYNC_EVF_ACK	  0x02 /* insert of a deferred packet: send now */
 
 struct pfsync_event {
-	__u8 type;  /* enum pfsync_event_type */
+	__u8 type;    /* enum pfsync_event_type */
 	__u8 evflags; /* PFSYNC_EVF_* */
 	__u16 pad;
-	__u32 lost; /* PFSYNC_EV_LOST: records lost since the last report */
-	__u64 id;   /* state identity, so a delete can be named after */
-	__u32 creatorid; /* the entry is gone                            */
+	__u32 lost;		 /* PFSYNC_EV_LOST: records lost since the last report */
+	__u64 id;		 /* state identity, so a delete can be named after */
+	__u32 creatorid;	 /* the entry is gone                            */
 	__u32 state_flags_local; /* value.flags at the time of the event */
 	struct pfsync_key key;
 	__u32 pad2;
 };
 
 /* ---- ruleset ------------------------------------------------------------ */
-#define PFSYNC_RULE_PASS 0
+#define PFSYNC_RULE_PASS  0
 #define PFSYNC_RULE_BLOCK 1
 
-#define PFSYNC_RF_QUICK 0x0001
+#define PFSYNC_RF_QUICK	     0x0001
 #define PFSYNC_RF_KEEP_STATE 0x0002 /* pass rules keep state by default, as pf */
-#define PFSYNC_RF_NOSYNC 0x0004
-#define PFSYNC_RF_SLOPPY 0x0008
-#define PFSYNC_RF_PROTO 0x0010	  /* proto is set */
-#define PFSYNC_RF_SRC_PORT 0x0020 /* src_port is set */
-#define PFSYNC_RF_DST_PORT 0x0040 /* dst_port is set */
+#define PFSYNC_RF_NOSYNC     0x0004
+#define PFSYNC_RF_SLOPPY     0x0008
+#define PFSYNC_RF_PROTO	     0x0010 /* proto is set */
+#define PFSYNC_RF_SRC_PORT   0x0020 /* src_port is set */
+#define PFSYNC_RF_DST_PORT   0x0040 /* dst_port is set */
 
 struct pfsync_rule {
 	__u32 src_addr[4]; /* network order, masked */
 	__u32 src_mask[4];
 	__u32 dst_addr[4];
 	__u32 dst_mask[4];
-	__u32 ifindex; /* 0 = any interface */
-	__u32 rflags;  /* PFSYNC_RF_* */
+	__u32 ifindex;	/* 0 = any interface */
+	__u32 rflags;	/* PFSYNC_RF_* */
 	__u16 src_port; /* network order */
 	__u16 dst_port; /* network order */
 	__u8 action;	/* PFSYNC_RULE_PASS / BLOCK */
@@ -251,14 +251,14 @@ struct pfsync_counters {
 	__u64 packets_seen;
 	__u64 packets_passed;
 	__u64 blocked_rule;
-	__u64 no_state;	      /* no state and no rule would create one */
-	__u64 bad_packet;     /* truncated / malformed headers */
-	__u64 out_of_window;  /* TCP packet outside the tracked window */
-	__u64 table_full;     /* state refused: table at its limit */
-	__u64 ringbuf_lost;   /* change records not reserved */
+	__u64 no_state;	     /* no state and no rule would create one */
+	__u64 bad_packet;    /* truncated / malformed headers */
+	__u64 out_of_window; /* TCP packet outside the tracked window */
+	__u64 table_full;    /* state refused: table at its limit */
+	__u64 ringbuf_lost;  /* change records not reserved */
 	__u64 states_inserted;
 	__u64 states_removed;
-	__u64 fragments;      /* non-first fragments (matched without ports) */
+	__u64 fragments; /* non-first fragments (matched without ports) */
 	__u64 defer_held;
 	__u64 defer_too_big;
 	__u64 defer_full;
@@ -269,18 +269,31 @@ struct pfsync_counters {
  * pfsync_sweep: walks pfsync_states with bpf_for_each_map_elem, deletes due
  * states (or all of them with PFSYNC_SWEEP_FLUSH) and emits a DELETE record
  * for each removed state that is not NOSYNC (none with PFSYNC_SWEEP_QUIET).
+ *
+ * With PFSYNC_SWEEP_KEYS it visits only keys[0..count): the agent's expiry
+ * pass reads the map in batches and hands over the states it found due, a
+ * chunk at a time, so no single call holds the CPU for a whole-map walk.
+ * Each key is checked again against its live value (a state refreshed since
+ * it was read stays). PFSYNC_SWEEP_PASS_END marks the pass's last chunk:
+ * pass_seen becomes pfsync_globals.states_count, as a full sweep's count.
  */
-#define PFSYNC_PROG_SWEEP "pfsync_sweep"
-#define PFSYNC_SWEEP_FLUSH 0x1 /* delete every state */
-#define PFSYNC_SWEEP_QUIET 0x2 /* emit no delete records (flush sent as CLR) */
-#define PFSYNC_SWEEP_CREATOR 0x4 /* only states of `creatorid` (CLR from peer) */
+#define PFSYNC_PROG_SWEEP     "pfsync_sweep"
+#define PFSYNC_SWEEP_FLUSH    0x1  /* delete every state */
+#define PFSYNC_SWEEP_QUIET    0x2  /* emit no delete records (flush sent as CLR) */
+#define PFSYNC_SWEEP_CREATOR  0x4  /* only states of `creatorid` (CLR from peer) */
+#define PFSYNC_SWEEP_KEYS     0x8  /* only keys[0..count), not the whole map */
+#define PFSYNC_SWEEP_PASS_END 0x10 /* with KEYS: the pass is over (pass_seen) */
+#define PFSYNC_SWEEP_BATCH    64   /* keys per PFSYNC_SWEEP_KEYS call */
 
 struct pfsync_sweep_args {
-	__u64 now_ns;	 /* in: 0 = kernel's CLOCK_BOOTTIME */
+	__u64 now_ns;	   /* in: 0 = kernel's CLOCK_BOOTTIME */
 	__u32 sweep_flags; /* in: PFSYNC_SWEEP_* */
-	__u32 creatorid; /* in: with PFSYNC_SWEEP_CREATOR */
-	__u32 seen;	 /* out: states visited */
-	__u32 deleted;	 /* out: states removed */
+	__u32 creatorid;   /* in: with PFSYNC_SWEEP_CREATOR */
+	__u32 seen;	   /* out: states visited */
+	__u32 deleted;	   /* out: states removed */
+	__u32 count;	   /* in: with PFSYNC_SWEEP_KEYS, keys used */
+	__u32 pass_seen;   /* in: with PFSYNC_SWEEP_PASS_END, states the pass read */
+	struct pfsync_key keys[PFSYNC_SWEEP_BATCH]; /* in: with PFSYNC_SWEEP_KEYS */
 };
 
 /*
@@ -288,7 +301,7 @@ struct pfsync_sweep_args {
  * change it has packed; the program clears PFSYNC_SF_QUEUED and `updates`
  * with atomics, so that no concurrent datapath write is lost.
  */
-#define PFSYNC_PROG_UNQUEUE "pfsync_unqueue"
+#define PFSYNC_PROG_UNQUEUE  "pfsync_unqueue"
 #define PFSYNC_UNQUEUE_BATCH 64
 
 struct pfsync_unqueue_args {
@@ -301,8 +314,8 @@ struct pfsync_unqueue_args {
 struct pfsync_deferred {
 	struct pfsync_key key;
 	__u64 held_ns;
-	__u32 ifindex; /* where it arrived (XDP) or was leaving (tc) */
-	__u16 len;     /* bytes used in data */
+	__u32 ifindex;	/* where it arrived (XDP) or was leaving (tc) */
+	__u16 len;	/* bytes used in data */
 	__u8 at_egress; /* 0 = XDP ingress, 1 = tc egress */
 	__u8 pad;
 	__u8 data[PFSYNC_DEFER_PKT_MAX];

@@ -509,6 +509,54 @@ static __always_inline int pfsync_tcp_rst_ok(const struct pfsync_tcp_calc *c, __
 }
 
 /*
+ * pf's window checks on a segment already prepared in *c, against peers
+ * src/dst (the state's own, or copies holding a first segment's lessons).
+ * Writes the peers (and v->timeout) only when it returns PFSYNC_TCP_PASS.
+ */
+static __always_inline int pfsync_tcp_window(struct pfsync_state_value *v, struct pfsync_peer *src,
+					     struct pfsync_peer *dst, struct pfsync_tcp_calc *c,
+					     __u8 flags)
+{
+	__u32 src_seqlo = src->seqlo;
+	__u32 back_win = (__u32)dst->max_win << c->dws;
+	__s32 ackskew;
+
+	if (c->seq == c->end) {
+		/* no data: ease sequencing restrictions */
+		c->seq = src_seqlo;
+		c->data_end = c->end = c->seq;
+	}
+	ackskew = (__s32)(dst->seqlo - c->ack);
+	if (pfsync_seq_geq(src->seqhi, c->data_end) &&
+	    pfsync_seq_geq(c->seq, src_seqlo - back_win) && ackskew >= -PFSYNC_MAXACKWINDOW &&
+	    (__s64)ackskew <= ((__s64)PFSYNC_MAXACKWINDOW << c->sws) &&
+	    pfsync_tcp_rst_ok(c, flags, src_seqlo, back_win, ackskew)) {
+		pfsync_tcp_slide(c, src, dst);
+		pfsync_tcp_flag_levels(src, dst, flags);
+		v->timeout = pfsync_tcp_timeout_class(src, dst);
+		return PFSYNC_TCP_PASS;
+	}
+	/*
+	 * Loose acceptance: shotgunned SYNs before the peer answered,
+	 * streams picked up mid-way, stray packets after the close.
+	 */
+	if ((dst->state < TCPS_SYN_SENT || dst->state >= TCPS_FIN_WAIT_2 ||
+	     src->state >= TCPS_FIN_WAIT_2) &&
+	    pfsync_seq_geq(src->seqhi + PFSYNC_MAXACKWINDOW, c->data_end) &&
+	    pfsync_seq_geq(c->seq, src_seqlo - PFSYNC_MAXACKWINDOW)) {
+		pfsync_tcp_slide(c, src, dst);
+		if ((flags & PFSYNC_TH_FIN) && src->state < TCPS_CLOSING)
+			src->state = TCPS_CLOSING;
+		if (flags & PFSYNC_TH_RST) {
+			src->state = TCPS_TIME_WAIT;
+			dst->state = TCPS_TIME_WAIT;
+		}
+		return PFSYNC_TCP_PASS;
+	}
+	return PFSYNC_TCP_BAD_WINDOW;
+}
+
+/*
  * pf_tcp_track_full. Differences from pf: no sequence modulation or scrub,
  * and a segment that fails every check leaves the state exactly as it was
  * (pf resets a half-open src to re-learn after sending a RST, which we never
@@ -520,8 +568,7 @@ static __always_inline int pfsync_tcp_track_full(struct pfsync_state_value *v,
 						 const struct pfsync_tcp_seg *s)
 {
 	struct pfsync_tcp_calc c = {};
-	__s32 ackskew;
-	int in_window;
+	int r;
 
 	c.win = s->win;
 	c.orig_seq = c.seq = s->seq;
@@ -546,57 +593,23 @@ static __always_inline int pfsync_tcp_track_full(struct pfsync_state_value *v,
 		c.ack = dst->seqlo; /* stacks that send ACK with nothing to ack */
 
 	/*
-	 * The checks below use the state as it would be after learning from a
-	 * first segment; work on copies so a rejected segment changes nothing.
+	 * The checks use the state as it would be after learning from a first
+	 * segment: that case works on copies, so that a rejected segment
+	 * changes nothing. Any later segment (the hot path) is checked in
+	 * place, as the checks write nothing before accepting.
 	 */
-	{
+	if (c.first) {
 		struct pfsync_peer nsrc = *src, ndst = *dst;
-		__u32 src_seqlo, back_win;
 
-		if (c.first)
-			pfsync_tcp_commit_first(&c, &nsrc, &ndst);
-		src_seqlo = nsrc.seqlo;
-		back_win = (__u32)ndst.max_win << c.dws;
-		if (c.seq == c.end) {
-			/* no data: ease sequencing restrictions */
-			c.seq = src_seqlo;
-			c.data_end = c.end = c.seq;
-		}
-		ackskew = (__s32)(ndst.seqlo - c.ack);
-		in_window = pfsync_seq_geq(nsrc.seqhi, c.data_end) &&
-			    pfsync_seq_geq(c.seq, src_seqlo - back_win) &&
-			    ackskew >= -PFSYNC_MAXACKWINDOW &&
-			    (__s64)ackskew <= ((__s64)PFSYNC_MAXACKWINDOW << c.sws) &&
-			    pfsync_tcp_rst_ok(&c, s->flags, src_seqlo, back_win, ackskew);
-		if (in_window) {
-			pfsync_tcp_slide(&c, &nsrc, &ndst);
-			pfsync_tcp_flag_levels(&nsrc, &ndst, s->flags);
+		pfsync_tcp_commit_first(&c, &nsrc, &ndst);
+		r = pfsync_tcp_window(v, &nsrc, &ndst, &c, s->flags);
+		if (r == PFSYNC_TCP_PASS) {
 			*src = nsrc;
 			*dst = ndst;
-			v->timeout = pfsync_tcp_timeout_class(src, dst);
-			return PFSYNC_TCP_PASS;
 		}
-		/*
-		 * Loose acceptance: shotgunned SYNs before the peer answered,
-		 * streams picked up mid-way, stray packets after the close.
-		 */
-		if ((ndst.state < TCPS_SYN_SENT || ndst.state >= TCPS_FIN_WAIT_2 ||
-		     nsrc.state >= TCPS_FIN_WAIT_2) &&
-		    pfsync_seq_geq(nsrc.seqhi + PFSYNC_MAXACKWINDOW, c.data_end) &&
-		    pfsync_seq_geq(c.seq, src_seqlo - PFSYNC_MAXACKWINDOW)) {
-			pfsync_tcp_slide(&c, &nsrc, &ndst);
-			if ((s->flags & PFSYNC_TH_FIN) && nsrc.state < TCPS_CLOSING)
-				nsrc.state = TCPS_CLOSING;
-			if (s->flags & PFSYNC_TH_RST) {
-				nsrc.state = TCPS_TIME_WAIT;
-				ndst.state = TCPS_TIME_WAIT;
-			}
-			*src = nsrc;
-			*dst = ndst;
-			return PFSYNC_TCP_PASS;
-		}
+		return r;
 	}
-	return PFSYNC_TCP_BAD_WINDOW;
+	return pfsync_tcp_window(v, src, dst, &c, s->flags);
 }
 
 /*

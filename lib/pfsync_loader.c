@@ -12,6 +12,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+/* where `make install` puts the object (mk/install.mk sets it from PREFIX) */
+#ifndef PFSYNC_BPF_OBJ_DEFAULT
+#define PFSYNC_BPF_OBJ_DEFAULT "/usr/local/lib/bpf/pfsync_xdp.o"
+#endif
+
 static int file_exists(const char *path)
 {
 	return access(path, R_OK) == 0;
@@ -41,7 +46,7 @@ const char *pfsync_bpf_default_obj(void)
 				return path;
 		}
 	}
-	return "/usr/local/lib/bpf/pfsync_xdp.o";
+	return PFSYNC_BPF_OBJ_DEFAULT;
 }
 
 /* mkdir -p: the default pin dir's parent (/sys/fs/bpf/tc) may not exist yet. */

@@ -33,7 +33,8 @@ int pfsync_bpf_sweep(const struct pfsync_bpf *b, struct pfsync_sweep_args *args)
 int pfsync_bpf_unqueue(const struct pfsync_bpf *b, struct pfsync_unqueue_args *args);
 /*
  * $PFSYNC_BPF_OBJ, else <dir of /proc/self/exe>/pfsync_xdp.o, else
- * <exe dir>/../lib/bpf/pfsync_xdp.o, else /usr/local/lib/bpf/pfsync_xdp.o
+ * <exe dir>/../lib/bpf/pfsync_xdp.o, else PFSYNC_BPF_OBJ_DEFAULT
+ * ($(PREFIX)/lib/bpf/pfsync_xdp.o of the build, mk/install.mk)
  */
 const char *pfsync_bpf_default_obj(void);
 

@@ -75,6 +75,24 @@ nl_init()
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	nl_on_cleanup "rm -rf '$NL_TMP'"
+	# runs before the rm: also catches mounts whose own cleanup entry was
+	# registered in a $(...) subshell and lost (PIN=$(nl_bpffs_tmp))
+	nl_on_cleanup "nl_umount_under '$NL_TMP'"
+}
+
+# nl_umount_under DIR: lazily unmounts every mount point below DIR.
+nl_umount_under()
+{
+	local target targets=()
+	# the list first: unmounting while reading /proc/self/mounts skips entries
+	while read -r _ target _; do
+		case "$target" in
+		"$1"/*) targets+=("$target") ;;
+		esac
+	done </proc/self/mounts
+	for target in "${targets[@]}"; do
+		umount -l "$target"
+	done
 }
 
 # nl_wait_until SECONDS CMD...: runs CMD until it succeeds or the deadline

@@ -2,12 +2,17 @@
 """Long-lived TCP streams for the demo and the failover tests.
 
 server ADDR PORT                 echo server (every byte sent back)
-client ADDR PORT N SECONDS FILE  N connections, each sending a counter pattern and checking that the
-                                 echo is the same pattern; every 100 ms one line "bytes b1 ... bN
-                                 <monotonic time>" goes to FILE; "open N" once all are connected;
-                                 "error I TEXT" when a stream breaks or its data is corrupted.
+client ADDR PORT N SECONDS FILE [INTERVAL]
+                                 N connections, each sending a counter pattern and checking that the
+                                 echo is the same pattern; every INTERVAL seconds (default 0.1) one
+                                 line "bytes b1 ... bN <monotonic time>" goes to FILE; "open N" once
+                                 all are connected; "error I TEXT" when a stream breaks or its data
+                                 is corrupted.
 progressed FILE MARKER N         exit 0 when every stream received data after line MARKER, no errors
-summary FILE MARKER              longest stall per stream after MARKER (p50 / max)
+summary FILE MARKER [kv]         longest stall per stream after MARKER (p50 / p99 / max); a stream
+                                 still stalled at the last line counts up to that line. With "kv":
+                                 key=value lines (streams, broken, survived = no error and data in
+                                 the last second of lines, stall_p50_ms, stall_p99_ms, stall_max_ms)
 """
 import selectors
 import socket
@@ -48,7 +53,8 @@ def serve(addr, port):
             conn.setblocking(False)
 
 
-def client(addr, port, count, seconds, status_path):
+def client(addr, port, count, seconds, status_path, interval="0.1"):
+    interval = float(interval)
     status = open(status_path, "w", buffering=1)
     socks = []
     for _ in range(int(count)):
@@ -97,7 +103,7 @@ def client(addr, port, count, seconds, status_path):
         now = time.monotonic()
         if now >= next_report:
             status.write("bytes %s %.3f\n" % (" ".join(map(str, recvd)), now))
-            next_report = now + 0.1
+            next_report = now + interval
     for s in socks:
         s.close()
 
@@ -121,8 +127,16 @@ def progressed(path, marker, count):
     return 0 if len(last) == int(count) and all(b > a for a, b in zip(first, last)) else 1
 
 
-def summary(path, marker):
-    rows, errors = rows_after(path, marker)
+def percentile(sorted_values, fraction):
+    """Nearest-rank percentile of an ascending list."""
+    rank = max(1, -(-len(sorted_values) * fraction // 1))
+    return sorted_values[int(rank) - 1]
+
+
+def longest_stalls(rows):
+    """Per stream: the longest time between two lines that showed new data,
+    or from the last new data to the last line (a stream that never moves
+    again counts its whole stall)."""
     stalls = []
     for i in range(len(rows[0][0]) if rows else 0):
         longest, since = 0.0, rows[0][1]
@@ -130,11 +144,34 @@ def summary(path, marker):
             if cur[i] > prev[i]:
                 longest = max(longest, t - since)
                 since = t
-        stalls.append(longest)
-    stalls.sort()
-    if stalls:
-        print("streams: %d, broken: %d, longest stall per stream: p50 %.0f ms, max %.0f ms"
-              % (len(stalls), len(errors), 1000 * stalls[len(stalls) // 2], 1000 * stalls[-1]))
+        stalls.append(max(longest, rows[-1][1] - since))
+    return stalls
+
+
+def survivors(rows, errors):
+    """Streams without an error that received data in the last second of lines."""
+    broken = {int(e.split()[1]) for e in errors}
+    if not rows:
+        return 0
+    end = rows[-1][1]
+    ref = next((r for r in reversed(rows) if r[1] <= end - 1.0), rows[0])[0]
+    return sum(1 for i, b in enumerate(rows[-1][0]) if i not in broken and b > ref[i])
+
+
+def summary(path, marker, mode=""):
+    rows, errors = rows_after(path, marker)
+    stalls = sorted(longest_stalls(rows))
+    if mode == "kv":
+        print("streams=%d" % len(stalls))
+        print("broken=%d" % len({e.split()[1] for e in errors}))
+        print("survived=%d" % survivors(rows, errors))
+        for name, frac in (("p50", 0.5), ("p99", 0.99), ("max", 1.0)):
+            value = 1000 * percentile(stalls, frac) if stalls else -1
+            print("stall_%s_ms=%.0f" % (name, value))
+    elif stalls:
+        print("streams: %d, broken: %d, longest stall per stream: p50 %.0f ms, p99 %.0f ms, max %.0f ms"
+              % (len(stalls), len(errors), 1000 * percentile(stalls, 0.5),
+                 1000 * percentile(stalls, 0.99), 1000 * stalls[-1]))
     return 0 if not errors else 1
 
 

@@ -360,6 +360,37 @@ else
 	nl_fail "no UDP state SINGLE:NO_TRAFFIC: $(state_get 17 "$NL_CLIENT4" "$NL_SERVER4" 5353)"
 fi
 
+# A forwarded packet meets the state at XDP ingress (in0) and tc egress
+# (out0); pf counts it once. Read the counters once the server has all of
+# the datagrams, so that every count has happened.
+COUNT_PORT=5355
+nl_bg COUNT_PID "$NL_SERVER" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+open(sys.argv[2], "w").write("ready\n")
+for n in range(1, 6):
+    s.recv(100)
+    open(sys.argv[2], "w").write("got %d\n" % n)' "$COUNT_PORT" "$NL_TMP/count.status"
+nl_wait_until 5 nl_file_has "$NL_TMP/count.status" ready || nl_die "UDP counter did not start"
+nl_in "$NL_CLIENT" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 40555))
+for _ in range(5):
+    s.sendto(b"0123456789", (sys.argv[1], int(sys.argv[2])))' "$NL_SERVER4" "$COUNT_PORT"
+if nl_wait_until 5 nl_file_has "$NL_TMP/count.status" "got 5" &&
+	s=$(state_get 17 "$NL_CLIENT4" "$NL_SERVER4" "$COUNT_PORT"); then
+	# 5 datagrams of 20 + 8 + 10 bytes, client -> server only
+	if [ "$(state_field "$s" packets)" = "5 0" ] && [ "$(state_field "$s" bytes)" = "190 0" ]; then
+		nl_pass "5 forwarded datagrams counted once each (packets 5, bytes 190)"
+	else
+		nl_fail "forwarded datagrams counted $(state_field "$s" packets) / $(state_field "$s" bytes), expected 5 0 / 190 0"
+	fi
+else
+	nl_fail "the 5 datagrams did not all reach the server, or no state: $(cat "$NL_TMP/count.status")"
+fi
+
 nl_in "$NL_CLIENT" ping -c1 -W2 -q "$NL_SERVER4" >/dev/null || nl_fail "ping failed"
 nl_wait_until 5 state_get 1 "$NL_CLIENT4" "$NL_SERVER4" >/dev/null &&
 	nl_pass "ICMP echo created a state" || nl_fail "no ICMP state"

@@ -10,7 +10,8 @@
 # OpenBSD tcpdump's format (§5.2). Malformed payloads must print OpenBSD's
 # error words, and broken pcap files must give a clear error and exit 1,
 # never a crash. When tshark is installed the Lua dissector is checked on
-# the capture with every action. No namespaces are needed: nothing is sent.
+# the capture with every action, on the §5.3 vectors over every link type
+# Wireshark reads, and on broken files. No namespaces are needed: nothing is sent.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -614,6 +615,34 @@ if command -v tshark >/dev/null 2>&1; then
 		not_ok "tshark: state fields"
 		sed 's/^/#   /' "$WORK/tshark.err"
 	fi
+	# the §5.3 vectors, field by field, over every link type Wireshark 4.0 reads
+	# (it has no LINKTYPE_PFSYNC 246: the DLT_PFSYNC captures use 18 and 121)
+	VEC_FIELDS='5;0x0000000000000000;0x00000000;;
+2;0x6578a1c000000001;0x1234abcd;;
+7;0x6578a1c000000001,0x6578a1c000000002;0x1234abcd,0x1234abcd;;
+10;;;2;
+0;;;;0x1234abcd'
+	for f in eth vlan raw ipv4 sll sll2 ipv6 eth6 pfsync18 pfsync121; do
+		if ts -r "$WORK/vectors-$f.pcap" -T fields -E separator=";" -e pfsync.action \
+			-e pfsync.msg.id -e pfsync.msg.creatorid -e pfsync.bus.status \
+			-e pfsync.clr.creatorid >"$WORK/ts.txt" &&
+			[ "$(cat "$WORK/ts.txt")" = "$VEC_FIELDS" ]; then
+			ok "tshark: §5.3 vectors over $f"
+		else
+			not_ok "tshark: §5.3 vectors over $f"
+			sed 's/^/#   /' "$WORK/ts.txt" "$WORK/tshark.err"
+		fi
+	done
+	# files that are no capture, or cut inside a record: an error, never a Lua error
+	for f in garbage cut; do
+		if ! ts -r "$WORK/$f.pcap" >"$WORK/ts.txt" && grep -q "$f.pcap" "$WORK/tshark.err" &&
+			! grep -qi "lua" "$WORK/tshark.err"; then
+			ok "tshark: $f.pcap refused cleanly"
+		else
+			not_ok "tshark: $f.pcap"
+			sed 's/^/#   /' "$WORK/tshark.err"
+		fi
+	done
 	# expert info on malformed packets, and no Lua errors anywhere
 	if ts -r "$WORK/bad-eth.pcap" -V >"$WORK/ts.txt" &&
 		grep -q "Unsupported pfsync version 5" "$WORK/ts.txt" &&

@@ -263,6 +263,20 @@ static int run_tc(struct fixture *f, const void *frame, size_t len)
 	return (int)opts.retval;
 }
 
+/* tc egress of a packet that came in on ingress_ifindex (0: sent locally). */
+static int tc_spec_from(struct fixture *f, const struct pkt_spec *s, __u32 ingress_ifindex)
+{
+	struct __sk_buff ctx = {.ifindex = LO_IFINDEX, .ingress_ifindex = ingress_ifindex};
+	__u8 buf[PKT_MAX];
+	size_t len = pkt_build(s, buf, sizeof(buf));
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = buf, .data_size_in = (__u32)len,
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+	assert_true(len > 0);
+	assert_int_equal(bpf_prog_test_run_opts(f->b.tc_fd, &opts), 0);
+	return (int)opts.retval;
+}
+
 static int xdp_spec(struct fixture *f, const struct pkt_spec *s)
 {
 	__u8 buf[PKT_MAX];
@@ -279,6 +293,13 @@ static int tc_spec(struct fixture *f, const struct pkt_spec *s)
 
 	assert_true(len > 0);
 	return run_tc(f, buf, len);
+}
+
+/* A packet forwarded by the firewall: XDP ingress on lo, then tc egress. */
+static void forward_spec(struct fixture *f, const struct pkt_spec *s)
+{
+	assert_int_equal(xdp_spec(f, s), XDP_PASS);
+	assert_int_equal(tc_spec_from(f, s, LO_IFINDEX), TC_ACT_OK);
 }
 
 /* The normalised key of a packet, as the datapath builds it. */
@@ -647,6 +668,51 @@ static void test_udp(void **state)
 	assert_int_equal(v.packets[1], 1);
 	assert_int_equal(v.bytes[1], 28);
 	assert_int_equal(states_count(f), 1);
+}
+
+/*
+ * pf counts a packet once per state: a forwarded packet, tracked and
+ * counted at XDP ingress, is left alone by tc egress. Packets sent by the
+ * host itself, or that came in where XDP did not run, count at egress.
+ */
+static void test_forwarded_counted_once(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec syn = tcp4(A4, B4, 40009, 80, SYN, 1000, 0), synack = reverse(&syn), ack;
+	struct pkt_spec dgram = udp(AF_INET, A4, B4, 5454, 53);
+	struct pfsync_state_value v;
+
+	synack.tcp_flags = SYN | ACK;
+	synack.seq = 5000;
+	synack.ack = 1001;
+	ack = syn;
+	ack.tcp_flags = ACK;
+	ack.seq = 1001;
+	ack.ack = 5001;
+	forward_spec(f, &syn);
+	forward_spec(f, &synack);
+	forward_spec(f, &ack);
+	assert_int_equal(state_get(f, &syn, &v), 0);
+	assert_int_equal(v.peer[0].state, TCPS_ESTABLISHED);
+	assert_int_equal(v.peer[1].state, TCPS_ESTABLISHED);
+	assert_int_equal(v.packets[0], 2);
+	assert_int_equal(v.packets[1], 1);
+	assert_int_equal(v.bytes[0], 80);
+	assert_int_equal(v.bytes[1], 40);
+
+	forward_spec(f, &dgram);
+	assert_int_equal(state_get(f, &dgram, &v), 0);
+	assert_int_equal(v.packets[0], 1);
+	assert_int_equal(v.bytes[0], 28);
+	/* sent by the host: counted at egress */
+	assert_int_equal(tc_spec_from(f, &dgram, 0), TC_ACT_OK);
+	assert_int_equal(state_get(f, &dgram, &v), 0);
+	assert_int_equal(v.packets[0], 2);
+	/* came in on an interface without our XDP program: counted at egress */
+	assert_int_equal(tc_spec_from(f, &dgram, 77), TC_ACT_OK);
+	assert_int_equal(state_get(f, &dgram, &v), 0);
+	assert_int_equal(v.packets[0], 3);
+	assert_int_equal(v.bytes[0], 3 * 28);
 }
 
 static void check_echo(struct fixture *f, int af, const char *a, const char *b, __u8 proto,
@@ -1408,6 +1474,7 @@ int main(void)
 	    T(test_tcp_out_of_window),
 	    T(test_tcp_port_reuse),
 	    T(test_udp),
+	    T(test_forwarded_counted_once),
 	    T(test_icmp_echo),
 	    T(test_icmp6_echo),
 	    T(test_other_proto),

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "../../agent/agent.h"
+#include "pfsync_logic.h"
 
 #define NSEC	 1000000000ULL
 #define FAKE_MAX 64
@@ -116,10 +117,39 @@ static int fake_read_batch(void *ctx, struct store_cursor *cur, struct pfsync_ke
 	return 0;
 }
 
+/* the program's KEYS mode: each key judged on its live value (config defaults) */
+static unsigned int sweep_calls, sweep_pass_ends, sweep_pass_seen, sweep_max_keys;
+
+static void fake_sweep_keys(struct pfsync_sweep_args *args)
+{
+	sweep_calls++;
+	if (args->count > sweep_max_keys)
+		sweep_max_keys = args->count;
+	for (unsigned int i = 0; i < args->count; i++) {
+		struct fake_entry *e = fake_find(&args->keys[i]);
+
+		if (!e)
+			continue;
+		args->seen++;
+		if (pfsync_state_expires_ns(&e->val, NULL, 0) <= args->now_ns) {
+			e->used = 0;
+			args->deleted++;
+		}
+	}
+	if (args->sweep_flags & PFSYNC_SWEEP_PASS_END) {
+		sweep_pass_ends++;
+		sweep_pass_seen = args->pass_seen;
+	}
+}
+
 static int fake_sweep(void *ctx, struct pfsync_sweep_args *args)
 {
 	(void)ctx;
 	W->last_sweep = *args;
+	if (args->sweep_flags & PFSYNC_SWEEP_KEYS) {
+		fake_sweep_keys(args);
+		return 0;
+	}
 	for (unsigned int i = 0; i < FAKE_MAX; i++) {
 		if (!W->tab[i].used)
 			continue;
@@ -642,6 +672,170 @@ static void test_intake_lost(void **state)
 	assert_int_equal(W->sent_acts[PFSYNC_ACT_BUS], 0); /* a resend, not a bulk answer */
 }
 
+static void answer_bulk_request(void)
+{
+	struct pfsync_upd_req r;
+
+	pfsync_id_msg_fill(&r, 0, 0);
+	deliver_one(PFSYNC_ACT_UPD_REQ, &r);
+	assert_true(W->a.walker.active);
+	while (walker_step(&W->a, 1000))
+		;
+}
+
+static void test_bulk_pace_halves_on_quick_rerequest(void **state)
+{
+	struct agent *a = &W->a;
+
+	(void)state;
+	for (__u32 i = 1; i <= 3; i++)
+		put_local(i, i, OUR_ID, 1);
+	a->bulk_rate = 400000;
+	answer_bulk_request();
+	assert_int_equal(a->bulk_rate, 400000); /* a first request says nothing */
+	/* 3 states fit any receive buffer: asked again, nothing was lost */
+	a->now_ns += NSEC;
+	answer_bulk_request();
+	assert_int_equal(a->bulk_rate, 400000);
+	/* pretend the answer was big (the fake table holds 64 states at most) */
+	a->walker.last_bus_states = WALKER_LOSSY_STATES;
+	/* asked again soon after BUS END: the receiver lost packets */
+	a->now_ns += 2 * NSEC;
+	answer_bulk_request();
+	assert_int_equal(a->bulk_rate, 200000);
+	/* a request long after the last answer is a new peer or a restart */
+	a->walker.last_bus_states = WALKER_LOSSY_STATES;
+	a->now_ns += WALKER_RETRY_WINDOW_NS + NSEC;
+	answer_bulk_request();
+	assert_int_equal(a->bulk_rate, 200000);
+	/* never below the floor */
+	a->bulk_rate = WALKER_MIN_RATE + 1;
+	a->walker.last_bus_states = WALKER_LOSSY_STATES;
+	a->now_ns += NSEC;
+	answer_bulk_request();
+	assert_int_equal(a->bulk_rate, WALKER_MIN_RATE);
+	a->walker.last_bus_states = WALKER_LOSSY_STATES;
+	a->now_ns += NSEC;
+	answer_bulk_request();
+	assert_int_equal(a->bulk_rate, WALKER_MIN_RATE);
+}
+
+/* BUS END was among the dropped packets: silence ends the bulk, ask again */
+static void test_lossy_bulk_gone_silent_asks_again(void **state)
+{
+	struct agent *a = &W->a;
+	unsigned int sent;
+
+	(void)state;
+	bulk_request(a);
+	bulk_on_bus(a, PFSYNC_BUS_START);
+	assert_int_equal(a->bulk_req.state, BULK_REQ_IN_PROGRESS);
+	a->bulk_lossy = 1;
+	sent = W->sent;
+	a->now_ns += BULK_IDLE_TIMEOUT_NS + NSEC;
+	bulk_tick(a);
+	assert_int_equal(W->sent, sent + 1);
+	assert_int_equal(W->nlast_upd_req, 1);
+	assert_int_equal(W->last_upd_req_ids[0], 0);
+	assert_int_equal(a->bulk_req.state, BULK_REQ_REQUESTED);
+	assert_int_equal(a->bulk_rerequests, 1);
+	assert_false(a->bulk_lossy);
+	/* without drops a silent peer just means failure */
+	bulk_on_bus(a, PFSYNC_BUS_START);
+	a->now_ns += BULK_IDLE_TIMEOUT_NS + NSEC;
+	sent = W->sent;
+	bulk_tick(a);
+	assert_int_equal(W->sent, sent);
+	assert_int_equal(a->bulk_req.state, BULK_REQ_FAILED);
+}
+
+/* n states of ours: every third one idle for longer than its timeout */
+static void put_aging_states(unsigned int n, __u64 now_ns)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		struct pfsync_key k = key_for(200 + i);
+		struct pfsync_state_value v = value_for(0x9000 + i, OUR_ID, 1);
+
+		v.timeout = PFTM_UDP_SINGLE;
+		v.last_seen = i % 3 == 0 ? now_ns - 500 * NSEC : now_ns;
+		assert_int_equal(fake_insert(NULL, &k, &v), 0);
+	}
+}
+
+static void test_sweep_in_bounded_steps(void **state)
+{
+	struct agent *a = &W->a;
+	struct store_sweep sw = {0};
+	unsigned int steps = 0;
+	int rc;
+
+	(void)state;
+	sweep_calls = sweep_pass_ends = sweep_pass_seen = sweep_max_keys = 0;
+	put_aging_states(40, a->now_ns);
+	assert_int_equal(store_sweep_begin(&sw, 8, a->now_ns), 0);
+	do {
+		unsigned int before = table_count();
+
+		rc = store_sweep_step(&a->store, &sw, a->now_ns, NULL, 0);
+		assert_true(rc >= 0);
+		/* a step removes at most what it read */
+		assert_true(before - table_count() <= 8);
+		steps++;
+	} while (rc == 1);
+	/* 40 states in reads of 8: 5 steps, and one more if the end shows late */
+	assert_in_range(steps, 5, 6);
+	assert_int_equal(sw.seen, 40);
+	assert_int_equal(sw.deleted, 14);
+	assert_int_equal(table_count(), 26);
+	assert_int_equal(sweep_pass_ends, 1);
+	assert_int_equal(sweep_pass_seen, 40);
+	assert_true(sweep_max_keys <= PFSYNC_SWEEP_BATCH);
+	assert_false(sw.active);
+	/* a finished pass does nothing more */
+	assert_int_equal(store_sweep_step(&a->store, &sw, a->now_ns, NULL, 0), 0);
+	assert_int_equal(sweep_pass_ends, 1);
+	store_sweep_free(&sw);
+}
+
+static void test_sweep_rechecks_live_value(void **state)
+{
+	struct agent *a = &W->a;
+	struct store_sweep sw = {0};
+	struct pfsync_key k = key_for(200);
+
+	(void)state;
+	put_aging_states(3, a->now_ns);
+	assert_int_equal(store_sweep_begin(&sw, 1, a->now_ns), 0);
+	/* read as due, then refreshed by a packet before its key is handed over */
+	W->tab[0].val.last_seen = a->now_ns;
+	assert_int_equal(store_sweep_step(&a->store, &sw, a->now_ns, NULL, 0), 1);
+	assert_non_null(fake_find(&k));
+	store_sweep_free(&sw);
+}
+
+static void test_intake_sweep_passes(void **state)
+{
+	struct agent *a = &W->a;
+	(void)state;
+	sweep_pass_ends = 0;
+	a->opts.interval_s = 10;
+	a->next_sweep_ns = a->now_ns + 5 * NSEC;
+	put_aging_states(60, a->now_ns);
+	/* not due yet: no pass */
+	assert_int_equal(intake_sweep(a), 0);
+	assert_int_equal(table_count(), 60);
+	a->now_ns += 5 * NSEC;
+	while (intake_sweep(a) == 1)
+		;
+	assert_int_equal(table_count(), 40);
+	assert_int_equal(sweep_pass_ends, 1);
+	/* the next pass is an interval after this one began */
+	assert_int_equal(a->next_sweep_ns, a->now_ns + 10 * NSEC);
+	assert_int_equal(intake_sweep(a), 0);
+	assert_int_equal(sweep_pass_ends, 1);
+	store_sweep_free(&a->sweep);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -657,6 +851,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_garbage_never_touches_others, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_intake_records, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_intake_lost, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bulk_pace_halves_on_quick_rerequest, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_lossy_bulk_gone_silent_asks_again, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_sweep_in_bounded_steps, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sweep_rechecks_live_value, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_intake_sweep_passes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@ void ctl_usage(FILE *f)
 		"commands:\n"
 		"  states [--json]            list states (pfctl -ss -vv)\n"
 		"  stats [--json]             datapath counters (+ the agent's pfsync statistics)\n"
+		"  stats --prometheus         the same in Prometheus text format\n"
 		"  rules [--json]             show the active ruleset\n"
 		"  rules load FILE            parse FILE (pf syntax) and switch to it atomically\n"
 		"  rules flush                remove all rules (everything passes)\n"

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "prom.h"
 
 #define COUNTER(field, text)                                                                       \
 	{                                                                                          \
@@ -79,6 +80,27 @@ static void print_json(const struct pfsync_counters *c, __u32 states, char *agen
 	printf("%s}\n", agent && *agent ? agent : "null");
 }
 
+static void print_prometheus(const struct pfsync_counters *c, __u32 states, const char *agent,
+			     const char *ctl_path)
+{
+	struct prom_counter pc[NCOUNTERS];
+	char *status = NULL;
+
+	for (unsigned int i = 0; i < NCOUNTERS; i++) {
+		pc[i].key = counter_fields[i].key;
+		pc[i].help = counter_fields[i].text;
+		pc[i].value = counter_value(c, i);
+	}
+	prom_datapath(stdout, pc, NCOUNTERS, states);
+	if (agent && (ctl_agent_request(ctl_path, "status --json", &status) != 0 ||
+		      ctl_agent_failed(status))) {
+		free(status);
+		status = NULL;
+	}
+	prom_agent(stdout, agent, status);
+	free(status);
+}
+
 static int count_one(const struct pfsync_key *k, const struct pfsync_state_value *v, void *arg)
 {
 	(void)k;
@@ -95,9 +117,10 @@ int cmd_stats(const struct ctl_opts *o, int argc, char **argv)
 	__u32 states = 0;
 	int err;
 
-	(void)argv;
-	if (argc)
-		return ctl_bad_usage("stats [--json]");
+	int prometheus = argc == 1 && !strcmp(argv[0], "--prometheus");
+
+	if (argc && !prometheus)
+		return ctl_bad_usage("stats [--json | --prometheus]");
 	if (ctl_open_maps(o, &m))
 		return CTL_EXIT_ERR;
 	err = pfsync_counters_sum(&m, &c);
@@ -109,13 +132,16 @@ int cmd_stats(const struct ctl_opts *o, int argc, char **argv)
 		return CTL_EXIT_ERR;
 	}
 	/* the agent part is optional: without an agent there are only datapath counters */
-	if (ctl_agent_request(o->ctl_path, o->json ? "stats --json" : "stats", &agent) == 0 &&
+	if (ctl_agent_request(o->ctl_path, o->json || prometheus ? "stats --json" : "stats",
+			      &agent) == 0 &&
 	    ctl_agent_failed(agent)) {
 		fprintf(stderr, "pfsyncctl: agent: %s", agent + 7);
 		free(agent);
 		agent = NULL;
 	}
-	if (o->json)
+	if (prometheus)
+		print_prometheus(&c, states, agent, o->ctl_path);
+	else if (o->json)
 		print_json(&c, states, agent);
 	else
 		print_text(&c, states, agent, o->ctl_path);

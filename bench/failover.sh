@@ -1,0 +1,703 @@
+#!/usr/bin/env bash
+# bench/failover: what a client sees when the master firewall of a redundant
+# pair dies, pfsync-xdp against the kernel's conntrack + conntrackd on the same
+# topology in the same run; and what --defer adds to a connection's set-up.
+#
+#   cli 10.201.1.10 ─┐ br-lan (ns sw) ┌─ lan0 [fwA] wan0 ─┐ br-wan ┌─ srv 10.201.2.10
+#   (gw VIP .1.1)    └────────────────┴─ lan0 [fwB] wan0 ─┴────────┘ (gw VIP .2.1)
+#                       fwA sync0 10.201.3.1/30 <── veth ──> fwB sync0 10.201.3.2/30
+#
+# Failover, one fresh copy of the topology per set-up, keepalived VRRPv3
+# (unicast, advert 0.1 s, one sync group for both gateway addresses) in both:
+#  pfsync-xdp   pfsync-agent on each firewall (XDP + tc on lan0/wan0, sync on
+#               sync0, private bpffs), block-by-default rules as in
+#               scripts/demo.sh; takeover gated on the pfsync bulk being done.
+#  conntrackd   nftables stateful rules (ct state established,related accept;
+#               new only from the LAN; tcp_loose 0, so the backup drops
+#               mid-stream packets it has no state for), conntrackd FTFW over
+#               UDP on sync0 (bench/conf/conntrackd.conf.in) and the usual
+#               primary-backup notify script (-c -f -R -B / -t -n / -t).
+# N long-lived TCP streams (scripts/stream.py, data both ways) go through fwA;
+# once fwB holds N states, all of fwA's links go down. Measured from the
+# stream client's status lines (every 20 ms): streams that survive, and each
+# stream's longest stall after the failure (p50/p99/max over the streams).
+#
+# Defer: two more copies with static gateways on fwA (no VRRP), agents without
+# and with --defer; sequential connects cli -> srv alternate between the two in
+# batches (so load drift on the shared machine hits both alike), connect() time
+# = SYN -> established at the client, p50/p99 against the 20 ms defer timeout.
+#
+# Nothing here asserts a time. Exit status 1: a set-up failed, or pfsync-xdp
+# lost connections (the table says so).
+#
+# Options (or environment): --streams N (FAILOVER_STREAMS, default 200),
+# --connects N (FAILOVER_CONNECTS, default 200), FAILOVER_ONLY=pf|ctd|defer
+# (one part, debugging), FAILOVER_KEEP=1 keep the temporary files.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$PWD
+BUILD=${PFSYNC_BUILD:-$ROOT/build}
+AGENT=$BUILD/pfsync-agent
+CTL=$BUILD/pfsyncctl
+OBJ=$BUILD/pfsync_xdp.o
+STREAM=$ROOT/scripts/stream.py
+CTDPOLL=$ROOT/bench/sync_ctdpoll.py
+
+STREAMS=${FAILOVER_STREAMS:-200}
+CONNECTS=${FAILOVER_CONNECTS:-200}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--streams) STREAMS=$2 && shift ;;
+	--connects) CONNECTS=$2 && shift ;;
+	*) echo "[failover] ignoring argument $1" >&2 ;;
+	esac
+	shift
+done
+STATUS_INTERVAL=0.02 # seconds between the stream client's status lines
+RECOVER_S=20         # how long the streams get to move again after the failure
+DEFER_TIMEOUT_MS=20  # pfsync-agent's default --defer-timeout
+PORT=7000
+
+ID=fo$$
+TAGS=()    # topology copies made (for the teardown)
+ERRORS=()  # set-up failures: reported, then exit 1
+LOSSES=''  # pfsync-xdp lost connections: exit 1
+declare -A R
+
+log() { echo "[failover] $*" >&2; }
+fail()
+{
+	log "FAILED: $*"
+	ERRORS+=("$*")
+	return 1
+}
+
+# ---- processes and clean-up ---------------------------------------------------
+# kill_pids PID...: SIGTERM to all, up to 5 s for them to go, then SIGKILL
+kill_pids()
+{
+	local pid i alive
+	[ $# -gt 0 ] || return 0
+	kill "$@" 2>/dev/null
+	for ((i = 0; i < 250; i++)); do
+		alive=0
+		for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && return 0
+		sleep 0.02
+	done
+	kill -KILL "$@" 2>/dev/null
+}
+
+namespaces_of() { echo "$ID$1-cli $ID$1-srv $ID$1-sw $ID$1-fwa $ID$1-fwb"; }
+
+# teardown TAG: ends every process in TAG's namespaces (all started here),
+# deletes the namespaces, unmounts its bpffs pin dirs. Idempotent.
+teardown()
+{
+	local ns pids=() d
+	for ns in $(namespaces_of "$1"); do
+		[ -e "/run/netns/$ns" ] || continue
+		# shellcheck disable=SC2207
+		pids+=($(ip netns pids "$ns" 2>/dev/null))
+	done
+	kill_pids "${pids[@]}"
+	for ns in $(namespaces_of "$1"); do
+		[ -e "/run/netns/$ns" ] && ip netns del "$ns"
+	done
+	for d in "$TMP/$1"-bpf-*; do
+		[ -d "$d" ] && mountpoint -q "$d" && umount "$d"
+	done
+	return 0
+}
+
+cleanup()
+{
+	local rc=$? t
+	trap - EXIT INT TERM
+	for t in "${TAGS[@]}"; do teardown "$t" 2>/dev/null; done
+	if [ "${FAILOVER_KEEP:-0}" = 1 ]; then log "files kept in $TMP"; else rm -rf "$TMP"; fi
+	return "$rc"
+}
+
+# wait_until SECONDS CMD...: polls CMD every 20 ms until it succeeds or the
+# deadline passes (returns 1): a deadline, not a delay.
+wait_until()
+{
+	local end=$((SECONDS + $1))
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		[ "$SECONDS" -ge "$end" ] && return 1
+		sleep 0.02
+	done
+}
+
+in_ns() # NS CMD...: network namespace only (the bpffs mounts stay visible)
+{
+	local ns=$1
+	shift
+	nsenter --net="/run/netns/$ns" "$@"
+}
+
+now_ms() { date +%s%3N; }
+
+preflight()
+{
+	local t
+	[ "$(id -u)" -eq 0 ] || { log "must run as root (namespaces, BPF)"; exit 1; }
+	for t in nsenter ip nft python3 keepalived conntrackd mountpoint; do
+		command -v "$t" >/dev/null || { log "$t not found (scripts/deps.sh installs it)"; exit 1; }
+	done
+	for t in "$AGENT" "$CTL" "$OBJ"; do
+		[ -e "$t" ] || { log "$t missing: run make"; exit 1; }
+	done
+	TMP=$(mktemp -d "/tmp/pfsync-$ID.XXXXXX") || exit 1
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+# ---- topology -----------------------------------------------------------------
+# topology TAG: a fresh copy; sets CLI SRV SW FWA FWB to its namespaces
+topology()
+{
+	local t=$1 ns fw n=2
+	TAGS+=("$t")
+	read -r CLI SRV SW FWA FWB <<<"$(namespaces_of "$t")"
+	for ns in $CLI $SRV $SW $FWA $FWB; do
+		ip netns add "$ns" || fail "cannot create namespace $ns" || return 1
+		ip -n "$ns" link set lo up
+	done
+	ip -n "$SW" link add br-lan type bridge &&
+		ip -n "$SW" link add br-wan type bridge &&
+		ip link add eth0 netns "$CLI" type veth peer name lcli netns "$SW" &&
+		ip link add lan0 netns "$FWA" type veth peer name lfwa netns "$SW" &&
+		ip link add lan0 netns "$FWB" type veth peer name lfwb netns "$SW" &&
+		ip link add wan0 netns "$FWA" type veth peer name wfwa netns "$SW" &&
+		ip link add wan0 netns "$FWB" type veth peer name wfwb netns "$SW" &&
+		ip link add eth0 netns "$SRV" type veth peer name wsrv netns "$SW" &&
+		ip link add sync0 netns "$FWA" type veth peer name sync0 netns "$FWB" ||
+		fail "cannot create the links of $t" || return 1
+	for ns in lcli lfwa lfwb; do ip -n "$SW" link set "$ns" master br-lan up; done
+	for ns in wfwa wfwb wsrv; do ip -n "$SW" link set "$ns" master br-wan up; done
+	ip -n "$SW" link set br-lan up
+	ip -n "$SW" link set br-wan up
+	ip -n "$CLI" addr add 10.201.1.10/24 dev eth0
+	ip -n "$CLI" link set eth0 up
+	ip -n "$CLI" route add default via 10.201.1.1
+	ip -n "$SRV" addr add 10.201.2.10/24 dev eth0
+	ip -n "$SRV" link set eth0 up
+	ip -n "$SRV" route add default via 10.201.2.1
+	for fw in $FWA $FWB; do
+		ip -n "$fw" addr add 10.201.1.$n/24 dev lan0
+		ip -n "$fw" addr add 10.201.2.$n/24 dev wan0
+		ip -n "$fw" addr add 10.201.3.$((n - 1))/30 dev sync0
+		ip -n "$fw" link set lan0 up
+		ip -n "$fw" link set wan0 up
+		ip -n "$fw" link set sync0 up
+		in_ns "$fw" sysctl -qw net.ipv4.ip_forward=1 || fail "ip_forward in $fw" || return 1
+		n=$((n + 1))
+	done
+	wait_until 5 in_ns "$FWA" ping -c1 -W1 10.201.3.2 || fail "$t: sync link is down"
+}
+
+has_gateway() { ip -n "$1" -4 -o addr show dev lan0 | grep -q " 10.201.1.1/"; }
+no_gateway() { ! has_gateway "$1"; }
+
+start_server()
+{
+	in_ns "$SRV" python3 "$STREAM" server 10.201.2.10 $PORT >"$TMP/$1-server.log" 2>&1 &
+	wait_until 10 in_ns "$SRV" sh -c "ss -ltn | grep -q ':$PORT '" ||
+		fail "$1: the stream server did not start"
+}
+
+# ---- pfsync-xdp -----------------------------------------------------------------
+# pf_start TAG a|b HOSTID [AGENT ARGS...]
+pf_start()
+{
+	local t=$1 name=$2 hostid=$3 dir=$TMP/$1-bpf-$2 ns=$FWA
+	shift 3
+	[ "$name" = b ] && ns=$FWB
+	mkdir -p "$dir" && mount -t bpf bpf "$dir" || fail "cannot mount a bpffs on $dir" || return 1
+	in_ns "$ns" "$AGENT" --syncdev sync0 --attach lan0 --attach wan0 --obj "$OBJ" \
+		--pin-dir "$dir" --ctl "$TMP/$t-$name.sock" --hostid "$hostid" -q "$@" \
+		2>"$TMP/$t-agent-$name.log" &
+	wait_until 10 test -S "$TMP/$t-$name.sock" || fail "$t: pfsync-agent on fw$name did not start" ||
+		return 1
+	in_ns "$ns" "$CTL" --pin-dir "$dir" rules load "$TMP/rules.conf" >/dev/null ||
+		fail "$t: cannot load the rules on fw$name"
+}
+
+pf_rules()
+{
+	cat >"$TMP/rules.conf" <<-'EOF'
+		# block by default; connections may only be opened from the LAN
+		block all
+		pass in on lan0 from 10.201.1.0/24 to any
+		pass out on wan0
+	EOF
+}
+
+pf_bulk_done() { "$CTL" --ctl "$TMP/$1-$2.sock" status | grep -q "bulk: done"; }
+
+pf_tcp_states() # TAG a|b: TCP states in that firewall's table
+{
+	local ns=$FWA
+	[ "$2" = b ] && ns=$FWB
+	in_ns "$ns" "$CTL" --pin-dir "$TMP/$1-bpf-$2" states --json | python3 -c \
+		'import json,sys; print(sum(1 for s in json.load(sys.stdin) if s["proto"] == 6))'
+}
+
+pf_b_synced() { [ "$(pf_tcp_states "$1" b)" -ge "$STREAMS" ]; }
+
+# ---- keepalived -------------------------------------------------------------------
+# ka_conf TAG a|b GROUP_LINES [TOP_LINES]: the anchor's VRRP settings; fwA is
+# MASTER with priority 150, fwB BACKUP with 100; GROUP_LINES go into the sync
+# group, TOP_LINES after it
+ka_conf()
+{
+	local t=$1 name=$2 me=2 peer=3 prio=150 state=MASTER inst ifname vrid net
+	[ "$name" = b ] && me=3 peer=2 prio=100 state=BACKUP
+	{
+		cat <<-EOF
+			global_defs {
+			    router_id fw$name-$ID$t
+			    script_user root
+			    enable_script_security
+			    vrrp_version 3
+			    vrrp_garp_master_delay 1
+			    vrrp_garp_master_repeat 3
+			    vrrp_garp_interval 0.001
+			}
+			vrrp_sync_group G {
+			    group {
+			        LAN
+			        WAN
+			    }
+		EOF
+		printf '%s\n}\n%s\n' "$3" "${4:-}"
+		for inst in LAN:lan0:51:1 WAN:wan0:52:2; do
+			IFS=: read -r inst ifname vrid net <<<"$inst"
+			cat <<-EOF
+				vrrp_instance $inst {
+				    state $state
+				    interface $ifname
+				    virtual_router_id $vrid
+				    priority $prio
+				    advert_int 0.1
+				    unicast_src_ip 10.201.$net.$me
+				    unicast_peer {
+				        10.201.$net.$peer
+				    }
+				    virtual_ipaddress {
+				        10.201.$net.1/24 dev $ifname
+				    }
+				}
+			EOF
+		done
+	} >"$TMP/$t-keepalived-$name.conf"
+}
+
+ka_start() # TAG a|b
+{
+	local ns=$FWA
+	[ "$2" = b ] && ns=$FWB
+	in_ns "$ns" keepalived -n -l -D -f "$TMP/$1-keepalived-$2.conf" -p "$TMP/$1-ka-$2.pid" \
+		-r "$TMP/$1-vrrp-$2.pid" >"$TMP/$1-keepalived-$2.log" 2>&1 &
+}
+
+ka_wait_master_a()
+{
+	wait_until 20 has_gateway "$FWA" || fail "$1: fwA never became VRRP master" || return 1
+	# both start as master until they hear each other
+	wait_until 15 no_gateway "$FWB" || fail "$1: fwB did not step down to backup"
+}
+
+# ---- conntrackd -------------------------------------------------------------------
+ctd_conf() # TAG a|b LOCAL PEER
+{
+	sed -e "s|@LOCAL@|$3|; s|@PEER@|$4|; s|@DIR@|$TMP|g; s|@TAG@|$1-$2|g" \
+		-e "s|@HASHLIMIT@|131072|" \
+		"$ROOT/bench/conf/conntrackd.conf.in" >"$TMP/$1-ctd-$2.conf"
+}
+
+# the conntrack-tools primary-backup sequence, with timestamps (ms) for the report
+ctd_notify_script() # TAG a|b
+{
+	local conf=$TMP/$1-ctd-$2.conf f=$TMP/$1-notify-$2.sh
+	cat >"$f" <<-EOF
+		#!/bin/sh
+		# keepalived calls this with primary, backup or fault
+		ctd() { /usr/sbin/conntrackd -C "$conf" "\$@"; }
+		log() { echo "\$(date +%s%3N) \$*" >>"$TMP/$1-notify-$2.log"; }
+		log "\$1 begin"
+		case "\$1" in
+		primary)
+		    ctd -c  # commit the external cache (the peer's states) into the kernel
+		    log "commit done"
+		    ctd -f  # flush both caches
+		    ctd -R  # re-read the kernel table into the internal cache
+		    ctd -B  # send a bulk update to the new backup
+		    ;;
+		backup)
+		    ctd -s >/dev/null || log "conntrackd is not running"
+		    ctd -t  # purge this node's own states after PurgeTimeout
+		    ctd -n  # ask the new primary for a resync
+		    ;;
+		fault)
+		    ctd -t
+		    ;;
+		esac
+		log "\$1 done"
+	EOF
+	chmod 700 "$f"
+}
+
+ctd_nft() # NS: the anchor's stateful forward chain
+{
+	in_ns "$1" nft -f - <<-'EOF' || return 1
+		table inet fw {
+			chain forward {
+				type filter hook forward priority 0; policy drop;
+				ct state invalid counter drop
+				ct state established,related counter accept
+				iifname "lan0" oifname "wan0" ct state new counter accept
+				counter
+			}
+		}
+	EOF
+	in_ns "$1" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0 net.netfilter.nf_conntrack_events=1
+}
+
+ctd_start() # TAG a|b LOCAL PEER
+{
+	local ns=$FWA
+	[ "$2" = b ] && ns=$FWB
+	ctd_conf "$@"
+	in_ns "$ns" conntrackd -C "$TMP/$1-ctd-$2.conf" >"$TMP/$1-ctd-$2.out" 2>&1 &
+	wait_until 10 python3 "$CTDPOLL" count "$TMP/conntrackd-$1-$2.ctl" ||
+		fail "$1: conntrackd on fw$2 did not start"
+}
+
+# established TCP entries in fwB's external cache
+ctd_b_established() { in_ns "$FWB" conntrackd -C "$TMP/$1-ctd-b.conf" -e | grep -c 'tcp.*ESTABLISHED'; }
+ctd_b_synced() { [ "$(ctd_b_established "$1")" -ge "$STREAMS" ]; }
+
+notify_logged() { grep -q "$2" "$1" 2>/dev/null; }
+
+# ---- the failover measurement -------------------------------------------------------
+lines() { wc -l <"$1"; }
+all_moving() { python3 "$STREAM" progressed "$1" "$2" "$STREAMS"; }
+# has_lines FILE N: FILE has at least N lines
+has_lines() { [ "$(lines "$1")" -ge "$2" ]; }
+
+# failover TAG SYNCED_CHECK: streams through fwA, fwA's links down, streams on
+failover()
+{
+	local t=$1 synced=$2 st=$TMP/$1-client.status client marker t0 t1 rc=0 per_s
+	start_server "$t" || return 1
+	in_ns "$CLI" python3 "$STREAM" client 10.201.2.10 $PORT "$STREAMS" 120 "$st" "$STATUS_INTERVAL" \
+		>"$TMP/$t-client.log" 2>&1 &
+	client=$!
+	wait_until 30 grep -q "^open $STREAMS" "$st" ||
+		fail "$t: the client could not open $STREAMS connections: $(tail -1 "$TMP/$t-client.log")" ||
+		return 1
+	wait_until 20 "$synced" "$t" || fail "$t: fwB did not learn the $STREAMS states" || return 1
+	# every stream moves (through fwA) before the failure
+	marker=$(lines "$st")
+	wait_until 10 all_moving "$st" "$marker" || fail "$t: not every stream moves before the failure" ||
+		return 1
+	log "$t: $STREAMS streams through fwA, fwB synced; taking all of fwA's links down"
+	marker=$(lines "$st")
+	t0=$(now_ms)
+	ip -n "$FWA" link set lan0 down
+	ip -n "$FWA" link set wan0 down
+	ip -n "$FWA" link set sync0 down
+	if wait_until 10 has_gateway "$FWB"; then
+		t1=$(now_ms)
+		R[$t.vip_ms]=$((t1 - t0))
+	else
+		fail "$t: fwB did not take over the gateway addresses"
+		rc=1
+	fi
+	if ! wait_until "$RECOVER_S" all_moving "$st" "$marker"; then
+		log "$t: not every stream moved again within ${RECOVER_S} s"
+	fi
+	# one more second of status lines, so `survived` (data in the last second) sees recovery
+	per_s=$(awk -v i="$STATUS_INTERVAL" 'BEGIN { printf "%d", 1 / i + 1 }')
+	wait_until 5 has_lines "$st" $(($(lines "$st") + per_s))
+	kill_pids "$client"
+	while IFS='=' read -r k v; do
+		R[$t.$k]=$v
+	done < <(python3 "$STREAM" summary "$st" "$marker" kv)
+	R[$t.t0]=$t0
+	return $rc
+}
+
+setup_pf()
+{
+	log "pfsync-xdp: topology, agents, keepalived"
+	topology pf || return 1
+	pf_start pf a 0x0a0a0a0a || return 1
+	pf_start pf b 0x0b0b0b0b || return 1
+	local name
+	for name in a b; do
+		cat >"$TMP/pf-check-$name.sh" <<-EOF
+			#!/bin/sh
+			# stay backup until this node's pfsync bulk update has completed
+			"$CTL" --ctl "$TMP/pf-$name.sock" status | grep -q "bulk: done"
+		EOF
+		chmod 700 "$TMP/pf-check-$name.sh"
+	done
+	for name in a b; do
+		ka_conf pf "$name" "    track_script {
+        pfsync_bulk
+    }" "vrrp_script pfsync_bulk {
+    script \"$TMP/pf-check-$name.sh\"
+    interval 1
+    fall 1
+    rise 1
+}"
+	done
+	ka_start pf a
+	ka_start pf b
+	ka_wait_master_a pf
+}
+
+setup_ctd()
+{
+	log "conntrackd: topology, nftables, conntrackd, keepalived"
+	topology ctd || return 1
+	ctd_nft "$FWA" && ctd_nft "$FWB" || fail "ctd: nftables rules or sysctls" || return 1
+	ctd_start ctd a 10.201.3.1 10.201.3.2 || return 1
+	ctd_start ctd b 10.201.3.2 10.201.3.1 || return 1
+	local name
+	for name in a b; do
+		ctd_notify_script ctd "$name"
+		ka_conf ctd "$name" "    notify_master \"$TMP/ctd-notify-$name.sh primary\"
+    notify_backup \"$TMP/ctd-notify-$name.sh backup\"
+    notify_fault \"$TMP/ctd-notify-$name.sh fault\""
+	done
+	ka_start ctd a
+	ka_start ctd b
+	ka_wait_master_a ctd || return 1
+	wait_until 10 notify_logged "$TMP/ctd-notify-a.log" "primary done" ||
+		log "ctd: fwA's primary notify script has not finished"
+}
+
+run_failover() # pf|ctd
+{
+	local t=$1 synced=pf_b_synced
+	[ "$t" = ctd ] && synced=ctd_b_synced
+	if "setup_$t"; then
+		failover "$t" "$synced"
+	fi
+	if [ "$t" = ctd ] && [ -f "$TMP/ctd-notify-b.log" ] && [ -n "${R[ctd.t0]:-}" ]; then
+		R[ctd.commit_ms]=$(awk -v t0="${R[ctd.t0]}" '
+			$2 == "primary" && $3 == "begin" && $1 >= t0 { b = $1 }
+			$2 == "commit" && b { print $1 - t0; exit }' "$TMP/ctd-notify-b.log")
+	fi
+	teardown "$t"
+}
+
+# ---- defer: connect times --------------------------------------------------------------
+write_connect_py()
+{
+	cat >"$TMP/connect.py" <<-'EOF'
+		# connect.py ADDR PORT N OUT: N sequential connects, connect() time in ms per line
+		import socket, sys, time
+		addr, port, count, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+		with open(out, "a") as f:
+		    for _ in range(count):
+		        t0 = time.perf_counter()
+		        try:
+		            s = socket.create_connection((addr, port), timeout=5)
+		        except OSError as e:
+		            f.write("fail %s\n" % e)
+		            continue
+		        f.write("%.3f\n" % (1000 * (time.perf_counter() - t0)))
+		        s.close()
+	EOF
+}
+
+# setup_defer TAG [AGENT ARGS]: a pair with static gateways on fwA (no VRRP)
+setup_defer()
+{
+	local t=$1
+	shift
+	topology "$t" || return 1
+	pf_start "$t" a 0x0a0a0a0a "$@" || return 1
+	pf_start "$t" b 0x0b0b0b0b "$@" || return 1
+	ip -n "$FWA" addr add 10.201.1.1/24 dev lan0
+	ip -n "$FWA" addr add 10.201.2.1/24 dev wan0
+	# full TCP checksums from the client, as from a wire (see OFFLOAD below)
+	in_ns "$CLI" ethtool -K eth0 tx off >/dev/null || fail "$t: ethtool -K eth0 tx off" || return 1
+	wait_until 30 pf_bulk_done "$t" a && wait_until 30 pf_bulk_done "$t" b ||
+		fail "$t: the pfsync bulk exchange did not finish" || return 1
+	start_server "$t" || return 1
+	# warm-up (ARP, first states): not counted
+	in_ns "$CLI" python3 "$TMP/connect.py" 10.201.2.10 $PORT 5 "$TMP/$t-warmup.txt"
+	grep -q fail "$TMP/$t-warmup.txt" && fail "$t: connects through fwA fail"
+	: >"$TMP/$t-connect.txt"
+}
+
+# pctl FILE: count fails p50 p99 max of the connect times in FILE
+pctl()
+{
+	python3 - "$1" <<-'EOF'
+		import sys
+		vals, fails = [], 0
+		for line in open(sys.argv[1]):
+		    if line.startswith("fail"):
+		        fails += 1
+		    else:
+		        vals.append(float(line))
+		vals.sort()
+		def pct(f):
+		    return vals[int(max(1, -(-len(vals) * f // 1))) - 1] if vals else -1
+		print("count=%d fails=%d p50=%.2f p99=%.2f max=%.2f"
+		      % (len(vals), fails, pct(0.5), pct(0.99), vals[-1] if vals else -1))
+	EOF
+}
+
+run_defer()
+{
+	local batch=$((CONNECTS / 10)) i t kv
+	[ "$batch" -ge 1 ] || batch=1
+	write_connect_py
+	log "defer: two pairs (without / with --defer), $CONNECTS connects each"
+	local cli_dx cli_dn
+	setup_defer dx || { teardown dx; return 1; }
+	cli_dx=$CLI
+	setup_defer dn --defer || { teardown dx; teardown dn; return 1; }
+	cli_dn=$CLI
+	for ((i = 0; i < CONNECTS; i += batch)); do
+		in_ns "$cli_dx" python3 "$TMP/connect.py" 10.201.2.10 $PORT "$batch" "$TMP/dx-connect.txt"
+		in_ns "$cli_dn" python3 "$TMP/connect.py" 10.201.2.10 $PORT "$batch" "$TMP/dn-connect.txt"
+	done
+	for t in dx dn; do
+		for kv in $(pctl "$TMP/$t-connect.txt"); do R[$t.${kv%%=*}]=${kv#*=}; done
+	done
+	# OFFLOAD: veth's default, a CHECKSUM_PARTIAL SYN; a few connects only
+	in_ns "$cli_dn" ethtool -K eth0 tx on >/dev/null &&
+		in_ns "$cli_dn" python3 "$TMP/connect.py" 10.201.2.10 $PORT 5 "$TMP/dno-connect.txt"
+	for kv in $(pctl "$TMP/dno-connect.txt"); do R[dno.${kv%%=*}]=${kv#*=}; done
+	kv=$("$CTL" --ctl "$TMP/dn-a.sock" status --json)
+	R[dn.ack]=$(sed -n 's/.*"defer_released_ack":\([0-9]*\).*/\1/p' <<<"$kv")
+	R[dn.timeout]=$(sed -n 's/.*"defer_released_timeout":\([0-9]*\).*/\1/p' <<<"$kv")
+	teardown dx
+	teardown dn
+	if [ "${R[dx.fails]:-1}" != 0 ]; then
+		fail "defer: connects without --defer failed (${R[dx.fails]:-?})"
+	fi
+	if [ "${R[dn.fails]:-1}" != 0 ]; then
+		LOSSES+="${LOSSES:+; }${R[dn.fails]:-?} of $CONNECTS connects failed with --defer"
+	fi
+}
+
+# ---- report --------------------------------------------------------------------------
+val() { local v=${R[$1]:-}; [ -n "$v" ] && [ "$v" != -1 ] && echo "$v" || echo "n/a"; }
+ratio() # OURS THEIRS: ours/theirs
+{
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		if (a == "n/a" || b == "n/a") print "n/a"; else if (b > 0) printf "%.2f\n", a / b; else print "n/a" }'
+}
+
+survived_txt() # TAG
+{
+	local s n
+	s=$(val "$1.survived") n=$(val "$1.streams")
+	[ "$s" = n/a ] || [ "$n" = n/a ] || [ "$n" = 0 ] && { echo n/a; return; }
+	awk -v s="$s" -v n="$n" 'BEGIN { printf "%d/%d %.0f%%\n", s, n, 100 * s / n }'
+}
+
+fo_row() # LABEL TAG
+{
+	printf '| %-26s | %-13s | %7s | %7s | %7s | %9s |\n' "$1" "$(survived_txt "$2")" \
+		"$(val "$2.stall_p50_ms")" "$(val "$2.stall_p99_ms")" "$(val "$2.stall_max_ms")" "$(val "$2.vip_ms")"
+}
+
+report()
+{
+	local k
+	echo
+	echo "bench/failover: $STREAMS TCP streams, master fwA loses all links; pfsync-xdp vs conntrackd" \
+		"$(conntrackd -v 2>&1 | sed -n 's/.*daemon v\([0-9.]*[0-9]\).*/\1/p') FTFW/UDP," \
+		"$(uname -r), $(nproc) CPUs, $(date -u +%FT%TZ)"
+	echo "load average before the run: $LOADAVG (other work on this machine skews every figure)"
+	if [ "${FAILOVER_ONLY:-pf}" != defer ]; then
+		printf '| %-26s | %-13s | %7s | %7s | %7s | %9s |\n' set-up survived "stall" "stall" "stall" "VIP moved"
+		printf '| %-26s | %-13s | %7s | %7s | %7s | %9s |\n' "" "" "p50 ms" "p99 ms" "max ms" "after ms"
+		echo "|----------------------------|---------------|---------|---------|---------|-----------|"
+		fo_row "pfsync-xdp" pf
+		fo_row "conntrack+conntrackd FTFW" ctd
+		printf '| %-26s | %-13s | %7s | %7s | %7s | %9s |\n' "ratio ours/conntrackd" \
+			"$(ratio "$(val pf.survived)" "$(val ctd.survived)")" \
+			"$(ratio "$(val pf.stall_p50_ms)" "$(val ctd.stall_p50_ms)")" \
+			"$(ratio "$(val pf.stall_p99_ms)" "$(val ctd.stall_p99_ms)")" \
+			"$(ratio "$(val pf.stall_max_ms)" "$(val ctd.stall_max_ms)")" \
+			"$(ratio "$(val pf.vip_ms)" "$(val ctd.vip_ms)")"
+		[ -n "${R[pf.streams]:-}" ] && [ "${R[pf.survived]:-x}" != "$STREAMS" ] && echo "pfsync-xdp LOST CONNECTIONS in the failover (must be 100 %)"
+		echo "stall = a stream's longest gap without new data after the failure (status lines every" \
+			"$(awk -v i="$STATUS_INTERVAL" 'BEGIN { print 1000 * i }') ms;"
+		echo "a stream that never moves again counts to the end); p50/p99/max over the streams; lower is better."
+		echo "survived = no error and data in the last second of the run (${RECOVER_S} s allowed to recover)."
+		echo "VIP moved = fwA's links down -> fwB holds the gateway (VRRP detection, 3 x 0.1 s + skew);" \
+			"conntrackd's 'conntrackd -c' ended $(val ctd.commit_ms) ms after the failure."
+		echo "broken streams (error lines): pfsync-xdp $(val pf.broken), conntrackd $(val ctd.broken)."
+	fi
+	if [ "${FAILOVER_ONLY:-defer}" = defer ]; then
+		echo
+		echo "defer: connect() time cli -> srv through fwA (SYN -> established), $(val dx.count) / $(val dn.count) connects"
+		printf '| %-29s | %8s | %8s | %8s | %6s |\n' "pfsync-agent" "p50 ms" "p99 ms" "max ms" failed
+		echo "|-------------------------------|----------|----------|----------|--------|"
+		printf '| %-29s | %8s | %8s | %8s | %6s |\n' "without --defer" "$(val dx.p50)" "$(val dx.p99)" \
+			"$(val dx.max)" "$(val dx.fails)"
+		printf '| %-29s | %8s | %8s | %8s | %6s |\n' "--defer" "$(val dn.p50)" "$(val dn.p99)" \
+			"$(val dn.max)" "$(val dn.fails)"
+		for k in p50 p99 max; do
+			R[add.$k]=$(awk -v a="$(val dn.$k)" -v b="$(val dx.$k)" \
+				'BEGIN { if (a == "n/a" || b == "n/a") print "n/a"; else printf "%.2f\n", a - b }')
+		done
+		printf '| %-29s | %8s | %8s | %8s | %6s |\n' "added by defer (bound ${DEFER_TIMEOUT_MS} ms)" \
+			"$(val add.p50)" "$(val add.p99)" "$(val add.max)" ""
+		printf '| %-29s | %8s | %8s | %8s | %6s |\n' "--defer, client tx csum offload" "$(val dno.p50)" \
+			"n/a" "$(val dno.max)" "$(val dno.fails)"
+		echo "held first packets released on the peer's ack: $(val dn.ack), on the ${DEFER_TIMEOUT_MS} ms" \
+			"timeout: $(val dn.timeout) (warm-up included)."
+		echo "The client's veth sends with tx checksum offload off (full checksums, as from a wire). The last"
+		echo "row ($(val dno.count) connects) leaves veth's default on: the held SYN is CHECKSUM_PARTIAL, re-injected"
+		echo "by BPF_PROG_RUN it reaches the server with a bad checksum and the client's SYN retransmit (1 s)"
+		echo "gets through instead. failed = connect() gave up after 5 s (SYN retransmits unanswered)."
+	fi
+}
+
+main()
+{
+	LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+	preflight
+	pf_rules
+	case ${FAILOVER_ONLY:-} in
+	'' | pf) run_failover pf ;;
+	esac
+	case ${FAILOVER_ONLY:-} in
+	'' | ctd) run_failover ctd ;;
+	esac
+	case ${FAILOVER_ONLY:-} in
+	'' | defer) run_defer ;;
+	esac
+	if [ -n "${R[pf.streams]:-}" ] && [ "${R[pf.survived]:-0}" != "$STREAMS" ]; then
+		LOSSES+="${LOSSES:+; }failover: ${R[pf.survived]:-0} of $STREAMS streams survived"
+	fi
+	report
+	[ -n "$LOSSES" ] && echo "pfsync-xdp LOST CONNECTIONS: $LOSSES"
+	[ ${#ERRORS[@]} -gt 0 ] || [ -z "$LOSSES" ] || exit 1
+	if [ ${#ERRORS[@]} -gt 0 ]; then
+		printf '[failover] ERROR: %s\n' "${ERRORS[@]}" >&2
+		for f in "$TMP"/*agent-*.log "$TMP"/*keepalived-*.log "$TMP"/conntrackd-*.log "$TMP"/*notify-*.log; do
+			[ -s "$f" ] && echo "--- last lines of $(basename "$f")" >&2 && tail -n 5 "$f" >&2
+		done
+		exit 1
+	fi
+}
+
+main

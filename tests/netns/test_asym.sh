@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# Asymmetric routing through two firewalls, and what --defer buys:
+#
+#   client eth0 -- br-lan (switch ns) -- lan0 fwA wan0 -- br-wan -- eth0 server
+#   10.79.1.10              10.79.1.2/.3 fwB .2.2/.3              10.79.2.10
+#                          fwA sync0 10.79.3.1 <-> 10.79.3.2 sync0 fwB
+#
+# The client routes via fwA, the server via fwB: a SYN crosses fwA, its
+# SYN-ACK crosses fwB. Both run pfsync-agent with `block all` and a pass
+# rule for the LAN, which creates a TCP state on a SYN only: fwB passes the
+# SYN-ACK only if fwA's INS reached it first. Checked:
+#   - with --defer on both agents, N connections all complete on their first
+#     SYN: no SYN or SYN-ACK retransmission (TCP_INFO total_retrans of both
+#     ends and TcpExtTCPSynRetrans of both namespaces), data both ways
+#   - without --defer, the same N connections: those that needed a
+#     retransmission (or failed) are counted and printed; more than none
+#   - defer timeout: fwB's agent stopped (no peer to acknowledge), fwA with
+#     --defer --defer-timeout 20: new connections still complete on their
+#     first SYN (the held SYN is released after the timeout, not lost); the
+#     released-by-timeout count rises by one per connection, nothing fails
+#     to be released, the defer queue never overflows
+# Every wait polls with a deadline.
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+. scripts/netns-lib.sh
+
+BUILD=${PFSYNC_BUILD:-$PWD/build}
+OBJ=${PFSYNC_OBJ:-$BUILD/pfsync_xdp.o}
+AGENT=$BUILD/pfsync-agent
+CTL=$BUILD/pfsyncctl
+N=${ASYM_CONNS:-100}   # connections per run
+BATCH=${ASYM_BATCH:-25} # opened at the same time
+PORT=7100
+HOSTID_A=0xa5a5a5a5
+HOSTID_B=0xb5b5b5b5
+# generous, so that the first run tests defer and not the machine's load:
+# released on ack, never by timeout (checked)
+ACK_DEFER_TIMEOUT_MS=2000
+
+for f in "$OBJ" "$AGENT" "$CTL"; do
+	[ -e "$f" ] || nl_die "$f not built (make tests)"
+done
+for tool in python3 ip nsenter; do
+	command -v "$tool" >/dev/null || nl_die "$tool missing (scripts/deps.sh)"
+done
+
+nl_init as
+CLI="ascl-$NL_ID" SRV="assv-$NL_ID" SW="assw-$NL_ID" FWA="asfa-$NL_ID" FWB="asfb-$NL_ID"
+for ns in "$CLI" "$SRV" "$SW" "$FWA" "$FWB"; do
+	nl_netns_add "$ns"
+done
+for br in br-lan br-wan; do
+	ip -n "$SW" link add "$br" type bridge || nl_die "cannot create $br"
+	ip -n "$SW" link set "$br" up
+done
+nl_veth "$CLI" eth0 "$SW" lcli
+nl_veth "$FWA" lan0 "$SW" lfwa
+nl_veth "$FWB" lan0 "$SW" lfwb
+nl_veth "$FWA" wan0 "$SW" wfwa
+nl_veth "$FWB" wan0 "$SW" wfwb
+nl_veth "$SRV" eth0 "$SW" wsrv
+for p in lcli lfwa lfwb; do ip -n "$SW" link set "$p" master br-lan; done
+for p in wfwa wfwb wsrv; do ip -n "$SW" link set "$p" master br-wan; done
+nl_veth "$FWA" sync0 "$FWB" sync0
+nl_addr "$CLI" eth0 10.79.1.10/24
+nl_addr "$SRV" eth0 10.79.2.10/24
+ip -n "$CLI" route add default via 10.79.1.2 # fwA
+ip -n "$SRV" route add default via 10.79.2.3 # fwB
+n=2
+for fw in "$FWA" "$FWB"; do
+	nl_addr "$fw" lan0 "10.79.1.$n/24"
+	nl_addr "$fw" wan0 "10.79.2.$n/24"
+	nl_addr "$fw" sync0 "10.79.3.$((n - 1))/24"
+	nl_in "$fw" sysctl -qw net.ipv4.ip_forward=1
+	# no redirects: the asymmetry is the point
+	nl_in "$fw" sysctl -qw net.ipv4.conf.all.send_redirects=0
+	nl_in "$fw" sysctl -qw net.ipv4.conf.lan0.send_redirects=0
+	n=$((n + 1))
+done
+PIN_A=$(nl_bpffs_tmp)
+PIN_B=$(nl_bpffs_tmp)
+
+cat >"$NL_TMP/rules.conf" <<'EOF'
+# block by default; TCP states are created by a SYN from the LAN only
+block all
+pass in on lan0 from 10.79.1.0/24 to any
+pass out on wan0
+EOF
+
+# ---- helpers ---------------------------------------------------------------------
+
+# server: per connection, reads one line and answers "R<its total_retrans>"
+# (SYN-ACK retransmissions of the request are counted there too).
+# client: N connections, BATCH at a time, non-blocking; per connection one
+# line "ok MS CLIENT_RETRANS SERVER_RETRANS" or "fail REASON"; exit 0.
+cat >"$NL_TMP/conn.py" <<'PY'
+import selectors, socket, struct, sys, threading, time
+
+def total_retrans(s):
+    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    return struct.unpack_from("I", info, 100)[0]  # tcpi_total_retrans
+
+def serve(addr, port, ready):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((addr, int(port)))
+    ls.listen(1024)
+    open(ready, "w").write("listening\n")
+    def one(c):
+        with c:
+            c.settimeout(10)
+            try:
+                if c.recv(64):
+                    c.sendall(b"R%d\n" % total_retrans(c))
+                    c.recv(64)  # until the client closes
+            except OSError:
+                pass
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=one, args=(c,), daemon=True).start()
+
+def batch(addr, port, count, out):
+    socks = []
+    for _ in range(count):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex((addr, int(port)))
+        socks.append((s, time.monotonic()))
+    sel = selectors.DefaultSelector()
+    for i, (s, _) in enumerate(socks):
+        sel.register(s, selectors.EVENT_WRITE, i)
+    done = {}
+    deadline = time.monotonic() + 8
+    while len(done) < count and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.05):
+            sel.unregister(key.fileobj)
+            done[key.data] = time.monotonic()
+    for i, (s, t0) in enumerate(socks):
+        if i not in done:
+            out.append("fail connect timed out")
+            s.close()
+            continue
+        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            out.append("fail connect errno %d" % err)
+            s.close()
+            continue
+        ms = 1000 * (done[i] - t0)
+        try:
+            s.setblocking(True)
+            s.settimeout(5)
+            s.sendall(b"hello\n")
+            reply = s.recv(64)
+            if not reply.startswith(b"R"):
+                raise OSError("bad reply %r" % reply)
+            out.append("ok %.1f %d %d" % (ms, total_retrans(s), int(reply[1:])))
+        except OSError as e:
+            out.append("fail data %s" % e)
+        s.close()
+
+if sys.argv[1] == "server":
+    serve(*sys.argv[2:5])
+else:
+    addr, port, n, per = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    out = []
+    while n > 0:
+        batch(addr, port, min(per, n), out)
+        n -= per
+    print("\n".join(out))
+PY
+
+# JSON field of an agent's status (NAME) or of `pfsyncctl stats` (datapath.NAME)
+cat >"$NL_TMP/field.py" <<'PY'
+import json, sys
+obj = json.load(sys.stdin)
+for part in sys.argv[1].split("."):
+    obj = obj[part]
+print(obj)
+PY
+
+# shellcheck disable=SC2034 # read through ${!var}
+AGENT_A_PID=
+# shellcheck disable=SC2034
+AGENT_B_PID=
+start_agent() # A|B ARGS...
+{
+	local name=$1 ns pin hostid pid
+	shift
+	if [ "$name" = A ]; then
+		ns=$FWA pin=$PIN_A hostid=$HOSTID_A
+	else
+		ns=$FWB pin=$PIN_B hostid=$HOSTID_B
+	fi
+	nsenter --net="/run/netns/$ns" -- "$AGENT" --syncdev sync0 --attach lan0 --attach wan0 \
+		--pin-dir "$pin" --obj "$OBJ" --ctl "$NL_TMP/$name.sock" --hostid "$hostid" \
+		--rules "$NL_TMP/rules.conf" -v "$@" >>"$NL_TMP/agent$name.log" 2>&1 &
+	pid=$!
+	nl_on_cleanup "kill $pid; wait $pid"
+	printf -v "AGENT_${name}_PID" '%s' "$pid"
+	nl_wait_until 10 test -S "$NL_TMP/$name.sock" ||
+		{ tail "$NL_TMP/agent$name.log" >&2; nl_die "agent $name did not start"; }
+}
+
+stop_agent() # A|B
+{
+	local var="AGENT_$1_PID"
+	local pid=${!var}
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid"
+	local rc=$?
+	printf -v "$var" '%s' ""
+	return $rc
+}
+
+status() # A|B FIELD
+{
+	"$CTL" --ctl "$NL_TMP/$1.sock" status --json | python3 "$NL_TMP/field.py" "$2"
+}
+
+dp_counter() # A|B NAME
+{
+	local pin=$PIN_A
+	[ "$1" = B ] && pin=$PIN_B
+	"$CTL" --pin-dir "$pin" stats --json | python3 "$NL_TMP/field.py" "datapath.$2"
+}
+
+bulk_done() # A|B
+{
+	[ "$(status "$1" bulk 2>/dev/null)" = done ]
+}
+
+syn_retrans() # NS: TcpExt TCPSynRetrans (SYN and SYN-ACK retransmissions) of NS
+{
+	nl_in "$1" cat /proc/net/netstat | awk '
+		$1 == "TcpExt:" && !seen { for (i = 2; i <= NF; i++) col[$i] = i; seen = 1; next }
+		$1 == "TcpExt:" { print $col["TCPSynRetrans"] }'
+}
+
+syn_retrans_both()
+{
+	echo $(($(syn_retrans "$CLI") + $(syn_retrans "$SRV")))
+}
+
+# run_conns LABEL: N connections from the client; sets OK, RETRIED, FAILED
+# (RETRIED: completed, but a SYN or SYN-ACK had to be sent again)
+run_conns()
+{
+	local label=$1 out=$NL_TMP/conns-$1.txt
+	nl_in "$CLI" python3 "$NL_TMP/conn.py" client 10.79.2.10 "$PORT" "$N" "$BATCH" >"$out" ||
+		nl_fail "$label: connection client crashed"
+	OK=$(awk '$1 == "ok" && $3 == 0 && $4 == 0' "$out" | wc -l)
+	RETRIED=$(awk '$1 == "ok" && ($3 > 0 || $4 > 0)' "$out" | wc -l)
+	FAILED=$(grep -c '^fail' "$out")
+	echo "$label: $N connections: $OK on the first SYN, $RETRIED needed a retransmission, $FAILED failed;" \
+		"connect time p50 $(awk '$1 == "ok" {print $2}' "$out" | sort -n |
+			awk '{v[NR] = $1} END {print NR ? v[int((NR + 1) / 2)] : "-"}') ms"
+}
+
+# ---- run 1: --defer on both --------------------------------------------------------
+
+start_agent A --defer --defer-timeout "$ACK_DEFER_TIMEOUT_MS"
+start_agent B --defer --defer-timeout "$ACK_DEFER_TIMEOUT_MS"
+"$CTL" --ctl "$NL_TMP/A.sock" status >/dev/null # (warm-up of the control path)
+python3 - "$NL_TMP/A.sock" <<'PY' >/dev/null # A asked alone: ask again
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"bulk\n"); s.recv(100)
+PY
+nl_wait_until 15 bulk_done A && nl_wait_until 15 bulk_done B || nl_die "bulk updates not done"
+nl_bg SERVER_PID "$SRV" python3 "$NL_TMP/conn.py" server 10.79.2.10 "$PORT" "$NL_TMP/server.ready"
+nl_wait_until 10 nl_file_has "$NL_TMP/server.ready" listening || nl_die "server did not start"
+# the path works at all: ICMP echo creates a state on fwA, its reply crosses fwB
+nl_wait_until 10 nl_in "$CLI" ping -c1 -W1 -q 10.79.2.10 >/dev/null ||
+	nl_die "ping client -> fwA -> server -> fwB -> client fails"
+
+acks_before=$(status A defer_released_ack)
+retrans_before=$(syn_retrans_both)
+run_conns "with defer"
+retrans_sum=$(($(syn_retrans_both) - retrans_before))
+acks=$(($(status A defer_released_ack) - acks_before))
+if [ "$OK" = "$N" ] && [ "$retrans_sum" = 0 ]; then
+	nl_pass "with --defer all $N asymmetric connections completed on the first SYN"
+else
+	nl_fail "with --defer: $RETRIED retransmitted, $FAILED failed, TCPSynRetrans +$retrans_sum: $(grep -v '^ok .* 0 0$' "$NL_TMP/conns-with defer.txt" | head -3 | tr '\n' ' ')"
+fi
+[ "$acks" -ge "$N" ] || nl_fail "fwA released only $acks held packets on B's ack, expected >= $N"
+[ "$(status A defer_released_timeout)" = 0 ] ||
+	nl_fail "fwA released $(status A defer_released_timeout) packets by timeout with B acknowledging"
+[ "$(status A defer_release_failed)" = 0 ] || nl_fail "fwA failed to release $(status A defer_release_failed) packets"
+[ "$(dp_counter A defer_full)" = 0 ] || nl_fail "fwA's defer queue overflowed $(dp_counter A defer_full) times"
+echo "fwA: $acks packets held and released on fwB's ack"
+
+# ---- run 2: no defer --------------------------------------------------------------
+
+stop_agent A || nl_fail "agent A did not exit cleanly"
+stop_agent B || nl_fail "agent B did not exit cleanly"
+start_agent B
+start_agent A
+nl_wait_until 15 bulk_done A || nl_die "bulk update of the restarted A not done"
+[ "$(status A defer)" = False ] || nl_fail "defer still on after the restart without --defer"
+drops_before=$(dp_counter B blocked_rule)
+retrans_before=$(syn_retrans_both)
+run_conns "without defer"
+retrans_sum=$(($(syn_retrans_both) - retrans_before))
+drops=$(($(dp_counter B blocked_rule) - drops_before))
+echo "without defer: $((RETRIED + FAILED)) of $N connections needed a retransmission or failed (TCPSynRetrans +$retrans_sum, fwB blocked $drops packets)"
+if [ $((RETRIED + FAILED)) -gt 0 ]; then
+	nl_pass "without --defer $((RETRIED + FAILED)) of $N connections lost their SYN-ACK at fwB"
+else
+	nl_fail "without --defer every connection completed on the first SYN: the defer check proves nothing"
+fi
+
+# ---- run 3: defer timeout, no peer -------------------------------------------------
+
+stop_agent B || nl_fail "agent B did not exit cleanly"
+stop_agent A || nl_fail "agent A did not exit cleanly"
+# fwB without an agent: no datapath there, nobody to acknowledge an insert
+start_agent A --defer --defer-timeout 20
+to_before=$(status A defer_released_timeout)
+held_before=$(dp_counter A defer_held)
+retrans_before=$(syn_retrans_both)
+N=10 BATCH=5 run_conns "defer timeout"
+retrans_sum=$(($(syn_retrans_both) - retrans_before))
+released=$(($(status A defer_released_timeout) - to_before))
+held=$(($(dp_counter A defer_held) - held_before))
+if [ "$OK" = 10 ] && [ "$retrans_sum" = 0 ]; then
+	nl_pass "no peer: 10 connections through fwA with --defer-timeout 20 completed on the first SYN"
+else
+	nl_fail "no peer: $RETRIED of 10 retransmitted, $FAILED failed, TCPSynRetrans +$retrans_sum"
+fi
+if [ "$released" -ge 10 ] && [ "$released" = "$held" ]; then
+	nl_pass "no peer: $released held packets released by timeout, as many as were held"
+else
+	nl_fail "no peer: $held packets held, $released released by timeout"
+fi
+[ "$(status A defer_release_failed)" = 0 ] || nl_fail "fwA failed to release $(status A defer_release_failed) packets"
+[ "$(status A defer_held)" = 0 ] || nl_fail "fwA still holds $(status A defer_held) packets"
+[ "$(dp_counter A defer_full)" = 0 ] || nl_fail "fwA's defer queue overflowed"
+
+stop_agent A || nl_fail "agent A did not exit cleanly"
+if [ "$NL_FAILED" -ne 0 ]; then
+	for name in A B; do
+		nl_log "---- last lines of agent $name's log"
+		grep -v '^[0-9]*: \|^;' "$NL_TMP/agent$name.log" | tail -15 >&2
+	done
+fi
+nl_finish

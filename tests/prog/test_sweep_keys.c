@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * pfsync_sweep's PFSYNC_SWEEP_KEYS mode (the agent's incremental expiry
+ * pass) run by BPF_PROG_RUN against build/pfsync_xdp.o (needs root): only
+ * the keys handed over are visited, each is judged on its live value, a
+ * removed state is announced by a DELETE record unless NOSYNC, and only the
+ * pass's last chunk (PFSYNC_SWEEP_PASS_END) sets the adaptive state count.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "pfsync_common.h"
+#include "pfsync_loader.h"
+#include "pfsync_logic.h"
+
+#define NSEC   1000000000ULL
+#define NOW_NS (5000 * NSEC)
+#define EV_MAX 16
+
+struct fixture {
+	char pin_dir[64];
+	int mounted;
+	struct pfsync_bpf b;
+	int loaded;
+	int states, globals;
+	struct ring_buffer *rb;
+	unsigned int nevents;
+	struct pfsync_event ev[EV_MAX];
+};
+
+/* build/tests/prog/test_sweep_keys -> build/pfsync_xdp.o, or $PFSYNC_BPF_OBJ */
+static const char *object_path(void)
+{
+	static char path[PATH_MAX];
+	char exe[PATH_MAX - 64];
+	const char *env = getenv("PFSYNC_BPF_OBJ");
+	ssize_t n;
+	char *slash;
+
+	if (env && *env)
+		return env;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return "build/pfsync_xdp.o";
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(path, sizeof(path), "%s/../../pfsync_xdp.o", exe);
+	return path;
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct fixture *f = ctx;
+
+	if (size >= sizeof(struct pfsync_event) && f->nevents < EV_MAX)
+		memcpy(&f->ev[f->nevents++], data, sizeof(struct pfsync_event));
+	return 0;
+}
+
+static void fixture_free(struct fixture *f)
+{
+	if (f->rb)
+		ring_buffer__free(f->rb);
+	if (f->loaded)
+		pfsync_bpf_close(&f->b);
+	if (f->mounted)
+		umount2(f->pin_dir, MNT_DETACH);
+	if (f->pin_dir[0])
+		rmdir(f->pin_dir);
+	free(f);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	snprintf(f->pin_dir, sizeof(f->pin_dir), "/tmp/pfsync-sweep-%d-XXXXXX", getpid());
+	if (!mkdtemp(f->pin_dir)) {
+		f->pin_dir[0] = '\0';
+		goto fail;
+	}
+	if (mount("bpf", f->pin_dir, "bpf", 0, NULL)) {
+		fprintf(stderr, "mount bpffs on %s: %s (needs root)\n", f->pin_dir,
+			strerror(errno));
+		goto fail;
+	}
+	f->mounted = 1;
+	if (pfsync_bpf_load(&f->b, object_path(), f->pin_dir, 0, PFSYNC_LOAD_CTL))
+		goto fail;
+	f->loaded = 1;
+	f->states = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_STATES);
+	f->globals = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_GLOBALS);
+	f->rb = ring_buffer__new(bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_EVENTS),
+				 on_event, f, NULL);
+	if (f->states < 0 || f->globals < 0 || !f->rb)
+		goto fail;
+	*state = f;
+	return 0;
+fail:
+	fixture_free(f);
+	return -1;
+}
+
+static int teardown(void **state)
+{
+	if (*state)
+		fixture_free(*state);
+	return 0;
+}
+
+static struct pfsync_key key_for(__u32 n)
+{
+	struct pfsync_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.addr[0][0] = htobe32(0x0a000001);
+	k.addr[1][0] = htobe32(0x0a000100 + n);
+	k.port[0] = htobe16(40000 + n);
+	k.port[1] = htobe16(53);
+	k.proto = 17;
+	k.af = PFSYNC_AF_INET;
+	return k;
+}
+
+/* a UDP state last seen `idle_s` seconds before NOW_NS */
+static void put_state(struct fixture *f, __u32 n, __u64 idle_s, __u32 flags)
+{
+	struct pfsync_key k = key_for(n);
+	struct pfsync_state_value v;
+
+	memset(&v, 0, sizeof(v));
+	v.id = 0x7000 + n;
+	v.creatorid = 0x11111111;
+	v.timeout = PFTM_UDP_SINGLE;
+	v.creation = v.last_seen = NOW_NS - idle_s * NSEC;
+	v.flags = flags;
+	assert_int_equal(bpf_map_update_elem(f->states, &k, &v, BPF_NOEXIST), 0);
+}
+
+static int present(struct fixture *f, __u32 n)
+{
+	struct pfsync_key k = key_for(n);
+	struct pfsync_state_value v;
+
+	return bpf_map_lookup_elem(f->states, &k, &v) == 0;
+}
+
+static struct pfsync_globals globals(struct fixture *f)
+{
+	struct pfsync_globals g;
+	__u32 zero = 0;
+
+	assert_int_equal(bpf_map_lookup_elem(f->globals, &zero, &g), 0);
+	return g;
+}
+
+static void test_keys_judged_on_live_values(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_sweep_args args = {.now_ns = NOW_NS, .sweep_flags = PFSYNC_SWEEP_KEYS};
+	__u32 count_before = globals(f).states_count;
+
+	put_state(f, 1, 3600, 0);		 /* due */
+	put_state(f, 2, 1, 0);			 /* fresh */
+	put_state(f, 3, 3600, PFSYNC_SF_NOSYNC); /* due, never named to peers */
+	put_state(f, 4, 3600, 0);		 /* due, but not handed over */
+	args.keys[0] = key_for(1);
+	args.keys[1] = key_for(2);
+	args.keys[2] = key_for(3);
+	args.keys[3] = key_for(9); /* gone meanwhile */
+	args.count = 4;
+	assert_int_equal(pfsync_bpf_sweep(&f->b, &args), 0);
+	assert_int_equal(args.seen, 3);
+	assert_int_equal(args.deleted, 2);
+	assert_false(present(f, 1));
+	assert_true(present(f, 2));
+	assert_false(present(f, 3));
+	assert_true(present(f, 4)); /* a chunk touches nothing else */
+	assert_true(ring_buffer__consume(f->rb) >= 0);
+	assert_int_equal(f->nevents, 1);
+	assert_int_equal(f->ev[0].type, PFSYNC_EV_DELETE);
+	assert_int_equal(f->ev[0].id, 0x7001);
+	/* not the pass's end: the adaptive count is left alone */
+	assert_int_equal(globals(f).states_count, count_before);
+}
+
+static void test_pass_end_sets_count(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_sweep_args args = {
+	    .now_ns = NOW_NS,
+	    .sweep_flags = PFSYNC_SWEEP_KEYS | PFSYNC_SWEEP_PASS_END,
+	    .pass_seen = 4242,
+	};
+	struct pfsync_globals g;
+
+	put_state(f, 5, 3600, 0);
+	args.keys[0] = key_for(5);
+	args.count = 1;
+	assert_int_equal(pfsync_bpf_sweep(&f->b, &args), 0);
+	assert_int_equal(args.deleted, 1);
+	g = globals(f);
+	assert_int_equal(g.states_count, 4242);
+	assert_int_equal(g.last_sweep_ns, NOW_NS);
+	/* count beyond the batch is clamped to it, not read past keys[] */
+	memset(&args, 0, sizeof(args));
+	args.now_ns = NOW_NS;
+	args.sweep_flags = PFSYNC_SWEEP_KEYS;
+	args.count = PFSYNC_SWEEP_BATCH + 100;
+	assert_int_equal(pfsync_bpf_sweep(&f->b, &args), 0);
+	assert_int_equal(args.deleted, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_keys_judged_on_live_values, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pass_end_sets_count, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * `pfsyncctl stats --prometheus`: the same numbers as `stats`, in the
+ * Prometheus text exposition format (version 0.0.4): every family has a
+ * HELP and a TYPE line before its samples, counters end in _total, labels
+ * say the pfsync action and direction. Families of the agent are left out
+ * when it cannot be reached; pfsync_agent_up says which.
+ */
+#ifndef PFSYNCCTL_PROM_H
+#define PFSYNCCTL_PROM_H
+
+#include <stdio.h>
+#include <linux/types.h>
+
+struct prom_counter {
+	const char *key;  /* metric name part: pfsync_datapath_<key>_total */
+	const char *help; /* one line */
+	__u64 value;
+};
+
+void prom_datapath(FILE *f, const struct prom_counter *c, unsigned int n, __u32 states);
+/* the agent's `stats --json` and `status --json` replies; NULL = not reachable */
+void prom_agent(FILE *f, const char *stats_json, const char *status_json);
+
+#endif /* PFSYNCCTL_PROM_H */

@@ -13,7 +13,7 @@ packages=(
 	libelf-dev zlib1g-dev libcmocka-dev libpcap-dev libssl-dev pkg-config
 	iproute2 nftables iputils-ping netcat-openbsd procps jq python3
 	libclang-rt-14-dev tcpdump keepalived conntrackd conntrack ethtool
-	tshark mandoc
+	tshark mandoc man-db systemd
 )
 
 # `make vmcheck`: boots Debian's 6.1 kernel under qemu (tests/vm/).

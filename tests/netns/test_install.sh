@@ -88,18 +88,15 @@ UNIT=$DEST/usr/local/lib/systemd/system/pfsync-agent.service
 grep -qx "ExecStart=/usr/local/sbin/pfsync-agent -f /etc/pfsync/pfsync.conf" "$UNIT" &&
 	grep -qx "Type=notify" "$UNIT" && grep -q "^ExecReload=.*-HUP" "$UNIT" &&
 	nl_pass "unit: notify, ExecStart, ExecReload" || nl_fail "unit contents"
-if command -v systemd-analyze >/dev/null; then
-	# verify checks that ExecStart exists and that man: pages resolve: point
-	# both into the DESTDIR (the unit itself names the final paths)
-	sed "s|/usr/local/sbin/|$SBIN/|" "$UNIT" >"$NL_TMP/pfsync-agent.service"
-	if MANPATH="$DEST/usr/local/share/man:" systemd-analyze verify \
-		"$NL_TMP/pfsync-agent.service" >"$NL_TMP/verify.txt" 2>&1 && [ ! -s "$NL_TMP/verify.txt" ]; then
-		nl_pass "systemd-analyze verify"
-	else
-		nl_fail "systemd-analyze verify: $(cat "$NL_TMP/verify.txt")"
-	fi
+command -v systemd-analyze >/dev/null || nl_die "systemd-analyze missing (scripts/deps.sh installs systemd)"
+# verify checks that ExecStart exists and that man: pages resolve: point
+# both into the DESTDIR (the unit itself names the final paths)
+sed "s|/usr/local/sbin/|$SBIN/|" "$UNIT" >"$NL_TMP/pfsync-agent.service"
+if MANPATH="$DEST/usr/local/share/man:" systemd-analyze verify \
+	"$NL_TMP/pfsync-agent.service" >"$NL_TMP/verify.txt" 2>&1 && [ ! -s "$NL_TMP/verify.txt" ]; then
+	nl_pass "systemd-analyze verify"
 else
-	nl_log "systemd-analyze missing: unit verification skipped"
+	nl_fail "systemd-analyze verify: $(cat "$NL_TMP/verify.txt")"
 fi
 
 # ---- configuration file errors --------------------------------------------------------

@@ -93,34 +93,6 @@ chmod 600 "$NL_TMP/k1" "$NL_TMP/k2"
 
 # ---- helpers ---------------------------------------------------------------
 
-cat >"$NL_TMP/ctlq.py" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall((sys.argv[2] + "\n").encode())
-s.shutdown(socket.SHUT_WR)
-reply = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    reply += b
-text = reply.decode()
-if len(sys.argv) > 3:
-    obj = json.loads(text)
-    f = sys.argv[3]
-    if f.startswith(("in:", "out:")):
-        d, act = f.split(":")
-        obj = next(a[d] for a in obj["actions"] if a["action"] == int(act))
-    else:
-        for part in f.split("."):
-            obj = obj[part]
-    print(json.dumps(obj) if isinstance(obj, (list, dict, bool)) or obj is None else obj)
-else:
-    sys.stdout.write(text)
-sys.exit(1 if text.startswith("error: ") else 0)
-PY
 
 # The attacker's tools. Packets leave with IP_HDRINCL so the source address
 # can be A's. spoof.py DST SRC KIND ARGS:
@@ -200,7 +172,7 @@ ctlq() # NAME CMD [FIELD]
 {
 	local sock=$NL_TMP/$1.sock
 	shift
-	python3 "$NL_TMP/ctlq.py" "$sock" "$@"
+	python3 "$NL_LIB_DIR/ctlq.py" "$sock" "$@"
 }
 
 states() # NAME CMD CREATOR [ID]

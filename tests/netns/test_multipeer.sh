@@ -68,39 +68,6 @@ join_segment "$ROGUE" 9
 
 # ---- helpers ---------------------------------------------------------------
 
-# Talks to an agent's control socket; with FIELD, prints a JSON field:
-# NAME, in:ACTION / out:ACTION, or peer=ADDR=KEY
-cat >"$NL_TMP/ctlq.py" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall((sys.argv[2] + "\n").encode())
-s.shutdown(socket.SHUT_WR)
-reply = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    reply += b
-text = reply.decode()
-if len(sys.argv) > 3:
-    obj = json.loads(text)
-    f = sys.argv[3]
-    if f.startswith("peer="):
-        _, addr, key = f.split("=")
-        print(next(p[key] for p in obj["peers"] if p["peer"] == addr))
-    elif ":" in f:
-        d, act = f.split(":")
-        print(next(a[d] for a in obj["actions"] if a["action"] == int(act)))
-    else:
-        v = obj[f]
-        print(json.dumps(v) if isinstance(v, (list, dict, bool)) or v is None else v)
-else:
-    sys.stdout.write(text)
-sys.exit(1 if text.startswith("error: ") else 0)
-PY
-
 # A pfsync v6 packet with one INS (UDP state ID/CREATOR), TTL 255, sent
 # from namespace-local sync0 to DST: python3 forge.py DST ID CREATOR
 cat >"$NL_TMP/forge.py" <<'PY'
@@ -140,7 +107,7 @@ ctlq() # INDEX CMD [FIELD]
 {
 	local sock=$NL_TMP/fw$1.sock
 	shift
-	python3 "$NL_TMP/ctlq.py" "$sock" "$@"
+	python3 "$NL_LIB_DIR/ctlq.py" "$sock" "$@"
 }
 
 count_creator() # INDEX CREATOR

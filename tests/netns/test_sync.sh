@@ -113,35 +113,6 @@ elif cmd == "idents":
             print("%d/%d" % (v["id"], v["creatorid"]))
 PY
 
-# Talks to an agent's control socket (one line in, reply until EOF).
-cat >"$NL_TMP/ctlq.py" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall((sys.argv[2] + "\n").encode())
-s.shutdown(socket.SHUT_WR)
-reply = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    reply += b
-text = reply.decode()
-if len(sys.argv) > 3:
-    # a field of the JSON reply: NAME, or in:ACTION / out:ACTION
-    obj = json.loads(text)
-    f = sys.argv[3]
-    if ":" in f:
-        d, act = f.split(":")
-        print(next(a[d] for a in obj["actions"] if a["action"] == int(act)))
-    else:
-        print(obj[f])
-else:
-    sys.stdout.write(text)
-sys.exit(1 if text.startswith("error: ") else 0)
-PY
-
 # A pfsync v6 packet with one INS (UDP state ID/CREATOR), sent raw with a
 # chosen TTL from fwA's sync0 to fwB: python3 forge.py TTL ID CREATOR
 cat >"$NL_TMP/forge.py" <<'PY'
@@ -181,7 +152,7 @@ ctlq() # A|B CMD [FIELD]
 {
 	local sock=$NL_TMP/$1.sock
 	shift
-	python3 "$NL_TMP/ctlq.py" "$sock" "$@"
+	python3 "$NL_LIB_DIR/ctlq.py" "$sock" "$@"
 }
 
 # shellcheck disable=SC2034 # set and read through printf -v and ${!var}

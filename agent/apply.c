@@ -34,11 +34,15 @@ static void merge_into(struct agent *a, const struct pfsync_key *k, struct pfsyn
 		       __u8 timeout)
 {
 	int stale = pfsync_merge_peers(v, src, dst, timeout, k->proto, a->now_ns);
+	int rc = a->store.update(a->store.ctx, k, v);
 
-	if (v->flags & PFSYNC_SF_DEFERRED)
-		defer_ack(a, k); /* pf: any update of the state releases its packet too */
-
-	if (a->store.update(a->store.ctx, k, v) != 0) {
+	/*
+	 * pf: any update of the state releases its held packet too. After the
+	 * write: a release clears the state's defer marks, which this value
+	 * (read before) must not put back.
+	 */
+	defer_ack(a, k, v->flags & PFSYNC_SF_DEFERRED);
+	if (rc != 0) {
 		a->stats.badstate++;
 		return;
 	}
@@ -50,34 +54,108 @@ static void merge_into(struct agent *a, const struct pfsync_key *k, struct pfsyn
 	}
 }
 
-/* imports a full state; 0 = inserted or merged into the entry with its key */
-static int import_state(struct agent *a, const struct pfsync_state *m)
+/*
+ * Batched import: while a packet is applied, the full states that name
+ * states we do not know (bulk UPD, INS) are collected and inserted
+ * together at the end of the packet, or before any message that looks at
+ * existing states, so everything is applied in the packet's order as if
+ * one at a time. Entries whose key was taken are merged then.
+ */
+#define IMPORT_ACK 0x1 /* an INS with PFSTATE_ACK: answer INS_ACK once imported */
+
+static struct {
+	int active; /* inside apply_packet with a batch-capable store */
+	unsigned int n;
+	struct pfsync_import_entry e[PFSYNC_IMPORT_BATCH];
+	const struct pfsync_state *msg[PFSYNC_IMPORT_BATCH]; /* in the packet being applied */
+	__u8 flags[PFSYNC_IMPORT_BATCH];
+} pending;
+
+/* after the insert of (k, v) from message m returned rc: 0 = imported or merged */
+static int import_done(struct agent *a, const struct pfsync_key *k,
+		       const struct pfsync_state_value *v, const struct pfsync_state *m, int rc)
 {
-	struct pfsync_state_value v, cur;
+	struct pfsync_state_value cur;
+
+	if (rc == -EEXIST && a->store.lookup(a->store.ctx, k, &cur) == 0) {
+		/* same connection already known (both sides saw it): merge */
+		merge_into(a, k, &cur, &m->src, &m->dst, m->timeout);
+		if (cur.id == v->id && cur.creatorid == v->creatorid)
+			index_put(&a->index, v->id, v->creatorid, k);
+		return 0;
+	}
+	if (rc) {
+		log_peer(LOG_LVL_DEBUG, "importing state %016llx/%08x: %s",
+			 (unsigned long long)v->id, v->creatorid, strerror(-rc));
+		return rc;
+	}
+	a->imported++;
+	if (index_put(&a->index, v->id, v->creatorid, k) != 0)
+		log_err("index: out of memory");
+	return 0;
+}
+
+/* what on_ins / on_upd do with an import's outcome */
+static void import_outcome(struct agent *a, const struct pfsync_state *m, int rc, __u8 flags)
+{
+	if (rc) {
+		a->stats.badstate++;
+		return;
+	}
+	if (flags & IMPORT_ACK)
+		sendq_ins_ack(&a->sendq, PFSYNC_MSG_ID(m), PFSYNC_MSG_CREATOR(m), a->now_ns);
+}
+
+static void import_flush(struct agent *a)
+{
+	int rc[PFSYNC_IMPORT_BATCH];
+	unsigned int n = pending.n;
+
+	if (!n)
+		return;
+	pending.n = 0;
+	if (a->store.insert_batch(a->store.ctx, pending.e, n, rc) != 0)
+		for (unsigned int i = 0; i < n; i++)
+			rc[i] = a->store.insert(a->store.ctx, &pending.e[i].key, &pending.e[i].val);
+	for (unsigned int i = 0; i < n; i++) {
+		const struct pfsync_state *m = pending.msg[i];
+
+		rc[i] = import_done(a, &pending.e[i].key, &pending.e[i].val, m, rc[i]);
+		import_outcome(a, m, rc[i], pending.flags[i]);
+	}
+}
+
+/* messages about existing states see everything before them applied */
+static void import_sync(struct agent *a)
+{
+	if (pending.n)
+		import_flush(a);
+}
+
+/* imports a full state (now, or queued in the batch); -EINVAL if its values are bad */
+static int import_state(struct agent *a, const struct pfsync_state *m, __u8 flags)
+{
+	struct pfsync_state_value v;
 	struct pfsync_key k;
-	int rc;
+	unsigned int i;
 
 	if (pfsync_state_import(m, a->now_ns, &a->cfg, &k, &v) != 0)
 		return -EINVAL;
 	v.state_flags &= ~PFSTATE_ACK;
 	if (v.state_flags & PFSTATE_NOSYNC)
 		v.flags |= PFSYNC_SF_NOSYNC;
-	rc = a->store.insert(a->store.ctx, &k, &v);
-	if (rc == -EEXIST && a->store.lookup(a->store.ctx, &k, &cur) == 0) {
-		/* same connection already known (both sides saw it): merge */
-		merge_into(a, &k, &cur, &m->src, &m->dst, m->timeout);
-		if (cur.id == v.id && cur.creatorid == v.creatorid)
-			index_put(&a->index, v.id, v.creatorid, &k);
+	if (!pending.active) {
+		import_outcome(
+		    a, m, import_done(a, &k, &v, m, a->store.insert(a->store.ctx, &k, &v)), flags);
 		return 0;
 	}
-	if (rc) {
-		log_peer(LOG_LVL_DEBUG, "importing state %016llx/%08x: %s",
-			 (unsigned long long)v.id, v.creatorid, strerror(-rc));
-		return rc;
-	}
-	a->imported++;
-	if (index_put(&a->index, v.id, v.creatorid, &k) != 0)
-		log_err("index: out of memory");
+	if (pending.n == PFSYNC_IMPORT_BATCH)
+		import_flush(a);
+	i = pending.n++;
+	pending.e[i].key = k;
+	pending.e[i].val = v;
+	pending.msg[i] = m;
+	pending.flags[i] = flags;
 	return 0;
 }
 
@@ -90,6 +168,7 @@ static void on_clr(void *ctx, const struct pfsync_clr *m)
 	    .creatorid = creatorid,
 	};
 
+	import_sync(a);
 	if (a->store.sweep(a->store.ctx, &args) != 0) {
 		a->stats.badstate++;
 		return;
@@ -104,18 +183,12 @@ static void on_clr(void *ctx, const struct pfsync_clr *m)
 static void on_ins(void *ctx, const struct pfsync_state *m)
 {
 	struct agent *a = ctx;
-	int rc = import_state(a, m);
+	__u8 flags = 0;
 
-	if (rc == -EINVAL) {
-		a->stats.badval++;
-		return;
-	}
-	if (rc) {
-		a->stats.badstate++;
-		return;
-	}
 	if (pfsync_get_be16(&m->state_flags) & PFSTATE_ACK)
-		sendq_ins_ack(&a->sendq, PFSYNC_MSG_ID(m), PFSYNC_MSG_CREATOR(m), a->now_ns);
+		flags |= IMPORT_ACK;
+	if (import_state(a, m, flags) == -EINVAL)
+		a->stats.badval++;
 }
 
 static void on_ins_ack(void *ctx, const struct pfsync_ins_ack *m)
@@ -124,10 +197,15 @@ static void on_ins_ack(void *ctx, const struct pfsync_ins_ack *m)
 	struct pfsync_state_value v;
 	struct pfsync_key k;
 
-	/* the peer has the state: its held first packet may go */
-	if (find_state(a, PFSYNC_MSG_ID(m), PFSYNC_MSG_CREATOR(m), &k, &v) == 0 &&
-	    (v.flags & PFSYNC_SF_DEFERRED))
-		defer_ack(a, &k);
+	/*
+	 * The peer has the state: its held first packet may go. Whether one is
+	 * held is defer.c's to know: the DEFERRED mark is only a hint (the
+	 * datapath sets it after the insert, so a merge of the peer's copy
+	 * written meanwhile may have dropped it).
+	 */
+	import_sync(a);
+	if (find_state(a, PFSYNC_MSG_ID(m), PFSYNC_MSG_CREATOR(m), &k, &v) == 0)
+		defer_ack(a, &k, v.flags & PFSYNC_SF_DEFERRED);
 }
 
 static void on_upd(void *ctx, const struct pfsync_state *m)
@@ -135,12 +213,22 @@ static void on_upd(void *ctx, const struct pfsync_state *m)
 	struct agent *a = ctx;
 	struct pfsync_state_value v;
 	struct pfsync_key k;
+	__u64 id = PFSYNC_MSG_ID(m);
+	__u32 creatorid = PFSYNC_MSG_CREATOR(m);
+	int known;
 
-	if (find_state(a, PFSYNC_MSG_ID(m), PFSYNC_MSG_CREATOR(m), &k, &v) == 0) {
+	bulk_req_activity(&a->bulk_req, a->now_ns); /* a bulk update is UPD messages */
+	known = find_state(a, id, creatorid, &k, &v) == 0;
+	if (known && pending.n) {
+		/* merged in the packet's order: what the batch holds goes in first */
+		import_flush(a);
+		known = find_state(a, id, creatorid, &k, &v) == 0;
+	}
+	if (known) {
 		merge_into(a, &k, &v, &m->src, &m->dst, m->timeout);
 		return;
 	}
-	if (import_state(a, m) != 0)
+	if (import_state(a, m, 0) != 0)
 		a->stats.badstate++;
 }
 
@@ -152,6 +240,7 @@ static void on_upd_c(void *ctx, const struct pfsync_upd_c *m)
 	__u64 id = PFSYNC_MSG_ID(m);
 	__u32 creatorid = PFSYNC_MSG_CREATOR(m);
 
+	import_sync(a);
 	if (find_state(a, id, creatorid, &k, &v) == 0) {
 		merge_into(a, &k, &v, &m->src, &m->dst, m->timeout);
 		return;
@@ -172,6 +261,7 @@ static void on_upd_req(void *ctx, const struct pfsync_upd_req *m)
 	__u64 id = PFSYNC_MSG_ID(m);
 	__u32 creatorid = PFSYNC_MSG_CREATOR(m);
 
+	import_sync(a);
 	if (id == 0 && creatorid == 0) {
 		walker_start(a, 1);
 		return;
@@ -189,6 +279,7 @@ static void delete_named(struct agent *a, __u64 id, __u32 creatorid)
 	struct pfsync_state_value v;
 	struct pfsync_key k;
 
+	import_sync(a);
 	if (find_state(a, id, creatorid, &k, &v) != 0 || a->store.remove(a->store.ctx, &k) != 0) {
 		a->stats.badstate++;
 		return;
@@ -211,6 +302,7 @@ static void on_del_c(void *ctx, const struct pfsync_del_c *m)
 
 static void on_bus(void *ctx, const struct pfsync_bus *m)
 {
+	import_sync(ctx); /* END: the states before it count */
 	bulk_on_bus(ctx, m->status);
 }
 
@@ -299,8 +391,10 @@ void apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex)
 		return; /* our own multicast looped back (e.g. on lo): never apply it */
 	a->nupd_reqs = 0;
 	prefetch_packet(a, ip, len);
+	pending.active = a->store.insert_batch != NULL;
 	rc = pfsync_input_ipv4(ip, len, &apply_ops, a, &a->stats);
-	bulk_req_activity(&a->bulk_req, a->now_ns);
+	import_sync(a); /* the messages point into this packet */
+	pending.active = 0;
 	if (rc == 0)
 		tun_write_ip(&a->tun, ip, len);
 	if (a->nupd_reqs)

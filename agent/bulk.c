@@ -160,15 +160,43 @@ static int walker_alloc(struct agent *a)
 	return 0;
 }
 
-/* a bulk request soon after our last answer ended: the receiver lost some */
-static void slow_down_after_loss(struct agent *a)
+/*
+ * A receiver that lost packets of our last answer asks again at one of two
+ * moments: when BUS END reaches it (within its queue's drain time of our
+ * END), or, when END itself was lost, once the transfer has been silent for
+ * BULK_IDLE_TIMEOUT_NS. A request at either moment after a big answer
+ * halves the pace (down to WALKER_MIN_RATE); any other request is a new
+ * peer, a restart or a flush, and lets the pace climb back (doubling) to
+ * the configured rate. (A request at other times used to halve it too,
+ * which slowed every later bulk of a long-lived agent for nothing.)
+ */
+static int request_says_loss(const struct walker *w, __u64 now_ns)
+{
+	__u64 since;
+
+	if (!w->last_bus_end_ns || w->last_bus_states < WALKER_LOSSY_STATES)
+		return 0;
+	since = now_ns - w->last_bus_end_ns;
+	return since <= WALKER_LOSS_QUICK_NS ||
+	       (since + WALKER_LOSS_SLACK_NS >= BULK_IDLE_TIMEOUT_NS &&
+		since <= BULK_IDLE_TIMEOUT_NS + WALKER_LOSS_QUICK_NS);
+}
+
+static void adapt_pace(struct agent *a)
 {
 	struct walker *w = &a->walker;
-	__u64 rate = a->bulk_rate / 2;
+	__u64 rate;
 
-	if (!w->last_bus_end_ns || a->now_ns - w->last_bus_end_ns > WALKER_RETRY_WINDOW_NS ||
-	    w->last_bus_states < WALKER_LOSSY_STATES || a->bulk_rate <= WALKER_MIN_RATE)
+	if (!w->rate_cfg)
+		w->rate_cfg = a->bulk_rate; /* the first answer: the configured pace */
+	if (!request_says_loss(w, a->now_ns)) {
+		rate = a->bulk_rate * 2;
+		a->bulk_rate = rate > w->rate_cfg ? w->rate_cfg : rate;
 		return;
+	}
+	if (a->bulk_rate <= WALKER_MIN_RATE)
+		return;
+	rate = a->bulk_rate / 2;
 	a->bulk_rate = rate < WALKER_MIN_RATE ? WALKER_MIN_RATE : rate;
 	log_info("bulk update asked again %llu ms after the last one: pacing at %llu states/s",
 		 (unsigned long long)(a->now_ns - w->last_bus_end_ns) / 1000000,
@@ -182,7 +210,7 @@ int walker_start(struct agent *a, int with_bus)
 	if (w->active && w->with_bus && with_bus)
 		return 0; /* OpenBSD: a request during a bulk send does not restart it */
 	if (with_bus)
-		slow_down_after_loss(a);
+		adapt_pace(a);
 	if (walker_alloc(a) != 0) {
 		log_err("no memory for a %s", with_bus ? "bulk update" : "resend");
 		return -ENOMEM;
@@ -327,40 +355,77 @@ int walker_step(struct agent *a, unsigned int max_states)
  * packets a second (a receiver pays per packet too: at a 1500-byte MTU a
  * packet holds 5 states, at 9000 bytes 33).
  */
-static __u64 walker_pace(const struct agent *a)
+static __u64 states_per_packet(const struct agent *a)
 {
 	size_t room = a->sock.mtu > WALKER_PKT_OVERHEAD ? a->sock.mtu - WALKER_PKT_OVERHEAD : 0;
-	__u64 per_packet = room / sizeof(struct pfsync_state);
-	__u64 cap = (per_packet ? per_packet : 1) * WALKER_MAX_PACKET_RATE;
+	__u64 n = room / sizeof(struct pfsync_state);
+
+	return n ? n : 1;
+}
+
+static __u64 walker_pace(const struct agent *a)
+{
+	__u64 cap = states_per_packet(a) * WALKER_MAX_PACKET_RATE;
 
 	return a->bulk_rate < cap ? a->bulk_rate : cap;
 }
 
-int walker_run(struct agent *a)
+/* credit in states, earned at the pace; at most WALKER_BURST_NS worth is kept */
+static void earn_credit(struct agent *a)
 {
 	struct walker *w = &a->walker;
 	__u64 rate = walker_pace(a);
-	/* at most 5 ms worth per turn: live changes go out between the turns */
-	__u64 burst = rate / 200 > WALKER_BATCH ? rate / 200 : WALKER_BATCH;
-	__u64 allowed;
+	double burst = (double)rate * (double)WALKER_BURST_NS / 1e9;
 
-	if (!w->active)
-		return 0;
-	/* credit in states, earned at bulk_rate per second */
+	if (burst < WALKER_BATCH)
+		burst = WALKER_BATCH;
 	if (a->now_ns > w->credit_at_ns) {
 		w->credit += (double)(a->now_ns - w->credit_at_ns) * (double)rate / 1e9;
 		w->credit_at_ns = a->now_ns;
 	}
-	if (w->credit > (double)burst)
-		w->credit = (double)burst;
-	allowed = (__u64)w->credit;
-	if (allowed == 0)
-		return 1;
-	{
-		__u64 before = w->states_sent;
-		int more = walker_step(a, (unsigned int)allowed);
+	if (w->credit > burst)
+		w->credit = burst;
+}
 
+/*
+ * One event-loop turn of the walk: what the credit allows, in steps of a
+ * map batch, for at most WALKER_TURN_NS, so that records, received packets
+ * and control requests are served between turns (a live change waits for
+ * at most one turn).
+ */
+int walker_run(struct agent *a)
+{
+	struct walker *w = &a->walker;
+	__u64 start = agent_clock_ns();
+	int more = 1;
+
+	if (!w->active)
+		return 0;
+	earn_credit(a);
+	while (more && w->credit >= 1.0) {
+		__u64 before = w->states_sent;
+		__u64 allowed = (__u64)w->credit;
+
+		more =
+		    walker_step(a, allowed < WALKER_BATCH ? (unsigned int)allowed : WALKER_BATCH);
 		w->credit -= (double)(w->states_sent - before);
-		return more;
+		if (agent_clock_ns() - start >= WALKER_TURN_NS)
+			break;
 	}
+	return more;
+}
+
+__u64 walker_deadline(const struct agent *a)
+{
+	const struct walker *w = &a->walker;
+	__u64 per_packet = states_per_packet(a);
+	double missing = (double)per_packet - w->credit;
+	__u64 rate = walker_pace(a);
+
+	if (!w->active)
+		return 0;
+	/* credit for a packet: go on at once; else when it is earned */
+	if (missing <= 0 || !rate)
+		return a->now_ns;
+	return w->credit_at_ns + (__u64)(missing * 1e9 / (double)rate) + 1;
 }

@@ -16,16 +16,19 @@
  * ringbuf loss.
  *
  * Pacing: bulk_rate states/s (--bulk-rate, default WALKER_DEFAULT_RATE:
- * about 80% of what a receiver on a 2-core VM applied at 9000 MTU, its
- * 32 MB receive buffer absorbing bursts; 1.2M/s overflowed it). pfsync has
+ * about 80% of what a receiver on a 2-core VM applies at 9000 MTU with the
+ * batch import, ~1.8M/s; the sender there reads its map at ~1.6M/s, so
+ * the pace rarely binds). A turn of the event loop sends for at most
+ * WALKER_TURN_NS, then records, received packets and control requests are
+ * served; while the walk has credit the loop does not sleep. pfsync has
  * no acknowledgements, but a receiver that lost packets of a bulk update
- * asks for another when it ends (bulk_lossy): a bulk
- * request within WALKER_RETRY_WINDOW_NS of the end of the last bulk answer,
- * if that one was big enough to overflow a receive buffer, halves the rate
- * for the rest of the agent's life (down to WALKER_MIN_RATE). The receiver
- * also asks again when a bulk update it lost packets of goes silent (BUS
- * END may have been lost). Small packets are paced by WALKER_MAX_PACKET_RATE
- * too: at a 1500-byte MTU the default is 500k states/s.
+ * (its socket counted drops) asks for another at once when BUS END
+ * arrives, or when the transfer goes silent for BULK_IDLE_TIMEOUT_NS (BUS
+ * END may have been lost). A request at one of those two moments after a
+ * big answer halves the pace (down to WALKER_MIN_RATE); a request at any
+ * other time (a new peer, a restart, a flush) doubles it back towards the
+ * configured one. Small packets are paced by WALKER_MAX_PACKET_RATE too:
+ * at a 1500-byte MTU the cap is 500k states/s.
  */
 #ifndef AGENT_BULK_H
 #define AGENT_BULK_H
@@ -39,13 +42,16 @@
 #define BULK_REQ_RETRY_NS      2000000000ULL
 #define BULK_REQ_MAX_TRIES     12
 #define BULK_IDLE_TIMEOUT_NS   10000000000ULL
-#define BULK_MAX_REREQUESTS    3      /* new requests after bulk updates that lost packets */
-#define WALKER_BATCH	       256    /* states read from the map at a time */
-#define WALKER_DEFAULT_RATE    750000 /* states/s: 1M in 1.3 s, see below */
-#define WALKER_MIN_RATE	       20000  /* adaptive pacing never goes below */
-#define WALKER_RETRY_WINDOW_NS 30000000000ULL /* a new request this soon = loss */
-#define WALKER_LOSSY_STATES    10000	      /* smaller answers fit any receive buffer */
-#define WALKER_MAX_PACKET_RATE 100000	      /* bulk packets/s, whatever their size */
+#define BULK_MAX_REREQUESTS    3	     /* new requests after bulk updates that lost packets */
+#define WALKER_BATCH	       256	     /* states read from the map at a time */
+#define WALKER_DEFAULT_RATE    1500000	     /* states/s: 1M in 0.67 s, see above */
+#define WALKER_MIN_RATE	       20000	     /* adaptive pacing never goes below */
+#define WALKER_LOSS_QUICK_NS   3000000000ULL /* a request this soon after END = loss */
+#define WALKER_LOSS_SLACK_NS   1000000000ULL /* ... or this close to the idle timeout */
+#define WALKER_LOSSY_STATES    10000	     /* smaller answers fit any receive buffer */
+#define WALKER_MAX_PACKET_RATE 100000	     /* bulk packets/s, whatever their size */
+#define WALKER_TURN_NS	       1000000ULL    /* sending per loop turn, at most */
+#define WALKER_BURST_NS	       5000000ULL    /* credit kept while the loop was busy */
 #define WALKER_PKT_OVERHEAD    (PFSYNC_IP_HDRLEN + PFSYNC_HDRLEN + sizeof(struct pfsync_subheader))
 
 enum bulk_req_state {
@@ -90,6 +96,7 @@ struct walker {
 	__u64 packets_sent;
 	__u64 last_bus_end_ns; /* when the last bulk answer (BUS END) went out */
 	__u64 last_bus_states; /* and how many states it carried */
+	__u64 rate_cfg;	       /* the configured pace, what adapt_pace climbs back to */
 	__u64 runs;	       /* walks completed */
 	__u64 last_states;     /* states in the last completed walk */
 	__u64 last_duration_ns;
@@ -107,6 +114,8 @@ int walker_start(struct agent *a, int with_bus);
 int walker_step(struct agent *a, unsigned int max_states);
 /* one event-loop turn of the walk, paced to a->bulk_rate states/s; 1 while unfinished */
 int walker_run(struct agent *a);
+/* when the walk wants its next turn (now when it has credit); 0 = no walk */
+__u64 walker_deadline(const struct agent *a);
 void walker_free(struct walker *w);
 
 #endif /* AGENT_BULK_H */

@@ -3,11 +3,18 @@
 #include <errno.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "agent.h"
+
+/* a pass over the queue takes at most this many (the datapath may keep pushing) */
+#define DEFER_TAKE_MAX (4 * PFSYNC_DEFER_MAX)
+
+static int pop_queue(struct defer_state *d, struct pfsync_deferred *out);
+static int send_frame(struct defer_state *d, const struct pfsync_deferred *h);
 
 void defer_init(struct defer_state *d, int queue_fd, int xdp_fd, unsigned int timeout_ms)
 {
@@ -16,28 +23,20 @@ void defer_init(struct defer_state *d, int queue_fd, int xdp_fd, unsigned int ti
 	d->xdp_fd = xdp_fd;
 	d->packet_fd = -1;
 	d->timeout_ns = (__u64)timeout_ms * 1000000ULL;
-	htab_init(&d->acked, sizeof(struct pfsync_key), sizeof(__u8));
+	d->pop = queue_fd >= 0 ? pop_queue : NULL;
+	d->send = send_frame;
+	htab_init(&d->keys, sizeof(struct pfsync_key), sizeof(__u32));
 }
 
 void defer_free(struct defer_state *d)
 {
-	htab_free(&d->acked);
+	htab_free(&d->keys);
+	free(d->pool);
+	d->pool = NULL;
+	d->nspare = d->pending = 0;
 	if (d->packet_fd >= 0)
 		close(d->packet_fd);
 	d->packet_fd = -1;
-}
-
-void defer_held(struct agent *a)
-{
-	a->defer.pending++;
-}
-
-void defer_ack(struct agent *a, const struct pfsync_key *key)
-{
-	int created;
-
-	if (a->defer.pending && !htab_put(&a->defer.acked, key, &created))
-		log_err("defer: out of memory");
 }
 
 /* ---- held frames with a partial L4 checksum ---------------------------------- */
@@ -151,20 +150,35 @@ static void complete_partial_csum(__u8 *frame, size_t len)
 
 /* ---- release ------------------------------------------------------------------- */
 
-/* the frame goes through the XDP program again, live: XDP_PASS enters the stack */
-static int reinject_ingress(struct defer_state *d, struct pfsync_deferred *h)
+/*
+ * The frame goes through the XDP program again, live: PFSYNC_DEFER_META in
+ * front of it (XDP metadata) makes the program pass it into the stack as it
+ * is, the way pf lets the packets it released through: the state counted
+ * and tracked it when it was held. (Tracked a second time, a SYN raised its
+ * sender's max_win to its unscaled window; the SYN-ACK, scaled by that,
+ * then failed pf's window check for about 1.5 % of its sequence numbers.)
+ */
+static int reinject_ingress(struct defer_state *d, const struct pfsync_deferred *h)
 {
-	struct xdp_md ctx = {.data_end = h->len, .ingress_ifindex = h->ifindex};
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = h->data, .data_size_in = h->len,
-		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1,
-		    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+	static __u8 buf[PFSYNC_DEFER_META_LEN + PFSYNC_DEFER_PKT_MAX];
+	__u32 meta = PFSYNC_DEFER_META;
+	struct xdp_md ctx = {.data = PFSYNC_DEFER_META_LEN,
+			     .data_end = PFSYNC_DEFER_META_LEN + h->len,
+			     .ingress_ifindex = h->ifindex};
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = buf,
+		    .data_size_in = PFSYNC_DEFER_META_LEN + h->len, .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
 
 	if (d->xdp_fd < 0)
 		return -EOPNOTSUPP;
+	memset(buf, 0, PFSYNC_DEFER_META_LEN);
+	memcpy(buf, &meta, sizeof(meta));
+	memcpy(buf + PFSYNC_DEFER_META_LEN, h->data, h->len);
 	return bpf_prog_test_run_opts(d->xdp_fd, &opts) ? -errno : 0;
 }
 
-static int resend_egress(struct defer_state *d, struct pfsync_deferred *h)
+/* sent directly: past the qdisc layer and tc egress, which held it already */
+static int resend_egress(struct defer_state *d, const struct pfsync_deferred *h)
 {
 	struct sockaddr_ll to = {
 	    .sll_family = AF_PACKET,
@@ -172,14 +186,29 @@ static int resend_egress(struct defer_state *d, struct pfsync_deferred *h)
 	    .sll_halen = ETH_ALEN,
 	};
 
-	if (d->packet_fd < 0)
+	if (d->packet_fd < 0) {
+		int one = 1;
+
 		d->packet_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-	if (d->packet_fd < 0)
-		return -errno;
+		if (d->packet_fd < 0)
+			return -errno;
+		if (setsockopt(d->packet_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)))
+			log_debug("defer: PACKET_QDISC_BYPASS: %s", strerror(errno));
+	}
 	memcpy(to.sll_addr, h->data, ETH_ALEN);
 	if (sendto(d->packet_fd, h->data, h->len, 0, (struct sockaddr *)&to, sizeof(to)) < 0)
 		return -errno;
 	return 0;
+}
+
+static int send_frame(struct defer_state *d, const struct pfsync_deferred *h)
+{
+	return h->at_egress ? resend_egress(d, h) : reinject_ingress(d, h);
+}
+
+static int pop_queue(struct defer_state *d, struct pfsync_deferred *out)
+{
+	return bpf_map_lookup_and_delete_elem(d->queue_fd, NULL, out) ? -errno : 0;
 }
 
 /* the state is no longer waiting: clear the marks the datapath set */
@@ -189,54 +218,153 @@ static void unmark(struct agent *a, const struct pfsync_key *key)
 
 	if (a->store.lookup(a->store.ctx, key, &v) != 0)
 		return;
+	if (!(v.flags & PFSYNC_SF_DEFERRED) && !(v.state_flags & PFSTATE_ACK))
+		return;
 	v.flags &= ~PFSYNC_SF_DEFERRED;
 	v.state_flags &= ~PFSTATE_ACK;
 	a->store.update(a->store.ctx, key, &v);
 }
 
-static void release(struct agent *a, struct pfsync_deferred *h, int acked)
+static void key_count(struct defer_state *d, const struct pfsync_key *key, int delta)
+{
+	int created;
+	__u32 *n;
+
+	if (delta > 0) {
+		n = htab_put(&d->keys, key, &created);
+		if (n)
+			++*n;
+		else
+			log_err("defer: out of memory"); /* acks for it are missed: timeout */
+		return;
+	}
+	n = htab_get(&d->keys, key);
+	if (n && --*n == 0)
+		htab_del(&d->keys, key);
+}
+
+/* releases held[i] and drops it from the list; counted exactly once */
+static void release_at(struct agent *a, unsigned int i)
 {
 	struct defer_state *d = &a->defer;
+	struct defer_held *e = d->held[i];
+	struct pfsync_deferred *h = &e->pkt;
 	int rc;
 
+	memmove(&d->held[i], &d->held[i + 1], (d->pending - i - 1) * sizeof(d->held[0]));
+	d->pending--;
+	d->spare[d->nspare++] = e;
+	key_count(d, &h->key, -1);
 	unmark(a, &h->key);
 	if (h->len == 0 || h->len > PFSYNC_DEFER_PKT_MAX) {
 		rc = -EINVAL;
 	} else {
 		complete_partial_csum(h->data, h->len);
-		rc = h->at_egress ? resend_egress(d, h) : reinject_ingress(d, h);
+		rc = d->send(d, h);
 	}
 	if (rc) {
 		d->release_failed++;
 		log_debug("defer: releasing a held packet failed: %s", strerror(-rc));
-	} else if (acked) {
+	} else if (e->acked) {
 		d->released_ack++;
 	} else {
 		d->released_timeout++;
 	}
-	htab_del(&d->acked, &h->key);
-	if (d->pending)
-		d->pending--;
+}
+
+static int pool_ready(struct defer_state *d)
+{
+	if (d->pool)
+		return 0;
+	d->pool = calloc(PFSYNC_DEFER_MAX + 1, sizeof(*d->pool));
+	if (!d->pool) {
+		log_err("defer: out of memory");
+		return -ENOMEM;
+	}
+	for (unsigned int i = 0; i <= PFSYNC_DEFER_MAX; i++)
+		d->spare[i] = &d->pool[i];
+	d->nspare = PFSYNC_DEFER_MAX + 1;
+	return 0;
+}
+
+/*
+ * Takes what the datapath queued into the list. The pool has one slot more
+ * than the list, so a packet is always taken before, if the list is full,
+ * the oldest is released to make room for it (pf's limit).
+ */
+static void take(struct agent *a)
+{
+	struct defer_state *d = &a->defer;
+
+	if (!d->pop || pool_ready(d) != 0)
+		return;
+	for (unsigned int n = 0; n < DEFER_TAKE_MAX; n++) {
+		struct defer_held *e = d->spare[d->nspare - 1];
+
+		if (d->pop(d, &e->pkt) != 0)
+			return;
+		d->nspare--;
+		d->taken++;
+		if (d->pending == PFSYNC_DEFER_MAX)
+			release_at(a, 0);
+		e->acked = 0;
+		d->held[d->pending++] = e;
+		key_count(d, &e->pkt.key, 1);
+	}
+}
+
+void defer_held(struct agent *a)
+{
+	take(a);
+}
+
+void defer_ack(struct agent *a, const struct pfsync_key *key, int flagged)
+{
+	struct defer_state *d = &a->defer;
+
+	if (!d->pending && !flagged)
+		return; /* the common case: nothing held, and an update of any state */
+	if (!htab_get(&d->keys, key)) {
+		if (!flagged)
+			return;
+		/* the datapath held it: still in its queue? (a lost insert record) */
+		take(a);
+		if (!htab_get(&d->keys, key))
+			return; /* released already: a late ack */
+	}
+	for (unsigned int i = 0; i < d->pending; i++)
+		if (memcmp(&d->held[i]->pkt.key, key, sizeof(*key)) == 0)
+			d->held[i]->acked = 1;
 }
 
 __u64 defer_run(struct agent *a)
 {
 	struct defer_state *d = &a->defer;
-	struct pfsync_deferred h;
+	__u64 next = 0;
+	unsigned int i = 0;
 
-	if (d->queue_fd < 0)
-		return 0;
-	/* FIFO: the head decides; later packets were held later */
-	while (bpf_map_lookup_elem(d->queue_fd, NULL, &h) == 0) {
-		int acked = htab_get(&d->acked, &h.key) != NULL;
+	take(a);
+	/* each on its own: an acked packet never waits behind an older one */
+	while (i < d->pending) {
+		const struct defer_held *e = d->held[i];
+		__u64 due = e->pkt.held_ns + d->timeout_ns;
 
-		if (!acked && a->now_ns < h.held_ns + d->timeout_ns)
-			return h.held_ns + d->timeout_ns;
-		if (bpf_map_lookup_and_delete_elem(d->queue_fd, NULL, &h) != 0)
-			break;
-		release(a, &h, acked || htab_get(&d->acked, &h.key) != NULL);
+		if (e->acked || a->now_ns >= due) {
+			release_at(a, i);
+			continue;
+		}
+		if (!next || due < next)
+			next = due;
+		i++;
 	}
-	d->pending = 0;
-	htab_clear(&d->acked);
-	return 0;
+	return next;
+}
+
+void defer_flush(struct agent *a)
+{
+	struct defer_state *d = &a->defer;
+
+	take(a);
+	while (d->pending)
+		release_at(a, 0);
 }

@@ -7,9 +7,10 @@
 
 #include "htab.h"
 
-#define HTAB_MIN_CAP   64
-#define HTAB_MARK      4 /* bytes of the used mark at the start of a slot */
-#define HTAB_HUGE_PAGE ((size_t)2 << 20)
+#define HTAB_MIN_CAP	  64
+#define HTAB_MARK	  4 /* bytes of the used mark at the start of a slot */
+#define HTAB_HUGE_PAGE	  ((size_t)2 << 20)
+#define HTAB_MIGRATE_STEP 8 /* old slots moved per put or del while growing */
 
 static __u64 hash_bytes(const __u8 *p, size_t len)
 {
@@ -31,14 +32,39 @@ static __u64 hash_bytes(const __u8 *p, size_t len)
 	return h ^ (h >> 32);
 }
 
+#define MARK_EMPTY 0
+#define MARK_USED  1
+#define MARK_MOVED 2 /* old table only: migrated, keeps its probe chain intact */
+
+/* slots and cap of one table: the current one, or the one being emptied */
+struct tab {
+	__u8 *slots;
+	size_t cap;
+};
+
+static struct tab cur_tab(const struct htab *h)
+{
+	return (struct tab){h->slots, h->cap};
+}
+
+static struct tab old_tab(const struct htab *h)
+{
+	return (struct tab){h->old, h->old_cap};
+}
+
+static __u8 *slot_in(const struct htab *h, struct tab t, size_t i)
+{
+	return t.slots + i * h->slot_size;
+}
+
 static __u8 *slot_at(const struct htab *h, size_t i)
 {
-	return h->slots + i * h->slot_size;
+	return slot_in(h, cur_tab(h), i);
 }
 
 static int slot_used(const __u8 *slot)
 {
-	return slot[0] != 0;
+	return slot[0] == MARK_USED;
 }
 
 static const __u8 *slot_key(const __u8 *slot)
@@ -46,9 +72,14 @@ static const __u8 *slot_key(const __u8 *slot)
 	return slot + HTAB_MARK;
 }
 
+static size_t home_in(const struct htab *h, struct tab t, const __u8 *key)
+{
+	return hash_bytes(key, h->key_size) & (t.cap - 1);
+}
+
 static size_t home_of(const struct htab *h, const __u8 *key)
 {
-	return hash_bytes(key, h->key_size) & (h->cap - 1);
+	return home_in(h, cur_tab(h), key);
 }
 
 void htab_init(struct htab *h, size_t key_size, size_t val_size)
@@ -59,15 +90,24 @@ void htab_init(struct htab *h, size_t key_size, size_t val_size)
 	h->slot_size = (HTAB_MARK + key_size + val_size + 7) & ~(size_t)7;
 }
 
+static void drop_old(struct htab *h)
+{
+	free(h->old);
+	h->old = NULL;
+	h->old_cap = 0;
+	h->migrated = 0;
+}
+
 void htab_free(struct htab *h)
 {
+	drop_old(h);
 	free(h->slots);
 	h->slots = NULL;
 	h->cap = 0;
 	h->count = 0;
 }
 
-/* index of key's slot, or of the empty slot where it would go */
+/* index of key's slot, or of the empty slot where it would go (current table) */
 static size_t probe(const struct htab *h, const void *key)
 {
 	size_t i = home_of(h, key);
@@ -78,6 +118,24 @@ static size_t probe(const struct htab *h, const void *key)
 		if (!slot_used(s) || memcmp(slot_key(s), key, h->key_size) == 0)
 			return i;
 		i = (i + 1) & (h->cap - 1);
+	}
+}
+
+/* key's slot in the table being emptied (not migrated yet), or NULL */
+static __u8 *probe_old(const struct htab *h, const void *key)
+{
+	struct tab t = old_tab(h);
+	size_t i;
+
+	if (!t.slots)
+		return NULL;
+	for (i = home_in(h, t, key);; i = (i + 1) & (t.cap - 1)) {
+		__u8 *s = slot_in(h, t, i);
+
+		if (s[0] == MARK_EMPTY)
+			return NULL;
+		if (s[0] == MARK_USED && memcmp(slot_key(s), key, h->key_size) == 0)
+			return s;
 	}
 }
 
@@ -99,7 +157,10 @@ void *htab_get(const struct htab *h, const void *key)
 	if (!h->cap)
 		return NULL;
 	s = slot_at(h, probe(h, key));
-	return slot_used(s) ? s + HTAB_MARK + h->key_size : NULL;
+	if (slot_used(s))
+		return s + HTAB_MARK + h->key_size;
+	s = probe_old(h, key);
+	return s ? s + HTAB_MARK + h->key_size : NULL;
 }
 
 /*
@@ -115,43 +176,85 @@ static void advise_huge(void *mem, size_t bytes)
 		madvise((void *)start, end - start, MADV_HUGEPAGE);
 }
 
-static int resize(struct htab *h, size_t new_cap)
+/* an old entry into the current table (its key is never there already) */
+static void move_slot(struct htab *h, __u8 *old_slot)
 {
-	struct htab bigger = *h;
+	memcpy(slot_at(h, probe(h, slot_key(old_slot))), old_slot, h->slot_size);
+	old_slot[0] = MARK_MOVED;
+}
 
-	bigger.slots = calloc(new_cap, h->slot_size);
-	if (!bigger.slots)
+/* moves up to n slots of the old table; frees it once it is empty */
+static void migrate(struct htab *h, size_t n)
+{
+	struct tab t = old_tab(h);
+
+	if (!t.slots)
+		return;
+	for (; n && h->migrated < t.cap; n--, h->migrated++) {
+		__u8 *s = slot_in(h, t, h->migrated);
+
+		if (s[0] == MARK_USED)
+			move_slot(h, s);
+	}
+	if (h->migrated == t.cap)
+		drop_old(h);
+}
+
+/*
+ * Growth is incremental: the full table becomes the old one, a table twice
+ * its size the current one, and every put or del moves HTAB_MIGRATE_STEP
+ * old slots over (a lookup tries both). Moving a million entries at once
+ * stalled the agent's loop for 300 ms, long enough to overflow the sync
+ * socket's receive buffer during a bulk update. The old table is empty
+ * long before the new one fills: old_cap / HTAB_MIGRATE_STEP puts, with
+ * 3/4 old_cap of room.
+ */
+static int grow(struct htab *h)
+{
+	size_t new_cap = h->cap ? h->cap * 2 : HTAB_MIN_CAP;
+	__u8 *slots;
+
+	if (h->old)
+		migrate(h, h->old_cap); /* not expected: the old table is long gone */
+	slots = calloc(new_cap, h->slot_size);
+	if (!slots)
 		return -ENOMEM;
 	if (new_cap * h->slot_size >= 4 * HTAB_HUGE_PAGE)
-		advise_huge(bigger.slots, new_cap * h->slot_size);
-	bigger.cap = new_cap;
-	for (size_t i = 0; i < h->cap; i++) {
-		const __u8 *s = slot_at(h, i);
-
-		if (slot_used(s))
-			memcpy(slot_at(&bigger, probe(&bigger, slot_key(s))), s, h->slot_size);
-	}
-	free(h->slots);
-	*h = bigger;
+		advise_huge(slots, new_cap * h->slot_size);
+	h->old = h->slots;
+	h->old_cap = h->cap;
+	h->migrated = 0;
+	h->slots = slots;
+	h->cap = new_cap;
+	if (!h->old)
+		h->old_cap = 0;
 	return 0;
 }
 
 void *htab_put(struct htab *h, const void *key, int *created)
 {
-	__u8 *s;
+	__u8 *s, *old;
 
 	*created = 0;
+	migrate(h, HTAB_MIGRATE_STEP);
 	/* keep the load at or below 3/4 so probe chains stay short */
-	if ((h->count + 1) * 4 > h->cap * 3 && resize(h, h->cap ? h->cap * 2 : HTAB_MIN_CAP) != 0)
+	if ((h->count + 1) * 4 > h->cap * 3 && grow(h) != 0)
 		return NULL;
 	s = slot_at(h, probe(h, key));
-	if (!slot_used(s)) {
-		memset(s, 0, h->slot_size);
-		s[0] = 1;
-		memcpy(s + HTAB_MARK, key, h->key_size);
-		h->count++;
-		*created = 1;
+	if (slot_used(s))
+		return s + HTAB_MARK + h->key_size;
+	old = probe_old(h, key);
+	if (old) {
+		/* an entry still in the old table moves first: values live in one place */
+		memcpy(s, old, h->slot_size);
+		old[0] = MARK_MOVED;
+		return s + HTAB_MARK + h->key_size;
 	}
+	memset(s, 0, h->slot_size);
+	s[0] = MARK_USED;
+	memcpy(s + HTAB_MARK, key, h->key_size);
+	h->count++;
+	*created = 1;
 	return s + HTAB_MARK + h->key_size;
 }
 
@@ -182,19 +285,28 @@ static void remove_at(struct htab *h, size_t i)
 
 int htab_del(struct htab *h, const void *key)
 {
+	__u8 *old;
 	size_t i;
 
 	if (!h->cap)
 		return 0;
+	migrate(h, HTAB_MIGRATE_STEP);
 	i = probe(h, key);
-	if (!slot_used(slot_at(h, i)))
+	if (slot_used(slot_at(h, i))) {
+		remove_at(h, i);
+		return 1;
+	}
+	old = probe_old(h, key);
+	if (!old)
 		return 0;
-	remove_at(h, i);
+	old[0] = MARK_MOVED; /* gone: the migration skips it */
+	h->count--;
 	return 1;
 }
 
 void htab_clear(struct htab *h)
 {
+	drop_old(h);
 	if (h->slots)
 		memset(h->slots, 0, h->cap * h->slot_size);
 	h->count = 0;
@@ -205,6 +317,7 @@ size_t htab_remove_if(struct htab *h, int (*fn)(const void *key, void *val, void
 	size_t removed = 0;
 	size_t i = 0;
 
+	migrate(h, h->old_cap); /* one table to walk */
 	while (i < h->cap) {
 		__u8 *s = slot_at(h, i);
 
@@ -221,5 +334,5 @@ size_t htab_remove_if(struct htab *h, int (*fn)(const void *key, void *val, void
 
 size_t htab_bytes(const struct htab *h)
 {
-	return h->cap * h->slot_size;
+	return (h->cap + h->old_cap) * h->slot_size;
 }

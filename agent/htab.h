@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Open-addressing hash table with fixed-size keys and values (linear
- * probing, backward-shift deletion, no tombstones). The agent keeps two of
+ * probing, backward-shift deletion, no tombstones), grown incrementally
+ * (htab.c: grow) so that no single operation moves the whole table. The agent keeps two of
  * them: the (id, creatorid) -> key index and the send queue's key -> slot
  * map; both must stay small per entry and never allocate per insert.
  */
@@ -17,7 +18,10 @@ struct htab {
 	size_t val_size;  /* bytes of value after the key */
 	size_t slot_size; /* 4-byte used mark + key + value, rounded up to 8 */
 	size_t cap;	  /* power of two, 0 until the first put */
-	size_t count;	  /* used slots */
+	size_t count;	  /* entries, in both tables while growing */
+	__u8 *old;	  /* growing: the previous table, being emptied (else NULL) */
+	size_t old_cap;
+	size_t migrated; /* old slots [0, migrated) have been moved */
 };
 
 void htab_init(struct htab *h, size_t key_size, size_t val_size);

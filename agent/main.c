@@ -43,6 +43,8 @@
 #define EP_SIGNAL     3
 #define RECV_PER_TURN 256
 #define MAX_WAIT_MS   1000
+/* ids the datapath could reserve while the agent rewrites pfsync_globals */
+#define AGENT_ID_WRITE_MARGIN (1ULL << 20)
 
 struct attachment {
 	char ifname[IF_NAMESIZE];
@@ -318,8 +320,15 @@ static int setup_identity(struct process *p)
 		return rc;
 	a->hostid = a->opts.hostid ? a->opts.hostid : g.hostid ? g.hostid : random_hostid();
 	g.hostid = a->hostid;
+	/*
+	 * The datapath may reserve id blocks between this read and the write
+	 * below; writing back the value read would hand those ids out again.
+	 * Jumping well past it keeps every id unique.
+	 */
 	if (g.next_id < seed)
 		g.next_id = seed;
+	else
+		g.next_id += AGENT_ID_WRITE_MARGIN;
 	a->states_count = g.states_count;
 	return pfsync_globals_write(&p->maps, &g);
 }
@@ -499,6 +508,11 @@ static int setup_datapath(struct process *p)
 	p->bstore.run_sweep = run_sweep;
 	p->bstore.run_unqueue = run_unqueue;
 	bpf_store_bind(&a->store, &p->bstore);
+	rc = bpf_store_open_import(&a->store, &p->bstore,
+				   a->opts.obj_path ? a->opts.obj_path : pfsync_bpf_default_obj());
+	if (rc)
+		log_info("no batch import (%s: %s): peer states go in one at a time",
+			 PFSYNC_BULK_OBJ, strerror(-rc));
 	rc = setup_identity(p);
 	rc = rc ?: setup_config(p);
 	if (rc) {
@@ -578,8 +592,11 @@ static int wait_ms(struct agent *a)
 	__u64 deadline = a->next_sweep_ns;
 	__u64 now = agent_clock_ns();
 
-	if (a->walker.active || a->sweep.active)
-		return 1; /* paced: come back for the next batch or expiry step */
+	/* an expiry pass takes a step a millisecond; a walk goes on at once, or
+	 * when its pace allows the next packet */
+	if (a->sweep.active)
+		return 1;
+	earliest(&deadline, walker_deadline(a));
 	earliest(&deadline, sendq_deadline(&a->sendq));
 	earliest(&deadline, bulk_req_deadline(&a->bulk_req));
 	earliest(&deadline, a->next_defer_ns);
@@ -715,6 +732,7 @@ static void teardown(struct process *p)
 	free(a->pkt);
 	free(a->rxbuf);
 	index_free(&a->index);
+	bpf_store_close_import(&a->store, &p->bstore);
 	if (p->maps_open)
 		pfsync_maps_close(&p->maps);
 	if (p->bpf_loaded)
@@ -768,6 +786,7 @@ int main(int argc, char **argv)
 	bulk_request(a);
 	run(p);
 	notify_send("STOPPING=1\n");
+	defer_flush(a); /* held packets go out, not down with the agent */
 	teardown(p);
 	config_args_free(&args);
 	log_info("stopped");

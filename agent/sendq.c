@@ -369,8 +369,12 @@ static void packet_add(struct packet_ctx *pc, __u8 action, const void *msg)
 	pc->acts[action]++;
 }
 
-/* the message for a pending entry, from the state's current value */
-static void pack_msg(struct packet_ctx *pc, const struct sendq_msg *m)
+/*
+ * The message for a pending entry, from the state's current value: val
+ * when the caller fetched it (NULL: gone), else looked up now.
+ */
+static void pack_msg(struct packet_ctx *pc, const struct sendq_msg *m,
+		     const struct pfsync_state_value *fetched, int was_fetched)
 {
 	union {
 		struct pfsync_state st;
@@ -384,8 +388,17 @@ static void pack_msg(struct packet_ctx *pc, const struct sendq_msg *m)
 		packet_add(pc, kind_action[m->kind], &out.id_msg);
 		return;
 	}
-	if (pc->io->lookup(pc->io->ctx, &m->key, &val) != 0 || val.id != m->id ||
-	    val.creatorid != m->creatorid || (val.flags & PFSYNC_SF_NOSYNC)) {
+	if (was_fetched) {
+		if (!fetched) {
+			pc->q->vanished++;
+			return;
+		}
+		val = *fetched;
+	} else if (pc->io->lookup(pc->io->ctx, &m->key, &val) != 0) {
+		pc->q->vanished++;
+		return;
+	}
+	if (val.id != m->id || val.creatorid != m->creatorid || (val.flags & PFSYNC_SF_NOSYNC)) {
 		pc->q->vanished++;
 		return;
 	}
@@ -398,15 +411,21 @@ static void pack_msg(struct packet_ctx *pc, const struct sendq_msg *m)
 	packet_add(pc, kind_action[m->kind], &out.st);
 }
 
-/* packs the planned messages: QUEUED is cleared (in batches) before values are read */
+/*
+ * Packs the planned messages: QUEUED is cleared (in batches) before values
+ * are read, in one call per batch when the io can fetch.
+ */
 static void pack_planned(struct packet_ctx *pc, size_t n)
 {
 	struct pfsync_key keys[PFSYNC_UNQUEUE_BATCH];
 	struct sendq_msg msgs[PFSYNC_UNQUEUE_BATCH];
+	struct pfsync_state_value vals[PFSYNC_UNQUEUE_BATCH];
+	int rc[PFSYNC_UNQUEUE_BATCH];
 
 	for (size_t start = 0; start < n; start += PFSYNC_UNQUEUE_BATCH) {
 		size_t end = start + PFSYNC_UNQUEUE_BATCH < n ? start + PFSYNC_UNQUEUE_BATCH : n;
-		unsigned int nkeys = 0;
+		unsigned int nkeys = 0, k = 0;
+		int fetched = 0;
 
 		for (size_t i = start; i < end; i++) {
 			struct sendq_msg *m = msg_at(pc->q, pc->q->plan[i]);
@@ -416,10 +435,20 @@ static void pack_planned(struct packet_ctx *pc, size_t n)
 				keys[nkeys++] = m->key;
 			msg_kill(pc->q, m);
 		}
-		if (nkeys && pc->io->unqueue)
+		if (nkeys && pc->io->fetch)
+			fetched = pc->io->fetch(pc->io->ctx, keys, nkeys, vals, rc) == 0;
+		if (nkeys && !fetched && pc->io->unqueue)
 			pc->io->unqueue(pc->io->ctx, keys, nkeys);
-		for (size_t i = start; i < end; i++)
-			pack_msg(pc, &msgs[i - start]);
+		for (size_t i = start; i < end; i++) {
+			const struct sendq_msg *m = &msgs[i - start];
+			const struct pfsync_state_value *v = NULL;
+
+			if (fetched && kind_has_key(m->kind)) {
+				v = rc[k] == 0 ? &vals[k] : NULL;
+				k++;
+			}
+			pack_msg(pc, m, v, fetched);
+		}
 	}
 }
 

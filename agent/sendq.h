@@ -68,6 +68,12 @@ struct sendq_io {
 	int (*lookup)(void *ctx, const struct pfsync_key *key, struct pfsync_state_value *val);
 	/* clears PFSYNC_SF_QUEUED of keys about to be packed */
 	void (*unqueue)(void *ctx, const struct pfsync_key *keys, unsigned int n);
+	/*
+	 * unqueue and lookup of n keys at once (rc[i] 0 or -ENOENT); 0, or
+	 * -errno when not done (then unqueue and lookup are used). May be NULL.
+	 */
+	int (*fetch)(void *ctx, const struct pfsync_key *keys, unsigned int n,
+		     struct pfsync_state_value *vals, int *rc);
 	/* payload = pfsync header onwards; acts[a] = messages of action a; 0 if sent */
 	int (*send)(void *ctx, const __u8 *payload, size_t len, const unsigned int *acts);
 	const struct pfsync_config *cfg; /* for exported expiry times, may be NULL */

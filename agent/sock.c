@@ -839,6 +839,16 @@ static void io_unqueue(void *ctx, const struct pfsync_key *keys, unsigned int n)
 		log_debug("unqueue of %u states failed", n);
 }
 
+static int io_fetch(void *ctx, const struct pfsync_key *keys, unsigned int n,
+		    struct pfsync_state_value *vals, int *rc)
+{
+	struct agent *a = ctx;
+
+	if (!a->store.fetch)
+		return -EOPNOTSUPP;
+	return a->store.fetch(a->store.ctx, keys, n, vals, rc);
+}
+
 static int io_send(void *ctx, const __u8 *payload, size_t len, const unsigned int *acts)
 {
 	return agent_send_payload(ctx, payload, len, acts);
@@ -850,6 +860,7 @@ void agent_bind_sendq_io(struct agent *a)
 	a->sendq_io.ctx = a;
 	a->sendq_io.lookup = io_lookup;
 	a->sendq_io.unqueue = io_unqueue;
+	a->sendq_io.fetch = io_fetch;
 	a->sendq_io.send = io_send;
 }
 

@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "pfsync_logic.h"
 #include "store.h"
@@ -173,6 +178,56 @@ static int bpf_unqueue(void *ctx, struct pfsync_unqueue_args *args)
 	return b->run_unqueue ? b->run_unqueue(b->progs, args) : -EOPNOTSUPP;
 }
 
+static int run_batch(const struct bpf_store *b, int prog_fd, unsigned int n)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts);
+
+	b->import_buf->count = n;
+	b->import_buf->done = 0;
+	if (bpf_prog_test_run_opts(prog_fd, &opts) != 0)
+		return -errno;
+	return b->import_buf->done == n ? 0 : -EIO;
+}
+
+static int bpf_insert_batch(void *ctx, const struct pfsync_import_entry *e, unsigned int n, int *rc)
+{
+	const struct bpf_store *b = ctx;
+	struct pfsync_batch_buf *buf = b->import_buf;
+	int err;
+
+	if (!buf || n > PFSYNC_IMPORT_BATCH)
+		return -EINVAL;
+	memcpy(buf->e, e, n * sizeof(*e));
+	err = run_batch(b, b->import_fd, n);
+	if (err)
+		return err;
+	for (unsigned int i = 0; i < n; i++)
+		rc[i] = buf->rc[i];
+	return 0;
+}
+
+static int bpf_fetch(void *ctx, const struct pfsync_key *keys, unsigned int n,
+		     struct pfsync_state_value *vals, int *rc)
+{
+	const struct bpf_store *b = ctx;
+	struct pfsync_batch_buf *buf = b->import_buf;
+	int err;
+
+	if (!buf || n > PFSYNC_IMPORT_BATCH)
+		return -EINVAL;
+	for (unsigned int i = 0; i < n; i++)
+		buf->e[i].key = keys[i];
+	err = run_batch(b, b->fetch_fd, n);
+	if (err)
+		return err;
+	for (unsigned int i = 0; i < n; i++) {
+		rc[i] = buf->rc[i];
+		if (rc[i] == 0)
+			vals[i] = buf->e[i].val;
+	}
+	return 0;
+}
+
 void bpf_store_bind(struct state_store *s, struct bpf_store *b)
 {
 	memset(s, 0, sizeof(*s));
@@ -184,4 +239,74 @@ void bpf_store_bind(struct state_store *s, struct bpf_store *b)
 	s->read_batch = bpf_read_batch;
 	s->sweep = bpf_sweep;
 	s->unqueue = bpf_unqueue;
+	b->import_fd = b->fetch_fd = -1;
+}
+
+static int import_path(const char *xdp_obj, char *buf, size_t cap)
+{
+	const char *slash = strrchr(xdp_obj, '/');
+	int dir_len = slash ? (int)(slash - xdp_obj) : 1;
+	int n = snprintf(buf, cap, "%.*s/%s", dir_len, slash ? xdp_obj : ".", PFSYNC_BULK_OBJ);
+
+	return n > 0 && (size_t)n < cap ? 0 : -ENAMETOOLONG;
+}
+
+int bpf_store_open_import(struct state_store *s, struct bpf_store *b, const char *xdp_obj)
+{
+	char path[PATH_MAX];
+	struct bpf_program *prog, *fetch;
+	struct bpf_map *states, *buf;
+	void *mem;
+	int rc;
+
+	rc = import_path(xdp_obj, path, sizeof(path));
+	if (rc)
+		return rc;
+	if (access(path, R_OK) != 0)
+		return -errno;
+	b->import_obj = bpf_object__open_file(path, NULL);
+	rc = libbpf_get_error(b->import_obj);
+	if (rc) {
+		b->import_obj = NULL;
+		return rc;
+	}
+	states = bpf_object__find_map_by_name(b->import_obj, PFSYNC_MAP_STATES);
+	buf = bpf_object__find_map_by_name(b->import_obj, PFSYNC_MAP_BATCH_BUF);
+	prog = bpf_object__find_program_by_name(b->import_obj, PFSYNC_PROG_IMPORT);
+	fetch = bpf_object__find_program_by_name(b->import_obj, PFSYNC_PROG_FETCH);
+	rc = !states || !buf || !prog || !fetch ? -ENOENT : 0;
+	rc = rc ?: bpf_map__reuse_fd(states, b->states_fd);
+	rc = rc ?: bpf_object__load(b->import_obj);
+	if (rc)
+		goto fail;
+	b->import_buf_len = ((size_t)bpf_map__value_size(buf) + (size_t)getpagesize() - 1) &
+			    ~((size_t)getpagesize() - 1);
+	mem =
+	    mmap(NULL, b->import_buf_len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(buf), 0);
+	if (mem == MAP_FAILED) {
+		rc = -errno;
+		goto fail;
+	}
+	b->import_buf = mem;
+	b->import_fd = bpf_program__fd(prog);
+	b->fetch_fd = bpf_program__fd(fetch);
+	s->insert_batch = bpf_insert_batch;
+	s->fetch = bpf_fetch;
+	return 0;
+fail:
+	bpf_object__close(b->import_obj);
+	b->import_obj = NULL;
+	return rc;
+}
+
+void bpf_store_close_import(struct state_store *s, struct bpf_store *b)
+{
+	s->insert_batch = NULL;
+	s->fetch = NULL;
+	if (b->import_buf)
+		munmap(b->import_buf, b->import_buf_len);
+	b->import_buf = NULL;
+	b->import_fd = b->fetch_fd = -1;
+	bpf_object__close(b->import_obj);
+	b->import_obj = NULL;
 }

@@ -9,6 +9,7 @@
 
 #include <linux/types.h>
 
+#include "pfsync_bulk.h"
 #include "pfsync_common.h"
 
 /* position of a batched walk over the states map */
@@ -27,6 +28,21 @@ struct state_store {
 	/* replaces an existing entry only: -ENOENT if it is gone */
 	int (*update)(void *ctx, const struct pfsync_key *k, const struct pfsync_state_value *v);
 	int (*remove)(void *ctx, const struct pfsync_key *k); /* 0 or -ENOENT */
+	/*
+	 * insert of up to PFSYNC_IMPORT_BATCH entries at once, rc[i] as insert's
+	 * for entry i; returns 0, or -errno when the batch was not run (the
+	 * caller then inserts one by one). NULL: no batch import.
+	 */
+	int (*insert_batch)(void *ctx, const struct pfsync_import_entry *e, unsigned int n,
+			    int *rc);
+	/*
+	 * for the send queue, up to PFSYNC_IMPORT_BATCH keys: each state's
+	 * QUEUED mark (and maxupd count) is cleared, then its value read into
+	 * vals[i]; rc[i] 0 or -ENOENT. Returns 0, or -errno when not run (the
+	 * caller then unqueues and looks up). NULL: not available.
+	 */
+	int (*fetch)(void *ctx, const struct pfsync_key *keys, unsigned int n,
+		     struct pfsync_state_value *vals, int *rc);
 	/* up to *n entries after cur; *n = entries read; cur->done at the end */
 	int (*read_batch)(void *ctx, struct store_cursor *cur, struct pfsync_key *keys,
 			  struct pfsync_state_value *vals, unsigned int *n);
@@ -76,8 +92,20 @@ struct bpf_store {
 	void *progs; /* handed to run_sweep / run_unqueue */
 	int (*run_sweep)(void *progs, struct pfsync_sweep_args *args);
 	int (*run_unqueue)(void *progs, struct pfsync_unqueue_args *args);
+	/* batch programs (bpf_store_open_import), else NULL / -1 */
+	struct bpf_object *import_obj;
+	int import_fd, fetch_fd;
+	struct pfsync_batch_buf *import_buf; /* the programs' buffer, mmapped */
+	size_t import_buf_len;
 };
 
 void bpf_store_bind(struct state_store *s, struct bpf_store *b);
+/*
+ * Loads PFSYNC_BULK_OBJ from the directory of xdp_obj (the datapath object)
+ * onto b's states map and turns on s->insert_batch and s->fetch; 0, or
+ * -errno (s then goes one state at a time).
+ */
+int bpf_store_open_import(struct state_store *s, struct bpf_store *b, const char *xdp_obj);
+void bpf_store_close_import(struct state_store *s, struct bpf_store *b);
 
 #endif /* AGENT_STORE_H */

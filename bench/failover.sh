@@ -665,9 +665,9 @@ report()
 		echo "held first packets released on the peer's ack: $(val dn.ack), on the ${DEFER_TIMEOUT_MS} ms" \
 			"timeout: $(val dn.timeout) (warm-up included)."
 		echo "The client's veth sends with tx checksum offload off (full checksums, as from a wire). The last"
-		echo "row ($(val dno.count) connects) leaves veth's default on: the held SYN is CHECKSUM_PARTIAL, re-injected"
-		echo "by BPF_PROG_RUN it reaches the server with a bad checksum and the client's SYN retransmit (1 s)"
-		echo "gets through instead. failed = connect() gave up after 5 s (SYN retransmits unanswered)."
+		echo "row ($(val dno.count) connects) leaves veth's default on: the held SYN carries a partial checksum"
+		echo "(CHECKSUM_PARTIAL), which the agent completes before it releases the frame."
+		echo "failed = connect() gave up after 5 s (SYN retransmits unanswered)."
 	fi
 }
 

@@ -8,9 +8,11 @@ statistics, which include the entries in the internal and external caches);
 one exchange costs about 0.2 ms, far cheaper than forking `conntrackd -s`.
 
   count SOCK [internal|external]       entries in that cache (default external)
-  poll SOCK TARGET TIMEOUT_S OUT        sample (CLOCK_MONOTONIC, external count)
-                                        every ~1 ms until TARGET or the timeout;
-                                        OUT.ready appears after the first sample
+  poll SOCK TARGET TIMEOUT_S OUT [STILL_S]
+                                        sample (CLOCK_MONOTONIC, external count)
+                                        every ~1 ms until TARGET, the timeout, or
+                                        (STILL_S given) a count unchanged that
+                                        long; OUT.ready appears after the first
   wait SOCK TARGET TIMEOUT_S START      print elapsed=seconds from START (a
                                         CLOCK_MONOTONIC time) until TARGET
   lag TIMES POLL BASE                   per-flow lag: flow j (sent at TIMES[j])
@@ -18,7 +20,10 @@ one exchange costs about 0.2 ms, far cheaper than forking `conntrackd -s`.
                                         whose count reaches BASE+j+1 (the
                                         external cache fills in arrival order)
   burst TIMES POLL BASE                 applied rate: flows / (first send ->
-                                        sample where all are present)
+                                        sample where all are present); when some
+                                        never arrived, the flows that did / (first
+                                        send -> the sample where the last did),
+                                        and missing= says how many
 All times are CLOCK_MONOTONIC seconds (time.monotonic()), like sync_driver's.
 """
 import array
@@ -63,10 +68,12 @@ def cmd_count(args):
 
 def cmd_poll(args):
     sock, target, timeout, out = args[0], int(args[1]), float(args[2]), args[3]
+    still = float(args[4]) if len(args) > 4 else 0.0
     deadline = time.monotonic() + timeout
     samples = array.array("d")
     count = -1
     ready = False
+    changed_at, last = time.monotonic(), -1
     while True:
         count = cache_count(sock)
         t = time.monotonic()
@@ -75,7 +82,9 @@ def cmd_poll(args):
             # the caller starts the load only once sampling has begun
             open(out + ".ready", "w").close()
             ready = True
-        if count >= target or t > deadline:
+        if count != last:
+            changed_at, last = t, count
+        if count >= target or t > deadline or (still and t - changed_at > still):
             break
         time.sleep(POLL_INTERVAL_S)
     with open(out, "wb") as f:
@@ -154,10 +163,19 @@ def cmd_burst(args):
     print("count=%d\noffered_per_s=%.0f" % (n, (n - 1) / span if span > 0 else 0))
     k = bisect.bisect_left(counts, base + n)
     if k == len(counts):
-        print("complete_s=-1\napplied_per_s=-1")
+        # some never arrived: rate of those that did, up to the last arrival
+        reached = max(counts) if counts else base
+        k = bisect.bisect_left(counts, reached)
+        got = reached - base
+        print("missing=%d" % (n - got))
+        if got <= 0 or times[k] <= sent[0]:
+            print("complete_s=-1\napplied_per_s=-1")
+            return 1
+        complete = times[k] - sent[0]
+        print("complete_s=%.6f\napplied_per_s=%.0f" % (complete, got / complete))
         return 1
     complete = times[k] - sent[0]
-    print("complete_s=%.6f\napplied_per_s=%.0f" % (complete, n / complete))
+    print("missing=0\ncomplete_s=%.6f\napplied_per_s=%.0f" % (complete, n / complete))
     return 0
 
 

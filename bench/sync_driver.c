@@ -28,12 +28,23 @@
  *       COUNT single-datagram UDP flows (fresh destination address/port per
  *       flow) paced to RATE/s; TIMES_FILE gets each send's CLOCK_MONOTONIC
  *       time as a double, for conntrackd's lag (bench/sync_ctdpoll.py).
+ *   ctinsert SRC DST_BASE COUNT RATE BASE [TIMES_FILE]
+ *       the same flows' conntrack entries created in this netns over
+ *       ctnetlink (IPCTNL_MSG_CT_NEW, 600 s timeout, many per sendmsg),
+ *       paced to RATE/s (0 = as fast as the kernel takes them): conntrackd
+ *       sees the same NEW events as from forwarded packets, at a rate the
+ *       packet path of this 2-core machine cannot offer (pfsync's load
+ *       likewise creates states without packet I/O, by BPF_PROG_RUN).
+ *       TIMES_FILE as udpgen's (each flow: when its message went out).
  *
  * Times are CLOCK_MONOTONIC throughout, so the shell, this helper and the
  * Python poller agree.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netlink.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 #include <linux/udp.h>
@@ -64,6 +75,7 @@
 #define DST_ADDR	   0x0aff0001 /* 10.255.0.1 */
 #define FLOW_DPORT	   53
 #define FLOWS_PER_ADDR	   60000 /* udpgen: ports per destination address */
+#define CT_SPORT	   40000 /* ctinsert: the flows' source port */
 
 static double now_s(void)
 {
@@ -361,7 +373,7 @@ static int open_xdp(struct pfsync_bpf *b, struct pfsync_maps *maps, const char *
 	return 0;
 }
 
-/* $SYNC_DRIVER_SAMPLES=FILE: every sample as "t_insert lag_ms" (for diagnosis) */
+/* $SYNC_DRIVER_SAMPLES=FILE: every sample as "t_insert lag_ms lag_lower_bound_ms" (diagnosis) */
 static void dump_samples(const struct run_ctx *c)
 {
 	const char *path = getenv("SYNC_DRIVER_SAMPLES");
@@ -369,11 +381,14 @@ static void dump_samples(const struct run_ctx *c)
 
 	if (!path || !*path || !(f = fopen(path, "w")))
 		return;
-	for (unsigned long s = 0; s < c->nsamples; s++)
-		fprintf(f, "%.6f %.3f\n", c->samples[s].t_insert - c->samples[0].t_insert,
-			c->samples[s].t_found
-			    ? (c->samples[s].t_found - c->samples[s].t_insert) * 1e3
-			    : -1.0);
+	for (unsigned long s = 0; s < c->nsamples; s++) {
+		const struct sample *sm = &c->samples[s];
+
+		fprintf(f, "%.6f %.3f %.3f\n", sm->t_insert - c->samples[0].t_insert,
+			sm->t_found ? (sm->t_found - sm->t_insert) * 1e3 : -1.0,
+			sm->t_lastmiss > sm->t_insert ? (sm->t_lastmiss - sm->t_insert) * 1e3
+						      : 0.0);
+	}
 	fclose(f);
 }
 
@@ -727,6 +742,173 @@ static int cmd_udpgen(int argc, char **argv)
 	return rc;
 }
 
+/* ---- ctinsert ------------------------------------------------------------ */
+#define CT_BATCH   64  /* messages per sendmsg */
+#define CT_MSG_MAX 256 /* bytes one CT_NEW takes, at most */
+#define CT_TIMEOUT 600
+
+struct nlbuf {
+	unsigned char data[CT_BATCH * CT_MSG_MAX];
+	size_t len;
+};
+
+static struct nlattr *nla_put(struct nlbuf *b, __u16 type, const void *val, size_t len)
+{
+	struct nlattr *a = (struct nlattr *)(b->data + b->len);
+
+	a->nla_type = type;
+	a->nla_len = (__u16)(NLA_HDRLEN + len);
+	if (len)
+		memcpy((unsigned char *)a + NLA_HDRLEN, val, len);
+	b->len += NLA_ALIGN(a->nla_len);
+	return a;
+}
+
+static struct nlattr *nest_start(struct nlbuf *b, __u16 type)
+{
+	return nla_put(b, type | NLA_F_NESTED, NULL, 0);
+}
+
+static void nest_end(struct nlbuf *b, struct nlattr *a)
+{
+	a->nla_len = (__u16)(b->data + b->len - (unsigned char *)a);
+}
+
+static void put_tuple(struct nlbuf *b, __u16 type, __u32 src, __u32 dst, __u16 sport, __u16 dport)
+{
+	struct nlattr *t = nest_start(b, type), *n;
+	__u8 proto = IPPROTO_UDP;
+
+	n = nest_start(b, CTA_TUPLE_IP);
+	nla_put(b, CTA_IP_V4_SRC, &src, sizeof(src));
+	nla_put(b, CTA_IP_V4_DST, &dst, sizeof(dst));
+	nest_end(b, n);
+	n = nest_start(b, CTA_TUPLE_PROTO);
+	nla_put(b, CTA_PROTO_NUM, &proto, sizeof(proto));
+	nla_put(b, CTA_PROTO_SRC_PORT, &sport, sizeof(sport));
+	nla_put(b, CTA_PROTO_DST_PORT, &dport, sizeof(dport));
+	nest_end(b, n);
+	nest_end(b, t);
+}
+
+/* flow i as udpgen sends it: SRC:FLOW_SPORT -> DST_BASE + i / 60000 : 1024 + i % 60000 */
+static void put_ct_new(struct nlbuf *b, __u32 seq, __u32 src, __u32 dst_base, __u64 flow)
+{
+	struct nlmsghdr *nh = (struct nlmsghdr *)(b->data + b->len);
+	struct nfgenmsg *g;
+	__u32 dst = htonl(ntohl(dst_base) + (__u32)(flow / FLOWS_PER_ADDR));
+	__u16 dport = htons((__u16)(1024 + flow % FLOWS_PER_ADDR)), sport = htons(CT_SPORT);
+	__u32 timeout = htonl(CT_TIMEOUT);
+
+	nh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
+	nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
+	nh->nlmsg_seq = seq;
+	nh->nlmsg_pid = 0;
+	b->len += NLMSG_HDRLEN;
+	g = (struct nfgenmsg *)(b->data + b->len);
+	memset(g, 0, sizeof(*g));
+	g->nfgen_family = AF_INET;
+	g->version = NFNETLINK_V0;
+	b->len += NLMSG_ALIGN(sizeof(*g));
+	put_tuple(b, CTA_TUPLE_ORIG, src, dst, sport, dport);
+	put_tuple(b, CTA_TUPLE_REPLY, dst, src, dport, sport);
+	nla_put(b, CTA_TIMEOUT, &timeout, sizeof(timeout));
+	nh->nlmsg_len = (__u32)(b->data + b->len - (unsigned char *)nh);
+	b->len = NLMSG_ALIGN(b->len);
+}
+
+/* counts the error replies waiting (ctnetlink answers only failures) */
+static unsigned long long drain_errors(int fd, int *first_err)
+{
+	static unsigned char buf[65536];
+	unsigned long long errs = 0;
+	ssize_t n;
+
+	while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n);
+		     nh = NLMSG_NEXT(nh, n)) {
+			struct nlmsgerr *e = NLMSG_DATA(nh);
+
+			if (nh->nlmsg_type == NLMSG_ERROR && e->error) {
+				if (!*first_err)
+					*first_err = -e->error;
+				errs++;
+			}
+		}
+	}
+	return errs;
+}
+
+static int cmd_ctinsert(int argc, char **argv)
+{
+	unsigned long long count, rate, base, errors = 0;
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	struct in_addr src, dst_base;
+	static struct nlbuf b;
+	double *times = NULL;
+	int fd, first_err = 0, rc, rcvbuf = 8 << 20;
+	__u32 seq = 1;
+	double t0;
+
+	if (inet_pton(AF_INET, argv[0], &src) != 1 || inet_pton(AF_INET, argv[1], &dst_base) != 1) {
+		fprintf(stderr, "sync_driver: ctinsert: SRC and DST_BASE are IPv4 addresses\n");
+		return 2;
+	}
+	if (parse_num("COUNT", argv[2], &count) || parse_num("RATE", argv[3], &rate) ||
+	    parse_num("BASE", argv[4], &base))
+		return 2;
+	if (argc > 5 && !(times = calloc(count ? count : 1, sizeof(*times)))) {
+		fprintf(stderr, "sync_driver: out of memory\n");
+		return 1;
+	}
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	if (fd < 0) {
+		fprintf(stderr, "sync_driver: netlink socket: %s\n", strerror(errno));
+		free(times);
+		return 1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
+	t0 = now_s();
+	for (unsigned long long i = 0; i < count;) {
+		unsigned long long first = i;
+		double t;
+
+		if (rate) {
+			double due = t0 + (double)i / (double)rate;
+
+			if (due > now_s())
+				sleep_until(due);
+		}
+		b.len = 0;
+		for (unsigned int k = 0; k < CT_BATCH && i < count; k++, i++)
+			put_ct_new(&b, seq++, src.s_addr, dst_base.s_addr, base + i);
+		while (sendto(fd, b.data, b.len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) <
+		       0) {
+			if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR) {
+				fprintf(stderr, "sync_driver: ctnetlink: %s\n", strerror(errno));
+				close(fd);
+				free(times);
+				return 1;
+			}
+		}
+		t = now_s();
+		for (unsigned long long j = first; times && j < i; j++)
+			times[j] = t;
+		errors += drain_errors(fd, &first_err);
+	}
+	errors += drain_errors(fd, &first_err);
+	printf("count=%llu\ninsert_s=%.6f\nerrors=%llu\n", count, now_s() - t0, errors);
+	if (errors)
+		fprintf(stderr, "sync_driver: ctinsert: %llu entries refused, first: %s\n", errors,
+			strerror(first_err));
+	close(fd);
+	rc = errors ? 1 : 0;
+	if (times && write_times(argv[5], times, count))
+		rc = 1;
+	free(times);
+	return rc;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: sync_driver config PIN_DIR\n"
@@ -736,7 +918,8 @@ static int usage(void)
 			"       sync_driver now\n"
 			"       sync_driver ctl CTL_SOCK COMMAND\n"
 			"       sync_driver waitidx CTL_SOCK N TIMEOUT_S START\n"
-			"       sync_driver udpgen DST_BASE COUNT RATE BASE [TIMES_FILE]\n");
+			"       sync_driver udpgen DST_BASE COUNT RATE BASE [TIMES_FILE]\n"
+			"       sync_driver ctinsert SRC DST_BASE COUNT RATE BASE [TIMES_FILE]\n");
 	return 2;
 }
 
@@ -768,5 +951,7 @@ int main(int argc, char **argv)
 		return cmd_waitidx(argv + 2);
 	if (!strcmp(cmd, "udpgen") && (nargs == 4 || nargs == 5))
 		return cmd_udpgen(nargs, argv + 2);
+	if (!strcmp(cmd, "ctinsert") && (nargs == 5 || nargs == 6))
+		return cmd_ctinsert(nargs, argv + 2);
 	return usage();
 }

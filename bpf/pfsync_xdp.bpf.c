@@ -108,21 +108,35 @@ struct {
 } pfsync_counters SEC(".maps");
 
 /*
- * CLOCK_BOOTTIME read once per jiffy per CPU: the helper costs about as
- * much as the rest of an established packet's path, and last_seen only
- * needs to be right to well under a second (timeouts are whole seconds).
+ * The datapath's per-CPU scratch, all behind one lookup:
+ * - CLOCK_BOOTTIME read once per jiffy: the helper costs about as much as
+ *   the rest of an established packet's path, and last_seen only needs to
+ *   be right to well under a second (timeouts are whole seconds).
+ * - A block of PFX_ID_BLOCK state ids reserved from pfsync_globals.next_id
+ *   with one atomic add, so that creating a state does not bounce that
+ *   cache line between CPUs (nor wait for a locked add) every time. Ids
+ *   stay unique (each block is handed out once); across CPUs they are not
+ *   in creation order, which nothing relies on (pf's wire and the agent
+ *   only need (id, creatorid) to be unique). The tc program, loaded on its
+ *   own by iproute2, has its own copy of this map and its own blocks.
+ * - The value of a state being created (too big for the stack as well).
  */
-struct pfx_clock {
+#define PFX_ID_BLOCK 64
+
+struct pfx_percpu {
 	__u64 jiffies;
 	__u64 boot_ns;
+	__u64 id_next; /* next id of this CPU's block */
+	__u64 id_end;  /* first id past it */
+	struct pfsync_state_value nv;
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct pfx_clock);
-} pfsync_clock SEC(".maps");
+	__type(value, struct pfx_percpu);
+} pfsync_percpu SEC(".maps");
 
 /*
  * Interfaces the XDP program ran on lately, slot ifindex % XDP_IF_SLOTS.
@@ -148,14 +162,6 @@ struct {
 	__type(value, struct pfx_xdp_if);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pfsync_xdp_ifs SEC(".maps");
-
-/* Scratch for a state being created (too big to sit on the stack too). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct pfsync_state_value);
-} pfsync_scratch SEC(".maps");
 
 /* ---- parsed packet ------------------------------------------------------ */
 enum parse_result {
@@ -209,66 +215,85 @@ static __always_inline int frame_has(const struct parse_ctx *pc, __u32 off, __u3
 
 /*
  * TCP options that pf keeps: MSS and window scale, only on a SYN. The
- * options are copied to the stack and walked by a bpf_loop callback, which
- * the verifier checks once instead of once per path into the parser.
+ * options are copied to the stack and walked by a global function, which
+ * the verifier checks once instead of once per path into the parser, and
+ * which costs one call (a bpf_loop callback cost one per option).
  */
 #define TCP_OPT_MAX 40
 struct tcp_opt_walk {
 	__u8 buf[TCP_OPT_MAX];
-	__u32 pos;
 	__u32 len;
 	__u16 mss;
 	__u8 wscale;
 	__u8 has_wscale;
 };
 
-static long tcp_opt_step(__u32 n, void *data)
+/*
+ * Walks byte by byte, skipping each option's body: indexing by the loop
+ * counter rather than by a data-dependent position keeps the verifier's
+ * work to one pass per byte on every kernel.
+ */
+__noinline int pfsync_tcp_opt_walk(struct tcp_opt_walk *w)
 {
-	struct tcp_opt_walk *w = data;
-	__u32 pos = w->pos;
-	__u8 kind, len;
+	__u32 i, len, skip = 0;
 
-	(void)n;
-	if (pos >= w->len || pos >= TCP_OPT_MAX)
-		return 1;
-	kind = w->buf[pos];
-	if (kind == 0)
-		return 1;
-	if (kind == 1) {
-		w->pos = pos + 1;
+	if (!w)
 		return 0;
+	len = w->len;
+	for (i = 0; i < TCP_OPT_MAX; i++) {
+		__u8 kind, olen;
+
+		if (i >= len)
+			break;
+		if (skip) {
+			skip--;
+			continue;
+		}
+		kind = w->buf[i];
+		if (kind == 0)
+			break;
+		if (kind == 1)
+			continue;
+		if (i + 1 >= TCP_OPT_MAX)
+			break;
+		olen = w->buf[i + 1];
+		if (olen < 2)
+			break;
+		if (kind == 2 && olen == 4 && i + 3 < TCP_OPT_MAX)
+			w->mss = ((__u16)w->buf[i + 2] << 8) | w->buf[i + 3];
+		if (kind == 3 && olen == 3 && i + 2 < TCP_OPT_MAX) {
+			w->wscale = w->buf[i + 2];
+			w->has_wscale = 1;
+		}
+		skip = olen - 1;
 	}
-	if (pos + 1 >= TCP_OPT_MAX)
-		return 1;
-	len = w->buf[pos + 1];
-	if (len < 2)
-		return 1;
-	if (kind == 2 && len == 4 && pos + 3 < TCP_OPT_MAX)
-		w->mss = ((__u16)w->buf[pos + 2] << 8) | w->buf[pos + 3];
-	if (kind == 3 && len == 3 && pos + 2 < TCP_OPT_MAX) {
-		w->wscale = w->buf[pos + 2];
-		w->has_wscale = 1;
-	}
-	w->pos = pos + len;
 	return 0;
 }
 
-static __always_inline void parse_tcp_options(const struct parse_ctx *pc, __u32 opt_off,
+/*
+ * The options are in the linear part (parse_tcp checked the whole header):
+ * copied word by word with direct loads, which cost a fraction of a
+ * bpf_xdp_load_bytes / bpf_skb_load_bytes call.
+ */
+static __always_inline void parse_tcp_options(const struct parse_ctx *pc, const __u8 *opt,
 					      __u32 opt_len, struct pfsync_tcp_seg *seg)
 {
 	struct tcp_opt_walk w = {};
-	long err;
+	__u32 *buf = (__u32 *)w.buf;
+	__u32 i;
 
 	if (opt_len == 0 || opt_len > TCP_OPT_MAX)
 		return;
-	if (pc->skb)
-		err = bpf_skb_load_bytes(pc->skb, opt_off, w.buf, opt_len);
-	else
-		err = bpf_xdp_load_bytes(pc->xdp, opt_off, w.buf, opt_len);
-	if (err)
-		return;
+#pragma unroll
+	for (i = 0; i < TCP_OPT_MAX / 4; i++) {
+		if (i * 4 >= opt_len)
+			break;
+		if ((void *)(opt + i * 4 + 4) > pc->data_end)
+			return;
+		buf[i] = *(const __u32 *)(opt + i * 4);
+	}
 	w.len = opt_len;
-	bpf_loop(TCP_OPT_MAX, tcp_opt_step, &w, 0);
+	pfsync_tcp_opt_walk(&w);
 	seg->mss = w.mss;
 	seg->wscale = w.wscale;
 	seg->has_wscale = w.has_wscale;
@@ -299,7 +324,7 @@ static __always_inline int parse_tcp(const struct parse_ctx *pc, __u32 off, __u3
 	pk->seg.flags = th->flags & 0x3f;
 	pk->seg.payload_len = l4_len - doff;
 	if ((pk->seg.flags & PFSYNC_TH_SYN) && doff > sizeof(*th))
-		parse_tcp_options(pc, off + sizeof(*th), doff - sizeof(*th), &pk->seg);
+		parse_tcp_options(pc, (const __u8 *)(th + 1), doff - sizeof(*th), &pk->seg);
 	return PARSE_OK;
 }
 
@@ -682,6 +707,7 @@ static __always_inline void ensure_identity(struct pfsync_globals *g)
 
 struct pfx_env {
 	struct pfsync_counters *c;
+	struct pfx_percpu *pcpu;
 	__u64 now;
 	__u32 ifindex;
 	__u8 dir;
@@ -689,16 +715,11 @@ struct pfx_env {
 	__u8 seen_by_xdp; /* tc egress: XDP ingress already tracked and counted it */
 };
 
-/* CLOCK_BOOTTIME as of this jiffy (see pfsync_clock). */
-static __always_inline __u64 pfx_now(void)
+/* CLOCK_BOOTTIME as of this jiffy (see pfsync_percpu). */
+static __always_inline __u64 pfx_now(struct pfx_percpu *clk)
 {
-	struct pfx_clock *clk;
-	__u32 zero = 0;
 	__u64 jif;
 
-	clk = bpf_map_lookup_elem(&pfsync_clock, &zero);
-	if (!clk)
-		return bpf_ktime_get_boot_ns();
 	jif = bpf_jiffies64();
 	if (clk->jiffies != jif || !clk->boot_ns) {
 		clk->boot_ns = bpf_ktime_get_boot_ns();
@@ -736,20 +757,30 @@ static __always_inline int xdp_if_saw(__u32 ingress_ifindex)
 /* ACT_DEFER: new state inserted, its first packet is to be held */
 enum { ACT_PASS = 0, ACT_DROP = 1, ACT_RETRY = 2, ACT_DEFER = 3 };
 
+/* The next id of this CPU's block, reserving a new block when it is used up. */
+static __always_inline __u64 next_state_id(struct pfx_percpu *pcpu, struct pfsync_globals *g)
+{
+	if (pcpu->id_next == pcpu->id_end) {
+		__u64 base = __sync_fetch_and_add(&g->next_id, PFX_ID_BLOCK);
+
+		pcpu->id_next = base;
+		pcpu->id_end = base + PFX_ID_BLOCK;
+	}
+	return pcpu->id_next++;
+}
+
 static __always_inline int create_state(struct pfx_env *env, struct pkt *pk, int src_side,
 					const struct verdict *vd)
 {
 	struct pfsync_globals *g = globals_get();
-	struct pfsync_state_value *nv;
-	__u32 zero = 0;
+	struct pfsync_state_value *nv = &env->pcpu->nv;
 	long err;
 
-	nv = bpf_map_lookup_elem(&pfsync_scratch, &zero);
-	if (!g || !nv)
+	if (!g)
 		return ACT_DROP;
 	__builtin_memset(nv, 0, sizeof(*nv));
 	ensure_identity(g);
-	nv->id = __sync_fetch_and_add(&g->next_id, 1);
+	nv->id = next_state_id(env->pcpu, g);
 	nv->creatorid = g->hostid;
 	nv->rule = vd->rule;
 	nv->creation = env->now;
@@ -850,6 +881,12 @@ static __always_inline int state_hit(struct pfx_env *env, struct pkt *pk, int sr
 		pfsync_other_track(v, pk->key.proto, from_init);
 	}
 	v->last_seen = env->now;
+	/*
+	 * Locked adds kept: plain ones measured no faster here (the cost that
+	 * profiles show on them is the wait for the state's cache lines,
+	 * which moves to the next load without them), and they keep the
+	 * counters exact when two CPUs see one connection at once.
+	 */
 	__sync_fetch_and_add(&v->packets[i & 1], 1);
 	__sync_fetch_and_add(&v->bytes[i & 1], pk->ip_len);
 	note_change(env, v, &pk->key);
@@ -932,12 +969,14 @@ static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 i
 				   __u8 seen_by_xdp)
 {
 	struct pfsync_counters *c;
+	struct pfx_percpu *pcpu;
 	struct pfx_env env;
 	__u32 zero = 0;
 	int res, act;
 
 	c = bpf_map_lookup_elem(&pfsync_counters, &zero);
-	if (!c)
+	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
+	if (!c || !pcpu)
 		return ACT_PASS;
 	c->packets_seen++;
 	res = parse_frame(pc, pk);
@@ -952,7 +991,8 @@ static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 i
 		return ACT_PASS;
 	}
 	env.c = c;
-	env.now = pfx_now();
+	env.pcpu = pcpu;
+	env.now = pfx_now(pcpu);
 	env.ifindex = ifindex;
 	env.dir = dir;
 	env.defer = 0;
@@ -1059,23 +1099,52 @@ static __always_inline long defer_copy(struct xdp_md *xdp, struct __sk_buff *skb
 	return bpf_xdp_load_bytes(xdp, 0, d->data, n + 1);
 }
 
+/*
+ * A held frame the agent releases carries PFSYNC_DEFER_META (XDP metadata,
+ * which only BPF can set): it passes untracked, as pf lets the packets it
+ * released through; the state tracked it when it was held.
+ */
+static __always_inline int defer_released(struct xdp_md *ctx)
+{
+	void *meta = (void *)(long)ctx->data_meta;
+
+	return meta + PFSYNC_DEFER_META_LEN <= (void *)(long)ctx->data &&
+	       *(__u32 *)meta == PFSYNC_DEFER_META;
+}
+
+/* pf defers no broadcast or multicast packet: the dst MAC's group bit */
+static __always_inline int defer_group_dst(const struct parse_ctx *pc)
+{
+	return frame_has(pc, 0, 1) && (*(__u8 *)pc->data & 1);
+}
+
 SEC("xdp")
 int pfsync_xdp(struct xdp_md *ctx)
 {
 	struct parse_ctx pc;
 	struct pkt pk;
-	int act;
+	__u32 ifindex;
+	int act, group;
 
+	/* first thing: checked after process(), it costs the verifier a third more */
+	if (defer_released(ctx)) {
+		xdp_if_mark(ctx->ingress_ifindex);
+		return XDP_PASS;
+	}
 	pc.data = (void *)(long)ctx->data;
 	pc.data_end = (void *)(long)ctx->data_end;
 	pc.frame_len = pc.data_end - pc.data;
 	pc.xdp = ctx;
 	pc.skb = NULL;
+	group = defer_group_dst(&pc); /* read here: cheaper to verify than after process() */
 	pkt_init(&pk);
-	xdp_if_mark(ctx->ingress_ifindex);
-	act = process(&pc, &pk, ctx->ingress_ifindex, PF_IN, 0);
+	/* once: each read of the field is three dependent loads */
+	ifindex = ctx->ingress_ifindex;
+	xdp_if_mark(ifindex);
+	act = process(&pc, &pk, ifindex, PF_IN, 0);
 	if (act == ACT_DEFER) {
-		struct pfsync_deferred *d = defer_slot(&pk, pc.frame_len, ctx->ingress_ifindex, 0);
+		struct pfsync_deferred *d =
+		    group ? NULL : defer_slot(&pk, pc.frame_len, ctx->ingress_ifindex, 0);
 		__u32 len = defer_len(pc.frame_len);
 		long err = -1;
 
@@ -1094,7 +1163,7 @@ int pfsync_tc(struct __sk_buff *skb)
 	struct parse_ctx pc;
 	struct pkt pk;
 	__u32 linear = skb->data_end - skb->data;
-	int act;
+	int act, group;
 
 	if (linear < skb->len && linear < TC_PULL_LEN)
 		bpf_skb_pull_data(skb, skb->len < TC_PULL_LEN ? skb->len : TC_PULL_LEN);
@@ -1103,10 +1172,12 @@ int pfsync_tc(struct __sk_buff *skb)
 	pc.frame_len = skb->len;
 	pc.xdp = NULL;
 	pc.skb = skb;
+	group = defer_group_dst(&pc);
 	pkt_init(&pk);
 	act = process(&pc, &pk, skb->ifindex, PF_OUT, xdp_if_saw(skb->ingress_ifindex));
 	if (act == ACT_DEFER) {
-		struct pfsync_deferred *d = defer_slot(&pk, skb->len, skb->ifindex, 1);
+		struct pfsync_deferred *d =
+		    group ? NULL : defer_slot(&pk, skb->len, skb->ifindex, 1);
 		__u32 len = defer_len(skb->len);
 		long err = -1;
 
@@ -1171,18 +1242,26 @@ static long sweep_one(struct bpf_map *map, struct pfsync_key *k, struct pfsync_s
 	return 0;
 }
 
-/* one key handed over by the agent's pass: judged on its live value */
-static __noinline int sweep_key(struct pfsync_key *key, struct sweep_walk *w)
+/*
+ * One key handed over by the agent's pass: judged on its live value.
+ * Global, so that the verifier checks it once: as a static function it was
+ * checked again at each of the PFSYNC_SWEEP_BATCH call sites, which 6.1's
+ * verifier gave up on (over a million instructions).
+ */
+__noinline int pfsync_sweep_key(struct pfsync_key *key, struct sweep_walk *w)
 {
 	struct pfsync_state_value *v;
+	struct pfsync_key k;
 
 	if (!key || !w)
 		return 0;
-	v = bpf_map_lookup_elem(&pfsync_states, key);
+	/* on the stack: 6.1 takes no argument memory as a map key */
+	__builtin_memcpy(&k, key, sizeof(k));
+	v = bpf_map_lookup_elem(&pfsync_states, &k);
 	if (!v)
 		return 0;
 	w->seen++;
-	sweep_entry(key, v, w);
+	sweep_entry(&k, v, w);
 	return 0;
 }
 
@@ -1199,7 +1278,7 @@ static __always_inline void sweep_keys(struct pfsync_sweep_args *args, struct sw
 		if (i >= count)
 			break;
 		__builtin_memcpy(&key, &args->keys[i], sizeof(key));
-		sweep_key(&key, w);
+		pfsync_sweep_key(&key, w);
 	}
 }
 

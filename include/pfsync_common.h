@@ -310,6 +310,14 @@ struct pfsync_unqueue_args {
 	struct pfsync_key keys[PFSYNC_UNQUEUE_BATCH];
 };
 
+/*
+ * XDP metadata (4 bytes) in front of a held frame the agent releases with
+ * BPF_PROG_RUN: the XDP program passes such a frame untracked, as pf lets
+ * its released deferred packets through. Only BPF can set metadata.
+ */
+#define PFSYNC_DEFER_META     0x66446670u /* "pfDf" */
+#define PFSYNC_DEFER_META_LEN 4
+
 /* A packet held by defer (pfsync_defer QUEUE values). */
 struct pfsync_deferred {
 	struct pfsync_key key;

@@ -580,8 +580,18 @@ static __always_inline int pfsync_tcp_track_full(struct pfsync_state_value *v,
 		pfsync_tcp_first_from_src(&c, src, dst, s);
 	} else {
 		c.end = c.seq + s->payload_len;
-		if (s->flags & PFSYNC_TH_SYN)
+		if (s->flags & PFSYNC_TH_SYN) {
 			c.end++;
+			/*
+			 * A repeated SYN: its window counts bytes, while max_win
+			 * counts in units of the scale src offered (unscaled at
+			 * creation). Taken raw it would inflate max_win 2^wscale
+			 * times, and the peer's SYN|ACK could then fall outside
+			 * the window computed from it.
+			 */
+			if (src->wscale & PF_WSCALE_FLAG)
+				c.win = pfsync_unscale_win(c.win, src->wscale & PF_WSCALE_MASK);
+		}
 		c.data_end = c.end;
 		if (s->flags & PFSYNC_TH_FIN)
 			c.end++;
@@ -613,6 +623,54 @@ static __always_inline int pfsync_tcp_track_full(struct pfsync_state_value *v,
 }
 
 /*
+ * pfsync_tcp_track_full for the segment nearly every packet is: ACK set, no
+ * SYN, FIN or RST, both peers ESTABLISHED, src not on its first segment
+ * (seqlo != 0). The same computation with the branches that cannot be
+ * taken there left out: the ack is the segment's, no window is unscaled,
+ * the flags change no level, the timeout class stays ESTABLISHED and the
+ * loose branch cannot accept (it needs a peer below SYN_SENT or at
+ * FIN_WAIT_2). Callers check those conditions (pfsync_tcp_is_plain_est).
+ */
+static __always_inline int pfsync_tcp_is_plain_est(const struct pfsync_peer *src,
+						   const struct pfsync_peer *dst,
+						   const struct pfsync_tcp_seg *s)
+{
+	return (s->flags & (PFSYNC_TH_SYN | PFSYNC_TH_FIN | PFSYNC_TH_RST | PFSYNC_TH_ACK)) ==
+		   PFSYNC_TH_ACK &&
+	       src->state == TCPS_ESTABLISHED && dst->state == TCPS_ESTABLISHED && src->seqlo != 0;
+}
+
+static __always_inline int pfsync_tcp_track_est(struct pfsync_state_value *v,
+						struct pfsync_peer *src, struct pfsync_peer *dst,
+						const struct pfsync_tcp_seg *s)
+{
+	struct pfsync_tcp_calc c;
+	__u32 src_seqlo = src->seqlo;
+	__s32 ackskew;
+
+	c.sws = c.dws = 0;
+	if (src->wscale && dst->wscale) {
+		c.sws = src->wscale & PF_WSCALE_MASK;
+		c.dws = dst->wscale & PF_WSCALE_MASK;
+	}
+	c.win = s->win;
+	c.ack = s->ack;
+	c.seq = s->seq;
+	c.end = c.seq + s->payload_len;
+	if (c.seq == c.end)
+		c.seq = c.end = src_seqlo; /* no data: ease sequencing restrictions */
+	ackskew = (__s32)(dst->seqlo - c.ack);
+	if (!pfsync_seq_geq(src->seqhi, c.end) ||
+	    !pfsync_seq_geq(c.seq, src_seqlo - ((__u32)dst->max_win << c.dws)) ||
+	    ackskew < -PFSYNC_MAXACKWINDOW ||
+	    (__s64)ackskew > ((__s64)PFSYNC_MAXACKWINDOW << c.sws))
+		return PFSYNC_TCP_BAD_WINDOW;
+	pfsync_tcp_slide(&c, src, dst);
+	v->timeout = PFTM_TCP_ESTABLISHED;
+	return PFSYNC_TCP_PASS;
+}
+
+/*
  * A later packet of a TCP state (pf_test_state): from_initiator selects
  * which peer is the packet's source; sloppy = pf's `keep state (sloppy)`.
  */
@@ -622,6 +680,8 @@ static __always_inline int pfsync_tcp_track(struct pfsync_state_value *v, int fr
 	struct pfsync_peer *src = from_initiator ? &v->peer[0] : &v->peer[1];
 	struct pfsync_peer *dst = from_initiator ? &v->peer[1] : &v->peer[0];
 
+	if (!sloppy && pfsync_tcp_is_plain_est(src, dst, s))
+		return pfsync_tcp_track_est(v, src, dst, s);
 	if ((s->flags & (PFSYNC_TH_SYN | PFSYNC_TH_ACK)) == PFSYNC_TH_SYN) {
 		if (src->state >= TCPS_FIN_WAIT_2 && dst->state >= TCPS_FIN_WAIT_2) {
 			v->timeout = PFTM_PURGE;

@@ -11,7 +11,13 @@
 # SYN-ACK only if fwA's INS reached it first. Checked:
 #   - with --defer on both agents, N connections all complete on their first
 #     SYN: no SYN or SYN-ACK retransmission (TCP_INFO total_retrans of both
-#     ends and TcpExtTCPSynRetrans of both namespaces), data both ways
+#     ends and TcpExtTCPSynRetrans of both namespaces), data both ways, and
+#     fwA releases none of its held packets by timeout (its own multicast,
+#     e.g. IPv6 neighbour discovery sent before fwB's agent was up, is never
+#     held, as in pf); a connection fwA opens itself (its SYN held at tc
+#     egress, sent again from a packet socket) completes on its first SYN
+#     too; every packet fwA's datapath held is accounted for once: released
+#     on ack + by timeout + failed = held
 #   - without --defer, the same N connections: those that needed a
 #     retransmission (or failed) are counted and printed; more than none
 #   - defer timeout: fwB's agent stopped (no peer to acknowledge), fwA with
@@ -19,6 +25,9 @@
 #     first SYN (the held SYN is released after the timeout, not lost); the
 #     released-by-timeout count rises by one per connection, nothing fails
 #     to be released, the defer queue never overflows
+#   - agent stopped while it holds a packet (no peer, --defer-timeout 10000):
+#     the held UDP datagram reaches the server once, sent when the agent
+#     stops, not lost with it
 # Every wait polls with a deadline.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -289,6 +298,27 @@ fi
 [ "$(status A defer_release_failed)" = 0 ] || nl_fail "fwA failed to release $(status A defer_release_failed) packets"
 [ "$(dp_counter A defer_full)" = 0 ] || nl_fail "fwA's defer queue overflowed $(dp_counter A defer_full) times"
 echo "fwA: $acks packets held and released on fwB's ack"
+# fwA's own connection: the state is made by `pass out on wan0`, at tc egress
+egress_before=$(status A defer_released_ack)
+nl_in "$FWA" python3 "$NL_TMP/conn.py" client 10.79.2.10 "$PORT" 1 1 >"$NL_TMP/conns-egress.txt" ||
+	nl_fail "egress: connection client crashed"
+if grep -q '^ok [0-9.]* 0 0$' "$NL_TMP/conns-egress.txt" &&
+	[ "$(status A defer_released_ack)" -gt "$egress_before" ]; then
+	nl_pass "fwA's own connection: SYN held at egress, released on fwB's ack, no retransmission"
+else
+	nl_fail "fwA's own connection: $(cat "$NL_TMP/conns-egress.txt"), released on ack $egress_before -> $(status A defer_released_ack)"
+fi
+# fwA's datapath and agent started together on PIN_A: every packet held is
+# released exactly once (held here 0 once everything went)
+held_none() { [ "$(status A defer_held)" = 0 ]; }
+nl_wait_until 10 held_none || nl_fail "fwA still holds $(status A defer_held) packets"
+held=$(dp_counter A defer_held)
+released=$(($(status A defer_released_ack) + $(status A defer_released_timeout) + $(status A defer_release_failed)))
+if [ "$held" = "$released" ]; then
+	nl_pass "fwA: $held packets held, as many released"
+else
+	nl_fail "fwA: $held packets held by the datapath, $released released by the agent"
+fi
 
 # ---- run 2: no defer --------------------------------------------------------------
 
@@ -338,6 +368,46 @@ fi
 [ "$(dp_counter A defer_full)" = 0 ] || nl_fail "fwA's defer queue overflowed"
 
 stop_agent A || nl_fail "agent A did not exit cleanly"
+
+# ---- run 4: the agent stops while it holds a packet ----------------------------------
+
+# server: every UDP datagram's payload, one line each
+cat >"$NL_TMP/udp.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+out = open(sys.argv[3], "a", buffering=1)
+out.write("listening\n")
+while True:
+    out.write(s.recv(100).decode(errors="replace") + "\n")
+PY
+send_udp() # PAYLOAD: one datagram client -> server
+{
+	nl_in "$CLI" python3 -c 'import socket, sys
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(sys.argv[1].encode(), ("10.79.2.10", 7200))' "$1"
+}
+held_one() { [ "$(status A defer_held)" -ge 1 ]; }
+nl_bg UDP_PID "$SRV" python3 "$NL_TMP/udp.py" 10.79.2.10 7200 "$NL_TMP/udp.txt"
+nl_wait_until 10 nl_file_has "$NL_TMP/udp.txt" listening || nl_die "UDP server did not start"
+start_agent A --defer --defer-timeout 10000
+send_udp held-at-stop
+if nl_wait_until 10 held_one; then
+	stop_agent A || nl_fail "agent A did not exit cleanly"
+	# after the agent: fwA forwards unfiltered; once this one is in, so is
+	# anything the agent sent before it went
+	send_udp after-stop
+	nl_wait_until 10 nl_file_has "$NL_TMP/udp.txt" after-stop || nl_fail "fwA does not forward after the agent stopped"
+	copies=$(grep -c '^held-at-stop$' "$NL_TMP/udp.txt")
+	if [ "$copies" = 1 ]; then
+		nl_pass "agent stopped holding a packet: it reached the server, once"
+	else
+		nl_fail "agent stopped holding a packet: the server got it $copies times"
+	fi
+else
+	nl_fail "fwA did not hold the datagram ($(status A defer_held) held)"
+	stop_agent A
+fi
+
 if [ "$NL_FAILED" -ne 0 ]; then
 	for name in A B; do
 		nl_log "---- last lines of agent $name's log"

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.." || exit 1
 . scripts/netns-lib.sh
 
 BUILD=${PFSYNC_BUILD:-$PWD/build}
-for f in pfsync-agent pfsyncctl pfsync_xdp.o; do
+for f in pfsync-agent pfsyncctl pfsync_xdp.o pfsync_bulk.o; do
 	[ -e "$BUILD/$f" ] || nl_die "$BUILD/$f not built (make)"
 done
 for tool in make python3 ip nsenter mandoc man; do
@@ -34,11 +34,12 @@ CTL=$SBIN/pfsyncctl
 # ---- install ------------------------------------------------------------------
 # -o: never rebuild here (other builds may be running in this tree); install what is built
 if ! make -s -C "$PWD" BUILD="$BUILD" -o "$BUILD/pfsync-agent" -o "$BUILD/pfsyncctl" \
-	-o "$BUILD/pfsync_xdp.o" DESTDIR="$DEST" install >"$NL_TMP/install.log" 2>&1; then
+	-o "$BUILD/pfsync_xdp.o" -o "$BUILD/pfsync_bulk.o" DESTDIR="$DEST" install >"$NL_TMP/install.log" 2>&1; then
 	cat "$NL_TMP/install.log" >&2
 	nl_die "make install failed"
 fi
 expected="etc/pfsync/pfsync.conf.example
+usr/local/lib/bpf/pfsync_bulk.o
 usr/local/lib/bpf/pfsync_xdp.o
 usr/local/lib/systemd/system/pfsync-agent.service
 usr/local/sbin/pfsync-agent
@@ -186,6 +187,10 @@ nl_wait_until 10 test -S "$NL_TMP/a.sock" || nl_die "agent A did not start: $(ta
 grep -q "BPF object $SBIN/../lib/bpf/pfsync_xdp.o" "$NL_TMP/a.log" &&
 	nl_pass "installed agent found the installed BPF object" ||
 	nl_fail "BPF object: $(grep -i "object" "$NL_TMP/a.log")"
+# pfsync_bulk.o beside it: batch import and fetch, else one bpf() call per state
+! grep -q "no batch import" "$NL_TMP/a.log" &&
+	nl_pass "installed agent loaded the batch programs" ||
+	nl_fail "batch programs: $(grep "batch import" "$NL_TMP/a.log")"
 
 if nl_wait_until 30 nl_file_has "$NL_TMP/notify.log" "READY=1"; then
 	grep "READY=1" "$NL_TMP/notify.log" | head -1 | grep -q "STATUS=bulk update done" &&

@@ -646,6 +646,92 @@ static void test_tcp_port_reuse(void **state)
 	assert_int_equal(states_count(f), 1);
 }
 
+/*
+ * A SYN carrying the given TCP option bytes (a multiple of 4, at most 40):
+ * built with them as payload, then the data offset is raised over them.
+ */
+static int xdp_syn_opts(struct fixture *f, struct pkt_spec syn, const __u8 *opts, size_t len)
+{
+	__u8 buf[PKT_MAX];
+	size_t n;
+
+	syn.payload = opts;
+	syn.payload_len = len;
+	n = pkt_build(&syn, buf, sizeof(buf));
+	assert_true(n > 0);
+	buf[pkt_l4_off(&syn) + 12] = (__u8)(((20 + len) / 4) << 4);
+	return run_xdp(f, buf, n);
+}
+
+/* MSS and window scale as pf keeps them, from option lists seen in the wild
+ * and from broken ones (the walk stops where pf's does). */
+static void test_tcp_syn_options(void **state)
+{
+	static const struct {
+		__u8 opts[20];
+		__u8 len;
+		__u16 mss;
+		__u8 wscale;
+	} cases[] = {
+	    /* Linux: MSS, SACK permitted, timestamps, NOP, WS */
+	    {{2, 4, 5, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 7},
+	     20,
+	     1460,
+	     PF_WSCALE_FLAG | 7},
+	    /* Windows: MSS, NOP, WS, NOP, NOP, SACK permitted */
+	    {{2, 4, 5, 0x78, 1, 3, 3, 8, 1, 1, 4, 2}, 12, 1400, PF_WSCALE_FLAG | 8},
+	    /* end of option list before the WS */
+	    {{2, 4, 5, 0xb4, 0, 3, 3, 7}, 8, 1460, 0},
+	    /* an option length below 2 ends the walk */
+	    {{2, 4, 5, 0xb4, 8, 1, 3, 7}, 8, 1460, 0},
+	    /* WS first, then an option running past the end; shift capped at 14 */
+	    {{1, 1, 3, 3, 15, 2, 40, 0}, 8, 0, PF_WSCALE_FLAG | 14},
+	    /* MSS with a wrong length is not an MSS */
+	    {{2, 5, 5, 0xb4, 0, 1, 3, 3, 7, 0, 0, 0}, 12, 0, PF_WSCALE_FLAG | 7},
+	};
+	struct fixture *f = *state;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pkt_spec syn = tcp4(A4, B4, (__u16)(41000 + i), 80, SYN, 1000, 0);
+		struct pfsync_state_value v;
+
+		assert_int_equal(xdp_syn_opts(f, syn, cases[i].opts, cases[i].len), XDP_PASS);
+		assert_int_equal(state_get(f, &syn, &v), 0);
+		assert_int_equal(v.peer[0].mss, cases[i].mss);
+		assert_int_equal(v.peer[0].wscale, cases[i].wscale);
+		assert_int_equal(v.peer[0].seqhi, 1000 + 1 + 1); /* no payload: options only */
+	}
+}
+
+/* State ids come from per-CPU blocks of pfsync_globals.next_id: unique, and
+ * none beyond what was reserved there. */
+static void test_state_ids_unique(void **state)
+{
+	enum { N = 150 }; /* more than two blocks */
+	struct fixture *f = *state;
+	__u64 ids[N];
+	struct pfsync_globals g;
+	int i, j;
+
+	for (i = 0; i < N; i++) {
+		struct pkt_spec s = udp(AF_INET, A4, B4, (__u16)(20000 + i), 53);
+		struct pfsync_state_value v;
+
+		assert_int_equal(xdp_spec(f, &s), XDP_PASS);
+		assert_int_equal(state_get(f, &s, &v), 0);
+		ids[i] = v.id;
+	}
+	g = globals_read(f);
+	for (i = 0; i < N; i++) {
+		assert_true(ids[i] >> 32 != 0); /* seeded from the clock */
+		assert_true(ids[i] < g.next_id);
+		for (j = 0; j < i; j++)
+			assert_true(ids[i] != ids[j]);
+	}
+	assert_int_equal(counters_sum(f).states_inserted, N);
+}
+
 /* ---- UDP / ICMP / other ------------------------------------------------- */
 static void test_udp(void **state)
 {
@@ -1415,6 +1501,96 @@ static void test_defer_nosync_not_held(void **state)
 	assert_int_equal(counters_sum(f).defer_held, 0);
 }
 
+/* pf defers no multicast or broadcast packet: it passes, its insert asks no ack */
+static void test_defer_group_not_held(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_config cfg = {.cfg_flags = PFSYNC_CFG_DEFER};
+	struct pkt_spec s = udp(AF_INET, A4, "224.0.0.251", 5353, 5353);
+	struct pkt_spec b = udp(AF_INET, A4, "10.1.0.255", 137, 137);
+	struct pfsync_state_value v;
+	struct pfsync_deferred d;
+	__u8 frame[PKT_MAX];
+	size_t len;
+
+	config_write(f, &cfg);
+	len = pkt_build(&s, frame, sizeof(frame));
+	memcpy(frame, "\x01\x00\x5e\x00\x00\xfb", 6);
+	assert_int_equal(run_xdp(f, frame, len), XDP_PASS);
+	len = pkt_build(&b, frame, sizeof(frame));
+	memcpy(frame, "\xff\xff\xff\xff\xff\xff", 6);
+	assert_int_equal(run_tc(f, frame, len), TC_ACT_OK);
+	assert_int_not_equal(defer_pop(f, &d), 0);
+	assert_int_equal(counters_sum(f).defer_held, 0);
+	assert_int_equal(state_get(f, &s, &v), 0);
+	assert_false(v.flags & PFSYNC_SF_DEFERRED);
+	assert_int_equal(state_get(f, &b, &v), 0);
+	assert_false(v.state_flags & PFSTATE_ACK);
+	events_read(f);
+	assert_int_equal(f->log.n, 2);
+	assert_int_equal(f->log.ev[0].evflags, 0);
+	assert_int_equal(f->log.ev[1].evflags, 0);
+}
+
+/* XDP ingress of a held frame the agent releases (PFSYNC_DEFER_META in front) */
+static int run_xdp_released(struct fixture *f, const void *frame, size_t len)
+{
+	__u8 buf[PFSYNC_DEFER_META_LEN + PKT_MAX];
+	__u32 meta = PFSYNC_DEFER_META;
+	struct xdp_md ctx = {.data = PFSYNC_DEFER_META_LEN,
+			     .data_end = (__u32)(PFSYNC_DEFER_META_LEN + len),
+			     .ingress_ifindex = LO_IFINDEX};
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = buf,
+		    .data_size_in = (__u32)(PFSYNC_DEFER_META_LEN + len), .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+	memcpy(buf, &meta, sizeof(meta));
+	memcpy(buf + PFSYNC_DEFER_META_LEN, frame, len);
+	assert_int_equal(bpf_prog_test_run_opts(f->b.xdp_fd, &opts), 0);
+	return (int)opts.retval;
+}
+
+/*
+ * A held SYN, released, passes untracked: the state is as the SYN left it.
+ * Tracked a second time, the SYN raised the client's max_win to its
+ * unscaled window (64240); scaled by the client's wscale, that kept the
+ * first SYN-ACK's seqhi from sliding, and a SYN-ACK whose sequence number
+ * lies in the 64240 << 10 below 2^31 (1.5 % of them) was dropped as out of
+ * window, each retransmission too: the connection never completed.
+ */
+static void test_defer_released_syn_untracked(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_config cfg = {.cfg_flags = PFSYNC_CFG_DEFER};
+	struct pkt_spec syn = tcp4(A4, B4, 40000, 80, SYN, 4050864249u, 0);
+	struct pkt_spec synack = tcp4(B4, A4, 80, 40000, SYN | ACK, 0x7f000000u, 4050864250u);
+	struct pfsync_state_value held, released;
+	struct pfsync_deferred d;
+	__u8 frame[PKT_MAX];
+	size_t len;
+
+	syn.win = 64240;
+	syn.mss = 1460;
+	syn.wscale = 10;
+	synack.win = 65160;
+	synack.mss = 1460;
+	synack.wscale = 7;
+	config_write(f, &cfg);
+	len = pkt_build(&syn, frame, sizeof(frame));
+	assert_int_equal(run_xdp(f, frame, len), XDP_DROP);
+	assert_int_equal(state_get(f, &syn, &held), 0);
+	assert_int_equal(defer_pop(f, &d), 0);
+	assert_int_equal(run_xdp_released(f, d.data, d.len), XDP_PASS);
+	assert_int_equal(state_get(f, &syn, &released), 0);
+	assert_memory_equal(released.peer, held.peer, sizeof(held.peer));
+	assert_int_equal(released.packets[0], 1);
+	assert_int_equal(counters_sum(f).defer_held, 1);
+	/* the server's answer to it */
+	assert_int_equal(xdp_spec(f, &synack), XDP_PASS);
+	assert_int_equal(counters_sum(f).out_of_window, 0);
+	assert_int_not_equal(defer_pop(f, &d), 0);
+}
+
 /* ---- table full (own group, tiny map) ----------------------------------- */
 static void test_table_full(void **state)
 {
@@ -1473,6 +1649,8 @@ int main(void)
 	    T(test_tcp_rst),
 	    T(test_tcp_out_of_window),
 	    T(test_tcp_port_reuse),
+	    T(test_tcp_syn_options),
+	    T(test_state_ids_unique),
 	    T(test_udp),
 	    T(test_forwarded_counted_once),
 	    T(test_icmp_echo),
@@ -1503,6 +1681,8 @@ int main(void)
 	    T(test_defer_xdp),
 	    T(test_defer_tc),
 	    T(test_defer_nosync_not_held),
+	    T(test_defer_group_not_held),
+	    T(test_defer_released_syn_untracked),
 	};
 	const struct CMUnitTest small_tests[] = {
 	    T(test_table_full),

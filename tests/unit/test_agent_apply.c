@@ -703,11 +703,21 @@ static void test_bulk_pace_halves_on_quick_rerequest(void **state)
 	a->now_ns += 2 * NSEC;
 	answer_bulk_request();
 	assert_int_equal(a->bulk_rate, 200000);
-	/* a request long after the last answer is a new peer or a restart */
+	/* a request between the loss moments is a new peer, a restart or a
+	 * flush: the pace climbs back to the configured one */
 	a->walker.last_bus_states = WALKER_LOSSY_STATES;
-	a->now_ns += WALKER_RETRY_WINDOW_NS + NSEC;
+	a->now_ns += WALKER_LOSS_QUICK_NS + NSEC;
+	answer_bulk_request();
+	assert_int_equal(a->bulk_rate, 400000);
+	/* BUS END lost: the receiver asks once the transfer was idle long enough */
+	a->walker.last_bus_states = WALKER_LOSSY_STATES;
+	a->now_ns += BULK_IDLE_TIMEOUT_NS;
 	answer_bulk_request();
 	assert_int_equal(a->bulk_rate, 200000);
+	a->walker.last_bus_states = WALKER_LOSSY_STATES;
+	a->now_ns += 30 * NSEC;
+	answer_bulk_request();
+	assert_int_equal(a->bulk_rate, 400000);
 	/* never below the floor */
 	a->bulk_rate = WALKER_MIN_RATE + 1;
 	a->walker.last_bus_states = WALKER_LOSSY_STATES;
@@ -718,6 +728,88 @@ static void test_bulk_pace_halves_on_quick_rerequest(void **state)
 	a->now_ns += NSEC;
 	answer_bulk_request();
 	assert_int_equal(a->bulk_rate, WALKER_MIN_RATE);
+}
+
+static unsigned int batch_calls;
+
+/* the batch import, by single inserts: each entry's result as insert gives it */
+static int fake_insert_batch(void *ctx, const struct pfsync_import_entry *e, unsigned int n,
+			     int *rc)
+{
+	assert_true(n >= 1 && n <= PFSYNC_IMPORT_BATCH);
+	batch_calls++;
+	for (unsigned int i = 0; i < n; i++)
+		rc[i] = fake_insert(ctx, &e[i].key, &e[i].val);
+	return 0;
+}
+
+/*
+ * One packet: INS 12 (ACK wanted), UPD 11, UPD 11 again (newer), UPD 13
+ * whose key we already hold under our own identity, then DEL of 12 (the
+ * builder orders sections as OpenBSD: INS, UPD, DEL). Applied in the
+ * packet's order whether or not imports are batched.
+ */
+static void deliver_mixed_import_packet(void)
+{
+	struct pfsync_builder *b = pfsync_builder_new(1500);
+	struct pfsync_state st;
+
+	assert_non_null(b);
+	put_local(13, 0x777, OUR_ID, 1000);
+	wire_state(12, 0x501, PEER_ID, 10, &st);
+	pfsync_put_be16(&st.state_flags, PFSTATE_ACK);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
+	wire_state(11, 0x500, PEER_ID, 100, &st);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_UPD, &st), 0);
+	wire_state(11, 0x500, PEER_ID, 300, &st);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_UPD, &st), 0);
+	wire_state(13, 0x502, PEER_ID, 2000, &st);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_UPD, &st), 0);
+	wire_state(12, 0x501, PEER_ID, 10, &st);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_DEL, &st), 0);
+	deliver(b, 255, SYNCDEV);
+	pfsync_builder_free(b);
+}
+
+static void check_mixed_import_outcome(void)
+{
+	struct pfsync_state_value got;
+	struct pfsync_key k11 = key_for(11), k12 = key_for(12), k13 = key_for(13);
+	struct pfsync_key k;
+
+	assert_int_equal(fake_lookup(NULL, &k11, &got), 0);
+	assert_int_equal(got.id, 0x500);
+	assert_int_equal(got.peer[0].seqlo, 300); /* the second UPD merged into the first */
+	assert_int_equal(fake_lookup(NULL, &k12, &got), -ENOENT); /* deleted after its INS */
+	assert_int_equal(fake_lookup(NULL, &k13, &got), 0);
+	assert_int_equal(got.id, 0x777); /* merged into the state we had */
+	assert_int_equal(got.peer[0].seqlo, 2000);
+	assert_int_equal(index_get(&W->a.index, 0x502, PEER_ID, &k), -ENOENT);
+	assert_int_equal(index_get(&W->a.index, 0x500, PEER_ID, &k), 0);
+	assert_int_equal(W->a.imported, 2);
+	assert_int_equal(W->a.deleted_by_peer, 1);
+	assert_int_equal(W->a.stats.badstate, 0);
+	assert_int_equal(W->a.sendq.count[SQ_INS_ACK], 1);
+}
+
+static void test_import_one_by_one(void **state)
+{
+	(void)state;
+	batch_calls = 0;
+	deliver_mixed_import_packet();
+	check_mixed_import_outcome();
+	assert_int_equal(batch_calls, 0);
+}
+
+static void test_import_batched_keeps_packet_order(void **state)
+{
+	(void)state;
+	batch_calls = 0;
+	W->a.store.insert_batch = fake_insert_batch;
+	deliver_mixed_import_packet();
+	check_mixed_import_outcome();
+	/* the four imports went together, before the delete that needed them */
+	assert_int_equal(batch_calls, 1);
 }
 
 /* BUS END was among the dropped packets: silence ends the bulk, ask again */
@@ -852,6 +944,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_intake_records, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_intake_lost, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bulk_pace_halves_on_quick_rerequest, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_import_one_by_one, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_import_batched_keeps_packet_order, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_lossy_bulk_gone_silent_asks_again, setup,
 					    teardown),

@@ -195,6 +195,44 @@ static const struct sendq_io io = {
     .send = fake_send,
 };
 
+static unsigned int fetch_calls;
+
+/* unqueue + lookup in one call, as the agent's batch program does */
+static int fake_fetch(void *ctx, const struct pfsync_key *keys, unsigned int n,
+		      struct pfsync_state_value *vals, int *rc)
+{
+	(void)ctx;
+	assert_true(n >= 1 && n <= PFSYNC_UNQUEUE_BATCH);
+	fetch_calls++;
+	for (unsigned int i = 0; i < n; i++) {
+		struct fake_state *s = find(&keys[i]);
+
+		rc[i] = s ? 0 : -ENOENT;
+		if (!s)
+			continue;
+		s->unqueued_at = ++W->events;
+		s->looked_up_at = ++W->events;
+		vals[i] = s->val;
+	}
+	return 0;
+}
+
+static int no_lookup(void *ctx, const struct pfsync_key *k, struct pfsync_state_value *v)
+{
+	(void)ctx;
+	(void)k;
+	(void)v;
+	fail_msg("looked up one by one although fetch worked");
+	return -ENOENT;
+}
+
+static const struct sendq_io io_fetch = {
+    .lookup = no_lookup,
+    .unqueue = fake_unqueue,
+    .fetch = fake_fetch,
+    .send = fake_send,
+};
+
 static int setup(void **state)
 {
 	struct sendq *q = calloc(1, sizeof(*q));
@@ -475,6 +513,58 @@ static void test_urgent_holdoff_batches(void **state)
 	assert_int_equal(W->packets, 3);
 }
 
+/*
+ * The same queue packed through fetch (one call per batch) and through
+ * unqueue + lookups gives the same messages: vanished and re-created
+ * states skipped, NOSYNC skipped, values as they are at pack time.
+ */
+static void fill_mixed(struct sendq *q, __u64 t0)
+{
+	struct pfsync_key gone = key_for(400);
+
+	for (__u32 n = 1; n <= 300; n++) {
+		struct fake_state *s = add_state(n);
+
+		if (n % 3 == 0)
+			assert_int_equal(sendq_insert(q, &s->key, n, 77, t0), 0);
+		else
+			assert_int_equal(sendq_update(q, &s->key, n, 77, t0, 0), 0);
+		s->val.peer[0].seqlo = 5000 + n;
+	}
+	assert_int_equal(sendq_delete(q, &gone, 400, 77, t0), 0);
+	W->states[10].present = 0;   /* gone before packing */
+	W->states[20].val.id = 9999; /* same key, another state now */
+	W->states[30].val.flags |= PFSYNC_SF_NOSYNC;
+}
+
+static void test_fetch_packs_like_lookups(void **state)
+{
+	struct sendq *q = *state;
+	struct sent_msg *ref = calloc(FAKE_STATES, sizeof(*ref));
+	unsigned int nref;
+	__u64 vanished;
+
+	assert_non_null(ref);
+	fill_mixed(q, 10 * NSEC);
+	assert_true(sendq_flush(q, 10 * NSEC, SENDQ_ALL, &io) > 1);
+	nref = W->nmsgs;
+	memcpy(ref, W->msgs, nref * sizeof(*ref));
+	vanished = q->vanished;
+	assert_int_equal(vanished, 3);
+
+	memset(W, 0, sizeof(*W));
+	fetch_calls = 0;
+	fill_mixed(q, 20 * NSEC);
+	assert_true(sendq_flush(q, 20 * NSEC, SENDQ_ALL, &io_fetch) > 1);
+	assert_int_equal(W->nmsgs, nref);
+	assert_memory_equal(W->msgs, ref, nref * sizeof(*ref));
+	assert_int_equal(q->vanished, 2 * vanished);
+	assert_false(W->unqueue_before_lookup_violated);
+	/* one call per packet's batch, not one per state */
+	assert_true(fetch_calls >= 1 && fetch_calls <= W->packets);
+	free(ref);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -491,6 +581,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_pending, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_urgent_holdoff_batches, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fetch_packs_like_lookups, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -304,6 +304,33 @@ static void tcp_handshake(struct pfsync_state_value *v, int c_ws, int s_ws)
 	assert_int_equal(pfsync_tcp_track(v, 1, &s, 0), PFSYNC_TCP_PASS);
 }
 
+/*
+ * A retransmitted SYN (or a deferred SYN seen twice) keeps max_win in the
+ * scaled units of the first one; the server's SYN|ACK then passes even
+ * with an ISN where an inflated window would have pushed seqhi around.
+ */
+static void test_tcp_repeated_syn_keeps_scaled_window(void **unused)
+{
+	static const __u32 server_isns[] = {S_ISN, 0x7f000000u, 0x7ff00000u, 0xfff00000u};
+	struct pfsync_state_value v;
+	struct pfsync_tcp_seg s;
+
+	(void)unused;
+	for (size_t i = 0; i < sizeof(server_isns) / sizeof(server_isns[0]); i++) {
+		memset(&v, 0, sizeof(v));
+		s = syn_seg(C_ISN, 0, 64240, PFSYNC_TH_SYN, 10);
+		pfsync_tcp_init(&v, &s);
+		assert_int_equal(v.peer[0].max_win, (64240 + 1023) / 1024);
+		assert_int_equal(pfsync_tcp_track(&v, 1, &s, 0), PFSYNC_TCP_PASS);
+		assert_int_equal(v.peer[0].max_win, (64240 + 1023) / 1024);
+		s = syn_seg(server_isns[i], C_ISN + 1, 65160, FLAG_SA, 7);
+		assert_int_equal(pfsync_tcp_track(&v, 0, &s, 0), PFSYNC_TCP_PASS);
+		assert_int_equal(v.peer[1].state, TCPS_SYN_SENT);
+		s = seg(C_ISN + 1, server_isns[i] + 1, 502, PFSYNC_TH_ACK, 0);
+		assert_int_equal(pfsync_tcp_track(&v, 1, &s, 0), PFSYNC_TCP_PASS);
+	}
+}
+
 static void test_tcp_full_lifecycle(void **unused)
 {
 	struct pfsync_state_value v;
@@ -685,6 +712,62 @@ static void test_tcp_timeout_classes(void **unused)
 	assert_int_equal(pfsync_tcp_timeout_class(&a, &b), PFTM_TCP_ESTABLISHED);
 }
 
+/*
+ * pfsync_tcp_track takes a shortcut for a plain ACK between ESTABLISHED
+ * peers: it must give exactly pfsync_tcp_track_full's verdict and state,
+ * checked on random segments and peers near and far from the windows.
+ */
+static __u32 rnd32(__u64 *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return (__u32)(*x >> 11);
+}
+
+static void test_tcp_established_shortcut(void **unused)
+{
+	__u64 x = 0x9e3779b97f4a7c15ULL;
+	int i, taken = 0, passed = 0;
+
+	(void)unused;
+	for (i = 0; i < 200000; i++) {
+		struct pfsync_state_value a, b;
+		struct pfsync_tcp_seg s;
+		__u32 base = rnd32(&x);
+		int k, from_init = rnd32(&x) & 1, ra, rb;
+
+		memset(&a, 0, sizeof(a));
+		for (k = 0; k < 2; k++) {
+			struct pfsync_peer *p = &a.peer[k];
+
+			p->seqlo = base + rnd32(&x) % 200000 - 100000;
+			p->seqhi = base + rnd32(&x) % 400000 - 100000;
+			p->max_win = (__u16)rnd32(&x);
+			p->state = TCPS_ESTABLISHED;
+			p->wscale = rnd32(&x) % 3 ? (__u8)(PF_WSCALE_FLAG | rnd32(&x) % 15) : 0;
+		}
+		a.timeout = PFTM_TCP_ESTABLISHED;
+		s = seg(base + rnd32(&x) % 300000 - 150000, base + rnd32(&x) % 300000 - 150000,
+			(__u16)rnd32(&x), PFSYNC_TH_ACK | (rnd32(&x) & PFSYNC_TH_PSH),
+			rnd32(&x) % 3 ? 0 : rnd32(&x) % 3000);
+		if (!pfsync_tcp_is_plain_est(from_init ? &a.peer[0] : &a.peer[1],
+					     from_init ? &a.peer[1] : &a.peer[0], &s))
+			continue;
+		b = a;
+		ra = pfsync_tcp_track(&a, from_init, &s, 0);
+		rb = pfsync_tcp_track_full(&b, from_init ? &b.peer[0] : &b.peer[1],
+					   from_init ? &b.peer[1] : &b.peer[0], &s);
+		assert_int_equal(ra, rb);
+		assert_memory_equal(&a, &b, sizeof(a));
+		taken++;
+		passed += ra == PFSYNC_TCP_PASS;
+	}
+	/* both outcomes were exercised */
+	assert_true(passed > 1000);
+	assert_true(taken - passed > 1000);
+}
+
 /* ---- UDP / other / ICMP ------------------------------------------------- */
 
 static void check_single_multiple(__u8 proto, __u8 first, __u8 single, __u8 multiple)
@@ -1008,6 +1091,7 @@ int main(void)
 	    cmocka_unit_test(test_key_normalize_ipv4),
 	    cmocka_unit_test(test_key_normalize_ipv6),
 	    cmocka_unit_test(test_tcp_full_lifecycle),
+	    cmocka_unit_test(test_tcp_repeated_syn_keeps_scaled_window),
 	    cmocka_unit_test(test_tcp_wscale_needs_both),
 	    cmocka_unit_test(test_tcp_scaled_window_accepts_large_data),
 	    cmocka_unit_test(test_tcp_out_of_window_unchanged),
@@ -1018,6 +1102,7 @@ int main(void)
 	    cmocka_unit_test(test_tcp_midstream_pickup),
 	    cmocka_unit_test(test_tcp_sloppy_half_connection),
 	    cmocka_unit_test(test_tcp_timeout_classes),
+	    cmocka_unit_test(test_tcp_established_shortcut),
 	    cmocka_unit_test(test_udp_levels),
 	    cmocka_unit_test(test_other_levels),
 	    cmocka_unit_test(test_icmp_levels),

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * pfsync-xdp agent batch programs (include/pfsync_bulk.h): states from
+ * peers go into the states map, and queued states are unqueued and read
+ * for sending, a batch per BPF_PROG_RUN. Kept apart from the datapath
+ * object: the agent loads it after the datapath, replacing pfsync_states
+ * below with the pinned map, and goes one bpf() call per state when it
+ * cannot.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "pfsync_bulk.h"
+#include "pfsync_common.h"
+
+/* stands in for the pinned map (bpf_map__reuse_fd before loading) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct pfsync_key);
+	__type(value, struct pfsync_state_value);
+} pfsync_states SEC(".maps");
+
+/* the batch, written and read by the agent through mmap; private to it */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct pfsync_batch_buf);
+} pfsync_batch_buf SEC(".maps");
+
+SEC("syscall")
+int pfsync_import(void *ctx)
+{
+	struct pfsync_batch_buf *b;
+	__u32 zero = 0, n, i;
+
+	(void)ctx;
+	b = bpf_map_lookup_elem(&pfsync_batch_buf, &zero);
+	if (!b)
+		return 0;
+	n = b->count;
+	for (i = 0; i < PFSYNC_IMPORT_BATCH; i++) {
+		if (i >= n)
+			break;
+		/* creates only: a taken key is the agent's to merge */
+		b->rc[i] =
+		    bpf_map_update_elem(&pfsync_states, &b->e[i].key, &b->e[i].val, BPF_NOEXIST);
+	}
+	b->done = i;
+	return 0;
+}
+
+SEC("syscall")
+int pfsync_fetch(void *ctx)
+{
+	struct pfsync_state_value *v;
+	struct pfsync_batch_buf *b;
+	__u32 zero = 0, n, i;
+
+	(void)ctx;
+	b = bpf_map_lookup_elem(&pfsync_batch_buf, &zero);
+	if (!b)
+		return 0;
+	n = b->count;
+	for (i = 0; i < PFSYNC_IMPORT_BATCH; i++) {
+		if (i >= n)
+			break;
+		v = bpf_map_lookup_elem(&pfsync_states, &b->e[i].key);
+		if (!v) {
+			b->rc[i] = -2; /* -ENOENT */
+			continue;
+		}
+		/* as pfsync_unqueue: a change from now on is recorded again */
+		__sync_fetch_and_and(&v->flags, ~(__u32)PFSYNC_SF_QUEUED);
+		__sync_lock_test_and_set(&v->updates, 0);
+		__builtin_memcpy(&b->e[i].val, v, sizeof(*v));
+		b->rc[i] = 0;
+	}
+	b->done = i;
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

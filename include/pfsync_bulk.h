@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * The agent's batch programs (bpf/pfsync_bulk.bpf.c), each run with one
+ * BPF_PROG_RUN for a batch of states instead of one bpf() call per state
+ * (on a 2-core VM a BPF_MAP_UPDATE_ELEM or LOOKUP_ELEM costs ~0.8-0.9 us,
+ * the same map operation from a program ~0.1-0.27 us). The agent writes
+ * the batch into the one-element array pfsync_batch_buf through its mmap,
+ * runs the program, and reads each entry's result back.
+ *
+ * pfsync_import: states received from a peer go into the map, each with
+ *   BPF_NOEXIST like the agent's single inserts: an entry whose key is
+ *   taken gets -EEXIST and the agent merges it into the state there.
+ * pfsync_fetch: for the send queue, each key's state is unqueued (QUEUED
+ *   and the maxupd count cleared, as pfsync_unqueue does) and then its
+ *   value read back, -ENOENT when it is gone.
+ *
+ * A separate object, loaded by the agent beside pfsync_xdp.o, with its
+ * states map replaced by the pinned one; without it the agent goes one
+ * state at a time.
+ */
+#ifndef PFSYNC_BULK_H
+#define PFSYNC_BULK_H
+
+#include <linux/types.h>
+
+#include "pfsync_common.h"
+
+#define PFSYNC_BULK_OBJ	     "pfsync_bulk.o"
+#define PFSYNC_PROG_IMPORT   "pfsync_import"
+#define PFSYNC_PROG_FETCH    "pfsync_fetch"
+#define PFSYNC_MAP_BATCH_BUF "pfsync_batch_buf"
+#define PFSYNC_IMPORT_BATCH  256 /* a 65535-byte packet holds 270 full states */
+
+struct pfsync_import_entry {
+	struct pfsync_key key;
+	struct pfsync_state_value val; /* import: in; fetch: out */
+};
+
+struct pfsync_batch_buf {
+	__u32 count;		       /* in: entries used */
+	__u32 done;		       /* out: entries the program got to (all of them) */
+	__s32 rc[PFSYNC_IMPORT_BATCH]; /* out: 0 or -errno (-EEXIST, -E2BIG, -ENOENT, ...) */
+	struct pfsync_import_entry e[PFSYNC_IMPORT_BATCH];
+};
+
+#endif /* PFSYNC_BULK_H */

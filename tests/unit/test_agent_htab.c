@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The agent's hash table while it grows: entries live in two tables until
+ * the old one is emptied a few slots per put/del. Every operation is
+ * checked against a plain array model, across many growths, with gets,
+ * overwrites, deletes and remove_if landing while a migration is under way.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "../../agent/htab.h"
+
+#define KEYS 20000
+
+struct model {
+	__u8 present[KEYS];
+	__u64 val[KEYS];
+	size_t count;
+};
+
+static __u32 rng_state = 12345;
+
+static __u32 rnd(void)
+{
+	rng_state = rng_state * 1103515245u + 12345u;
+	return rng_state >> 8;
+}
+
+static void key_of(__u32 n, __u8 key[12])
+{
+	memset(key, 0, 12);
+	memcpy(key, &n, sizeof(n));
+	key[8] = (__u8)(n * 7);
+}
+
+static void put(struct htab *h, struct model *m, __u32 n, __u64 v)
+{
+	__u8 key[12];
+	int created;
+	__u64 *slot;
+
+	key_of(n, key);
+	slot = htab_put(h, key, &created);
+	assert_non_null(slot);
+	assert_int_equal(created, !m->present[n]);
+	if (!created) /* an existing entry keeps its value until written */
+		assert_true(*slot == m->val[n]);
+	*slot = v;
+	if (!m->present[n])
+		m->count++;
+	m->present[n] = 1;
+	m->val[n] = v;
+}
+
+static void del(struct htab *h, struct model *m, __u32 n)
+{
+	__u8 key[12];
+
+	key_of(n, key);
+	assert_int_equal(htab_del(h, key), m->present[n]);
+	if (m->present[n])
+		m->count--;
+	m->present[n] = 0;
+}
+
+static void check_all(const struct htab *h, const struct model *m)
+{
+	__u8 key[12];
+
+	assert_int_equal(h->count, m->count);
+	for (__u32 n = 0; n < KEYS; n++) {
+		const __u64 *v;
+
+		key_of(n, key);
+		v = htab_get(h, key);
+		if (!m->present[n]) {
+			assert_null(v);
+			continue;
+		}
+		assert_non_null(v);
+		assert_true(*v == m->val[n]);
+	}
+}
+
+static void test_growth_is_incremental(void **unused)
+{
+	struct htab h;
+	struct model *m = calloc(1, sizeof(*m));
+	int migrations_seen = 0;
+
+	(void)unused;
+	assert_non_null(m);
+	htab_init(&h, 12, sizeof(__u64));
+	for (__u32 n = 0; n < KEYS; n++) {
+		size_t cap = h.cap;
+
+		put(&h, m, n, (__u64)n * 3 + 1);
+		if (h.cap != cap && cap >= 1024) {
+			/* the old table is still there, entries in both answer */
+			assert_non_null(h.old);
+			assert_int_equal(h.old_cap, cap);
+			migrations_seen++;
+			check_all(&h, m);
+		}
+	}
+	assert_true(migrations_seen >= 4);
+	check_all(&h, m);
+	htab_free(&h);
+	free(m);
+}
+
+/* random puts, overwrites and deletes: many of them hit old entries */
+static void test_random_ops_during_growth(void **unused)
+{
+	struct htab h;
+	struct model *m = calloc(1, sizeof(*m));
+	unsigned int during = 0;
+
+	(void)unused;
+	assert_non_null(m);
+	htab_init(&h, 12, sizeof(__u64));
+	for (unsigned int i = 0; i < 200000; i++) {
+		__u32 n = rnd() % KEYS;
+		unsigned int op = rnd() % 10;
+
+		if (h.old)
+			during++;
+		if (op < 6)
+			put(&h, m, n, ((__u64)i << 20) | n);
+		else
+			del(&h, m, n);
+		if (i % 20000 == 0 || (h.old && i % 97 == 0)) {
+			__u8 key[12];
+			const __u64 *v;
+
+			key_of(n, key);
+			v = htab_get(&h, key);
+			assert_int_equal(v != NULL, m->present[n]);
+		}
+	}
+	assert_true(during > 1000);
+	check_all(&h, m);
+	htab_free(&h);
+	free(m);
+}
+
+static int odd_key(const void *key, void *val, void *arg)
+{
+	__u32 n;
+
+	(void)val;
+	(void)arg;
+	memcpy(&n, key, sizeof(n));
+	return n & 1;
+}
+
+/* remove_if and clear in the middle of a migration */
+static void test_remove_if_and_clear_while_growing(void **unused)
+{
+	struct htab h;
+	struct model *m = calloc(1, sizeof(*m));
+	size_t removed, odd = 0;
+	__u32 n = 0;
+
+	(void)unused;
+	assert_non_null(m);
+	htab_init(&h, 12, sizeof(__u64));
+	/* until a growth of a table of some size has started */
+	while (!(h.old && h.old_cap >= 4096))
+		put(&h, m, n, n), n++;
+	for (__u32 i = 0; i < n; i++)
+		odd += i & 1;
+	removed = htab_remove_if(&h, odd_key, NULL);
+	assert_int_equal(removed, odd);
+	assert_null(h.old);
+	for (__u32 i = 0; i < n; i++)
+		if (i & 1) {
+			m->present[i] = 0;
+			m->count--;
+		}
+	check_all(&h, m);
+	while (!h.old)
+		put(&h, m, n, n), n++;
+	htab_clear(&h);
+	memset(m, 0, sizeof(*m));
+	check_all(&h, m);
+	put(&h, m, 5, 55);
+	check_all(&h, m);
+	htab_free(&h);
+	free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_growth_is_incremental),
+	    cmocka_unit_test(test_random_ops_during_growth),
+	    cmocka_unit_test(test_remove_if_and_clear_while_growing),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

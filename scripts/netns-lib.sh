@@ -198,6 +198,44 @@ nl_topology()
 	nl_in "$NL_FW" sysctl -qw net.ipv6.conf.all.forwarding=1
 }
 
+# nl_fw_pair CLI SRV SW FWA FWB NET: a redundant firewall pair
+#
+#   CLI eth0 -- br-lan (SW) -- lan0 FWA wan0 -- br-wan (SW) -- eth0 SRV
+#   NET.1.10       lan0 FWB wan0                             NET.2.10
+#               FWA sync0 NET.3.1 <-- veth --> NET.3.2 sync0 FWB
+#
+# Both firewalls sit on both bridges (FWA .2, FWB .3 on NET.1/24 and
+# NET.2/24) and forward; the caller adds routes, gateways and rules.
+nl_fw_pair()
+{
+	local cli=$1 srv=$2 sw=$3 fwa=$4 fwb=$5 net=$6 ns br p fw n=2
+	for ns in "$cli" "$srv" "$sw" "$fwa" "$fwb"; do
+		nl_netns_add "$ns"
+	done
+	for br in br-lan br-wan; do
+		ip -n "$sw" link add "$br" type bridge || nl_die "cannot create $br"
+		ip -n "$sw" link set "$br" up
+	done
+	nl_veth "$cli" eth0 "$sw" lcli
+	nl_veth "$fwa" lan0 "$sw" lfwa
+	nl_veth "$fwb" lan0 "$sw" lfwb
+	nl_veth "$fwa" wan0 "$sw" wfwa
+	nl_veth "$fwb" wan0 "$sw" wfwb
+	nl_veth "$srv" eth0 "$sw" wsrv
+	for p in lcli lfwa lfwb; do ip -n "$sw" link set "$p" master br-lan; done
+	for p in wfwa wfwb wsrv; do ip -n "$sw" link set "$p" master br-wan; done
+	nl_veth "$fwa" sync0 "$fwb" sync0
+	nl_addr "$cli" eth0 "$net.1.10/24"
+	nl_addr "$srv" eth0 "$net.2.10/24"
+	for fw in "$fwa" "$fwb"; do
+		nl_addr "$fw" lan0 "$net.1.$n/24"
+		nl_addr "$fw" wan0 "$net.2.$n/24"
+		nl_addr "$fw" sync0 "$net.3.$((n - 1))/24"
+		nl_in "$fw" sysctl -qw net.ipv4.ip_forward=1
+		n=$((n + 1))
+	done
+}
+
 # nl_offloads_off NS IF...: no GSO/TSO/GRO, so that one TCP segment is one
 # packet on every hop (fair packet counts whether or not XDP is attached).
 nl_offloads_off()

@@ -55,36 +55,13 @@ done
 
 nl_init as
 CLI="ascl-$NL_ID" SRV="assv-$NL_ID" SW="assw-$NL_ID" FWA="asfa-$NL_ID" FWB="asfb-$NL_ID"
-for ns in "$CLI" "$SRV" "$SW" "$FWA" "$FWB"; do
-	nl_netns_add "$ns"
-done
-for br in br-lan br-wan; do
-	ip -n "$SW" link add "$br" type bridge || nl_die "cannot create $br"
-	ip -n "$SW" link set "$br" up
-done
-nl_veth "$CLI" eth0 "$SW" lcli
-nl_veth "$FWA" lan0 "$SW" lfwa
-nl_veth "$FWB" lan0 "$SW" lfwb
-nl_veth "$FWA" wan0 "$SW" wfwa
-nl_veth "$FWB" wan0 "$SW" wfwb
-nl_veth "$SRV" eth0 "$SW" wsrv
-for p in lcli lfwa lfwb; do ip -n "$SW" link set "$p" master br-lan; done
-for p in wfwa wfwb wsrv; do ip -n "$SW" link set "$p" master br-wan; done
-nl_veth "$FWA" sync0 "$FWB" sync0
-nl_addr "$CLI" eth0 10.79.1.10/24
-nl_addr "$SRV" eth0 10.79.2.10/24
+nl_fw_pair "$CLI" "$SRV" "$SW" "$FWA" "$FWB" 10.79
 ip -n "$CLI" route add default via 10.79.1.2 # fwA
 ip -n "$SRV" route add default via 10.79.2.3 # fwB
-n=2
 for fw in "$FWA" "$FWB"; do
-	nl_addr "$fw" lan0 "10.79.1.$n/24"
-	nl_addr "$fw" wan0 "10.79.2.$n/24"
-	nl_addr "$fw" sync0 "10.79.3.$((n - 1))/24"
-	nl_in "$fw" sysctl -qw net.ipv4.ip_forward=1
 	# no redirects: the asymmetry is the point
 	nl_in "$fw" sysctl -qw net.ipv4.conf.all.send_redirects=0
 	nl_in "$fw" sysctl -qw net.ipv4.conf.lan0.send_redirects=0
-	n=$((n + 1))
 done
 PIN_A=$(nl_bpffs_tmp)
 PIN_B=$(nl_bpffs_tmp)

@@ -46,58 +46,17 @@ done
 
 nl_init fo
 
-# One line to an agent's control socket, the reply on stdout.
-cat >"$NL_TMP/ctlq.py" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall((sys.argv[2] + "\n").encode())
-s.shutdown(socket.SHUT_WR)
-reply = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    reply += b
-sys.stdout.write(reply.decode())
-PY
-
 # ---- one redundant pair ------------------------------------------------------
 
 # pair_build RUN: namespaces and links of one pair; sets CLI SRV FWA FWB
 pair_build()
 {
-	local run=$1 sw fw n=2 p
+	local run=$1 sw
 	CLI="fo${run}c-$NL_ID" SRV="fo${run}s-$NL_ID" sw="fo${run}w-$NL_ID"
 	FWA="fo${run}a-$NL_ID" FWB="fo${run}b-$NL_ID"
-	for p in "$CLI" "$SRV" "$sw" "$FWA" "$FWB"; do
-		nl_netns_add "$p"
-	done
-	for p in br-lan br-wan; do
-		ip -n "$sw" link add "$p" type bridge || nl_die "cannot create $p"
-		ip -n "$sw" link set "$p" up
-	done
-	nl_veth "$CLI" eth0 "$sw" lcli
-	nl_veth "$FWA" lan0 "$sw" lfwa
-	nl_veth "$FWB" lan0 "$sw" lfwb
-	nl_veth "$FWA" wan0 "$sw" wfwa
-	nl_veth "$FWB" wan0 "$sw" wfwb
-	nl_veth "$SRV" eth0 "$sw" wsrv
-	for p in lcli lfwa lfwb; do ip -n "$sw" link set "$p" master br-lan; done
-	for p in wfwa wfwb wsrv; do ip -n "$sw" link set "$p" master br-wan; done
-	nl_veth "$FWA" sync0 "$FWB" sync0
-	nl_addr "$CLI" eth0 10.78.1.10/24
+	nl_fw_pair "$CLI" "$SRV" "$sw" "$FWA" "$FWB" 10.78
 	ip -n "$CLI" route add default via 10.78.1.1
-	nl_addr "$SRV" eth0 10.78.2.10/24
 	ip -n "$SRV" route add default via 10.78.2.1
-	for fw in "$FWA" "$FWB"; do
-		nl_addr "$fw" lan0 "10.78.1.$n/24"
-		nl_addr "$fw" wan0 "10.78.2.$n/24"
-		nl_addr "$fw" sync0 "10.78.3.$((n - 1))/24"
-		nl_in "$fw" sysctl -qw net.ipv4.ip_forward=1
-		n=$((n + 1))
-	done
 }
 
 # agent_start RUN A|B PIN: pfsync-agent on fwA/fwB; its PID in AGENT_<RUN><A|B>
@@ -120,7 +79,7 @@ agent_start()
 
 ctlq() # RUN+NAME COMMAND
 {
-	python3 "$NL_TMP/ctlq.py" "$NL_TMP/$1.sock" "$2"
+	python3 "$NL_LIB_DIR/ctlq.py" "$NL_TMP/$1.sock" "$2"
 }
 
 bulk_done() # RUN+NAME

@@ -2,12 +2,37 @@
 #include "libpkt.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define ETHERTYPE_IPV4 0x0800
 #define ETHERTYPE_IPV6 0x86dd
 #define ETHERTYPE_VLAN 0x8100
+
+const char *pkt_object_path(void)
+{
+	static char path[PATH_MAX];
+	char exe[PATH_MAX - 64];
+	const char *env = getenv("PFSYNC_BPF_OBJ");
+	ssize_t n;
+	char *slash;
+
+	if (env && *env)
+		return env;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return "build/pfsync_xdp.o";
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(path, sizeof(path), "%s/../../pfsync_xdp.o", exe);
+	return path;
+}
 
 void pkt_addr(int af, const char *text, __u32 w[4])
 {

@@ -53,4 +53,11 @@ size_t pkt_l4_off(const struct pkt_spec *s);
 /* Parses text addresses into network-order words (IPv4 in w[0]). */
 void pkt_addr(int af, const char *text, __u32 w[4]);
 
+/*
+ * The BPF object under test: $PFSYNC_BPF_OBJ, else the build's
+ * pfsync_xdp.o two directories above the test binary
+ * (build/tests/prog/test_x -> build/pfsync_xdp.o).
+ */
+const char *pkt_object_path(void);
+
 #endif /* LIBPKT_H */

@@ -51,28 +51,6 @@ struct fixture {
 };
 
 /* ---- fixture ------------------------------------------------------------ */
-static const char *object_path(void)
-{
-	static char path[PATH_MAX];
-	char exe[PATH_MAX - 64];
-	const char *env = getenv("PFSYNC_BPF_OBJ");
-	ssize_t n;
-	char *slash;
-
-	if (env && *env)
-		return env;
-	/* build/tests/prog/test_datapath -> build/pfsync_xdp.o */
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return "build/pfsync_xdp.o";
-	exe[n] = '\0';
-	slash = strrchr(exe, '/');
-	if (slash)
-		*slash = '\0';
-	snprintf(path, sizeof(path), "%s/../../pfsync_xdp.o", exe);
-	return path;
-}
-
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct ev_log *log = ctx;
@@ -118,7 +96,7 @@ static int fixture_setup(void **state, __u32 states_max)
 		goto fail;
 	}
 	f->mounted = 1;
-	if (pfsync_bpf_load(&f->b, object_path(), f->pin_dir, states_max,
+	if (pfsync_bpf_load(&f->b, pkt_object_path(), f->pin_dir, states_max,
 			    PFSYNC_LOAD_XDP | PFSYNC_LOAD_TC | PFSYNC_LOAD_CTL))
 		goto fail;
 	f->loaded = 1;
@@ -1625,7 +1603,8 @@ static void test_loader_reuses_pins(void **state)
 	int fd;
 
 	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
-	assert_int_equal(pfsync_bpf_load(&b2, object_path(), f->pin_dir, 0, PFSYNC_LOAD_CTL), 0);
+	assert_int_equal(pfsync_bpf_load(&b2, pkt_object_path(), f->pin_dir, 0, PFSYNC_LOAD_CTL),
+			 0);
 	assert_int_equal(b2.xdp_fd, -1);
 	assert_int_equal(b2.tc_fd, -1);
 	assert_true(b2.sweep_fd >= 0);

@@ -25,6 +25,7 @@
 #include "pfsync_common.h"
 #include "pfsync_loader.h"
 #include "pfsync_logic.h"
+#include "libpkt.h"
 
 #define NSEC   1000000000ULL
 #define NOW_NS (5000 * NSEC)
@@ -42,27 +43,6 @@ struct fixture {
 };
 
 /* build/tests/prog/test_sweep_keys -> build/pfsync_xdp.o, or $PFSYNC_BPF_OBJ */
-static const char *object_path(void)
-{
-	static char path[PATH_MAX];
-	char exe[PATH_MAX - 64];
-	const char *env = getenv("PFSYNC_BPF_OBJ");
-	ssize_t n;
-	char *slash;
-
-	if (env && *env)
-		return env;
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return "build/pfsync_xdp.o";
-	exe[n] = '\0';
-	slash = strrchr(exe, '/');
-	if (slash)
-		*slash = '\0';
-	snprintf(path, sizeof(path), "%s/../../pfsync_xdp.o", exe);
-	return path;
-}
-
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct fixture *f = ctx;
@@ -102,7 +82,7 @@ static int setup(void **state)
 		goto fail;
 	}
 	f->mounted = 1;
-	if (pfsync_bpf_load(&f->b, object_path(), f->pin_dir, 0, PFSYNC_LOAD_CTL))
+	if (pfsync_bpf_load(&f->b, pkt_object_path(), f->pin_dir, 0, PFSYNC_LOAD_CTL))
 		goto fail;
 	f->loaded = 1;
 	f->states = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_STATES);

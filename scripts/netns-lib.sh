@@ -323,3 +323,39 @@ nl_finish()
 	nl_log "all checks passed"
 	exit 0
 }
+
+# ---- pfsync-agent processes ------------------------------------------------------
+
+declare -gA NL_AGENT_PID=() NL_AGENT_SOCK=()
+
+# nl_agent_run NAME NS SOCK ARGS...: starts $AGENT (the caller's pfsync-agent)
+# in namespace NS with --ctl SOCK and ARGS, output appended to
+# $NL_TMP/agentNAME.log; killed on cleanup. Returns once the control socket
+# exists, dies with the log's tail if it does not appear.
+nl_agent_run()
+{
+	local name=$1 ns=$2 sock=$3 pid
+	shift 3
+	nsenter --net="/run/netns/$ns" -- "${AGENT:?}" --ctl "$sock" "$@" \
+		>>"$NL_TMP/agent$name.log" 2>&1 &
+	pid=$!
+	nl_on_cleanup "kill $pid; wait $pid"
+	NL_AGENT_PID[$name]=$pid
+	NL_AGENT_SOCK[$name]=$sock
+	nl_wait_until 10 test -S "$sock" ||
+		{ tail -5 "$NL_TMP/agent$name.log" >&2; nl_die "agent $name did not start"; }
+}
+
+# nl_agent_stop NAME: SIGTERM and wait; returns the agent's exit status (0
+# when it was not running). Its control socket is gone afterwards.
+nl_agent_stop()
+{
+	local pid=${NL_AGENT_PID[$1]:-} rc
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid"
+	rc=$?
+	NL_AGENT_PID[$1]=
+	rm -f "${NL_AGENT_SOCK[$1]}"
+	return $rc
+}

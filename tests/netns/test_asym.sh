@@ -164,40 +164,20 @@ for part in sys.argv[1].split("."):
 print(obj)
 PY
 
-# shellcheck disable=SC2034 # read through ${!var}
-AGENT_A_PID=
-# shellcheck disable=SC2034
-AGENT_B_PID=
 start_agent() # A|B ARGS...
 {
-	local name=$1 ns pin hostid pid
+	local name=$1 ns pin hostid
 	shift
 	if [ "$name" = A ]; then
 		ns=$FWA pin=$PIN_A hostid=$HOSTID_A
 	else
 		ns=$FWB pin=$PIN_B hostid=$HOSTID_B
 	fi
-	nsenter --net="/run/netns/$ns" -- "$AGENT" --syncdev sync0 --attach lan0 --attach wan0 \
-		--pin-dir "$pin" --obj "$OBJ" --ctl "$NL_TMP/$name.sock" --hostid "$hostid" \
-		--rules "$NL_TMP/rules.conf" -v "$@" >>"$NL_TMP/agent$name.log" 2>&1 &
-	pid=$!
-	nl_on_cleanup "kill $pid; wait $pid"
-	printf -v "AGENT_${name}_PID" '%s' "$pid"
-	nl_wait_until 10 test -S "$NL_TMP/$name.sock" ||
-		{ tail "$NL_TMP/agent$name.log" >&2; nl_die "agent $name did not start"; }
+	nl_agent_run "$name" "$ns" "$NL_TMP/$name.sock" --syncdev sync0 --attach lan0 --attach wan0 \
+		--pin-dir "$pin" --obj "$OBJ" --hostid "$hostid" --rules "$NL_TMP/rules.conf" -v "$@"
 }
 
-stop_agent() # A|B
-{
-	local var="AGENT_$1_PID"
-	local pid=${!var}
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null
-	wait "$pid"
-	local rc=$?
-	printf -v "$var" '%s' ""
-	return $rc
-}
+stop_agent() { nl_agent_stop "$1"; } # A|B
 
 status() # A|B FIELD
 {

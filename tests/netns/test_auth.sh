@@ -51,7 +51,7 @@ nl_netns_add "$SW"
 ip -n "$SW" link add br0 type bridge || nl_die "cannot create the bridge"
 ip -n "$SW" link set br0 up
 
-declare -A NS ADDR PIN PID HOSTID
+declare -A NS ADDR PIN HOSTID
 port=0
 join_segment() # NAME ADDR
 {
@@ -189,32 +189,16 @@ count_of() # NAME CREATOR_NAME
 
 start_agent() # NAME ARGS...
 {
-	local name=$1 pid
+	local name=$1
 	shift
 	[ -n "${PIN[$name]:-}" ] || PIN[$name]=$(nl_bpffs_tmp)
-	nsenter --net="/run/netns/${NS[$name]}" -- "$AGENT" --syncdev sync0 \
+	nl_agent_run "$name" "${NS[$name]}" "$NL_TMP/$name.sock" --syncdev sync0 \
 		--hostid "${HOSTID[$name]}" --pin-dir "${PIN[$name]}" --obj "$OBJ" \
-		--ctl "$NL_TMP/$name.sock" --pfsync-if none --interval 5 -v "$@" \
-		>>"$NL_TMP/agent$name.log" 2>&1 &
-	pid=$!
-	nl_on_cleanup "kill $pid; wait $pid"
-	PID[$name]=$pid
-	nl_wait_until 10 test -S "$NL_TMP/$name.sock" ||
-		{ tail -5 "$NL_TMP/agent$name.log" >&2; nl_die "agent $name did not start"; }
+		--pfsync-if none --interval 5 -v "$@"
 	"$DRV" config "${PIN[$name]}" >/dev/null || nl_die "cannot set long timeouts on $name"
 }
 
-stop_agent() # NAME
-{
-	local pid=${PID[$1]:-}
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null
-	wait "$pid"
-	local rc=$?
-	PID[$1]=
-	rm -f "$NL_TMP/$1.sock"
-	return $rc
-}
+stop_agent() { nl_agent_stop "$1"; } # NAME
 
 bulk_settled() { ctlq "$1" status | grep -q '^bulk: \(done\|failed\)'; }
 

@@ -118,32 +118,17 @@ count_creator() # INDEX CREATOR
 hostid() { printf '0x%08x' $((0x51510000 + $1)); }
 
 PIN=()
-AGENT_PID=()
 start_agent() # INDEX ARGS...
 {
-	local i=$1 pid
+	local i=$1
 	shift
 	[ -n "${PIN[i]:-}" ] || PIN[i]=$(nl_bpffs_tmp)
-	nsenter --net="/run/netns/${FW[i]}" -- "$AGENT" --syncdev sync0 --hostid "$(hostid "$i")" \
-		--pin-dir "${PIN[i]}" --obj "$OBJ" --ctl "$NL_TMP/fw$i.sock" --pfsync-if none \
-		--interval 5 -v "$@" >>"$NL_TMP/agent$i.log" 2>&1 &
-	pid=$!
-	nl_on_cleanup "kill $pid; wait $pid"
-	AGENT_PID[i]=$pid
-	nl_wait_until 10 test -S "$NL_TMP/fw$i.sock" ||
-		{ tail -5 "$NL_TMP/agent$i.log" >&2; nl_die "agent $i did not start"; }
+	nl_agent_run "$i" "${FW[i]}" "$NL_TMP/fw$i.sock" --syncdev sync0 --hostid "$(hostid "$i")" \
+		--pin-dir "${PIN[i]}" --obj "$OBJ" --pfsync-if none --interval 5 -v "$@"
 	"$DRV" config "${PIN[i]}" >/dev/null || nl_die "cannot set long timeouts on fw$i"
 }
 
-stop_agent() # INDEX
-{
-	local pid=${AGENT_PID[$1]:-}
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null
-	wait "$pid"
-	AGENT_PID[$1]=
-	rm -f "$NL_TMP/fw$1.sock"
-}
+stop_agent() { nl_agent_stop "$1"; } # INDEX
 
 bulk_settled() # INDEX
 {

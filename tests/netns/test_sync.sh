@@ -155,41 +155,21 @@ ctlq() # A|B CMD [FIELD]
 	python3 "$NL_LIB_DIR/ctlq.py" "$sock" "$@"
 }
 
-# shellcheck disable=SC2034 # set and read through printf -v and ${!var}
-AGENT_A_PID=
-# shellcheck disable=SC2034
-AGENT_B_PID=
 start_agent() # A|B PIN HOSTID ATTACH...
 {
-	local name=$1 pin=$2 hostid=$3 ns pid
+	local name=$1 pin=$2 hostid=$3 ns
 	shift 3
 	[ "$name" = A ] && ns=$FWA || ns=$FWB
-	local args=(--syncdev sync0 --hostid "$hostid" --pin-dir "$pin" --obj "$OBJ"
-		--ctl "$NL_TMP/$name.sock" --interval 1 -v)
+	local args=(--syncdev sync0 --hostid "$hostid" --pin-dir "$pin" --obj "$OBJ" --interval 1 -v)
 	[ -n "${SYNCPEER_B:-}" ] && [ "$name" = B ] && args+=(--syncpeer "$SYNCPEER_B")
 	[ -n "${DEFER_A:-}" ] && [ "$name" = A ] && args+=(--defer)
 	for ifname in "$@"; do
 		args+=(--attach "$ifname")
 	done
-	nsenter --net="/run/netns/$ns" -- "$AGENT" "${args[@]}" >>"$NL_TMP/agent$name.log" 2>&1 &
-	pid=$!
-	nl_on_cleanup "kill $pid; wait $pid"
-	printf -v "AGENT_${name}_PID" '%s' "$pid"
-	nl_wait_until 10 test -S "$NL_TMP/$name.sock" ||
-		{ cat "$NL_TMP/agent$name.log" >&2; nl_die "agent $name did not start"; }
+	nl_agent_run "$name" "$ns" "$NL_TMP/$name.sock" "${args[@]}"
 }
 
-stop_agent() # A|B
-{
-	local var="AGENT_$1_PID"
-	local pid=${!var}
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null
-	wait "$pid"
-	local rc=$?
-	printf -v "$var" '%s' ""
-	return $rc
-}
+stop_agent() { nl_agent_stop "$1"; } # A|B
 
 # B holds a state equal to A's (identity, key, peers, timeout class)
 same_on_b() # PROTO ADDR

@@ -72,9 +72,14 @@ static const __u8 *slot_key(const __u8 *slot)
 	return slot + HTAB_MARK;
 }
 
+static __u64 hash_of(const struct htab *h, const void *key)
+{
+	return hash_bytes(key, h->key_size);
+}
+
 static size_t home_in(const struct htab *h, struct tab t, const __u8 *key)
 {
-	return hash_bytes(key, h->key_size) & (t.cap - 1);
+	return hash_of(h, key) & (t.cap - 1);
 }
 
 static size_t home_of(const struct htab *h, const __u8 *key)
@@ -107,10 +112,13 @@ void htab_free(struct htab *h)
 	h->count = 0;
 }
 
-/* index of key's slot, or of the empty slot where it would go (current table) */
-static size_t probe(const struct htab *h, const void *key)
+/*
+ * Index of key's slot, or of the empty slot where it would go (current
+ * table); hash is hash_of(key), computed once per operation.
+ */
+static size_t probe(const struct htab *h, const void *key, __u64 hash)
 {
-	size_t i = home_of(h, key);
+	size_t i = hash & (h->cap - 1);
 
 	for (;;) {
 		const __u8 *s = slot_at(h, i);
@@ -122,14 +130,14 @@ static size_t probe(const struct htab *h, const void *key)
 }
 
 /* key's slot in the table being emptied (not migrated yet), or NULL */
-static __u8 *probe_old(const struct htab *h, const void *key)
+static __u8 *probe_old(const struct htab *h, const void *key, __u64 hash)
 {
 	struct tab t = old_tab(h);
 	size_t i;
 
 	if (!t.slots)
 		return NULL;
-	for (i = home_in(h, t, key);; i = (i + 1) & (t.cap - 1)) {
+	for (i = hash & (t.cap - 1);; i = (i + 1) & (t.cap - 1)) {
 		__u8 *s = slot_in(h, t, i);
 
 		if (s[0] == MARK_EMPTY)
@@ -152,14 +160,16 @@ void htab_prefetch(const struct htab *h, const void *key)
 
 void *htab_get(const struct htab *h, const void *key)
 {
+	__u64 hash;
 	__u8 *s;
 
 	if (!h->cap)
 		return NULL;
-	s = slot_at(h, probe(h, key));
+	hash = hash_of(h, key);
+	s = slot_at(h, probe(h, key, hash));
 	if (slot_used(s))
 		return s + HTAB_MARK + h->key_size;
-	s = probe_old(h, key);
+	s = probe_old(h, key, hash);
 	return s ? s + HTAB_MARK + h->key_size : NULL;
 }
 
@@ -177,24 +187,39 @@ static void advise_huge(void *mem, size_t bytes)
 }
 
 /* an old entry into the current table (its key is never there already) */
-static void move_slot(struct htab *h, __u8 *old_slot)
+static void move_slot(struct htab *h, __u8 *old_slot, __u64 hash)
 {
-	memcpy(slot_at(h, probe(h, slot_key(old_slot))), old_slot, h->slot_size);
+	memcpy(slot_at(h, probe(h, slot_key(old_slot), hash)), old_slot, h->slot_size);
 	old_slot[0] = MARK_MOVED;
 }
 
-/* moves up to n slots of the old table; frees it once it is empty */
+/*
+ * Moves up to n slots of the old table; frees it once it is empty. The
+ * entries of a step land at random in the current table: their home slots
+ * are prefetched together, so the step waits for memory about once.
+ */
 static void migrate(struct htab *h, size_t n)
 {
 	struct tab t = old_tab(h);
+	__u8 *moving[HTAB_MIGRATE_STEP];
+	__u64 hashes[HTAB_MIGRATE_STEP];
 
 	if (!t.slots)
 		return;
-	for (; n && h->migrated < t.cap; n--, h->migrated++) {
-		__u8 *s = slot_in(h, t, h->migrated);
+	while (n && h->migrated < t.cap) {
+		size_t k = 0;
 
-		if (s[0] == MARK_USED)
-			move_slot(h, s);
+		for (; n && k < HTAB_MIGRATE_STEP && h->migrated < t.cap; n--, h->migrated++) {
+			__u8 *s = slot_in(h, t, h->migrated);
+
+			if (s[0] != MARK_USED)
+				continue;
+			hashes[k] = hash_of(h, slot_key(s));
+			__builtin_prefetch(slot_at(h, hashes[k] & (h->cap - 1)), 1);
+			moving[k++] = s;
+		}
+		for (size_t i = 0; i < k; i++)
+			move_slot(h, moving[i], hashes[i]);
 	}
 	if (h->migrated == t.cap)
 		drop_old(h);
@@ -233,17 +258,21 @@ static int grow(struct htab *h)
 
 void *htab_put(struct htab *h, const void *key, int *created)
 {
+	__u64 hash = hash_of(h, key);
 	__u8 *s, *old;
 
 	*created = 0;
+	/* the key's home slot loads while the migration step works */
+	if (h->cap)
+		__builtin_prefetch(slot_at(h, hash & (h->cap - 1)));
 	migrate(h, HTAB_MIGRATE_STEP);
 	/* keep the load at or below 3/4 so probe chains stay short */
 	if ((h->count + 1) * 4 > h->cap * 3 && grow(h) != 0)
 		return NULL;
-	s = slot_at(h, probe(h, key));
+	s = slot_at(h, probe(h, key, hash));
 	if (slot_used(s))
 		return s + HTAB_MARK + h->key_size;
-	old = probe_old(h, key);
+	old = probe_old(h, key, hash);
 	if (old) {
 		/* an entry still in the old table moves first: values live in one place */
 		memcpy(s, old, h->slot_size);
@@ -285,18 +314,21 @@ static void remove_at(struct htab *h, size_t i)
 
 int htab_del(struct htab *h, const void *key)
 {
+	__u64 hash;
 	__u8 *old;
 	size_t i;
 
 	if (!h->cap)
 		return 0;
+	hash = hash_of(h, key);
+	__builtin_prefetch(slot_at(h, hash & (h->cap - 1)));
 	migrate(h, HTAB_MIGRATE_STEP);
-	i = probe(h, key);
+	i = probe(h, key, hash);
 	if (slot_used(slot_at(h, i))) {
 		remove_at(h, i);
 		return 1;
 	}
-	old = probe_old(h, key);
+	old = probe_old(h, key, hash);
 	if (!old)
 		return 0;
 	old[0] = MARK_MOVED; /* gone: the migration skips it */

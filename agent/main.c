@@ -71,6 +71,8 @@ struct process {
 	int bpf_loaded, maps_open;
 	enum bulk_req_state notified_bulk; /* last bulk state told to systemd */
 	int notified_ready;
+	int rb_consumed; /* records the last turn took from the ringbuf */
+	int rb_held;	 /* the ringbuf is out of the epoll set (see intake_hold) */
 };
 
 static void usage(FILE *f)
@@ -650,9 +652,12 @@ static void handle_event(struct process *p, __u64 tag)
 	struct agent *a = &p->a;
 
 	switch (tag) {
-	case EP_RINGBUF:
-		ring_buffer__consume(p->rb);
+	case EP_RINGBUF: {
+		int n = ring_buffer__consume(p->rb);
+
+		p->rb_consumed += n > 0 ? n : 0;
 		return;
+	}
 	case EP_SOCK:
 		agent_receive(a, RECV_PER_TURN);
 		return;
@@ -689,19 +694,82 @@ static void periodic(struct agent *a)
 	agent_flush_sendq(a);
 }
 
+/*
+ * During a burst each record would wake the loop (the ringbuf signals the
+ * first record after the agent caught up), yet whatever it queues waits
+ * for the send hold-off anyway. So after a turn that took a burst's worth
+ * of records and sent, the ringbuf leaves the epoll set until the hold-off
+ * ends: records gather there (no wakeups) and go out together, in fuller
+ * packets. Returns the end of the hold, or 0 for none.
+ */
+#define INTAKE_HOLD_RECORDS 4
+
+static __u64 intake_hold(struct process *p)
+{
+	const struct sendq *q = &p->a.sendq;
+	__u64 now = agent_clock_ns();
+
+	if (p->rb_consumed < INTAKE_HOLD_RECORDS || !q->last_send_ns ||
+	    now >= q->last_send_ns + SENDQ_HOLDOFF_NS)
+		return 0;
+	return q->last_send_ns + SENDQ_HOLDOFF_NS;
+}
+
+static void intake_set_watch(struct process *p, int watch)
+{
+	struct epoll_event ev = {.events = watch ? EPOLLIN : 0, .data.u64 = EP_RINGBUF};
+
+	if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, ring_buffer__epoll_fd(p->rb), &ev) == 0)
+		p->rb_held = !watch;
+}
+
+static int wait_events(struct process *p, struct epoll_event *evs, int max)
+{
+	static int no_pwait2; /* kernels before 5.11 */
+	__u64 hold = intake_hold(p);
+	__u64 now, limit_ns;
+	struct timespec ts;
+	int ms = wait_ms(&p->a), n;
+
+	if (hold && !p->rb_held)
+		intake_set_watch(p, 0);
+	if (!p->rb_held)
+		return epoll_wait(p->epfd, evs, max, ms);
+	/* held (or the watch could not be restored): the ringbuf waits a hold-off at most */
+	now = agent_clock_ns();
+	limit_ns = hold > now ? hold - now : 0;
+	if (!hold || (__u64)ms * 1000000 < limit_ns)
+		limit_ns = (__u64)(ms < 1 ? ms : 1) * 1000000;
+	if (!no_pwait2) {
+		ts.tv_sec = (time_t)(limit_ns / 1000000000);
+		ts.tv_nsec = (long)(limit_ns % 1000000000);
+		n = epoll_pwait2(p->epfd, evs, max, &ts, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		no_pwait2 = 1;
+	}
+	return epoll_wait(p->epfd, evs, max, limit_ns ? 1 : 0);
+}
+
 static void run(struct process *p)
 {
 	struct agent *a = &p->a;
 	struct epoll_event evs[16];
 
 	while (!a->stop) {
-		int n = epoll_wait(p->epfd, evs, 16, wait_ms(a));
+		int n = wait_events(p, evs, 16);
 
 		if (n < 0 && errno != EINTR) {
 			log_err("epoll_wait: %s", strerror(errno));
 			break;
 		}
 		a->now_ns = agent_clock_ns();
+		p->rb_consumed = 0;
+		if (p->rb_held) {
+			/* the hold is over (or something else woke the loop): take what gathered */
+			intake_set_watch(p, 1);
+			handle_event(p, EP_RINGBUF);
+		}
 		for (int i = 0; i < n; i++)
 			handle_event(p, evs[i].data.u64);
 		periodic(a);

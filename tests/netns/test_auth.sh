@@ -93,54 +93,9 @@ chmod 600 "$NL_TMP/k1" "$NL_TMP/k2"
 
 # ---- helpers ---------------------------------------------------------------
 
-
-# The attacker's tools. Packets leave with IP_HDRINCL so the source address
-# can be A's. spoof.py DST SRC KIND ARGS:
-#   ins ID CREATOR | delc ID CREATOR | clr CREATOR
-#   forged ID CREATOR KEYID   an INS with a well-formed trailer, random MAC
-#   replay HEXFILE            the captured IP packet again, to DST
+# The attacker's tools: scripts/pfsync_forge.py (--src: A's address) and
 # capture.py OUT SRC ACTION READY: the first pfsync packet from SRC whose
 # first section is ACTION, as hex (READY is touched once listening).
-cat >"$NL_TMP/spoof.py" <<'PY'
-import os, socket, struct, sys, time
-dst, src, kind = sys.argv[1], sys.argv[2], sys.argv[3]
-args = sys.argv[4:]
-def state(sid, creator):
-    def key():
-        a = socket.inet_aton("10.77.0.1") + bytes(12)
-        b = socket.inet_aton("10.77.0.2") + bytes(12)
-        return a + b + struct.pack(">HHHBB", 5000, 53, 0, 2, 0)
-    peer = bytes(8) + struct.pack(">IIIHHBB", 0, 0, 0, 0, 0, 1, 0) + bytes(6)
-    s = struct.pack(">Q", sid) + b"all".ljust(16, b"\0") + key() + key() + peer + peer
-    s += bytes(16) + struct.pack(">IIIII", 0xffffffff, 0xffffffff, 0xffffffff, 5, 20)
-    s += bytes(32) + struct.pack(">I", creator) + struct.pack(">II", 0xffffffff, 0xffffffff)
-    s += struct.pack(">HBBBBBBBBBBH", 0, 2, 17, 1, 0, 0, 7, 0, 0, 0, 0, 0) + bytes(2)
-    assert len(s) == 264
-    return s
-def pfsync(action, msg):
-    body = struct.pack(">BBH", action, len(msg) // 4, 1) + msg
-    return struct.pack(">BBH", 6, 0, 20 + len(body)) + bytes(16) + body
-if kind == "ins":
-    payload = pfsync(13, state(int(args[0], 0), int(args[1], 0)))
-elif kind == "delc":
-    payload = pfsync(7, struct.pack(">QI", int(args[0], 0), int(args[1], 0)))
-elif kind == "clr":
-    payload = pfsync(0, bytes(16) + struct.pack(">I", int(args[0], 0)))
-elif kind == "forged":
-    payload = pfsync(13, state(int(args[0], 0), int(args[1], 0)))
-    payload += b"PFA1" + struct.pack(">IIIQ", int(args[2], 16), int(args[1], 0),
-                                     int(time.time()), time.time_ns()) + os.urandom(32)
-if kind == "replay":
-    pkt = bytearray(bytes.fromhex(open(args[0]).read().strip()))
-    pkt[16:20] = socket.inet_aton(dst)
-    pkt[10:12] = b"\0\0"
-else:
-    pkt = struct.pack(">BBHHHBBH4s4s", 0x45, 0x10, 20 + len(payload), 0, 0x4000, 255, 240, 0,
-                      socket.inet_aton(src), socket.inet_aton(dst)) + payload
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"sync0")
-s.sendto(bytes(pkt), (dst, 0))
-PY
 cat >"$NL_TMP/capture.py" <<'PY'
 import socket, sys
 out, src, action, ready = sys.argv[1], socket.inet_aton(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -267,10 +222,10 @@ nl_wait_until "$DEADLINE" count_is B A "$N" && nl_pass "A -> B with --auth-key: 
 held=$(count_of B A)
 victim=$(states B first-id "$HOST_A")
 ba0=$(badauth B)
-nl_in "${NS[S]}" python3 "$NL_TMP/spoof.py" "${ADDR[B]}" "${ADDR[A]}" ins 0x5bad0001 "$HOST_A" &&
-	nl_in "${NS[S]}" python3 "$NL_TMP/spoof.py" "${ADDR[B]}" "${ADDR[A]}" delc "$victim" "$HOST_A" &&
-	nl_in "${NS[S]}" python3 "$NL_TMP/spoof.py" "${ADDR[B]}" "${ADDR[A]}" clr "$HOST_A" &&
-	nl_in "${NS[S]}" python3 "$NL_TMP/spoof.py" "${ADDR[B]}" "${ADDR[A]}" forged 0x5bad0002 \
+nl_in "${NS[S]}" python3 "$NL_LIB_DIR/pfsync_forge.py" --src "${ADDR[A]}" "${ADDR[B]}" ins 0x5bad0001 "$HOST_A" &&
+	nl_in "${NS[S]}" python3 "$NL_LIB_DIR/pfsync_forge.py" --src "${ADDR[A]}" "${ADDR[B]}" delc "$victim" "$HOST_A" &&
+	nl_in "${NS[S]}" python3 "$NL_LIB_DIR/pfsync_forge.py" --src "${ADDR[A]}" "${ADDR[B]}" clr "$HOST_A" &&
+	nl_in "${NS[S]}" python3 "$NL_LIB_DIR/pfsync_forge.py" --src "${ADDR[A]}" "${ADDR[B]}" forged 0x5bad0002 \
 		"$HOST_A" "$KEYID1" || nl_fail "spoofing failed"
 four_more() { [ "$(badauth B)" -ge $((ba0 + 4)) ]; }
 if nl_wait_until 5 four_more; then
@@ -304,7 +259,7 @@ fill A "$N" || nl_fail "creating states on A failed"
 nl_wait_until "$DEADLINE" count_is B A "$N" || nl_fail "B holds $(count_of B A) of A's new $N states"
 ba0=$(badauth B)
 rp0=$(ctlq B "stats --json" auth_dropped.replayed)
-nl_in "${NS[S]}" python3 "$NL_TMP/spoof.py" "${ADDR[B]}" "${ADDR[A]}" replay "$NL_TMP/clr.hex" ||
+nl_in "${NS[S]}" python3 "$NL_LIB_DIR/pfsync_forge.py" --src "${ADDR[A]}" "${ADDR[B]}" replay "$NL_TMP/clr.hex" ||
 	nl_fail "replay failed"
 one_more() { [ "$(badauth B)" -gt "$ba0" ]; }
 if nl_wait_until 5 one_more && [ "$(ctlq B "stats --json" auth_dropped.replayed)" = $((rp0 + 1)) ]; then
@@ -354,12 +309,12 @@ nl_wait_until "$DEADLINE" count_is D A $((d0 + N)) &&
 [ "$(ctlq D "stats --json" badlen)" = 0 ] && [ "$(ctlq D "stats --json" badact)" = 0 ] ||
 	nl_fail "D counted errors: $(ctlq D "stats --json" | head -c 300)"
 # the spoofer's packets are valid pfsync: D, without a key, applies them
-nl_in "${NS[S]}" python3 "$NL_TMP/spoof.py" "${ADDR[D]}" "${ADDR[A]}" ins 0x5bad0003 "$HOST_A" ||
+nl_in "${NS[S]}" python3 "$NL_LIB_DIR/pfsync_forge.py" --src "${ADDR[A]}" "${ADDR[D]}" ins 0x5bad0003 "$HOST_A" ||
 	nl_fail "spoofing failed"
 nl_wait_until 5 states D has-id "$HOST_A" 0x5bad0003 &&
 	nl_pass "control: the spoofed INS is applied by D (no key)" ||
 	nl_fail "the spoofed INS is not applied even without a key (the badauth check proves nothing)"
-nl_in "${NS[S]}" python3 "$NL_TMP/spoof.py" "${ADDR[D]}" "${ADDR[A]}" clr "$HOST_A" ||
+nl_in "${NS[S]}" python3 "$NL_LIB_DIR/pfsync_forge.py" --src "${ADDR[A]}" "${ADDR[D]}" clr "$HOST_A" ||
 	nl_fail "spoofing failed"
 nl_wait_until 5 count_is D A 0 && nl_pass "control: the spoofed CLR empties D of A's states" ||
 	nl_fail "the spoofed CLR is not applied even without a key"

@@ -68,29 +68,6 @@ join_segment "$ROGUE" 9
 
 # ---- helpers ---------------------------------------------------------------
 
-# A pfsync v6 packet with one INS (UDP state ID/CREATOR), TTL 255, sent
-# from namespace-local sync0 to DST: python3 forge.py DST ID CREATOR
-cat >"$NL_TMP/forge.py" <<'PY'
-import socket, struct, sys
-dst, sid, creator = sys.argv[1], int(sys.argv[2], 0), int(sys.argv[3], 0)
-def key():
-    a = socket.inet_aton("10.77.0.1") + bytes(12)
-    b = socket.inet_aton("10.77.0.2") + bytes(12)
-    return a + b + struct.pack(">HHHBB", 5000, 53, 0, 2, 0)
-peer = bytes(8) + struct.pack(">IIIHHBB", 0, 0, 0, 0, 0, 1, 0) + bytes(6)
-state = struct.pack(">Q", sid) + b"all".ljust(16, b"\0") + key() + key() + peer + peer
-state += bytes(16) + struct.pack(">IIIII", 0xffffffff, 0xffffffff, 0xffffffff, 5, 20)
-state += bytes(32) + struct.pack(">I", creator) + struct.pack(">II", 0xffffffff, 0xffffffff)
-state += struct.pack(">HBBBBBBBBBBH", 0, 2, 17, 1, 0, 0, 7, 0, 0, 0, 0, 0) + bytes(2)
-assert len(state) == 264, len(state)
-body = struct.pack(">BBH", 13, 66, 1) + state
-pfsync = struct.pack(">BBH", 6, 0, 20 + len(body)) + bytes(16) + body
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 240)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"sync0")
-s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 255)
-s.sendto(pfsync, (dst, 0))
-PY
-
 # states per creatorid in a pinned map: count PIN CREATOR
 cat >"$NL_TMP/count.py" <<'PY'
 import json, sys
@@ -229,13 +206,13 @@ nl_in "${FW[1]}" "$CTL" --pin-dir "${PIN[1]}" --ctl "$NL_TMP/fw1.sock" stats --p
 # ---- a sender on the segment that is not a peer ---------------------------------
 
 badsrc0=$(ctlq 1 "stats --json" badsrc)
-nl_in "$ROGUE" python3 "$NL_TMP/forge.py" 10.211.0.1 0x7e570001 0xbadc0de1 || nl_fail "forging failed"
+nl_in "$ROGUE" python3 "$NL_LIB_DIR/pfsync_forge.py" 10.211.0.1 ins 0x7e570001 0xbadc0de1 || nl_fail "forging failed"
 badsrc_up() { [ "$(ctlq 1 "stats --json" badsrc)" -gt "$badsrc0" ]; }
 nl_wait_until 5 badsrc_up && nl_pass "packet from a non-peer counted (badsrc)" ||
 	nl_fail "badsrc did not rise"
 [ "$(count_creator 1 0xbadc0de1)" = 0 ] || nl_fail "state from the non-peer was applied"
 # the same packet from a peer's address is applied: the drop above was the source check
-nl_in "${FW[2]}" python3 "$NL_TMP/forge.py" 10.211.0.1 0x7e570002 0xbadc0de1 || nl_fail "forging failed"
+nl_in "${FW[2]}" python3 "$NL_LIB_DIR/pfsync_forge.py" 10.211.0.1 ins 0x7e570002 0xbadc0de1 || nl_fail "forging failed"
 from_peer() { [ "$(count_creator 1 0xbadc0de1)" = 1 ]; }
 nl_wait_until 5 from_peer && nl_pass "the same packet from a peer is applied" ||
 	nl_fail "forged INS from a peer's address not applied (the source check proves nothing)"

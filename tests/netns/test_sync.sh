@@ -113,29 +113,6 @@ elif cmd == "idents":
             print("%d/%d" % (v["id"], v["creatorid"]))
 PY
 
-# A pfsync v6 packet with one INS (UDP state ID/CREATOR), sent raw with a
-# chosen TTL from fwA's sync0 to fwB: python3 forge.py TTL ID CREATOR
-cat >"$NL_TMP/forge.py" <<'PY'
-import socket, struct, sys
-ttl, sid, creator = int(sys.argv[1]), int(sys.argv[2], 0), int(sys.argv[3], 0)
-def key():
-    a = socket.inet_aton("10.77.0.1") + bytes(12)
-    b = socket.inet_aton("10.77.0.2") + bytes(12)
-    return a + b + struct.pack(">HHHBB", 5000, 53, 0, 2, 0)
-peer = bytes(8) + struct.pack(">IIIHHBB", 0, 0, 0, 0, 0, 1, 0) + bytes(6)
-state = struct.pack(">Q", sid) + b"all".ljust(16, b"\0") + key() + key() + peer + peer
-state += bytes(16) + struct.pack(">IIIII", 0xffffffff, 0xffffffff, 0xffffffff, 5, 20)
-state += bytes(32) + struct.pack(">I", creator) + struct.pack(">II", 0xffffffff, 0xffffffff)
-state += struct.pack(">HBBBBBBBBBBH", 0, 2, 17, 1, 0, 0, 7, 0, 0, 0, 0, 0) + bytes(2)
-assert len(state) == 264, len(state)
-body = struct.pack(">BBH", 13, 66, 1) + state
-pfsync = struct.pack(">BBH", 6, 0, 20 + len(body)) + bytes(16) + body
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 240)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"sync0")
-s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
-s.sendto(pfsync, ("10.210.9.2", 0))
-PY
-
 dump_states() # PIN
 {
 	bpftool -j map dump pinned "$1/pfsync_states"
@@ -354,12 +331,12 @@ fi
 # ---- forged packet with TTL 64 --------------------------------------------------
 
 badttl_before=$(ctlq B "stats --json" badttl)
-nl_in "$FWA" python3 "$NL_TMP/forge.py" 64 0x5eed0001 0xfeedf00d || nl_fail "forging failed"
+nl_in "$FWA" python3 "$NL_LIB_DIR/pfsync_forge.py" --ttl 64 10.210.9.2 ins 0x5eed0001 0xfeedf00d || nl_fail "forging failed"
 badttl_above() { [ "$(ctlq B "stats --json" badttl)" -gt "$badttl_before" ]; }
 nl_wait_until 5 badttl_above && nl_pass "TTL 64 packet counted as badttl" ||
 	nl_fail "badttl did not rise"
 absent_on_b 0x5eed0001 0xfeedf00d || nl_fail "state from a TTL 64 packet was applied"
-nl_in "$FWA" python3 "$NL_TMP/forge.py" 255 0x5eed0002 0xfeedf00d || nl_fail "forging failed"
+nl_in "$FWA" python3 "$NL_LIB_DIR/pfsync_forge.py" 10.210.9.2 ins 0x5eed0002 0xfeedf00d || nl_fail "forging failed"
 nl_wait_until 5 present_on_b 0x5eed0002 0xfeedf00d &&
 	nl_pass "the same packet with TTL 255 is applied" ||
 	nl_fail "TTL 255 forged INS not applied (the badttl check proves nothing)"
@@ -513,7 +490,7 @@ fi
 
 # ---- flush on A: CLR empties B of A's states --------------------------------------
 
-nl_in "$FWA" python3 "$NL_TMP/forge.py" 255 0x5eed0003 0xfeedf00d || nl_fail "forging failed"
+nl_in "$FWA" python3 "$NL_LIB_DIR/pfsync_forge.py" 10.210.9.2 ins 0x5eed0003 0xfeedf00d || nl_fail "forging failed"
 nl_wait_until 5 present_on_b 0x5eed0003 0xfeedf00d || nl_fail "forged INS (TTL 255) not applied on restarted B"
 [ "$(b_count_creator "$HOSTID_A")" -gt 0 ] || nl_fail "B holds no state of A before the flush"
 # traffic still running may create new states on A after the flush: judge the

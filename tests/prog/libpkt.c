@@ -2,10 +2,12 @@
 #include "libpkt.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,6 +34,32 @@ const char *pkt_object_path(void)
 		*slash = '\0';
 	snprintf(path, sizeof(path), "%s/../../pfsync_xdp.o", exe);
 	return path;
+}
+
+int pkt_bpffs_make(char *dir, size_t len, const char *tag)
+{
+	snprintf(dir, len, "/tmp/pfsync-%s-%d-XXXXXX", tag, getpid());
+	if (!mkdtemp(dir)) {
+		fprintf(stderr, "mkdtemp %s: %s\n", dir, strerror(errno));
+		dir[0] = '\0';
+		return -1;
+	}
+	if (mount("bpf", dir, "bpf", 0, NULL)) {
+		fprintf(stderr, "mount bpffs on %s: %s (needs root)\n", dir, strerror(errno));
+		rmdir(dir);
+		dir[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+void pkt_bpffs_remove(char *dir)
+{
+	if (!dir[0])
+		return;
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
+	dir[0] = '\0';
 }
 
 void pkt_addr(int af, const char *text, __u32 w[4])

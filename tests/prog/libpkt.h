@@ -60,4 +60,13 @@ void pkt_addr(int af, const char *text, __u32 w[4]);
  */
 const char *pkt_object_path(void);
 
+/*
+ * A private bpffs for one fixture: a fresh /tmp/pfsync-TAG-PID-XXXXXX with
+ * bpffs mounted on it, so pinned maps never meet another test's. 0, or -1
+ * with a message (dir left empty). pkt_bpffs_remove undoes it (empty dir:
+ * nothing to do).
+ */
+int pkt_bpffs_make(char *dir, size_t len, const char *tag);
+void pkt_bpffs_remove(char *dir);
+
 #endif /* LIBPKT_H */

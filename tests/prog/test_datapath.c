@@ -42,7 +42,6 @@ struct ev_log {
 
 struct fixture {
 	char pin_dir[64];
-	int mounted;
 	struct pfsync_bpf b;
 	int loaded;
 	int states, rules, config, globals, counters, events, defer;
@@ -72,10 +71,7 @@ static void fixture_free(struct fixture *f)
 		ring_buffer__free(f->rb);
 	if (f->loaded)
 		pfsync_bpf_close(&f->b);
-	if (f->mounted)
-		umount2(f->pin_dir, MNT_DETACH);
-	if (f->pin_dir[0])
-		rmdir(f->pin_dir);
+	pkt_bpffs_remove(f->pin_dir);
 	free(f);
 }
 
@@ -85,17 +81,8 @@ static int fixture_setup(void **state, __u32 states_max)
 
 	if (!f)
 		return -1;
-	snprintf(f->pin_dir, sizeof(f->pin_dir), "/tmp/pfsync-prog-%d-XXXXXX", getpid());
-	if (!mkdtemp(f->pin_dir)) {
-		f->pin_dir[0] = '\0';
+	if (pkt_bpffs_make(f->pin_dir, sizeof(f->pin_dir), "prog"))
 		goto fail;
-	}
-	if (mount("bpf", f->pin_dir, "bpf", 0, NULL)) {
-		fprintf(stderr, "mount bpffs on %s: %s (needs root)\n", f->pin_dir,
-			strerror(errno));
-		goto fail;
-	}
-	f->mounted = 1;
 	if (pfsync_bpf_load(&f->b, pkt_object_path(), f->pin_dir, states_max,
 			    PFSYNC_LOAD_XDP | PFSYNC_LOAD_TC | PFSYNC_LOAD_CTL))
 		goto fail;

@@ -368,9 +368,13 @@ printf '#!/bin/sh\nexec "%s" --pin-dir "%s" --ctl "%s" "$@"\n' "$CTL" "$PIN_A" "
 	>"$NL_TMP/pfsyncctl-a"
 chmod +x "$NL_TMP/pfsyncctl-a"
 PFSYNCCTL=$NL_TMP/pfsyncctl-a PFSYNC_WAIT=5 nsenter --net="/run/netns/$FWA" -- \
-	"$EX/ucarp-up.sh" sync0 10.211.9.100 >/dev/null 2>&1
-ip -n "$FWA" addr show dev sync0 | grep -q "10.211.9.100/32" &&
-	nl_pass "ucarp-up.sh takes the address when bulk is done" || nl_fail "ucarp-up.sh"
+	"$EX/ucarp-up.sh" sync0 10.211.9.100 >"$NL_TMP/ucarp-up.out" 2>&1
+up_rc=$?
+if ip -n "$FWA" addr show dev sync0 | grep -q "10.211.9.100/32"; then
+	nl_pass "ucarp-up.sh takes the address when bulk is done"
+else
+	nl_fail "ucarp-up.sh (exit $up_rc): $(tr '\n' ' ' <"$NL_TMP/ucarp-up.out"); $("$NL_TMP/pfsyncctl-a" status 2>&1 | grep '^bulk'); sync0: $(ip -n "$FWA" -4 -o addr show dev sync0 | awk '{print $4}' | tr '\n' ' ')"
+fi
 nsenter --net="/run/netns/$FWA" -- "$EX/ucarp-down.sh" sync0 10.211.9.100
 ! ip -n "$FWA" addr show dev sync0 | grep -q "10.211.9.100" &&
 	nl_pass "ucarp-down.sh gives it back" || nl_fail "ucarp-down.sh"

@@ -354,17 +354,7 @@ ctd_notify_script() # TAG a|b
 
 ctd_nft() # NS: the anchor's stateful forward chain
 {
-	in_ns "$1" nft -f - <<-'EOF' || return 1
-		table inet fw {
-			chain forward {
-				type filter hook forward priority 0; policy drop;
-				ct state invalid counter drop
-				ct state established,related counter accept
-				iifname "lan0" oifname "wan0" ct state new counter accept
-				counter
-			}
-		}
-	EOF
+	in_ns "$1" nft -f "$ROOT/bench/conf/anchor-forward.nft" || return 1
 	in_ns "$1" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0 net.netfilter.nf_conntrack_events=1
 }
 

@@ -195,17 +195,7 @@ topology()
 fwa_conntrack()
 {
 	local need=$1 cur
-	in_ns "$NS_FWA" nft -f - <<-'EOF' || die "nftables ruleset on fwA failed"
-		table inet fw {
-			chain forward {
-				type filter hook forward priority 0; policy drop;
-				ct state invalid counter drop
-				ct state established,related counter accept
-				iifname "lan0" oifname "wan0" ct state new counter accept
-				counter
-			}
-		}
-	EOF
+	in_ns "$NS_FWA" nft -f "$ROOT/bench/conf/anchor-forward.nft" || die "nftables ruleset on fwA failed"
 	# a netns cannot go above the host's limit: raise it for the run only
 	cur=$(sysctl -n net.netfilter.nf_conntrack_max)
 	if [ "$cur" -lt "$need" ]; then

@@ -735,11 +735,14 @@ static int wait_events(struct process *p, struct epoll_event *evs, int max)
 		intake_set_watch(p, 0);
 	if (!p->rb_held)
 		return epoll_wait(p->epfd, evs, max, ms);
-	/* held (or the watch could not be restored): the ringbuf waits a hold-off at most */
+	/*
+	 * Held: wake at the hold's end at the latest. No hold but still held
+	 * (the watch could not be restored): look at the ringbuf every ms.
+	 */
 	now = agent_clock_ns();
-	limit_ns = hold > now ? hold - now : 0;
-	if (!hold || (__u64)ms * 1000000 < limit_ns)
-		limit_ns = (__u64)(ms < 1 ? ms : 1) * 1000000;
+	limit_ns = !hold ? 1000000 : hold > now ? hold - now : 0;
+	if ((__u64)ms * 1000000 < limit_ns)
+		limit_ns = (__u64)ms * 1000000;
 	if (!no_pwait2) {
 		ts.tv_sec = (time_t)(limit_ns / 1000000000);
 		ts.tv_nsec = (long)(limit_ns % 1000000000);

@@ -103,7 +103,7 @@ stop_agents()
 
 bulk_quiet() # NAME: its start-up bulk request is over
 {
-	"$DRV" ctl "$NL_TMP/$1.sock" "status --json" | grep -q '"bulk":"\(done\|failed\)"'
+	"$DRV" ctl "$NL_TMP/$1.sock" "status --json" | nl_has '"bulk":"\(done\|failed\)"'
 }
 
 declare -A R # R[config.key]

@@ -200,7 +200,7 @@ topology()
 	wait_until 5 in_ns "$FWA" ping -c1 -W1 10.201.3.2 || fail "$t: sync link is down"
 }
 
-has_gateway() { ip -n "$1" -4 -o addr show dev lan0 | grep -q " 10.201.1.1/"; }
+has_gateway() { ip -n "$1" -4 -o addr show dev lan0 | grep " 10.201.1.1/" >/dev/null; }
 no_gateway() { ! has_gateway "$1"; }
 
 start_server()
@@ -237,7 +237,7 @@ pf_rules()
 	EOF
 }
 
-pf_bulk_done() { "$CTL" --ctl "$TMP/$1-$2.sock" status | grep -q "bulk: done"; }
+pf_bulk_done() { "$CTL" --ctl "$TMP/$1-$2.sock" status | grep "bulk: done" >/dev/null; }
 
 pf_tcp_states() # TAG a|b: TCP states in that firewall's table
 {
@@ -434,7 +434,7 @@ setup_pf()
 		cat >"$TMP/pf-check-$name.sh" <<-EOF
 			#!/bin/sh
 			# stay backup until this node's pfsync bulk update has completed
-			"$CTL" --ctl "$TMP/pf-$name.sock" status | grep -q "bulk: done"
+			"$CTL" --ctl "$TMP/pf-$name.sock" status | grep "bulk: done" >/dev/null
 		EOF
 		chmod 700 "$TMP/pf-check-$name.sh"
 	done

@@ -134,7 +134,7 @@ write_keepalived() {
 	cat >"$work/check-$name.sh" <<EOF
 #!/bin/sh
 # Stay backup until this node's pfsync bulk update has completed.
-"$build/pfsyncctl" --ctl "$work/$name.sock" status | grep -q "bulk: done"
+"$build/pfsyncctl" --ctl "$work/$name.sock" status | grep "bulk: done" >/dev/null
 EOF
 	chmod +x "$work/check-$name.sh"
 	cat >"$work/keepalived-$name.conf" <<EOF
@@ -190,7 +190,7 @@ pids+=($!)
 ip netns exec $fwb keepalived -n -l -D -f "$work/keepalived-b.conf" -p "$work/ka-b.pid" \
 	-r "$work/vrrp-b.pid" >"$work/keepalived-b.log" 2>&1 &
 pids+=($!)
-has_gateway() { nsx "$1" ip -4 -o addr show dev lan0 | grep -q " 10.77.1.1/"; }
+has_gateway() { nsx "$1" ip -4 -o addr show dev lan0 | grep " 10.77.1.1/" >/dev/null; }
 wait_until 15 has_gateway $fwa || die "fwA never became VRRP master"
 # both start as master until they hear each other: wait for fwB to step down
 no_gateway() { ! has_gateway "$1"; }

@@ -313,6 +313,15 @@ nl_file_has()
 	[ -f "$1" ] && grep -q -- "$2" "$1"
 }
 
+# `cmd | nl_has PATTERN`: grep that reads its input to the end. grep -q
+# exits at the first match, and a writer that flushes more afterwards (ip
+# flushes per line, big outputs go out in several writes) dies of SIGPIPE,
+# which under pipefail fails the pipeline although the line was there.
+nl_has()
+{
+	grep "$@" >/dev/null
+}
+
 # nl_finish: prints a summary and exits 1 if any check failed.
 nl_finish()
 {

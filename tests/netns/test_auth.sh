@@ -155,7 +155,7 @@ start_agent() # NAME ARGS...
 
 stop_agent() { nl_agent_stop "$1"; } # NAME
 
-bulk_settled() { ctlq "$1" status | grep -q '^bulk: \(done\|failed\)'; }
+bulk_settled() { ctlq "$1" status | nl_has '^bulk: \(done\|failed\)'; }
 
 BASE=0
 fill() # NAME COUNT: states with fresh tuples
@@ -204,7 +204,7 @@ start_agent A --auth-key "$NL_TMP/k1"
 start_agent B --auth-key "$NL_TMP/k1"
 nl_wait_until 30 bulk_settled A || nl_fail "A's bulk request did not end"
 nl_wait_until 30 bulk_settled B || nl_fail "B's bulk request did not end"
-ctlq B status | grep -q '^auth: on (HMAC-SHA256, signing key [0-9a-f]\{8\}), min-ttl 255$' ||
+ctlq B status | nl_has '^auth: on (HMAC-SHA256, signing key [0-9a-f]\{8\}), min-ttl 255$' ||
 	nl_fail "status auth line: $(ctlq B status | grep auth)"
 [ "$(ctlq B "status --json" auth)" = true ] || nl_fail "status --json auth is not true"
 KEYID1=$(ctlq A "status --json" auth_keys | tr -d '[]" ')
@@ -293,7 +293,7 @@ rotate_step "k1 retired"
 [ "$(badauth A)" = 0 ] && [ "$(badauth B)" = 0 ] &&
 	nl_pass "key rotation: all $expect states reached B, no packet rejected" ||
 	nl_fail "key rotation: badauth A=$(badauth A) B=$(badauth B) (restarted agents count from 0)"
-ctlq B status | grep -q "signing key $(ctlq B "status --json" auth_keys | tr -d '[]" ')" ||
+ctlq B status | nl_has "signing key $(ctlq B "status --json" auth_keys | tr -d '[]" ')" ||
 	nl_fail "B's status does not name its key"
 
 # ---- a receiver without a key reads the signed packets -------------------------------
@@ -330,7 +330,7 @@ stop_agent B || nl_fail "agent B did not exit cleanly"
 start_agent R1 --syncpeer 10.213.2.1 --auth-key "$NL_TMP/k1" --min-ttl 254
 start_agent R2 --syncpeer 10.213.1.1 --auth-key "$NL_TMP/k1" --min-ttl 254
 nl_wait_until 30 bulk_settled R1 || nl_fail "R1's bulk request did not end"
-ctlq R1 status | grep -q 'min-ttl 254$' || nl_fail "status does not show min-ttl 254"
+ctlq R1 status | nl_has 'min-ttl 254$' || nl_fail "status does not show min-ttl 254"
 fill R1 "$N" || nl_fail "creating states on R1 failed"
 fill R2 "$N" || nl_fail "creating states on R2 failed"
 nl_wait_until "$DEADLINE" count_is R2 R1 "$N" && nl_wait_until "$DEADLINE" count_is R1 R2 "$N" &&

@@ -561,7 +561,7 @@ if [ -n "${NS_READY:-}" ] && [ -x "$AGENT" ] && [ -f "$OBJ" ] && command -v tcpd
 			fi
 			if command -v tshark >/dev/null &&
 				tshark -n -X "lua_script:$LUA" -r "$WORK/agent.pcap" -T fields \
-					-e pfsync.clr.creatorid 2>/dev/null | grep -q "0xa1a1a1a1"; then
+					-e pfsync.clr.creatorid 2>/dev/null | grep "0xa1a1a1a1" >/dev/null; then
 				ok "tshark on a capture the agent wrote"
 			elif command -v tshark >/dev/null; then
 				not_ok "tshark on a capture the agent wrote"

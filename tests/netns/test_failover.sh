@@ -84,7 +84,7 @@ ctlq() # RUN+NAME COMMAND
 
 bulk_done() # RUN+NAME
 {
-	ctlq "$1" status 2>/dev/null | grep -q '^bulk: done'
+	ctlq "$1" status 2>/dev/null | nl_has '^bulk: done'
 }
 
 # keepalived_start RUN A|B: VRRP for lan0 and wan0 as one sync group
@@ -154,7 +154,7 @@ EOF
 
 has_vip() # NS
 {
-	ip -n "$1" -4 -o addr show dev lan0 2>/dev/null | grep -q " 10.78.1.1/"
+	ip -n "$1" -4 -o addr show dev lan0 2>/dev/null | nl_has " 10.78.1.1/"
 }
 
 no_vip() # NS

@@ -77,7 +77,7 @@ for page in "$DEST"/usr/local/share/man/man*/*; do
 	else
 		nl_fail "mandoc -T lint $name: $lint"
 	fi
-	if MANWIDTH=80 man -l "$page" 2>/dev/null | grep -q "^SYNOPSIS\|^DESCRIPTION"; then
+	if MANWIDTH=80 man -l "$page" 2>/dev/null | nl_has "^SYNOPSIS\|^DESCRIPTION"; then
 		nl_pass "man -l $name renders"
 	else
 		nl_fail "man -l $name"
@@ -143,7 +143,7 @@ capbnd() { sed -n 's/^CapBnd:\s*//p' "/proc/$1/status"; }
 if [ -n "$caps" ] && [ "$(capbnd "$B_PID")" != "$(capbnd $$)" ] &&
 	nl_wait_until 10 nl_file_has "$NL_TMP/b.log" "attached XDP and tc egress to in0" &&
 	ip -n "$FWB" link show pfsync0 >/dev/null 2>&1 &&
-	"$CTL" --ctl "$NL_TMP/b.sock" flush | grep -q "^flushed" &&
+	"$CTL" --ctl "$NL_TMP/b.sock" flush | nl_has "^flushed" &&
 	! grep -qi "error" "$NL_TMP/b.log"; then
 	nl_pass "agent runs with the unit's capabilities only (${caps//+/})"
 else
@@ -193,10 +193,10 @@ grep -q "BPF object $SBIN/../lib/bpf/pfsync_xdp.o" "$NL_TMP/a.log" &&
 	nl_fail "batch programs: $(grep "batch import" "$NL_TMP/a.log")"
 
 if nl_wait_until 30 nl_file_has "$NL_TMP/notify.log" "READY=1"; then
-	grep "READY=1" "$NL_TMP/notify.log" | head -1 | grep -q "STATUS=bulk update done" &&
+	grep "READY=1" "$NL_TMP/notify.log" | head -1 | nl_has "STATUS=bulk update done" &&
 		nl_pass "READY=1 once the bulk update is done" ||
 		nl_fail "READY=1 without bulk done: $(cat "$NL_TMP/notify.log")"
-	ctl_a status | grep -q "^bulk: done" && nl_pass "status says bulk: done at READY" ||
+	ctl_a status | nl_has "^bulk: done" && nl_pass "status says bulk: done at READY" ||
 		nl_fail "status at READY: $(ctl_a status | grep bulk)"
 else
 	nl_fail "no READY=1: $(cat "$NL_TMP/notify.log") / $(tail -5 "$NL_TMP/a.log")"
@@ -212,7 +212,7 @@ grep -q "maxupd: 7 " <<<"$status" && nl_pass "command line overrides the config 
 
 # ---- rules file: loaded at start, reloaded on SIGHUP --------------------------------
 rules_count() { [ "$(ctl_a rules | grep -c .)" -eq "$1" ]; }
-rules_count 1 && ctl_a rules | grep -q "port 22" && nl_pass "rules file loaded at start" ||
+rules_count 1 && ctl_a rules | nl_has "port 22" && nl_pass "rules file loaded at start" ||
 	nl_fail "rules at start: $(ctl_a rules)"
 printf 'block in all\npass in proto tcp to any port 22\npass out proto udp\n' >"$NL_TMP/rules.conf"
 kill -HUP "$A_PID"
@@ -343,7 +343,7 @@ python3 "$NL_TMP/promcheck.py" "$NL_TMP/prom0.txt" >"$NL_TMP/samples0.txt" 2>&1 
 
 # ---- peer-caused log lines are rate-limited ----------------------------------------------
 clr_in() {
-	ctl_a stats --prometheus | grep -q "^pfsync_actions_total{action=\"clr\",direction=\"in\"} $1\$"
+	ctl_a stats --prometheus | nl_has "^pfsync_actions_total{action=\"clr\",direction=\"in\"} $1\$"
 }
 nsenter --net="/run/netns/$FWB" -- python3 - <<'PY'
 import socket, struct
@@ -370,13 +370,13 @@ chmod +x "$NL_TMP/pfsyncctl-a"
 PFSYNCCTL=$NL_TMP/pfsyncctl-a PFSYNC_WAIT=5 nsenter --net="/run/netns/$FWA" -- \
 	"$EX/ucarp-up.sh" sync0 10.211.9.100 >"$NL_TMP/ucarp-up.out" 2>&1
 up_rc=$?
-if ip -n "$FWA" addr show dev sync0 | grep -q "10.211.9.100/32"; then
+if ip -n "$FWA" addr show dev sync0 | nl_has "10.211.9.100/32"; then
 	nl_pass "ucarp-up.sh takes the address when bulk is done"
 else
 	nl_fail "ucarp-up.sh (exit $up_rc): $(tr '\n' ' ' <"$NL_TMP/ucarp-up.out"); $("$NL_TMP/pfsyncctl-a" status 2>&1 | grep '^bulk'); sync0: $(ip -n "$FWA" -4 -o addr show dev sync0 | awk '{print $4}' | tr '\n' ' ')"
 fi
 nsenter --net="/run/netns/$FWA" -- "$EX/ucarp-down.sh" sync0 10.211.9.100
-! ip -n "$FWA" addr show dev sync0 | grep -q "10.211.9.100" &&
+! ip -n "$FWA" addr show dev sync0 | nl_has "10.211.9.100" &&
 	nl_pass "ucarp-down.sh gives it back" || nl_fail "ucarp-down.sh"
 
 if command -v keepalived >/dev/null; then

@@ -109,7 +109,7 @@ stop_agent() { nl_agent_stop "$1"; } # INDEX
 
 bulk_settled() # INDEX
 {
-	ctlq "$1" status | grep -q '^bulk: \(done\|failed\)'
+	ctlq "$1" status | nl_has '^bulk: \(done\|failed\)'
 }
 
 fill() # INDEX COUNT BASE
@@ -134,9 +134,9 @@ done
 for i in 1 2 3; do
 	nl_wait_until 30 bulk_settled "$i" || nl_fail "fw$i: start-up bulk request did not end"
 done
-ctlq 1 status | grep -q '^pfsync: syncdev: sync0 syncpeer: 10.211.0.2,10.211.0.3 ' ||
+ctlq 1 status | nl_has '^pfsync: syncdev: sync0 syncpeer: 10.211.0.2,10.211.0.3 ' ||
 	nl_fail "status line: $(ctlq 1 status | head -1)"
-ctlq 1 status | grep -q '^transport: IPv4 unicast, 2 peers: 10.211.0.2 10.211.0.3$' ||
+ctlq 1 status | nl_has '^transport: IPv4 unicast, 2 peers: 10.211.0.2 10.211.0.3$' ||
 	nl_fail "transport line: $(ctlq 1 status | grep transport)"
 nl_in "${FW[1]}" "$CTL" --pin-dir "${PIN[1]}" --ctl "$NL_TMP/fw1.sock" status |
 	grep -q '^auth: off' || nl_fail "pfsyncctl status does not say auth is off"
@@ -254,7 +254,7 @@ v6_round() # NAME BASE PEER_OF_1 PEER_OF_2 [AGENT_ARGS...]
 }
 
 v6_round "IPv6 multicast" 300000 ff12::f0 "::"
-ctlq 1 status | grep -q '^transport: IPv6 multicast, 1 peer: ff12::f0$' ||
+ctlq 1 status | nl_has '^transport: IPv6 multicast, 1 peer: ff12::f0$' ||
 	nl_fail "IPv6 multicast transport line: $(ctlq 1 status | grep transport)"
 stop_agent 1
 stop_agent 2
@@ -262,11 +262,11 @@ stop_agent 2
 od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$NL_TMP/key"
 chmod 600 "$NL_TMP/key"
 v6_round "IPv6 unicast, authenticated" 400000 fd00:211::2 fd00:211::1 --auth-key "$NL_TMP/key"
-ctlq 1 status | grep -q '^transport: IPv6 unicast, 1 peer: fd00:211::2$' ||
+ctlq 1 status | nl_has '^transport: IPv6 unicast, 1 peer: fd00:211::2$' ||
 	nl_fail "IPv6 unicast transport line: $(ctlq 1 status | grep transport)"
 [ "$(ctlq 1 "stats --json" badauth)" = 0 ] && [ "$(ctlq 2 "stats --json" badauth)" = 0 ] ||
 	nl_fail "badauth over IPv6 with the same key"
-ctlq 2 status | grep -q '^auth: on' || nl_fail "auth not on: $(ctlq 2 status | grep auth)"
+ctlq 2 status | nl_has '^auth: on' || nl_fail "auth not on: $(ctlq 2 status | grep auth)"
 stop_agent 1 || nl_fail "agent 1 did not exit cleanly"
 stop_agent 2 || nl_fail "agent 2 did not exit cleanly"
 

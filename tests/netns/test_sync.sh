@@ -174,7 +174,7 @@ present_on_b() # ID CREATOR
 
 bulk_done() # A|B
 {
-	ctlq "$1" status | grep -q '^bulk: done'
+	ctlq "$1" status | nl_has '^bulk: done'
 }
 
 b_count_creator() # CREATOR
@@ -186,7 +186,7 @@ b_has_all_of_a()
 {
 	local ident
 	for ident in $(st "$PIN_A" idents); do
-		st "$PIN_B" idents | grep -qx "$ident" || return 1
+		st "$PIN_B" idents | nl_has -x "$ident" || return 1
 	done
 }
 
@@ -199,7 +199,7 @@ nl_pass "agents running on fwA and fwB"
 # the first agent asked while alone; both must finish a bulk exchange
 nl_wait_until 30 bulk_done B && nl_pass "B's bulk update done" ||
 	nl_fail "B's bulk update not done: $(ctlq B status | grep bulk)"
-ctlq A status | grep -q '^pfsync: syncdev: sync0 maxupd: 128 defer: off$' ||
+ctlq A status | nl_has '^pfsync: syncdev: sync0 maxupd: 128 defer: off$' ||
 	nl_fail "status line: $(ctlq A status | head -1)"
 
 TCPDUMP_PID=
@@ -433,7 +433,7 @@ stop_agent B || nl_fail "agent B did not exit cleanly"
 PIN_B=$(nl_bpffs_tmp)
 [ "$(st "$PIN_A" count)" -ge 3 ] || nl_fail "A has fewer than 3 states before B's restart"
 SYNCPEER_B=10.210.9.1 start_agent B "$PIN_B" "$HOSTID_B" in0 out0
-ctlq B status | grep -q '^pfsync: syncdev: sync0 syncpeer: 10.210.9.1 maxupd: 128 defer: off$' ||
+ctlq B status | nl_has '^pfsync: syncdev: sync0 syncpeer: 10.210.9.1 maxupd: 128 defer: off$' ||
 	nl_fail "unicast status line: $(ctlq B status | head -1)"
 if nl_wait_until 20 bulk_done B && nl_wait_until 5 b_has_all_of_a; then
 	nl_pass "restarted B (unicast --syncpeer) with an empty table got all $(st "$PIN_A" idents | wc -l) synced states of A by bulk update"

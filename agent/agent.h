@@ -86,6 +86,9 @@ struct agent {
 	/* intake.c */
 	__u64 records, records_bad, records_lost;
 	__u64 lost_events;
+	__u64 lost_covered;    /* loss reports a rebuild covers: nothing more to do */
+	__u64 lost_rebuild_ns; /* when the last rebuild for a loss began (CLOCK_BOOTTIME) */
+	int lost_rebuild_due;  /* a loss report asked for a rebuild (intake_settle) */
 	/* apply.c */
 	__u64 imported, merged, deleted_by_peer, cleared_by_peer;
 	/* sends a payload; NULL = the sync socket (tests capture packets here) */
@@ -94,6 +97,8 @@ struct agent {
 	/* sock.c: receive drops seen, and whether they hit a bulk update */
 	__u32 rx_dropped_seen;
 	int bulk_lossy;
+	__u64 resync_due_ns;	      /* packets were dropped: ask a bulk update then (0: no) */
+	__u64 bulk_resyncs;	      /* bulk updates asked for that reason */
 	unsigned int bulk_rerequests; /* -1 when absent (tests) */
 	__u64 bulk_rate;	      /* states per second a walk may send */
 	__u64 walk_credit_ns;
@@ -115,6 +120,8 @@ int agent_send_payload(struct agent *a, const __u8 *payload, size_t len, const u
 int agent_send_msgs(struct agent *a, __u8 action, const void *msgs, unsigned int n);
 /* reads and applies up to max queued packets; returns packets read */
 int agent_receive(struct agent *a, unsigned int max);
+/* the kernel dropped received packets (sock.rx_dropped moved): recovery */
+void agent_note_rx_drops(struct agent *a);
 /* the sendq callbacks bound to a's store and socket */
 void agent_bind_sendq_io(struct agent *a);
 /* send what the queue's rules say is due now */
@@ -140,6 +147,8 @@ extern const struct pfsync_decode_ops apply_ops;
 /* ---- intake.c ------------------------------------------------------------ */
 /* one ringbuf record (libbpf ring_buffer_sample_fn shape) */
 int intake_record(void *ctx, void *data, size_t size);
+/* after a turn's records: the one rebuild and resend their loss reports ask for */
+void intake_settle(struct agent *a);
 /* rebuilds the index from the map (start, ringbuf loss) */
 int intake_rebuild_index(struct agent *a);
 /* starts an expiry pass when next_sweep_ns is due, advances one under way

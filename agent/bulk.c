@@ -102,10 +102,24 @@ static void rerequest_after_loss(struct agent *a)
 	bulk_request(a);
 }
 
+/* packets lost outside a bulk update: one, once the drops have stopped */
+static void resync_tick(struct agent *a)
+{
+	if (!a->resync_due_ns || a->now_ns < a->resync_due_ns)
+		return;
+	a->resync_due_ns = 0;
+	if (a->bulk_req.state == BULK_REQ_REQUESTED || a->bulk_req.state == BULK_REQ_IN_PROGRESS)
+		return; /* one is on the way already */
+	log_info("pfsync packets were dropped: asking for a bulk update to catch up");
+	a->bulk_resyncs++;
+	bulk_request(a);
+}
+
 void bulk_tick(struct agent *a)
 {
 	enum bulk_req_state before = a->bulk_req.state;
 
+	resync_tick(a);
 	if (bulk_req_tick(&a->bulk_req, a->now_ns))
 		send_bulk_request(a);
 	if (before == a->bulk_req.state || a->bulk_req.state != BULK_REQ_FAILED)

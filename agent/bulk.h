@@ -43,6 +43,7 @@
 #define BULK_REQ_MAX_TRIES     12
 #define BULK_IDLE_TIMEOUT_NS   10000000000ULL
 #define BULK_MAX_REREQUESTS    3	     /* new requests after bulk updates that lost packets */
+#define BULK_RESYNC_QUIET_NS   1000000000ULL /* drops outside a bulk: ask one after this quiet */
 #define WALKER_BATCH	       256	     /* states read from the map at a time */
 #define WALKER_DEFAULT_RATE    1500000	     /* states/s: 1M in 0.67 s, see above */
 #define WALKER_MIN_RATE	       20000	     /* adaptive pacing never goes below */

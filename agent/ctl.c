@@ -248,10 +248,14 @@ static void status_text(struct agent *a, FILE *out)
 	fprintf(out, "pfsync-if: %s\n", a->tun.fd >= 0 ? a->tun.name : "none");
 	fprintf(out, "states indexed: %zu\n", index_count(&a->index));
 	fprintf(out, "pending messages: %zu\n", sendq_pending(&a->sendq));
-	fprintf(out, "receive drops: %u\n", a->sock.rx_dropped);
-	fprintf(out, "ringbuf records: %llu (bad %llu, lost %llu)\n",
+	fprintf(out, "receive drops: %u (bulk updates asked to catch up: %llu)\n",
+		a->sock.rx_dropped, (unsigned long long)a->bulk_resyncs);
+	fprintf(out,
+		"ringbuf records: %llu (bad %llu, lost %llu in %llu reports, %llu of them "
+		"covered by an earlier rebuild)\n",
 		(unsigned long long)a->records, (unsigned long long)a->records_bad,
-		(unsigned long long)a->records_lost);
+		(unsigned long long)a->records_lost, (unsigned long long)a->lost_events,
+		(unsigned long long)a->lost_covered);
 	fprintf(out, "uptime: %llu s\n",
 		(unsigned long long)(a->now_ns - a->started_ns) / 1000000000ULL);
 }
@@ -279,9 +283,11 @@ static void status_json(struct agent *a, FILE *out)
 		(unsigned long long)a->defer.release_failed);
 	fprintf(out,
 		"\"states_indexed\":%zu,\"pending\":%zu,\"records\":%llu,"
-		"\"records_lost\":%llu,\"uptime_s\":%llu}\n",
+		"\"records_lost\":%llu,\"loss_reports\":%llu,\"loss_reports_covered\":%llu,"
+		"\"uptime_s\":%llu}\n",
 		index_count(&a->index), sendq_pending(&a->sendq), (unsigned long long)a->records,
-		(unsigned long long)a->records_lost,
+		(unsigned long long)a->records_lost, (unsigned long long)a->lost_events,
+		(unsigned long long)a->lost_covered,
 		(unsigned long long)(a->now_ns - a->started_ns) / 1000000000ULL);
 }
 

@@ -46,12 +46,34 @@ static void on_delete(struct agent *a, const struct pfsync_event *ev)
 		a->stats.onomem++;
 }
 
+/*
+ * A burst that overflows the ring leaves several loss reports in it, each
+ * written when space came back. One rebuild, run once the turn's records
+ * are in (intake_settle), reads the map after they were all written, so it
+ * covers every loss reported before it began: those reports are counted,
+ * not acted on again. (A rebuild per report kept a million-state agent
+ * rebuilding and resending for minutes, deaf to signals.)
+ */
 static void on_lost(struct agent *a, const struct pfsync_event *ev)
 {
 	a->records_lost += ev->lost;
 	a->lost_events++;
+	if (a->lost_rebuild_due || (ev->id && ev->id < a->lost_rebuild_ns)) {
+		a->lost_covered++;
+		log_debug("datapath lost %u change records: covered by a rebuild", ev->lost);
+		return;
+	}
+	a->lost_rebuild_due = 1;
 	log_info("datapath lost %u change records: rebuilding the index and resending every state",
 		 ev->lost);
+}
+
+void intake_settle(struct agent *a)
+{
+	if (!a->lost_rebuild_due)
+		return;
+	a->lost_rebuild_due = 0;
+	a->lost_rebuild_ns = agent_clock_ns();
 	if (intake_rebuild_index(a) != 0)
 		log_err("index rebuild failed");
 	walker_start(a, 0);

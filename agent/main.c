@@ -601,6 +601,7 @@ static int wait_ms(struct agent *a)
 	earliest(&deadline, walker_deadline(a));
 	earliest(&deadline, sendq_deadline(&a->sendq));
 	earliest(&deadline, bulk_req_deadline(&a->bulk_req));
+	earliest(&deadline, a->resync_due_ns);
 	earliest(&deadline, a->next_defer_ns);
 	if (deadline <= now)
 		return 0;
@@ -656,6 +657,7 @@ static void handle_event(struct process *p, __u64 tag)
 		int n = ring_buffer__consume(p->rb);
 
 		p->rb_consumed += n > 0 ? n : 0;
+		intake_settle(a);
 		return;
 	}
 	case EP_SOCK:

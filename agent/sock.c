@@ -638,15 +638,23 @@ int agent_send_msgs(struct agent *a, __u8 action, const void *msgs, unsigned int
 	return rc;
 }
 
-/* the kernel dropped pfsync packets (receive buffer full): a bulk update in
- * flight is incomplete, so it is asked again once it ends */
-static void note_rx_drops(struct agent *a)
+/*
+ * The kernel dropped pfsync packets (receive buffer full). A bulk update in
+ * flight is incomplete, so it is asked again once it ends. Outside one, the
+ * lost inserts and updates would stay missing (pfsync has no sequence
+ * numbers, and a quiet state is never sent again): a bulk update is asked
+ * once no drop was seen for BULK_RESYNC_QUIET_NS (bulk_tick), so that a
+ * storm of drops costs one bulk update after it, not one each.
+ */
+void agent_note_rx_drops(struct agent *a)
 {
 	log_peer(LOG_LVL_WARN, "%u pfsync packets dropped by the kernel (receive buffer full)",
 		 a->sock.rx_dropped - a->rx_dropped_seen);
 	a->rx_dropped_seen = a->sock.rx_dropped;
 	if (a->bulk_req.state == BULK_REQ_REQUESTED || a->bulk_req.state == BULK_REQ_IN_PROGRESS)
 		a->bulk_lossy = 1;
+	else
+		a->resync_due_ns = a->now_ns + BULK_RESYNC_QUIET_NS;
 }
 
 /*
@@ -807,7 +815,7 @@ static unsigned int receive_from(struct agent *a, int v6, unsigned int max)
 		}
 		got++;
 		if (a->sock.rx_dropped != a->rx_dropped_seen)
-			note_rx_drops(a);
+			agent_note_rx_drops(a);
 		receive_one(a, v6, (size_t)n, &rx);
 	}
 	return got;

@@ -576,6 +576,7 @@ static __always_inline void report_lost(struct pfsync_globals *g)
 	__builtin_memset(rec, 0, sizeof(*rec));
 	rec->type = PFSYNC_EV_LOST;
 	rec->lost = (__u32)__sync_lock_test_and_set(&g->lost_pending, 0);
+	rec->id = bpf_ktime_get_boot_ns(); /* every loss counted here came before */
 	bpf_ringbuf_submit(rec, 0);
 }
 

@@ -182,7 +182,8 @@ struct pfsync_event {
 	__u8 evflags; /* PFSYNC_EVF_* */
 	__u16 pad;
 	__u32 lost;		 /* PFSYNC_EV_LOST: records lost since the last report */
-	__u64 id;		 /* state identity, so a delete can be named after */
+	__u64 id;		 /* state identity, so a delete can be named after;
+				  * PFSYNC_EV_LOST: CLOCK_BOOTTIME ns of the report */
 	__u32 creatorid;	 /* the entry is gone                            */
 	__u32 state_flags_local; /* value.flags at the time of the event */
 	struct pfsync_key key;

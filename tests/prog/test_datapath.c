@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/bpf.h>
@@ -1363,6 +1364,14 @@ static void test_flush(void **state)
 }
 
 /* ---- ringbuf loss ------------------------------------------------------- */
+static __u64 boot_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
 static void test_lost_records_reported(void **state)
 {
 	struct fixture *f = *state;
@@ -1371,7 +1380,7 @@ static void test_lost_records_reported(void **state)
 	__u32 rec = (__u32)(sizeof(struct pfsync_event) + 8), fill = PFSYNC_EVENTS_BYTES / rec;
 	__u32 i, n = fill / 2 + 1000;
 	char src[32];
-	__u64 lost;
+	__u64 lost, t_drained;
 
 	/*
 	 * n inserts and n deletes nobody reads overflow the ring (the ring
@@ -1390,6 +1399,7 @@ static void test_lost_records_reported(void **state)
 	assert_int_equal(lost, 2 * (__u64)n - fill);
 	assert_int_equal(globals_read(f).lost_pending, lost);
 	events_drain(f);
+	t_drained = boot_ns();
 	/* space again: the next record is preceded by the loss report */
 	s.saddr = "10.201.0.1";
 	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
@@ -1397,6 +1407,8 @@ static void test_lost_records_reported(void **state)
 	assert_int_equal(f->log.n, 2);
 	assert_int_equal(f->log.ev[0].type, PFSYNC_EV_LOST);
 	assert_int_equal(f->log.ev[0].lost, lost);
+	/* when it was reported (CLOCK_BOOTTIME), so the agent can tell it from later losses */
+	assert_true(f->log.ev[0].id > t_drained && f->log.ev[0].id < boot_ns());
 	assert_int_equal(f->log.ev[1].type, PFSYNC_EV_INSERT);
 	assert_int_equal(globals_read(f).lost_pending, 0);
 }

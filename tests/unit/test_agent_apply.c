@@ -660,6 +660,8 @@ static void test_intake_lost(void **state)
 	ev = record(PFSYNC_EV_LOST, 0, 0, 0);
 	ev.lost = 12;
 	intake_record(&W->a, &ev, sizeof(ev));
+	assert_false(W->a.walker.active); /* once the turn's records are in */
+	intake_settle(&W->a);
 	assert_int_equal(W->a.records_lost, 12);
 	assert_int_equal(index_count(&W->a.index), 7);
 	assert_int_equal(unqueued_total, 1);
@@ -670,6 +672,48 @@ static void test_intake_lost(void **state)
 		;
 	assert_int_equal(W->sent_acts[PFSYNC_ACT_UPD], 7);
 	assert_int_equal(W->sent_acts[PFSYNC_ACT_BUS], 0); /* a resend, not a bulk answer */
+}
+
+static void deliver_lost(__u32 lost, __u64 reported_ns)
+{
+	struct pfsync_event ev = record(PFSYNC_EV_LOST, 0, 0, 0);
+
+	ev.lost = lost;
+	ev.id = reported_ns;
+	intake_record(&W->a, &ev, sizeof(ev));
+}
+
+/* the reports a burst leaves in the ring: one rebuild covers those before it */
+static void test_intake_lost_reports_coalesce(void **state)
+{
+	__u64 before = agent_clock_ns() - 1;
+
+	(void)state;
+	for (__u32 i = 1; i <= 7; i++)
+		put_local(i, 600 + i, OUR_ID, 1);
+	/* two reports in one turn (an old datapath's carry no time): one rebuild */
+	deliver_lost(5, 0);
+	deliver_lost(4, 0);
+	intake_settle(&W->a);
+	assert_int_equal(W->a.lost_covered, 1);
+	assert_true(W->a.walker.active);
+	walker_step(&W->a, 3);
+	assert_int_equal(W->a.walker.states_sent, 3);
+	/* reported before that rebuild began: counted, the resend goes on */
+	deliver_lost(2, before);
+	intake_settle(&W->a);
+	assert_int_equal(W->a.lost_covered, 2);
+	assert_int_equal(W->a.lost_events, 3);
+	assert_int_equal(W->a.records_lost, 11);
+	assert_int_equal(W->a.walker.states_sent, 3);
+	/* a loss reported after it: a new rebuild and a resend from the start */
+	deliver_lost(1, agent_clock_ns());
+	intake_settle(&W->a);
+	assert_int_equal(W->a.lost_covered, 2);
+	assert_int_equal(W->a.walker.states_sent, 0);
+	while (walker_step(&W->a, 100))
+		;
+	assert_int_equal(W->a.walker.last_states, 7);
 }
 
 static void answer_bulk_request(void)
@@ -841,6 +885,42 @@ static void test_lossy_bulk_gone_silent_asks_again(void **state)
 	assert_int_equal(a->bulk_req.state, BULK_REQ_FAILED);
 }
 
+/* drops outside a bulk: one bulk request, once they have stopped for a while */
+static void test_rx_drops_ask_a_bulk_once_quiet(void **state)
+{
+	struct agent *a = &W->a;
+	unsigned int sent = W->sent;
+
+	(void)state;
+	a->bulk_req.state = BULK_REQ_DONE;
+	a->sock.rx_dropped = 3;
+	agent_note_rx_drops(a);
+	a->now_ns += BULK_RESYNC_QUIET_NS / 2;
+	a->sock.rx_dropped = 5; /* more drops push the request out */
+	agent_note_rx_drops(a);
+	a->now_ns += BULK_RESYNC_QUIET_NS / 2 + 1;
+	bulk_tick(a);
+	assert_int_equal(W->sent, sent);
+	assert_int_equal(a->bulk_req.state, BULK_REQ_DONE);
+	a->now_ns += BULK_RESYNC_QUIET_NS / 2;
+	bulk_tick(a);
+	assert_int_equal(W->sent, sent + 1);
+	assert_int_equal(W->nlast_upd_req, 1);
+	assert_int_equal(W->last_upd_req_ids[0], 0);
+	assert_int_equal(a->bulk_req.state, BULK_REQ_REQUESTED);
+	assert_int_equal(a->bulk_resyncs, 1);
+	assert_int_equal(a->rx_dropped_seen, 5);
+	/* once: later ticks ask nothing more */
+	a->now_ns += BULK_RESYNC_QUIET_NS;
+	bulk_tick(a);
+	assert_int_equal(W->sent, sent + 1);
+	/* drops during that bulk make it lossy (asked again at its end) */
+	a->sock.rx_dropped = 6;
+	agent_note_rx_drops(a);
+	assert_true(a->bulk_lossy);
+	assert_int_equal(a->resync_due_ns, 0);
+}
+
 /* n states of ours: every third one idle for longer than its timeout */
 static void put_aging_states(unsigned int n, __u64 now_ns)
 {
@@ -943,6 +1023,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_garbage_never_touches_others, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_intake_records, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_intake_lost, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_intake_lost_reports_coalesce, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rx_drops_ask_a_bulk_once_quiet, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bulk_pace_halves_on_quick_rerequest, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_import_one_by_one, setup, teardown),

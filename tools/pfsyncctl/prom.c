@@ -206,6 +206,12 @@ static void agent_status(FILE *f, const char *js)
 	if (!json_u64(js, end, "records_lost", &v))
 		sample(f, "pfsync_agent_records_lost_total", "counter",
 		       "Change records the datapath lost (ringbuf full).", v);
+	if (!json_u64(js, end, "loss_reports", &v))
+		sample(f, "pfsync_agent_loss_reports_total", "counter",
+		       "Loss reports read from the datapath.", v);
+	if (!json_u64(js, end, "loss_reports_covered", &v))
+		sample(f, "pfsync_agent_loss_reports_covered_total", "counter",
+		       "Loss reports an earlier index rebuild had covered.", v);
 	if (!json_u64(js, end, "uptime_s", &v))
 		sample(f, "pfsync_agent_uptime_seconds", "gauge",
 		       "Seconds since the agent started.", v);

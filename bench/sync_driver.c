@@ -42,6 +42,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netlink.h>
@@ -71,7 +72,8 @@
 #define ADAPTIVE_OFF_START 400000000 /* states: never reached */
 #define ADAPTIVE_OFF_END   800000000
 #define POLL_SLEEP_NS	   50000      /* B lookup thread: between passes */
-#define SRC_NET		   0x0a800000 /* 10.128.0.0: source of flow i is SRC_NET + i */
+#define SRC_NET		   0x0a800000 /* 10.128.0.0/16: sources of the flows */
+#define FLOW_PORT_BITS	   15	      /* bench_driver's split of a flow number */
 #define DST_ADDR	   0x0aff0001 /* 10.255.0.1 */
 #define FLOW_DPORT	   53
 #define FLOWS_PER_ADDR	   60000 /* udpgen: ports per destination address */
@@ -126,12 +128,22 @@ static __u16 ip_checksum(const void *hdr, size_t len)
 	return (__u16)~sum;
 }
 
+/*
+ * Flow i, split as bpf/bench_driver.bpf.c rewrites a frame: the low 15 bits
+ * pick the source port (32768..65535), the next 16 the last two bytes of the
+ * source address in 10.128/16.
+ */
 static __u32 flow_src(__u64 i)
 {
-	return htonl(SRC_NET + (__u32)i);
+	return htonl(SRC_NET | (__u32)((i >> FLOW_PORT_BITS) & 0xffff));
 }
 
-/* Ethernet + IPv4 + UDP, flow i: 10.128.0.0+i:1024 -> 10.255.0.1:53 */
+static __u16 flow_sport(__u64 i)
+{
+	return htons((__u16)(0x8000 | (i & ((1u << FLOW_PORT_BITS) - 1))));
+}
+
+/* Ethernet + IPv4 + UDP, flow i: flow_src(i):flow_sport(i) -> 10.255.0.1:53 */
 static void make_frame(struct frame *f, __u64 i)
 {
 	struct ethhdr *eth = (struct ethhdr *)f->data;
@@ -152,7 +164,7 @@ static void make_frame(struct frame *f, __u64 i)
 	ip->saddr = flow_src(i);
 	ip->daddr = htonl(DST_ADDR);
 	ip->check = ip_checksum(ip, sizeof(*ip));
-	udp->source = htons(1024);
+	udp->source = flow_sport(i);
 	udp->dest = htons(FLOW_DPORT);
 	udp->len = htons(sizeof(*udp) + 16);
 	f->len = sizeof(f->data);
@@ -164,7 +176,7 @@ static void make_key(struct pfsync_key *k, __u64 i)
 	memset(k, 0, sizeof(*k));
 	k->addr[0][0] = flow_src(i);
 	k->addr[1][0] = htonl(DST_ADDR);
-	k->port[0] = htons(1024);
+	k->port[0] = flow_sport(i);
 	k->port[1] = htons(FLOW_DPORT);
 	k->proto = IPPROTO_UDP;
 	k->af = PFSYNC_AF_INET;
@@ -181,6 +193,110 @@ static int prog_run(int prog_fd, const struct frame *f, __u32 *verdict)
 		return -errno;
 	*verdict = o.retval;
 	return 0;
+}
+
+/*
+ * Unpaced runs: bench_driver.o (beside the pfsync_xdp.o in use) rewrites the
+ * tuple of one frame per repeat and tail-calls A's pfsync_xdp, so a single
+ * BPF_PROG_RUN makes a whole burst. One syscall per state would make the
+ * load generator the limit of a burst; and a repeated XDP run costs a few
+ * ms of set-up (the kernel swaps its XDP dispatcher), so runs are not cut
+ * into small batches either: the driver stamps the sampled runs itself.
+ */
+#define STAMPS_MAX	4096 /* bench_stamps' size in bpf/bench_driver.bpf.c */
+#define SEQ_RUNS	0    /* bench_seq slots */
+#define SEQ_STAMP_EVERY 1
+#define SEQ_STAMP_FIRST 2
+#define SEQ_STAMP_LAST	3
+
+struct batcher {
+	struct bpf_object *obj;
+	int prog_fd, seq_fd, stamps_fd;
+};
+
+static int batcher_set_target(struct bpf_object *obj, int target_fd)
+{
+	int slots = bpf_object__find_map_fd_by_name(obj, "bench_target");
+	__u32 zero = 0;
+
+	if (slots < 0 || bpf_map_update_elem(slots, &zero, &target_fd, BPF_ANY)) {
+		fprintf(stderr, "sync_driver: bench_target: %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int batcher_load(struct batcher *bt, int target_fd)
+{
+	char path[PATH_MAX];
+	const char *obj_path = pfsync_bpf_default_obj(), *slash = strrchr(obj_path, '/');
+	struct bpf_program *prog;
+
+	snprintf(path, sizeof(path), "%.*s/bench_driver.o", slash ? (int)(slash - obj_path) : 1,
+		 slash ? obj_path : ".");
+	bt->obj = bpf_object__open_file(path, NULL);
+	if (!bt->obj || bpf_object__load(bt->obj)) {
+		fprintf(stderr, "sync_driver: cannot load %s: %s\n", path, strerror(errno));
+		bpf_object__close(bt->obj);
+		bt->obj = NULL;
+		return -1;
+	}
+	prog = bpf_object__find_program_by_name(bt->obj, "bench_driver");
+	bt->prog_fd = prog ? bpf_program__fd(prog) : -1;
+	bt->seq_fd = bpf_object__find_map_fd_by_name(bt->obj, "bench_seq");
+	bt->stamps_fd = bpf_object__find_map_fd_by_name(bt->obj, "bench_stamps");
+	if (bt->prog_fd < 0 || bt->seq_fd < 0 || bt->stamps_fd < 0 ||
+	    batcher_set_target(bt->obj, target_fd)) {
+		fprintf(stderr, "sync_driver: %s lacks bench_driver or its maps\n", path);
+		bpf_object__close(bt->obj);
+		bt->obj = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static int seq_set(const struct batcher *bt, __u32 slot, __u32 val)
+{
+	return bpf_map_update_elem(bt->seq_fd, &slot, &val, BPF_ANY) ? -errno : 0;
+}
+
+/*
+ * Flows first .. first+n-1 in one BPF_PROG_RUN, stamping every `every`th
+ * from the first on (stamp k) and the last (stamp STAMPS_MAX - 1);
+ * verdict of the last one.
+ */
+static int batch_run(const struct batcher *bt, __u64 first, __u32 n, __u32 every, __u32 *verdict)
+{
+	struct frame f;
+	int err;
+	LIBBPF_OPTS(bpf_test_run_opts, o, .repeat = n);
+
+	make_frame(&f, first);
+	o.data_in = f.data;
+	o.data_size_in = f.len;
+	err = seq_set(bt, SEQ_RUNS, (__u32)first);
+	if (!err)
+		err = seq_set(bt, SEQ_STAMP_EVERY, every);
+	if (!err)
+		err = seq_set(bt, SEQ_STAMP_FIRST, (__u32)first);
+	if (!err)
+		err = seq_set(bt, SEQ_STAMP_LAST, (__u32)(first + n - 1));
+	if (err)
+		return err;
+	if (bpf_prog_test_run_opts(bt->prog_fd, &o))
+		return -errno;
+	*verdict = o.retval;
+	return 0;
+}
+
+/* stamp k of the last batch_run, CLOCK_MONOTONIC seconds (0: not stamped) */
+static double stamp_s(const struct batcher *bt, __u32 k)
+{
+	__u64 ns = 0;
+
+	if (bpf_map_lookup_elem(bt->stamps_fd, &k, &ns))
+		return 0;
+	return (double)ns / 1e9;
 }
 
 /* ---- loading ------------------------------------------------------------- */
@@ -315,50 +431,110 @@ static int check_first_state(int a_states_fd, __u64 base, __u32 verdict)
 struct inserter {
 	int prog_fd;
 	int a_states_fd;
+	const struct batcher *batcher; /* unpaced: the burst in one run */
 	unsigned long long count, rate, base, stride;
-	unsigned long not_passed;
+	unsigned long not_passed; /* runs whose (last) packet was not passed */
 	double t_first, t_last;
 	double gap_max; /* longest stall between two inserts (descheduled) */
 };
 
-static int insert_all(struct inserter *in, struct run_ctx *c)
+static int insert_one(struct inserter *in, unsigned long long i)
 {
 	struct frame f;
-	unsigned long s = 0;
 	__u32 verdict = 0;
+
+	make_frame(&f, in->base + i);
+	if (prog_run(in->prog_fd, &f, &verdict)) {
+		fprintf(stderr, "sync_driver: BPF_PROG_RUN: %s\n", strerror(errno));
+		return -1;
+	}
+	if (verdict != XDP_PASS)
+		in->not_passed++;
+	if (i == 0) {
+		in->t_first = now_s();
+		return check_first_state(in->a_states_fd, in->base, verdict);
+	}
+	return 0;
+}
+
+static void sample_add(struct run_ctx *c, unsigned long *s, __u64 flow, double t_insert)
+{
+	if (!c || *s >= c->nsamples)
+		return;
+	make_key(&c->samples[*s].key, flow);
+	c->samples[*s].t_insert = t_insert;
+	(*s)++;
+	atomic_store(&c->published, *s);
+}
+
+/* paced: one BPF_PROG_RUN per flow, each sampled flow timed after its run */
+static int insert_paced(struct inserter *in, struct run_ctx *c)
+{
+	unsigned long s = 0;
 	double t0 = now_s(), t_prev = t0, t_now;
 
 	for (unsigned long long i = 0; i < in->count; i++) {
-		if (in->rate) {
-			double due = t0 + (double)i / (double)in->rate;
+		double due = t0 + (double)i / (double)in->rate;
 
-			if (due > now_s())
-				sleep_until(due);
-		}
-		make_frame(&f, in->base + i);
-		if (prog_run(in->prog_fd, &f, &verdict)) {
-			fprintf(stderr, "sync_driver: BPF_PROG_RUN: %s\n", strerror(errno));
+		if (due > now_s())
+			sleep_until(due);
+		if (insert_one(in, i))
 			return -1;
-		}
-		if (verdict != XDP_PASS)
-			in->not_passed++;
 		t_now = now_s();
 		if (i > 0 && t_now - t_prev > in->gap_max)
 			in->gap_max = t_now - t_prev;
 		t_prev = t_now;
-		if (i == 0) {
-			in->t_first = now_s();
-			if (check_first_state(in->a_states_fd, in->base, verdict))
-				return -1;
-		}
-		if (c && (i % in->stride == 0 || i == in->count - 1) && s < c->nsamples) {
-			make_key(&c->samples[s].key, in->base + i);
-			c->samples[s].t_insert = now_s();
-			s++;
-			atomic_store(&c->published, s);
-		}
+		if (i % in->stride == 0 || i == in->count - 1)
+			sample_add(c, &s, in->base + i, t_now);
 	}
 	in->t_last = now_s();
+	return 0;
+}
+
+/*
+ * unpaced: the first flow alone (checked), then flows 1 .. count-1 in one
+ * run that stamps flow 1, every stride-th flow after it and the last. The
+ * burst is timed by those stamps, so the run's set-up (the kernel swaps
+ * its XDP dispatcher before and after) is not counted as inserting. The B
+ * poller gets the sampled keys before the run, their times after it.
+ */
+static int insert_burst(struct inserter *in, struct run_ctx *c)
+{
+	unsigned long long rest = in->count - 1;
+	unsigned long long nstamps = c && rest ? (rest - 1) / in->stride + 1 : 0;
+	unsigned long s = 0;
+	__u32 verdict = 0;
+
+	if (nstamps > STAMPS_MAX - 1) {
+		fprintf(stderr, "sync_driver: at most %d samples per burst\n", STAMPS_MAX - 1);
+		return -1;
+	}
+	sample_add(c, &s, in->base, 0);
+	for (unsigned long long k = 0; k < nstamps; k++)
+		sample_add(c, &s, in->base + 1 + k * in->stride, 0);
+	if (c && rest && (rest - 1) % in->stride)
+		sample_add(c, &s, in->base + rest, 0);
+	if (insert_one(in, 0))
+		return -1;
+	if (c)
+		c->samples[0].t_insert = in->t_first;
+	in->t_last = in->t_first;
+	if (!rest)
+		return 0;
+	if (batch_run(in->batcher, in->base + 1, (__u32)rest, c ? (__u32)in->stride : 0,
+		      &verdict)) {
+		fprintf(stderr, "sync_driver: BPF_PROG_RUN of %llu: %s\n", rest, strerror(errno));
+		return -1;
+	}
+	if (verdict != XDP_PASS)
+		in->not_passed++;
+	in->t_first = stamp_s(in->batcher, 0);
+	in->t_last = stamp_s(in->batcher, STAMPS_MAX - 1);
+	/* the last flow's stamp is in the last slot, even when it is a stride-th */
+	for (unsigned long k = 1; c && k < s; k++)
+		c->samples[k].t_insert = k - 1 < nstamps && 1 + (k - 1) * in->stride < rest
+					     ? stamp_s(in->batcher, (__u32)(k - 1))
+					     : in->t_last;
 	return 0;
 }
 
@@ -458,6 +634,7 @@ static int cmd_run(char **argv, int with_b)
 	struct pfsync_maps a, b;
 	struct run_ctx c = {0};
 	struct inserter in = {0};
+	struct batcher bt = {0};
 	pthread_t th;
 	int rc = 1;
 
@@ -470,8 +647,11 @@ static int cmd_run(char **argv, int with_b)
 		return 2;
 	if (open_xdp(&xdp, &a, argv[0]))
 		return 1;
+	if (rate == 0 && batcher_load(&bt, xdp.xdp_fd))
+		goto out_a;
 	in = (struct inserter){.prog_fd = xdp.xdp_fd,
 			       .a_states_fd = a.states,
+			       .batcher = rate == 0 ? &bt : NULL,
 			       .count = count,
 			       .rate = rate,
 			       .base = base,
@@ -492,7 +672,10 @@ static int cmd_run(char **argv, int with_b)
 			goto out_b;
 		}
 	}
-	rc = insert_all(&in, with_b ? &c : NULL) ? 1 : 0;
+	if (rate)
+		rc = insert_paced(&in, with_b ? &c : NULL) ? 1 : 0;
+	else
+		rc = insert_burst(&in, with_b ? &c : NULL) ? 1 : 0;
 	if (with_b) {
 		c.nsamples = atomic_load(&c.published);
 		c.deadline = now_s() + (double)timeout;
@@ -518,6 +701,7 @@ out_b:
 	if (with_b)
 		pfsync_maps_close(&b);
 out_a:
+	bpf_object__close(bt.obj);
 	pfsync_maps_close(&a);
 	pfsync_bpf_close(&xdp);
 	return rc;

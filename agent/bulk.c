@@ -80,7 +80,8 @@ static void send_bulk_request(struct agent *a)
 
 	pfsync_id_msg_fill(&req, 0, 0);
 	if (agent_send_msgs(a, PFSYNC_ACT_UPD_REQ, &req, 1) == 0)
-		log_debug("bulk update requested (try %u)", a->bulk_req.tries);
+		log_debug("bulk update requested (%s %u)", bulk_req_state_name(a->bulk_req.state),
+			  a->bulk_req.tries);
 }
 
 void bulk_request(struct agent *a)
@@ -110,9 +111,14 @@ static void resync_tick(struct agent *a)
 	a->resync_due_ns = 0;
 	if (a->bulk_req.state == BULK_REQ_REQUESTED || a->bulk_req.state == BULK_REQ_IN_PROGRESS)
 		return; /* one is on the way already */
-	log_info("pfsync packets were dropped: asking for a bulk update to catch up");
+	log_info("pfsync packets were dropped: asking the peers for a bulk update to catch up");
 	a->bulk_resyncs++;
-	bulk_request(a);
+	/*
+	 * The bulk status stays: this firewall still holds what it had, and a
+	 * status away from "done" demotes it (keepalived's check, ucarp-up.sh),
+	 * which on the master would be a failover for a few dropped packets.
+	 */
+	send_bulk_request(a);
 }
 
 void bulk_tick(struct agent *a)

@@ -89,6 +89,7 @@ struct agent {
 	__u64 lost_covered;    /* loss reports a rebuild covers: nothing more to do */
 	__u64 lost_rebuild_ns; /* when the last rebuild for a loss began (CLOCK_BOOTTIME) */
 	int lost_rebuild_due;  /* a loss report asked for a rebuild (intake_settle) */
+	__u64 lost_poll_ns;    /* next look at the datapath's unreported losses */
 	/* apply.c */
 	__u64 imported, merged, deleted_by_peer, cleared_by_peer;
 	/* sends a payload; NULL = the sync socket (tests capture packets here) */
@@ -149,6 +150,8 @@ extern const struct pfsync_decode_ops apply_ops;
 int intake_record(void *ctx, void *data, size_t size);
 /* after a turn's records: the one rebuild and resend their loss reports ask for */
 void intake_settle(struct agent *a);
+/* a loss the datapath has not reported yet (no record since): have it reported */
+void intake_poll_lost(struct agent *a);
 /* rebuilds the index from the map (start, ringbuf loss) */
 int intake_rebuild_index(struct agent *a);
 /* starts an expiry pass when next_sweep_ns is due, advances one under way

@@ -10,8 +10,9 @@
 
 #include "agent.h"
 
-#define SWEEP_STEP_MIN 256
-#define SWEEP_STEP_MAX 65536
+#define SWEEP_STEP_MIN	    256
+#define INTAKE_LOST_POLL_NS 100000000ULL /* unreported losses: looked for this often */
+#define SWEEP_STEP_MAX	    65536
 
 static void on_insert(struct agent *a, const struct pfsync_event *ev)
 {
@@ -66,6 +67,27 @@ static void on_lost(struct agent *a, const struct pfsync_event *ev)
 	a->lost_rebuild_due = 1;
 	log_info("datapath lost %u change records: rebuilding the index and resending every state",
 		 ev->lost);
+}
+
+/*
+ * Records lost in a burst are reported with the next record the datapath
+ * writes; after a burst into a quiet table that could be much later. A
+ * pending loss in the globals makes the agent run the sweep program on no
+ * keys, which writes the report (into the ring, like any other).
+ */
+void intake_poll_lost(struct agent *a)
+{
+	struct pfsync_sweep_args args = {.sweep_flags = PFSYNC_SWEEP_KEYS, .count = 0};
+	struct pfsync_globals g;
+	__u32 zero = 0;
+
+	if (a->globals_fd < 0 || a->now_ns < a->lost_poll_ns)
+		return;
+	a->lost_poll_ns = a->now_ns + INTAKE_LOST_POLL_NS;
+	if (bpf_map_lookup_elem(a->globals_fd, &zero, &g) != 0 || !g.lost_pending)
+		return;
+	if (a->store.sweep(a->store.ctx, &args) != 0)
+		log_debug("loss report: the sweep program did not run");
 }
 
 void intake_settle(struct agent *a)

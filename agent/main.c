@@ -690,6 +690,7 @@ static void periodic(struct agent *a)
 	a->next_defer_ns = defer_run(a);
 	walker_run(a);
 	intake_sweep(a); /* one bounded step: events are served in between */
+	intake_poll_lost(a);
 	bulk_tick(a);
 	ctl_expire(a);
 	/* last: whatever this turn queued shares the packets (see top of file) */

@@ -1292,6 +1292,9 @@ int pfsync_sweep(struct pfsync_sweep_args *args)
 	struct sweep_walk w = {};
 	__u32 zero = 0;
 
+	/* a loss is reported with the next record; on a quiet table the agent's
+	 * calls (even one with no keys) are what brings it */
+	report_lost(g);
 	if (cfg)
 		__builtin_memcpy(&w.cfg, cfg, sizeof(w.cfg));
 	w.now = args->now_ns ? args->now_ns : bpf_ktime_get_boot_ns();

@@ -1372,20 +1372,20 @@ static __u64 boot_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 }
 
-static void test_lost_records_reported(void **state)
+/*
+ * n inserts and n deletes nobody reads overflow the ring (the ring holds
+ * more records than the table has entries); the ring is drained after.
+ * Returns the records lost, all of them still to be reported.
+ */
+static __u64 overflow_ring(struct fixture *f)
 {
-	struct fixture *f = *state;
 	struct pkt_spec s = udp(AF_INET, "10.200.0.0", B4, 0, 9);
 	struct pfsync_sweep_args flush = {.sweep_flags = PFSYNC_SWEEP_FLUSH};
 	__u32 rec = (__u32)(sizeof(struct pfsync_event) + 8), fill = PFSYNC_EVENTS_BYTES / rec;
 	__u32 i, n = fill / 2 + 1000;
 	char src[32];
-	__u64 lost, t_drained;
+	__u64 lost;
 
-	/*
-	 * n inserts and n deletes nobody reads overflow the ring (the ring
-	 * holds more records than the table has entries).
-	 */
 	for (i = 0; i < n; i++) {
 		snprintf(src, sizeof(src), "10.200.%u.%u", (i >> 8) & 0xff, i & 0xff);
 		s.saddr = src;
@@ -1399,18 +1399,45 @@ static void test_lost_records_reported(void **state)
 	assert_int_equal(lost, 2 * (__u64)n - fill);
 	assert_int_equal(globals_read(f).lost_pending, lost);
 	events_drain(f);
-	t_drained = boot_ns();
+	return lost;
+}
+
+/* the report: its count, and when it was written (CLOCK_BOOTTIME), so that
+ * the agent can tell it from later losses */
+static void check_lost_report(struct fixture *f, __u64 lost, __u64 t_before)
+{
+	assert_int_equal(f->log.ev[0].type, PFSYNC_EV_LOST);
+	assert_int_equal(f->log.ev[0].lost, lost);
+	assert_true(f->log.ev[0].id > t_before && f->log.ev[0].id < boot_ns());
+	assert_int_equal(globals_read(f).lost_pending, 0);
+}
+
+static void test_lost_records_reported(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec s = udp(AF_INET, "10.201.0.1", B4, 1000, 9);
+	__u64 lost = overflow_ring(f), t_drained = boot_ns();
+
 	/* space again: the next record is preceded by the loss report */
-	s.saddr = "10.201.0.1";
 	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
 	events_read(f);
 	assert_int_equal(f->log.n, 2);
-	assert_int_equal(f->log.ev[0].type, PFSYNC_EV_LOST);
-	assert_int_equal(f->log.ev[0].lost, lost);
-	/* when it was reported (CLOCK_BOOTTIME), so the agent can tell it from later losses */
-	assert_true(f->log.ev[0].id > t_drained && f->log.ev[0].id < boot_ns());
+	check_lost_report(f, lost, t_drained);
 	assert_int_equal(f->log.ev[1].type, PFSYNC_EV_INSERT);
-	assert_int_equal(globals_read(f).lost_pending, 0);
+}
+
+/* no traffic after the burst: the agent's sweep call on no keys brings it */
+static void test_lost_records_reported_by_sweep(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_sweep_args none = {.sweep_flags = PFSYNC_SWEEP_KEYS, .count = 0};
+	__u64 lost = overflow_ring(f), t_drained = boot_ns();
+
+	assert_int_equal(pfsync_bpf_sweep(&f->b, &none), 0);
+	assert_int_equal(none.seen + none.deleted, 0);
+	events_read(f);
+	assert_int_equal(f->log.n, 1);
+	check_lost_report(f, lost, t_drained);
 }
 
 /* ---- defer (issue 4) ----------------------------------------------------- */
@@ -1656,6 +1683,7 @@ int main(void)
 	    T(test_sweep_expires),
 	    T(test_flush),
 	    T(test_lost_records_reported),
+	    T(test_lost_records_reported_by_sweep),
 	    T(test_defer_xdp),
 	    T(test_defer_tc),
 	    T(test_defer_nosync_not_held),

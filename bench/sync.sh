@@ -40,7 +40,8 @@
 # pfsync lag run's samples; PF_AGENT_ARGS extra agent options;
 # PF_RT=1 (default) runs the agents SCHED_RR 99 like conntrackd, which sets
 # that itself by default; PF_RT=0 leaves them SCHED_OTHER. SYNC_MTU (default
-# 9000) is the sync link's MTU for both systems.
+# 9000) is the sync link's MTU for both systems. BURST_RUNS (default 3):
+# bursts per system, the one with the median rate is reported.
 set -uo pipefail
 shopt -s lastpipe # `helper | read_kv` fills R in this shell
 cd "$(dirname "$0")/.." || exit 1

@@ -313,6 +313,37 @@ nl_file_has()
 	[ -f "$1" ] && grep -q -- "$2" "$1"
 }
 
+# nl_build: the build's paths, from $PFSYNC_BUILD and $PFSYNC_OBJ: BUILD,
+# OBJ (pfsync_xdp.o), AGENT, CTL and DRV (bench/sync_driver, whose
+# BPF_PROG_RUN loads $PFSYNC_BPF_OBJ: set to OBJ).
+nl_build()
+{
+	BUILD=${PFSYNC_BUILD:-$PWD/build}
+	OBJ=${PFSYNC_OBJ:-$BUILD/pfsync_xdp.o}
+	AGENT=$BUILD/pfsync-agent
+	CTL=$BUILD/pfsyncctl
+	DRV=$BUILD/bench/sync_driver
+	export PFSYNC_BPF_OBJ=$OBJ
+}
+
+# nl_need FILE...: dies unless each one was built
+nl_need()
+{
+	local f
+	for f in "$@"; do
+		[ -e "$f" ] || nl_die "$f not built (make tests)"
+	done
+}
+
+# nl_need_tools TOOL...: dies unless each command is installed
+nl_need_tools()
+{
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || nl_die "$tool missing (scripts/deps.sh)"
+	done
+}
+
 # `cmd | nl_has PATTERN`: grep that reads its input to the end. grep -q
 # exits at the first match, and a writer that flushes more afterwards (ip
 # flushes per line, big outputs go out in several writes) dies of SIGPIPE,

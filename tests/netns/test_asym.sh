@@ -33,10 +33,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/netns-lib.sh
 
-BUILD=${PFSYNC_BUILD:-$PWD/build}
-OBJ=${PFSYNC_OBJ:-$BUILD/pfsync_xdp.o}
-AGENT=$BUILD/pfsync-agent
-CTL=$BUILD/pfsyncctl
+nl_build
 N=${ASYM_CONNS:-100}   # connections per run
 BATCH=${ASYM_BATCH:-25} # opened at the same time
 PORT=7100
@@ -46,12 +43,8 @@ HOSTID_B=0xb5b5b5b5
 # released on ack, never by timeout (checked)
 ACK_DEFER_TIMEOUT_MS=2000
 
-for f in "$OBJ" "$AGENT" "$CTL"; do
-	[ -e "$f" ] || nl_die "$f not built (make tests)"
-done
-for tool in python3 ip nsenter; do
-	command -v "$tool" >/dev/null || nl_die "$tool missing (scripts/deps.sh)"
-done
+nl_need "$OBJ" "$AGENT" "$CTL"
+nl_need_tools python3 ip nsenter
 
 nl_init as
 CLI="ascl-$NL_ID" SRV="assv-$NL_ID" SW="assw-$NL_ID" FWA="asfa-$NL_ID" FWB="asfb-$NL_ID"

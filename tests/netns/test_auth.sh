@@ -29,21 +29,13 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/netns-lib.sh
 
-BUILD=${PFSYNC_BUILD:-$PWD/build}
-OBJ=${PFSYNC_OBJ:-$BUILD/pfsync_xdp.o}
-AGENT=$BUILD/pfsync-agent
-DRV=$BUILD/bench/sync_driver
-export PFSYNC_BPF_OBJ=$OBJ # for the driver's BPF_PROG_RUN
+nl_build
 N=100
 DEADLINE=20
 HOST_A=0xa5a5a5a5
 
-for f in "$OBJ" "$AGENT" "$DRV"; do
-	[ -e "$f" ] || nl_die "$f not built (make tests)"
-done
-for tool in python3 ip nsenter bpftool; do
-	command -v "$tool" >/dev/null || nl_die "$tool missing (scripts/deps.sh)"
-done
+nl_need "$OBJ" "$AGENT" "$DRV"
+nl_need_tools python3 ip nsenter bpftool
 
 nl_init au
 SW="pasw-$NL_ID"

@@ -29,9 +29,7 @@ TCP_PORT=8080
 BACK_PORT=9090
 
 [ -f "$OBJ" ] || nl_die "$OBJ not built (make)"
-for tool in bpftool python3 tc ip nsenter unshare; do
-	command -v "$tool" >/dev/null || nl_die "$tool missing (scripts/deps.sh)"
-done
+nl_need_tools bpftool python3 tc ip nsenter unshare
 
 nl_init dp
 nl_topology

@@ -25,10 +25,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/netns-lib.sh
 
-BUILD=${PFSYNC_BUILD:-$PWD/build}
-OBJ=${PFSYNC_OBJ:-$BUILD/pfsync_xdp.o}
-AGENT=$BUILD/pfsync-agent
-CTL=$BUILD/pfsyncctl
+nl_build
 STREAM=$PWD/scripts/stream.py
 STREAMS=${FO_STREAMS:-100} # TCP connections through the pair
 FILL=${FO_FILL:-3000}      # UDP states on fwA before fwB's restart
@@ -36,12 +33,8 @@ BULK_RATE=500              # states/s fwA's bulk goes at: FILL takes ~6 s
 PORT=7000
 CONTROL_WINDOW=8 # seconds the control's streams get to come back
 
-for f in "$OBJ" "$AGENT" "$CTL" "$STREAM"; do
-	[ -e "$f" ] || nl_die "$f not built (make tests)"
-done
-for tool in python3 ip nsenter keepalived; do
-	command -v "$tool" >/dev/null || nl_die "$tool missing (scripts/deps.sh)"
-done
+nl_need "$OBJ" "$AGENT" "$CTL" "$STREAM"
+nl_need_tools python3 ip nsenter keepalived
 [ "$STREAMS" -ge 2 ] || nl_die "FO_STREAMS must be at least 2"
 
 nl_init fo

@@ -20,9 +20,7 @@ BUILD=${PFSYNC_BUILD:-$PWD/build}
 for f in pfsync-agent pfsyncctl pfsync_xdp.o pfsync_bulk.o; do
 	[ -e "$BUILD/$f" ] || nl_die "$BUILD/$f not built (make)"
 done
-for tool in make python3 ip nsenter mandoc man; do
-	command -v "$tool" >/dev/null || nl_die "$tool missing (scripts/deps.sh)"
-done
+nl_need_tools make python3 ip nsenter mandoc man
 unset PFSYNC_BPF_OBJ NOTIFY_SOCKET
 
 nl_init in

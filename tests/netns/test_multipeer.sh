@@ -24,21 +24,12 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/netns-lib.sh
 
-BUILD=${PFSYNC_BUILD:-$PWD/build}
-OBJ=${PFSYNC_OBJ:-$BUILD/pfsync_xdp.o}
-AGENT=$BUILD/pfsync-agent
-CTL=$BUILD/pfsyncctl
-DRV=$BUILD/bench/sync_driver
-export PFSYNC_BPF_OBJ=$OBJ # for the driver's BPF_PROG_RUN
+nl_build
 N=200 # states created on each firewall per round
 DEADLINE=20
 
-for f in "$OBJ" "$AGENT" "$CTL" "$DRV"; do
-	[ -e "$f" ] || nl_die "$f not built (make tests)"
-done
-for tool in python3 ip nsenter; do
-	command -v "$tool" >/dev/null || nl_die "$tool missing (scripts/deps.sh)"
-done
+nl_need "$OBJ" "$AGENT" "$CTL" "$DRV"
+nl_need_tools python3 ip nsenter
 
 nl_init mp
 SW="pfsw-$NL_ID"

@@ -20,14 +20,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/netns-lib.sh
 
-BUILD=${PFSYNC_BUILD:-$PWD/build}
-OBJ=${PFSYNC_OBJ:-$BUILD/pfsync_xdp.o}
-AGENT=$BUILD/pfsync-agent
-DRV=$BUILD/bench/sync_driver
-export PFSYNC_BPF_OBJ=$OBJ # for the driver's BPF_PROG_RUN
-for f in "$AGENT" "$OBJ" "$DRV"; do
-	[ -e "$f" ] || nl_die "$f not built (make tests)"
-done
+nl_build
+nl_need "$AGENT" "$OBJ" "$DRV" "$CTL"
 STATES_MAX=400000
 RING_RECORDS=$((8 * 1024 * 1024 / 80)) # PFSYNC_EVENTS_BYTES / (record + ringbuf header)
 N_RING=$((RING_RECORDS + 30000))       # states made while fwA's agent is stopped
@@ -85,7 +79,7 @@ nl_wait_until 20 bulk_done A && nl_wait_until 20 bulk_done B ||
 kill -STOP "$(pid_of A)"
 nl_wait_until 5 stopped "$(pid_of A)" || nl_die "agent A did not stop"
 fill "$N_RING" || nl_die "cannot make $N_RING states on fwA"
-lost=$("$BUILD/pfsyncctl" --pin-dir "${PIN[A]}" --ctl "$NL_TMP/none.sock" stats --json 2>/dev/null |
+lost=$("$CTL" --pin-dir "${PIN[A]}" --ctl "$NL_TMP/none.sock" stats --json 2>/dev/null |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["datapath"]["ringbuf_lost"])')
 [ "${lost:-0}" -gt 0 ] || nl_die "the ring did not overflow (lost ${lost:-?}): the check below would prove nothing"
 kill -CONT "$(pid_of A)"

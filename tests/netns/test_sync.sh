@@ -25,20 +25,14 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/netns-lib.sh
 
-BUILD=${PFSYNC_BUILD:-$PWD/build}
-OBJ=${PFSYNC_OBJ:-$BUILD/pfsync_xdp.o}
-AGENT=$BUILD/pfsync-agent
-CTL=$BUILD/pfsyncctl
+nl_build
 TCP_PORT=8080
 HOSTID_A=0xa1a1a1a1
 HOSTID_B=0xb2b2b2b2
 DEADLINE=10
 
-[ -f "$OBJ" ] || nl_die "$OBJ not built (make)"
-[ -x "$AGENT" ] || nl_die "$AGENT not built (make)"
-for tool in bpftool python3 ip nsenter; do
-	command -v "$tool" >/dev/null || nl_die "$tool missing (scripts/deps.sh)"
-done
+nl_need "$OBJ" "$AGENT"
+nl_need_tools bpftool python3 ip nsenter
 
 nl_init sy
 nl_topology

@@ -30,9 +30,7 @@ SYNC_DEADLINE=60
 
 [ -f "$OBJ" ] || nl_die "$OBJ not built (make)"
 [ -x "$AGENT" ] || nl_die "$AGENT not built (make)"
-for tool in bpftool python3 ip nsenter ping; do
-	command -v "$tool" >/dev/null || nl_die "$tool missing (scripts/deps.sh)"
-done
+nl_need_tools bpftool python3 ip nsenter ping
 
 nl_init vs
 nl_topology

@@ -250,51 +250,15 @@ pf_tcp_states() # TAG a|b: TCP states in that firewall's table
 pf_b_synced() { [ "$(pf_tcp_states "$1" b)" -ge "$STREAMS" ]; }
 
 # ---- keepalived -------------------------------------------------------------------
-# ka_conf TAG a|b GROUP_LINES [TOP_LINES]: the anchor's VRRP settings; fwA is
-# MASTER with priority 150, fwB BACKUP with 100; GROUP_LINES go into the sync
-# group, TOP_LINES after it
+# ka_conf TAG a|b CHECK [GROUP_LINES]: the anchor's VRRP settings
+# (scripts/keepalived-pair.sh); fwA is MASTER with priority 150, fwB BACKUP
+# with 100
 ka_conf()
 {
-	local t=$1 name=$2 me=2 peer=3 prio=150 state=MASTER inst ifname vrid net
-	[ "$name" = b ] && me=3 peer=2 prio=100 state=BACKUP
-	{
-		cat <<-EOF
-			global_defs {
-			    router_id fw$name-$ID$t
-			    script_user root
-			    enable_script_security
-			    vrrp_version 3
-			    vrrp_garp_master_delay 1
-			    vrrp_garp_master_repeat 3
-			    vrrp_garp_interval 0.001
-			}
-			vrrp_sync_group G {
-			    group {
-			        LAN
-			        WAN
-			    }
-		EOF
-		printf '%s\n}\n%s\n' "$3" "${4:-}"
-		for inst in LAN:lan0:51:1 WAN:wan0:52:2; do
-			IFS=: read -r inst ifname vrid net <<<"$inst"
-			cat <<-EOF
-				vrrp_instance $inst {
-				    state $state
-				    interface $ifname
-				    virtual_router_id $vrid
-				    priority $prio
-				    advert_int 0.1
-				    unicast_src_ip 10.201.$net.$me
-				    unicast_peer {
-				        10.201.$net.$peer
-				    }
-				    virtual_ipaddress {
-				        10.201.$net.1/24 dev $ifname
-				    }
-				}
-			EOF
-		done
-	} >"$TMP/$t-keepalived-$name.conf"
+	local me=2 peer=3 prio=150 state=MASTER
+	[ "$2" = b ] && me=3 peer=2 prio=100 state=BACKUP
+	"$ROOT/scripts/keepalived-pair.sh" "fw$2-$ID$1" "$state" "$prio" 10.201 "$me" "$peer" 51 \
+		"$3" "${4:-}" >"$TMP/$1-keepalived-$2.conf"
 }
 
 ka_start() # TAG a|b
@@ -439,14 +403,7 @@ setup_pf()
 		chmod 700 "$TMP/pf-check-$name.sh"
 	done
 	for name in a b; do
-		ka_conf pf "$name" "    track_script {
-        pfsync_bulk
-    }" "vrrp_script pfsync_bulk {
-    script \"$TMP/pf-check-$name.sh\"
-    interval 1
-    fall 1
-    rise 1
-}"
+		ka_conf pf "$name" "$TMP/pf-check-$name.sh"
 	done
 	ka_start pf a
 	ka_start pf b
@@ -463,7 +420,7 @@ setup_ctd()
 	local name
 	for name in a b; do
 		ctd_notify_script ctd "$name"
-		ka_conf ctd "$name" "    notify_master \"$TMP/ctd-notify-$name.sh primary\"
+		ka_conf ctd "$name" "" "    notify_master \"$TMP/ctd-notify-$name.sh primary\"
     notify_backup \"$TMP/ctd-notify-$name.sh backup\"
     notify_fault \"$TMP/ctd-notify-$name.sh fault\""
 	done

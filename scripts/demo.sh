@@ -137,49 +137,8 @@ write_keepalived() {
 "$build/pfsyncctl" --ctl "$work/$name.sock" status | grep "bulk: done" >/dev/null
 EOF
 	chmod +x "$work/check-$name.sh"
-	cat >"$work/keepalived-$name.conf" <<EOF
-global_defs {
-    router_id fw$name
-    script_user root
-    enable_script_security
-    vrrp_version 3
-}
-vrrp_script pfsync_bulk {
-    script "$work/check-$name.sh"
-    interval 1
-    fall 1
-    rise 1
-}
-vrrp_sync_group G {
-    group {
-        LAN
-        WAN
-    }
-    track_script {
-        pfsync_bulk
-    }
-}
-EOF
-	local inst ifname vrid net
-	for inst in LAN:lan0:71:1 WAN:wan0:72:2; do
-		IFS=: read -r inst ifname vrid net <<<"$inst"
-		cat >>"$work/keepalived-$name.conf" <<EOF
-vrrp_instance $inst {
-    state $state
-    interface $ifname
-    virtual_router_id $vrid
-    priority $prio
-    advert_int 0.1
-    unicast_src_ip 10.77.$net.$me
-    unicast_peer {
-        10.77.$net.$peer
-    }
-    virtual_ipaddress {
-        10.77.$net.1/24 dev $ifname
-    }
-}
-EOF
-	done
+	"$top/scripts/keepalived-pair.sh" "fw$name" "$state" "$prio" 10.77 "$me" "$peer" 71 \
+		"$work/check-$name.sh" >"$work/keepalived-$name.conf"
 }
 write_keepalived a 150 2 3 MASTER
 write_keepalived b 100 3 2 BACKUP

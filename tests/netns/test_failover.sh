@@ -83,7 +83,7 @@ bulk_done() # RUN+NAME
 # keepalived_start RUN A|B: VRRP for lan0 and wan0 as one sync group
 keepalived_start()
 {
-	local run=$1 name=$2 ns prio me peer inst ifname vrid net pid
+	local run=$1 name=$2 ns prio me peer pid
 	local conf=$NL_TMP/keepalived-$run$name.conf check=$NL_TMP/check-$run$name.sh
 	if [ "$name" = A ]; then
 		ns=$FWA prio=150 me=2 peer=3
@@ -96,48 +96,8 @@ keepalived_start()
 "$CTL" --ctl "$NL_TMP/$run$name.sock" status | grep -q "bulk: done"
 EOF
 	chmod +x "$check"
-	cat >"$conf" <<EOF
-global_defs {
-    router_id fw$run$name
-    script_user root
-    enable_script_security
-    vrrp_version 3
-}
-vrrp_script pfsync_bulk {
-    script "$check"
-    interval 1
-    fall 1
-    rise 1
-}
-vrrp_sync_group G {
-    group {
-        LAN
-        WAN
-    }
-    track_script {
-        pfsync_bulk
-    }
-}
-EOF
-	for inst in LAN:lan0:71:1 WAN:wan0:72:2; do
-		IFS=: read -r inst ifname vrid net <<<"$inst"
-		cat >>"$conf" <<EOF
-vrrp_instance $inst {
-    state BACKUP
-    interface $ifname
-    virtual_router_id $vrid
-    priority $prio
-    advert_int 0.1
-    unicast_src_ip 10.78.$net.$me
-    unicast_peer {
-        10.78.$net.$peer
-    }
-    virtual_ipaddress {
-        10.78.$net.1/24 dev $ifname
-    }
-}
-EOF
-	done
+	"$PWD/scripts/keepalived-pair.sh" "fw$run$name" BACKUP "$prio" 10.78 "$me" "$peer" 71 \
+		"$check" >"$conf" || nl_die "cannot write $conf"
 	# VRRP (protocol 112) passes the datapath without a state
 	ip netns exec "$ns" keepalived -n -l -D -P -f "$conf" -p "$NL_TMP/ka-$run$name.pid" \
 		-r "$NL_TMP/vrrp-$run$name.pid" >"$NL_TMP/keepalived-$run$name.log" 2>&1 &

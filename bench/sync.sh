@@ -344,7 +344,8 @@ ctd_commit()
 	[ "$have" -gt 0 ] || return 1
 	start=$(now)
 	ctd_cli b -c >/dev/null || return 1
-	settle fwb_ct_count "$have" 120 || {
+	# polled every 20 ms like pfsync's bulk (settle's 0.5 s steps would add up to 0.5 s)
+	wait_until 120 test_ge fwb_ct_count "$have" || {
 		log "conntrackd fwB's kernel table holds only $(fwb_ct_count) of $have after -c"
 		return 1
 	}
@@ -377,18 +378,27 @@ settle()
 test_zero() { [ "$(eval "$1")" = 0 ]; }
 
 # burst_runs PREFIX FN: FN (a burst) BURST_RUNS times. The run with the
-# median applied rate is reported; daemon CPU is summed over all runs.
+# median applied rate is reported; daemon CPU is summed over the runs done
+# (PREFIX.bursts_done of them, which the CPU rows divide by).
 burst_runs()
 {
 	local p=$1 fn=$2 i k mid cpu_a=0 cpu_b=0 rates=()
 	local -A runs
 	for ((i = 1; i <= BURST_RUNS; i++)); do
-		"$fn" || return 1
+		# a run that fails must not report the previous run's figures
+		for k in "${!R[@]}"; do
+			[[ $k == "$p.burst."* ]] && unset "R[$k]"
+		done
+		if ! "$fn"; then
+			R[$p.cpu_a_s]=$cpu_a R[$p.cpu_b_s]=$cpu_b
+			return 1
+		fi
 		rates+=("${R[$p.burst.applied_per_s]:--1} $i")
 		for k in "${!R[@]}"; do
 			[[ $k == "$p.burst."* ]] && runs[$i/$k]=${R[$k]}
 		done
 		cpu_a=$(calc "$cpu_a + ${R[$p.cpu_a_s]}") cpu_b=$(calc "$cpu_b + ${R[$p.cpu_b_s]}")
+		R[$p.bursts_done]=$i
 	done
 	mid=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n "$(((BURST_RUNS + 1) / 2))p" | cut -d' ' -f2)
 	for k in "${!runs[@]}"; do
@@ -597,7 +607,7 @@ per_100k() # KEY STATES: seconds of CPU per 100k states
 {
 	local s
 	s=$(val "$1")
-	if [ "$s" = n/a ]; then echo n/a; else calc "$s * 100000 / $2" 3; fi
+	if [ "$s" = n/a ] || [ "$2" -eq 0 ]; then echo n/a; else calc "$s * 100000 / $2" 3; fi
 }
 
 report()
@@ -630,9 +640,9 @@ report()
 	row "kernel memory per state" bytes "$(val pf.kernel_per_state)" "$(val ctd.kernel_per_state)" lower ""
 	row "daemon RSS per state, A (sender)" bytes "$(val pf.rss_a_per_state)" "$(val ctd.rss_a_per_state)" lower ""
 	row "daemon RSS per state, B (receiver)" bytes "$(val pf.rss_b_per_state)" "$(val ctd.rss_b_per_state)" lower ""
-	n=$((N_BURST * BURST_RUNS))
-	row "daemon CPU per 100k states, A" s "$(per_100k pf.cpu_a_s "$n")" "$(per_100k ctd.cpu_a_s "$n")" lower ""
-	row "daemon CPU per 100k states, B" s "$(per_100k pf.cpu_b_s "$n")" "$(per_100k ctd.cpu_b_s "$n")" lower ""
+	local n_pf=$((N_BURST * ${R[pf.bursts_done]:-0})) n_ctd=$((N_BURST * ${R[ctd.bursts_done]:-0}))
+	row "daemon CPU per 100k states, A" s "$(per_100k pf.cpu_a_s "$n_pf")" "$(per_100k ctd.cpu_a_s "$n_ctd")" lower ""
+	row "daemon CPU per 100k states, B" s "$(per_100k pf.cpu_b_s "$n_pf")" "$(per_100k ctd.cpu_b_s "$n_ctd")" lower ""
 	echo
 	echo "How: pfsync load = BPF_PROG_RUN of A's pfsync_xdp, fresh UDP tuple per packet (the burst: one"
 	echo "run of bench_driver, which stamps the sampled packets); lag = sampled keys looked up in B's"

@@ -63,6 +63,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bench_driver.h"
 #include "pfsync_common.h"
 #include "pfsync_loader.h"
 #include "pfsync_logic.h"
@@ -73,7 +74,6 @@
 #define ADAPTIVE_OFF_END   800000000
 #define POLL_SLEEP_NS	   50000      /* B lookup thread: between passes */
 #define SRC_NET		   0x0a800000 /* 10.128.0.0/16: sources of the flows */
-#define FLOW_PORT_BITS	   15	      /* bench_driver's split of a flow number */
 #define DST_ADDR	   0x0aff0001 /* 10.255.0.1 */
 #define FLOW_DPORT	   53
 #define FLOWS_PER_ADDR	   60000 /* udpgen: ports per destination address */
@@ -135,12 +135,12 @@ static __u16 ip_checksum(const void *hdr, size_t len)
  */
 static __u32 flow_src(__u64 i)
 {
-	return htonl(SRC_NET | (__u32)((i >> FLOW_PORT_BITS) & 0xffff));
+	return htonl(SRC_NET | (__u32)((i >> BENCH_FLOW_PORT_BITS) & 0xffff));
 }
 
 static __u16 flow_sport(__u64 i)
 {
-	return htons((__u16)(0x8000 | (i & ((1u << FLOW_PORT_BITS) - 1))));
+	return htons((__u16)(0x8000 | (i & ((1u << BENCH_FLOW_PORT_BITS) - 1))));
 }
 
 /* Ethernet + IPv4 + UDP, flow i: flow_src(i):flow_sport(i) -> 10.255.0.1:53 */
@@ -203,12 +203,6 @@ static int prog_run(int prog_fd, const struct frame *f, __u32 *verdict)
  * ms of set-up (the kernel swaps its XDP dispatcher), so runs are not cut
  * into small batches either: the driver stamps the sampled runs itself.
  */
-#define STAMPS_MAX	4096 /* bench_stamps' size in bpf/bench_driver.bpf.c */
-#define SEQ_RUNS	0    /* bench_seq slots */
-#define SEQ_STAMP_EVERY 1
-#define SEQ_STAMP_FIRST 2
-#define SEQ_STAMP_LAST	3
-
 struct batcher {
 	struct bpf_object *obj;
 	int prog_fd, seq_fd, stamps_fd;
@@ -255,35 +249,26 @@ static int batcher_load(struct batcher *bt, int target_fd)
 	return 0;
 }
 
-static int seq_set(const struct batcher *bt, __u32 slot, __u32 val)
-{
-	return bpf_map_update_elem(bt->seq_fd, &slot, &val, BPF_ANY) ? -errno : 0;
-}
-
 /*
  * Flows first .. first+n-1 in one BPF_PROG_RUN, stamping every `every`th
- * from the first on (stamp k) and the last (stamp STAMPS_MAX - 1);
+ * from the first on (stamp k) and the last (stamp BENCH_STAMPS_MAX - 1);
  * verdict of the last one.
  */
 static int batch_run(const struct batcher *bt, __u64 first, __u32 n, __u32 every, __u32 *verdict)
 {
+	struct bench_seq seq = {.runs = (__u32)first,
+				.stamp_every = every,
+				.stamp_first = (__u32)first,
+				.stamp_last = (__u32)(first + n - 1)};
 	struct frame f;
-	int err;
+	__u32 zero = 0;
 	LIBBPF_OPTS(bpf_test_run_opts, o, .repeat = n);
 
 	make_frame(&f, first);
 	o.data_in = f.data;
 	o.data_size_in = f.len;
-	err = seq_set(bt, SEQ_RUNS, (__u32)first);
-	if (!err)
-		err = seq_set(bt, SEQ_STAMP_EVERY, every);
-	if (!err)
-		err = seq_set(bt, SEQ_STAMP_FIRST, (__u32)first);
-	if (!err)
-		err = seq_set(bt, SEQ_STAMP_LAST, (__u32)(first + n - 1));
-	if (err)
-		return err;
-	if (bpf_prog_test_run_opts(bt->prog_fd, &o))
+	if (bpf_map_update_elem(bt->seq_fd, &zero, &seq, BPF_ANY) ||
+	    bpf_prog_test_run_opts(bt->prog_fd, &o))
 		return -errno;
 	*verdict = o.retval;
 	return 0;
@@ -505,8 +490,9 @@ static int insert_burst(struct inserter *in, struct run_ctx *c)
 	unsigned long s = 0;
 	__u32 verdict = 0;
 
-	if (nstamps > STAMPS_MAX - 1) {
-		fprintf(stderr, "sync_driver: at most %d samples per burst\n", STAMPS_MAX - 1);
+	if (nstamps > BENCH_STAMPS_MAX - 1) {
+		fprintf(stderr, "sync_driver: at most %d samples per burst\n",
+			BENCH_STAMPS_MAX - 1);
 		return -1;
 	}
 	sample_add(c, &s, in->base, 0);
@@ -529,7 +515,7 @@ static int insert_burst(struct inserter *in, struct run_ctx *c)
 	if (verdict != XDP_PASS)
 		in->not_passed++;
 	in->t_first = stamp_s(in->batcher, 0);
-	in->t_last = stamp_s(in->batcher, STAMPS_MAX - 1);
+	in->t_last = stamp_s(in->batcher, BENCH_STAMPS_MAX - 1);
 	/* the last flow's stamp is in the last slot, even when it is a stride-th */
 	for (unsigned long k = 1; c && k < s; k++)
 		c->samples[k].t_insert = k - 1 < nstamps && 1 + (k - 1) * in->stride < rest

@@ -14,6 +14,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "bench_driver.h"
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, 1);
@@ -21,23 +23,14 @@ struct {
 	__type(value, __u32);
 } bench_target SEC(".maps");
 
-/*
- * Slot 0: runs so far (BPF_PROG_RUN runs on one CPU, so a plain array
- * suffices). Slots 1 to 3: stamp run FIRST and every Nth after it (N = 0:
- * only FIRST), and run LAST in the last stamp slot, for bench/sync_driver, which
- * makes a whole burst in one BPF_PROG_RUN and needs the time each sampled
- * state was made.
- */
-enum { SEQ_RUNS = 0, SEQ_STAMP_EVERY = 1, SEQ_STAMP_FIRST = 2, SEQ_STAMP_LAST = 3 };
-
+/* one struct bench_seq: the run counter, and for bench/sync_driver, which
+ * makes a whole burst in one BPF_PROG_RUN, which runs to stamp */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 4);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct bench_seq);
 } bench_seq SEC(".maps");
-
-#define BENCH_STAMPS_MAX 4096
 
 /* CLOCK_MONOTONIC ns of stamped run k (ktime_get_ns is that clock) */
 struct {
@@ -47,23 +40,19 @@ struct {
 	__type(value, __u64);
 } bench_stamps SEC(".maps");
 
-static __always_inline void stamp(__u32 seq)
+static __always_inline void stamp(const struct bench_seq *s)
 {
-	__u32 every_key = SEQ_STAMP_EVERY, first_key = SEQ_STAMP_FIRST, last_key = SEQ_STAMP_LAST;
-	__u32 *every, *first, *last, k;
+	__u32 seq = s->runs, k;
 	__u64 *t;
 
-	every = bpf_map_lookup_elem(&bench_seq, &every_key);
-	first = bpf_map_lookup_elem(&bench_seq, &first_key);
-	last = bpf_map_lookup_elem(&bench_seq, &last_key);
-	if (!every || !first || !last || seq < *first)
+	if (seq < s->stamp_first)
 		return;
-	if (seq == *last)
+	if (seq == s->stamp_last)
 		k = BENCH_STAMPS_MAX - 1;
-	else if (seq == *first)
+	else if (seq == s->stamp_first)
 		k = 0;
-	else if (*every && (seq - *first) % *every == 0)
-		k = (seq - *first) / *every;
+	else if (s->stamp_every && (seq - s->stamp_first) % s->stamp_every == 0)
+		k = (seq - s->stamp_first) / s->stamp_every;
 	else
 		return;
 	t = bpf_map_lookup_elem(&bench_stamps, &k);
@@ -71,14 +60,12 @@ static __always_inline void stamp(__u32 seq)
 		*t = bpf_ktime_get_ns();
 }
 
-/* 15 bits of the counter go to the port (32768..65535), the rest to the
- * last two bytes of the source address. */
 static __always_inline void fresh_tuple(void *saddr_low2, __u16 *sport, __u32 seq)
 {
-	__u16 hi = bpf_htons((__u16)(seq >> 15));
+	__u16 hi = bpf_htons((__u16)(seq >> BENCH_FLOW_PORT_BITS));
 
 	__builtin_memcpy(saddr_low2, &hi, 2);
-	*sport = bpf_htons((__u16)(0x8000 | (seq & 0x7fff)));
+	*sport = bpf_htons((__u16)(0x8000 | (seq & ((1u << BENCH_FLOW_PORT_BITS) - 1))));
 }
 
 SEC("xdp")
@@ -87,9 +74,10 @@ int bench_driver(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	__u32 runs = SEQ_RUNS, *seq;
+	struct bench_seq *seq;
+	__u32 zero = 0;
 
-	seq = bpf_map_lookup_elem(&bench_seq, &runs);
+	seq = bpf_map_lookup_elem(&bench_seq, &zero);
 	if (!seq || (void *)(eth + 1) > end)
 		return XDP_ABORTED;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
@@ -98,17 +86,17 @@ int bench_driver(struct xdp_md *ctx)
 
 		if ((void *)(ports + 2) > end)
 			return XDP_ABORTED;
-		fresh_tuple((__u8 *)&ip->saddr + 2, &ports[0], *seq);
+		fresh_tuple((__u8 *)&ip->saddr + 2, &ports[0], seq->runs);
 	} else {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 		__u16 *ports = (void *)(ip6 + 1);
 
 		if ((void *)(ports + 2) > end)
 			return XDP_ABORTED;
-		fresh_tuple((__u8 *)&ip6->saddr + 14, &ports[0], *seq);
+		fresh_tuple((__u8 *)&ip6->saddr + 14, &ports[0], seq->runs);
 	}
-	stamp(*seq);
-	*seq += 1;
+	stamp(seq);
+	seq->runs += 1;
 	bpf_tail_call(ctx, &bench_target, 0);
 	return XDP_ABORTED; /* no target */
 }

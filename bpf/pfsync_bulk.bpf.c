@@ -12,6 +12,7 @@
 
 #include "pfsync_bulk.h"
 #include "pfsync_common.h"
+#include "pfsync_logic.h"
 
 /* stands in for the pinned map (bpf_map__reuse_fd before loading) */
 struct {
@@ -72,9 +73,7 @@ int pfsync_fetch(void *ctx)
 			b->rc[i] = -2; /* -ENOENT */
 			continue;
 		}
-		/* as pfsync_unqueue: a change from now on is recorded again */
-		__sync_fetch_and_and(&v->flags, ~(__u32)PFSYNC_SF_QUEUED);
-		__sync_lock_test_and_set(&v->updates, 0);
+		pfsync_state_unqueue(v);
 		__builtin_memcpy(&b->e[i].val, v, sizeof(*v));
 		b->rc[i] = 0;
 	}

@@ -1341,8 +1341,7 @@ int pfsync_unqueue(struct pfsync_unqueue_args *args)
 		v = bpf_map_lookup_elem(&pfsync_states, &key);
 		if (!v)
 			continue;
-		__sync_fetch_and_and(&v->flags, ~(__u32)PFSYNC_SF_QUEUED);
-		__sync_lock_test_and_set(&v->updates, 0);
+		pfsync_state_unqueue(v);
 		done++;
 	}
 	args->done = done;

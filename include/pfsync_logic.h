@@ -41,6 +41,20 @@
 #define PFSYNC_IPPROTO_UDP    17
 #define PFSYNC_IPPROTO_ICMPV6 58
 
+/* ---- queued for sending -------------------------------------------------- */
+
+/*
+ * The agent has packed this state's change: a change from now on is
+ * recorded again (QUEUED cleared, the maxupd count reset), with atomics so
+ * that no concurrent datapath write is lost. pfsync_unqueue and
+ * pfsync_fetch both do it.
+ */
+static __always_inline void pfsync_state_unqueue(struct pfsync_state_value *v)
+{
+	__sync_fetch_and_and(&v->flags, ~(__u32)PFSYNC_SF_QUEUED);
+	__sync_lock_test_and_set(&v->updates, 0);
+}
+
 /* ---- timeouts ----------------------------------------------------------- */
 
 /* pf's built-in timeout for a PFTM_* index (seconds, or states for adaptive). */

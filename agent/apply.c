@@ -106,6 +106,8 @@ static void import_outcome(struct agent *a, const struct pfsync_state *m, int rc
 		sendq_ins_ack(&a->sendq, PFSYNC_MSG_ID(m), PFSYNC_MSG_CREATOR(m), a->now_ns);
 }
 
+/* the queued imports into the map: at a full batch, and before any message
+ * about existing states, which must see everything before it applied */
 static void import_flush(struct agent *a)
 {
 	int rc[PFSYNC_IMPORT_BATCH];
@@ -123,13 +125,6 @@ static void import_flush(struct agent *a)
 		rc[i] = import_done(a, &pending.e[i].key, &pending.e[i].val, m, rc[i]);
 		import_outcome(a, m, rc[i], pending.flags[i]);
 	}
-}
-
-/* messages about existing states see everything before them applied */
-static void import_sync(struct agent *a)
-{
-	if (pending.n)
-		import_flush(a);
 }
 
 /* imports a full state (now, or queued in the batch); -EINVAL if its values are bad */
@@ -168,7 +163,7 @@ static void on_clr(void *ctx, const struct pfsync_clr *m)
 	    .creatorid = creatorid,
 	};
 
-	import_sync(a);
+	import_flush(a);
 	if (a->store.sweep(a->store.ctx, &args) != 0) {
 		a->stats.badstate++;
 		return;
@@ -203,7 +198,7 @@ static void on_ins_ack(void *ctx, const struct pfsync_ins_ack *m)
 	 * datapath sets it after the insert, so a merge of the peer's copy
 	 * written meanwhile may have dropped it).
 	 */
-	import_sync(a);
+	import_flush(a);
 	if (find_state(a, PFSYNC_MSG_ID(m), PFSYNC_MSG_CREATOR(m), &k, &v) == 0)
 		defer_ack(a, &k, v.flags & PFSYNC_SF_DEFERRED);
 }
@@ -240,7 +235,7 @@ static void on_upd_c(void *ctx, const struct pfsync_upd_c *m)
 	__u64 id = PFSYNC_MSG_ID(m);
 	__u32 creatorid = PFSYNC_MSG_CREATOR(m);
 
-	import_sync(a);
+	import_flush(a);
 	if (find_state(a, id, creatorid, &k, &v) == 0) {
 		merge_into(a, &k, &v, &m->src, &m->dst, m->timeout);
 		return;
@@ -261,7 +256,7 @@ static void on_upd_req(void *ctx, const struct pfsync_upd_req *m)
 	__u64 id = PFSYNC_MSG_ID(m);
 	__u32 creatorid = PFSYNC_MSG_CREATOR(m);
 
-	import_sync(a);
+	import_flush(a);
 	if (id == 0 && creatorid == 0) {
 		walker_start(a, 1);
 		return;
@@ -279,7 +274,7 @@ static void delete_named(struct agent *a, __u64 id, __u32 creatorid)
 	struct pfsync_state_value v;
 	struct pfsync_key k;
 
-	import_sync(a);
+	import_flush(a);
 	if (find_state(a, id, creatorid, &k, &v) != 0 || a->store.remove(a->store.ctx, &k) != 0) {
 		a->stats.badstate++;
 		return;
@@ -302,7 +297,7 @@ static void on_del_c(void *ctx, const struct pfsync_del_c *m)
 
 static void on_bus(void *ctx, const struct pfsync_bus *m)
 {
-	import_sync(ctx); /* END: the states before it count */
+	import_flush(ctx); /* END: the states before it count */
 	bulk_on_bus(ctx, m->status);
 }
 
@@ -393,7 +388,7 @@ void apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex)
 	prefetch_packet(a, ip, len);
 	pending.active = a->store.insert_batch != NULL;
 	rc = pfsync_input_ipv4(ip, len, &apply_ops, a, &a->stats);
-	import_sync(a); /* the messages point into this packet */
+	import_flush(a); /* the messages point into this packet */
 	pending.active = 0;
 	if (rc == 0)
 		tun_write_ip(&a->tun, ip, len);

@@ -19,28 +19,6 @@
 #define AUTH_FILE_MAX 4096
 static const __u8 auth_magic[4] = {'P', 'F', 'A', '1'};
 
-static void put_be32(__u8 *p, __u32 v)
-{
-	for (int i = 3; i >= 0; i--, v >>= 8)
-		p[i] = (__u8)v;
-}
-
-static void put_be64(__u8 *p, __u64 v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (__u8)v;
-}
-
-static __u32 get_be32(const __u8 *p)
-{
-	return (__u32)p[0] << 24 | (__u32)p[1] << 16 | (__u32)p[2] << 8 | p[3];
-}
-
-static __u64 get_be64(const __u8 *p)
-{
-	return (__u64)get_be32(p) << 32 | get_be32(p + 4);
-}
-
 /* ---- keys ------------------------------------------------------------------ */
 /* the key id is public: a fingerprint, so both ends need not agree on numbers */
 static int key_fingerprint(const unsigned char *key, size_t len, __u32 *id)
@@ -50,7 +28,7 @@ static int key_fingerprint(const unsigned char *key, size_t len, __u32 *id)
 
 	if (!EVP_Digest(key, len, md, &mdlen, EVP_sha256(), NULL) || mdlen < 4)
 		return -1;
-	*id = get_be32(md);
+	*id = pfsync_get_be32(md);
 	return 0;
 }
 
@@ -104,7 +82,6 @@ int auth_add_key(struct auth *au, const unsigned char *key, size_t len, char *er
 	}
 	k->id = id;
 	k->len = len;
-	memcpy(k->secret, key, len);
 	au->nkeys++;
 	return 0;
 }
@@ -259,10 +236,10 @@ int auth_sign(struct auth *au, __u32 hostid, __u32 now_s, const void *payload, s
 	if (!au->nkeys)
 		return -1;
 	memcpy(trailer, auth_magic, sizeof(auth_magic));
-	put_be32(trailer + 4, k->id);
-	put_be32(trailer + 8, hostid);
-	put_be32(trailer + 12, now_s);
-	put_be64(trailer + 16, au->seq++);
+	pfsync_put_be32(trailer + 4, k->id);
+	pfsync_put_be32(trailer + 8, hostid);
+	pfsync_put_be32(trailer + 12, now_s);
+	pfsync_put_be64(trailer + 16, au->seq++);
 	if (compute_mac(k, payload, len, trailer, trailer + AUTH_MAC_OFF))
 		return -1;
 	au->signed_packets++;
@@ -343,8 +320,8 @@ static struct auth_sender *new_sender(struct auth *au, __u32 hostid, __u64 seq)
 
 static enum auth_verdict check_fresh(struct auth *au, const __u8 *t, __u32 now_s)
 {
-	__u32 hostid = get_be32(t + 8), sent_s = get_be32(t + 12);
-	__u64 seq = get_be64(t + 16);
+	__u32 hostid = pfsync_get_be32(t + 8), sent_s = pfsync_get_be32(t + 12);
+	__u64 seq = pfsync_get_be64(t + 16);
 	struct auth_sender *s = find_sender(au, hostid);
 	__s32 skew = (__s32)(now_s - sent_s);
 
@@ -377,7 +354,7 @@ enum auth_verdict auth_verify(struct auth *au, __u32 now_s, const __u8 *payload,
 	    memcmp(t, auth_magic, sizeof(auth_magic)) != 0)
 		return au->dropped[AUTH_MISSING]++, AUTH_MISSING;
 	for (unsigned int i = 0; i < au->nkeys && !k; i++)
-		if (au->keys[i].id == get_be32(t + 4))
+		if (au->keys[i].id == pfsync_get_be32(t + 4))
 			k = &au->keys[i];
 	if (!k)
 		return au->dropped[AUTH_UNKNOWN_KEY]++, AUTH_UNKNOWN_KEY;
@@ -388,7 +365,7 @@ enum auth_verdict auth_verify(struct auth *au, __u32 now_s, const __u8 *payload,
 	v = check_fresh(au, t, now_s);
 	if (v != AUTH_OK)
 		return au->dropped[v]++, v;
-	*sender = get_be32(t + 8);
+	*sender = pfsync_get_be32(t + 8);
 	au->verified_packets++;
 	return AUTH_OK;
 }

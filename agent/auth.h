@@ -39,7 +39,6 @@ struct evp_mac_ctx_st;
 struct auth_key {
 	__u32 id;
 	size_t len;
-	unsigned char secret[AUTH_KEY_MAX];
 	struct evp_mac_ctx_st *mac; /* keyed once, re-initialised per packet */
 };
 

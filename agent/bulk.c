@@ -48,14 +48,17 @@ int bulk_req_tick(struct bulk_req *r, __u64 now_ns)
 	return 0;
 }
 
+int bulk_req_busy(const struct bulk_req *r)
+{
+	return r->state == BULK_REQ_REQUESTED || r->state == BULK_REQ_IN_PROGRESS;
+}
+
 void bulk_req_bus(struct bulk_req *r, __u8 status, __u64 now_ns)
 {
-	if (status == PFSYNC_BUS_START &&
-	    (r->state == BULK_REQ_REQUESTED || r->state == BULK_REQ_IN_PROGRESS)) {
+	if (status == PFSYNC_BUS_START && bulk_req_busy(r)) {
 		r->state = BULK_REQ_IN_PROGRESS;
 		r->timer_ns = now_ns + BULK_IDLE_TIMEOUT_NS;
-	} else if (status == PFSYNC_BUS_END &&
-		   (r->state == BULK_REQ_REQUESTED || r->state == BULK_REQ_IN_PROGRESS)) {
+	} else if (status == PFSYNC_BUS_END && bulk_req_busy(r)) {
 		/* an empty table is answered with BUS END alone */
 		r->state = BULK_REQ_DONE;
 		r->timer_ns = 0;
@@ -109,7 +112,7 @@ static void resync_tick(struct agent *a)
 	if (!a->resync_due_ns || a->now_ns < a->resync_due_ns)
 		return;
 	a->resync_due_ns = 0;
-	if (a->bulk_req.state == BULK_REQ_REQUESTED || a->bulk_req.state == BULK_REQ_IN_PROGRESS)
+	if (bulk_req_busy(&a->bulk_req))
 		return; /* one is on the way already */
 	log_info("pfsync packets were dropped: asking the peers for a bulk update to catch up");
 	a->bulk_resyncs++;

@@ -74,8 +74,10 @@ struct bulk_req {
 /* pure state machine; the return value says whether to send UPD_REQ(0,0) now */
 int bulk_req_start(struct bulk_req *r, __u64 now_ns);
 int bulk_req_tick(struct bulk_req *r, __u64 now_ns);
+/* a request is out, or its answer is arriving */
+int bulk_req_busy(const struct bulk_req *r);
 void bulk_req_bus(struct bulk_req *r, __u8 status, __u64 now_ns);
-void bulk_req_activity(struct bulk_req *r, __u64 now_ns); /* any packet from a peer */
+void bulk_req_activity(struct bulk_req *r, __u64 now_ns); /* a full UPD from a peer */
 __u64 bulk_req_deadline(const struct bulk_req *r);	  /* 0 = no timer */
 const char *bulk_req_state_name(enum bulk_req_state s);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "cksum.h"
 
 /* a pass over the queue takes at most this many (the datapath may keep pushing) */
 #define DEFER_TAKE_MAX (4 * PFSYNC_DEFER_MAX)
@@ -41,23 +42,6 @@ void defer_free(struct defer_state *d)
 
 /* ---- held frames with a partial L4 checksum ---------------------------------- */
 
-/* one's complement sum of big-endian 16-bit words, an odd last byte padded */
-static __u32 sum16(const __u8 *p, size_t len, __u32 sum)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (__u32)p[i] << 8 | p[i + 1];
-	if (len & 1)
-		sum += (__u32)p[len - 1] << 8;
-	return sum;
-}
-
-static __u16 fold16(__u32 sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)sum;
-}
-
 /* where a frame's TCP/UDP segment is, and its pseudo-header sum */
 struct l4_seg {
 	size_t off, len;
@@ -77,7 +61,7 @@ static int ipv4_seg(const __u8 *ip, size_t room, struct l4_seg *seg)
 	seg->off = ihl;
 	seg->len = total - ihl;
 	seg->proto = ip[9];
-	seg->pseudo = sum16(ip + 12, 8, seg->proto + (__u32)seg->len);
+	seg->pseudo = cksum_add(ip + 12, 8, seg->proto + (__u32)seg->len);
 	return 0;
 }
 
@@ -90,7 +74,7 @@ static int ipv6_seg(const __u8 *ip6, size_t room, struct l4_seg *seg)
 	seg->proto = ip6[6];
 	if (seg->len > room - 40)
 		return -1;
-	seg->pseudo = sum16(ip6 + 8, 32, seg->proto + (__u32)seg->len);
+	seg->pseudo = cksum_add(ip6 + 8, 32, seg->proto + (__u32)seg->len);
 	return 0;
 }
 
@@ -136,12 +120,12 @@ static void complete_partial_csum(__u8 *frame, size_t len)
 	if (!field || seg.len < field + 2)
 		return;
 	field += seg.off;
-	if (fold16(sum16(frame + seg.off, seg.len, seg.pseudo)) == 0xffff)
+	if (cksum_fold(cksum_add(frame + seg.off, seg.len, seg.pseudo)) == 0xffff)
 		return; /* complete and valid */
-	if ((__u16)(frame[field] << 8 | frame[field + 1]) != fold16(seg.pseudo))
+	if ((__u16)(frame[field] << 8 | frame[field + 1]) != cksum_fold(seg.pseudo))
 		return; /* not a partial checksum: a damaged packet stays damaged */
 	frame[field] = frame[field + 1] = 0;
-	check = (__u16)~fold16(sum16(frame + seg.off, seg.len, seg.pseudo));
+	check = (__u16)~cksum_fold(cksum_add(frame + seg.off, seg.len, seg.pseudo));
 	if (check == 0 && seg.proto == IPPROTO_UDP)
 		check = 0xffff; /* 0 would mean "no checksum" */
 	frame[field] = (__u8)(check >> 8);

@@ -14,6 +14,7 @@
 
 #include "agent.h"
 #include "auth.h"
+#include "cksum.h"
 #include "pfsync_wire.h"
 #include "sock.h"
 
@@ -651,7 +652,7 @@ void agent_note_rx_drops(struct agent *a)
 	log_peer(LOG_LVL_WARN, "%u pfsync packets dropped by the kernel (receive buffer full)",
 		 a->sock.rx_dropped - a->rx_dropped_seen);
 	a->rx_dropped_seen = a->sock.rx_dropped;
-	if (a->bulk_req.state == BULK_REQ_REQUESTED || a->bulk_req.state == BULK_REQ_IN_PROGRESS)
+	if (bulk_req_busy(&a->bulk_req))
 		a->bulk_lossy = 1;
 	else
 		a->resync_due_ns = a->now_ns + BULK_RESYNC_QUIET_NS;
@@ -710,17 +711,13 @@ static int transport_accept(struct agent *a, const struct sync_rx *rx, const __u
 /* a TTL accepted under --min-ttl is shown to the decoder as 255 */
 static void normalise_ttl(__u8 *ip, size_t ihl)
 {
-	__u32 sum = 0;
+	__u16 check;
 
 	ip[8] = PFSYNC_DFLTTL;
 	ip[10] = ip[11] = 0;
-	for (size_t i = 0; i + 1 < ihl; i += 2)
-		sum += (__u32)ip[i] << 8 | ip[i + 1];
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	sum = ~sum & 0xffff;
-	ip[10] = (__u8)(sum >> 8);
-	ip[11] = (__u8)sum;
+	check = cksum_header(ip, ihl);
+	ip[10] = (__u8)(check >> 8);
+	ip[11] = (__u8)check;
 }
 
 static void receive4(struct agent *a, size_t n, struct sync_rx *rx)

@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "cksum.h"
 #include "log.h"
 #include "pfsync_wire.h"
 #include "tun.h"
@@ -145,18 +146,6 @@ void tun_write_ip(struct tun_dev *t, const void *ip, size_t len)
 	tun_writev(t, &iov, 1);
 }
 
-static __u16 ip_checksum(const void *hdr, size_t len)
-{
-	const __u8 *p = hdr;
-	__u32 sum = 0;
-
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (__u32)p[i] << 8 | p[i + 1];
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return htons((__u16)~sum);
-}
-
 void tun_write_payload(struct tun_dev *t, __u32 src, __u32 dst, const void *payload, size_t len)
 {
 	struct iphdr ip = {
@@ -177,6 +166,6 @@ void tun_write_payload(struct tun_dev *t, __u32 src, __u32 dst, const void *payl
 
 	if (t->fd < 0)
 		return;
-	ip.check = ip_checksum(&ip, sizeof(ip));
+	ip.check = htons(cksum_header(&ip, sizeof(ip)));
 	tun_writev(t, iov, 2);
 }

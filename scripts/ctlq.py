@@ -2,6 +2,7 @@
 """Asks a pfsync-agent control socket one question (tests and scripts).
 
 usage: ctlq.py SOCKET COMMAND [FIELD]
+       ctlq.py - FIELD         (JSON from standard input, e.g. `pfsyncctl stats --json`)
 
 Without FIELD the reply is printed as it came. With FIELD the reply is
 read as JSON (send a `... --json` command) and one value is printed:
@@ -44,9 +45,12 @@ def field(obj, name):
 
 
 def main():
-    text = ask(sys.argv[1], sys.argv[2])
-    if len(sys.argv) > 3:
-        v = field(json.loads(text), sys.argv[3])
+    if sys.argv[1] == "-":
+        text, name = sys.stdin.read(), sys.argv[2]
+    else:
+        text, name = ask(sys.argv[1], sys.argv[2]), (sys.argv[3] if len(sys.argv) > 3 else None)
+    if name is not None:
+        v = field(json.loads(text), name)
         print(json.dumps(v) if isinstance(v, (list, dict, bool)) or v is None else v)
     else:
         sys.stdout.write(text)

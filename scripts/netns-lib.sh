@@ -386,15 +386,30 @@ nl_agent_run()
 		{ tail -5 "$NL_TMP/agent$name.log" >&2; nl_die "agent $name did not start"; }
 }
 
+# nl_pid_exited PID: gone, or a zombie waiting to be reaped
+nl_pid_exited()
+{
+	[ ! -e "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
 # nl_agent_stop NAME: SIGTERM and wait; returns the agent's exit status (0
-# when it was not running). Its control socket is gone afterwards.
+# when it was not running; 124 when it ignored SIGTERM for 10 s and was
+# killed, so that such an agent fails its test instead of hanging the suite).
+# Its control socket is gone afterwards.
 nl_agent_stop()
 {
 	local pid=${NL_AGENT_PID[$1]:-} rc
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null
-	wait "$pid"
-	rc=$?
+	if nl_wait_until 10 nl_pid_exited "$pid"; then
+		wait "$pid"
+		rc=$?
+	else
+		nl_log "agent $1 (PID $pid) ignored SIGTERM for 10 s: killed"
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid"
+		rc=124
+	fi
 	NL_AGENT_PID[$1]=
 	rm -f "${NL_AGENT_SOCK[$1]}"
 	return $rc

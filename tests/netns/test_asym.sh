@@ -148,15 +148,6 @@ else:
     print("\n".join(out))
 PY
 
-# JSON field of an agent's status (NAME) or of `pfsyncctl stats` (datapath.NAME)
-cat >"$NL_TMP/field.py" <<'PY'
-import json, sys
-obj = json.load(sys.stdin)
-for part in sys.argv[1].split("."):
-    obj = obj[part]
-print(obj)
-PY
-
 start_agent() # A|B ARGS...
 {
 	local name=$1 ns pin hostid
@@ -172,16 +163,16 @@ start_agent() # A|B ARGS...
 
 stop_agent() { nl_agent_stop "$1"; } # A|B
 
-status() # A|B FIELD
+status() # A|B FIELD: of the agent's status
 {
-	"$CTL" --ctl "$NL_TMP/$1.sock" status --json | python3 "$NL_TMP/field.py" "$2"
+	python3 "$NL_LIB_DIR/ctlq.py" "$NL_TMP/$1.sock" "status --json" "$2"
 }
 
 dp_counter() # A|B NAME
 {
 	local pin=$PIN_A
 	[ "$1" = B ] && pin=$PIN_B
-	"$CTL" --pin-dir "$pin" stats --json | python3 "$NL_TMP/field.py" "datapath.$2"
+	"$CTL" --pin-dir "$pin" --ctl "$NL_TMP/none.sock" stats --json | python3 "$NL_LIB_DIR/ctlq.py" - "datapath.$2"
 }
 
 bulk_done() # A|B
@@ -220,11 +211,7 @@ run_conns()
 
 start_agent A --defer --defer-timeout "$ACK_DEFER_TIMEOUT_MS"
 start_agent B --defer --defer-timeout "$ACK_DEFER_TIMEOUT_MS"
-"$CTL" --ctl "$NL_TMP/A.sock" status >/dev/null # (warm-up of the control path)
-python3 - "$NL_TMP/A.sock" <<'PY' >/dev/null # A asked alone: ask again
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"bulk\n"); s.recv(100)
-PY
+python3 "$NL_LIB_DIR/ctlq.py" "$NL_TMP/A.sock" bulk >/dev/null # A asked alone: ask again
 nl_wait_until 15 bulk_done A && nl_wait_until 15 bulk_done B || nl_die "bulk updates not done"
 nl_bg SERVER_PID "$SRV" python3 "$NL_TMP/conn.py" server 10.79.2.10 "$PORT" "$NL_TMP/server.ready"
 nl_wait_until 10 nl_file_has "$NL_TMP/server.ready" listening || nl_die "server did not start"
@@ -277,7 +264,7 @@ stop_agent B || nl_fail "agent B did not exit cleanly"
 start_agent B
 start_agent A
 nl_wait_until 15 bulk_done A || nl_die "bulk update of the restarted A not done"
-[ "$(status A defer)" = False ] || nl_fail "defer still on after the restart without --defer"
+[ "$(status A defer)" = false ] || nl_fail "defer still on after the restart without --defer"
 drops_before=$(dp_counter B blocked_rule)
 retrans_before=$(syn_retrans_both)
 run_conns "without defer"

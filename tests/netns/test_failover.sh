@@ -274,7 +274,7 @@ else
 	nl_fail "with sync: $(kv broken) streams broken, $(kv survived) of $STREAMS alive: $(grep -m3 '^error' "$NL_TMP/client-s.status" | tr '\n' ' ')"
 fi
 echo "failover with pfsync: $STREAMS streams, stall p50 $(kv stall_p50_ms) ms, p99 $(kv stall_p99_ms) ms, max $(kv stall_max_ms) ms"
-c_pass=$("$CTL" --pin-dir "$PIN_B" stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["datapath"]["packets_passed"])')
+c_pass=$("$CTL" --pin-dir "$PIN_B" --ctl "$NL_TMP/none.sock" stats --json | python3 "$NL_LIB_DIR/ctlq.py" - datapath.packets_passed)
 echo "fwB passed $c_pass packets"
 kill "$CLIENT_PID" "$SERVER_PID" 2>/dev/null
 

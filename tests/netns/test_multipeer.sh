@@ -130,7 +130,7 @@ ctlq 1 status | nl_has '^pfsync: syncdev: sync0 syncpeer: 10.211.0.2,10.211.0.3 
 ctlq 1 status | nl_has '^transport: IPv4 unicast, 2 peers: 10.211.0.2 10.211.0.3$' ||
 	nl_fail "transport line: $(ctlq 1 status | grep transport)"
 nl_in "${FW[1]}" "$CTL" --pin-dir "${PIN[1]}" --ctl "$NL_TMP/fw1.sock" status |
-	grep -q '^auth: off' || nl_fail "pfsyncctl status does not say auth is off"
+	nl_has '^auth: off' || nl_fail "pfsyncctl status does not say auth is off"
 [ "$(ctlq 1 "status --json" syncpeers)" = '["10.211.0.2", "10.211.0.3"]' ] ||
 	nl_fail "status --json syncpeers: $(ctlq 1 "status --json" syncpeers)"
 
@@ -172,7 +172,7 @@ for i in 1 2 3; do
 		pin=$(ctlq "$i" "stats --json" "peer=10.211.0.$j=packets_in")
 		pout=$(ctlq "$i" "stats --json" "peer=10.211.0.$j=packets_out")
 		heard=$(ctlq "$i" "stats --json" "peer=10.211.0.$j=last_heard_ms_ago")
-		if [ "${pin:-0}" -lt 1 ] || [ "${pout:-0}" -lt 1 ] || [ "$heard" = None ]; then
+		if [ "${pin:-0}" -lt 1 ] || [ "${pout:-0}" -lt 1 ] || [ "$heard" = null ]; then
 			nl_fail "fw$i's stats for peer 10.211.0.$j: in=$pin out=$pout last_heard=$heard"
 			stats_ok=0
 		fi
@@ -184,13 +184,13 @@ o3=$(ctlq 1 "stats --json" "peer=10.211.0.3=packets_out")
 [ "$o2" = "$o3" ] && [ "$((o2 + o3))" = "$(ctlq 1 "stats --json" opackets)" ] ||
 	{ nl_fail "fw1 per-peer out $o2/$o3 vs opackets $(ctlq 1 "stats --json" opackets)"; stats_ok=0; }
 nl_in "${FW[1]}" "$CTL" --pin-dir "${PIN[1]}" --ctl "$NL_TMP/fw1.sock" stats |
-	grep -Eq '10\.211\.0\.2 +[1-9][0-9]* +[1-9][0-9]* +0 +0 +[0-9.]+ s ago' ||
+	nl_has -E '10\.211\.0\.2 +[1-9][0-9]* +[1-9][0-9]* +0 +0 +[0-9.]+ s ago' ||
 	{ nl_fail "pfsyncctl stats has no per-peer line"; stats_ok=0; }
 nl_in "${FW[1]}" "$CTL" --pin-dir "${PIN[1]}" --ctl "$NL_TMP/fw1.sock" --json stats |
 	python3 -c 'import json,sys; p=json.load(sys.stdin)["pfsync"]["peers"]; assert len(p)==2, p' ||
 	{ nl_fail "pfsyncctl --json stats has no peers"; stats_ok=0; }
 nl_in "${FW[1]}" "$CTL" --pin-dir "${PIN[1]}" --ctl "$NL_TMP/fw1.sock" stats --prometheus |
-	grep -Eq '^pfsync_peer_packets_total\{peer="10\.211\.0\.3",direction="in"\} [1-9]' ||
+	nl_has -E '^pfsync_peer_packets_total\{peer="10\.211\.0\.3",direction="in"\} [1-9]' ||
 	{ nl_fail "pfsyncctl stats --prometheus has no per-peer counter"; stats_ok=0; }
 [ "$stats_ok" = 1 ] && nl_pass "per-peer packets in/out and last-heard time in stats (text, JSON, Prometheus)"
 

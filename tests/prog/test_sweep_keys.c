@@ -186,13 +186,19 @@ static void test_pass_end_sets_count(void **state)
 	g = globals(f);
 	assert_int_equal(g.states_count, 4242);
 	assert_int_equal(g.last_sweep_ns, NOW_NS);
-	/* count beyond the batch is clamped to it, not read past keys[] */
+	/* count beyond the batch is clamped to it: every key of the batch is
+	 * judged (all due), nothing is read past keys[] */
 	memset(&args, 0, sizeof(args));
 	args.now_ns = NOW_NS;
 	args.sweep_flags = PFSYNC_SWEEP_KEYS;
+	for (__u32 i = 0; i < PFSYNC_SWEEP_BATCH; i++) {
+		put_state(f, 100 + i, 3600, 0);
+		args.keys[i] = key_for(100 + i);
+	}
 	args.count = PFSYNC_SWEEP_BATCH + 100;
 	assert_int_equal(pfsync_bpf_sweep(&f->b, &args), 0);
-	assert_int_equal(args.deleted, 0);
+	assert_int_equal(args.seen, PFSYNC_SWEEP_BATCH);
+	assert_int_equal(args.deleted, PFSYNC_SWEEP_BATCH);
 }
 
 int main(void)

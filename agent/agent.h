@@ -141,8 +141,11 @@ void agent_transport_stats(struct agent *a, FILE *out, int json);
 const char *agent_peer_list(const struct agent *a, char *buf, size_t cap);
 
 /* ---- apply.c ------------------------------------------------------------- */
-/* one received IPv4 packet from interface ifindex: checks, counts, applies */
-void apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex);
+/*
+ * one received IPv4 packet from interface ifindex: checks, counts, applies;
+ * 0 when it passed every check (nothing in it counted as bad), else -1
+ */
+int apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex);
 extern const struct pfsync_decode_ops apply_ops;
 
 /* ---- intake.c ------------------------------------------------------------ */

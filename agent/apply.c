@@ -371,19 +371,27 @@ static void send_upd_reqs(struct agent *a)
 	a->nupd_reqs = 0;
 }
 
-void apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex)
+/* the counters of a packet, or of a message in it, that failed a check */
+static __u64 faults_counted(const struct pfsync_stats *st)
 {
+	return st->badif + st->badttl + st->hdrops + st->badver + st->badact + st->badlen +
+	       st->badval;
+}
+
+int apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex)
+{
+	__u64 faults_before = faults_counted(&a->stats);
 	int rc;
 
 	if (ifindex && ifindex != a->sock.ifindex) {
 		/* OpenBSD counts the packet, then checks the interface */
 		a->stats.ipackets++;
 		a->stats.badif++;
-		return;
+		return -1;
 	}
 	if (len >= sizeof(struct iphdr) && a->sock.src &&
 	    memcmp(ip + offsetof(struct iphdr, saddr), &a->sock.src, 4) == 0)
-		return; /* our own multicast looped back (e.g. on lo): never apply it */
+		return -1; /* our own multicast looped back (e.g. on lo): never apply it */
 	a->nupd_reqs = 0;
 	prefetch_packet(a, ip, len);
 	pending.active = a->store.insert_batch != NULL;
@@ -394,4 +402,5 @@ void apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex)
 		tun_write_ip(&a->tun, ip, len);
 	if (a->nupd_reqs)
 		send_upd_reqs(a);
+	return rc == 0 && faults_counted(&a->stats) == faults_before ? 0 : -1;
 }

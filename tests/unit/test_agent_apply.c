@@ -856,6 +856,106 @@ static void test_import_batched_keeps_packet_order(void **state)
 	assert_int_equal(batch_calls, 1);
 }
 
+/* every state peers can name indexed under its key, nothing more */
+static void assert_index_covers_table(void)
+{
+	struct index_check c;
+
+	assert_int_equal(intake_index_check(&W->a, &c), 0);
+	assert_int_equal(c.missing, 0);
+	assert_int_equal(c.stale, 0);
+	assert_int_equal(c.states + c.nosync, table_count());
+}
+
+/*
+ * One identity, two connections: an INS, a bulk UPD and a second INS of the
+ * same packet naming (0x900, PEER_ID) under other keys are refused and
+ * counted in dupident, as pf refuses a second state with one identity; the
+ * first state keeps its values. The same INS again (same key) merges.
+ */
+static void deliver_identity_clash(void)
+{
+	struct pfsync_builder *b = pfsync_builder_new(1500);
+	struct pfsync_state st;
+
+	assert_non_null(b);
+	wire_state(31, 0x900, PEER_ID, 10, &st);
+	deliver_one(PFSYNC_ACT_INS, &st);
+	wire_state(32, 0x900, PEER_ID, 20, &st); /* other key, same identity */
+	deliver_one(PFSYNC_ACT_INS, &st);
+	wire_state(33, 0x900, PEER_ID, 30, &st);
+	deliver_one(PFSYNC_ACT_UPD, &st); /* as a bulk update sends it */
+	/* within one packet: the first of two fresh ones wins */
+	wire_state(34, 0x901, PEER_ID, 40, &st);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
+	wire_state(35, 0x901, PEER_ID, 50, &st);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
+	deliver(b, 255, SYNCDEV);
+	pfsync_builder_free(b);
+	wire_state(31, 0x900, PEER_ID, 60, &st); /* a resend: same state */
+	deliver_one(PFSYNC_ACT_INS, &st);
+}
+
+static void check_identity_clash(void)
+{
+	struct pfsync_state_value got;
+	struct pfsync_key k31 = key_for(31), k32 = key_for(32), k33 = key_for(33);
+	struct pfsync_key k34 = key_for(34), k35 = key_for(35);
+
+	assert_int_equal(W->a.stats.dupident, 3);
+	assert_int_equal(W->a.stats.badstate, 0);
+	assert_int_equal(W->a.stats.badval, 0);
+	assert_int_equal(table_count(), 2);
+	assert_int_equal(fake_lookup(NULL, &k31, &got), 0);
+	assert_int_equal(got.peer[0].seqlo, 60); /* only its own resend merged */
+	assert_int_equal(fake_lookup(NULL, &k32, &got), -ENOENT);
+	assert_int_equal(fake_lookup(NULL, &k33, &got), -ENOENT);
+	assert_int_equal(fake_lookup(NULL, &k34, &got), 0);
+	assert_int_equal(fake_lookup(NULL, &k35, &got), -ENOENT);
+	assert_index_covers_table();
+}
+
+static void test_identity_clash_refused(void **state)
+{
+	(void)state;
+	deliver_identity_clash();
+	check_identity_clash();
+}
+
+static void test_identity_clash_refused_batched(void **state)
+{
+	(void)state;
+	W->a.store.insert_batch = fake_insert_batch;
+	deliver_identity_clash();
+	check_identity_clash();
+}
+
+/* the check itself: a state missing from the index, an index entry left over */
+static void test_index_check_sees_gaps(void **state)
+{
+	struct pfsync_key k = key_for(41);
+	struct pfsync_state_value v = value_for(0x41, PEER_ID, 1);
+	struct index_check c;
+
+	(void)state;
+	put_local(40, 0x40, OUR_ID, 1);
+	assert_int_equal(fake_insert(NULL, &k, &v), 0);			/* not indexed */
+	assert_int_equal(index_put(&W->a.index, 0x42, PEER_ID, &k), 0); /* names no state */
+	v = value_for(0x43, OUR_ID, 1);
+	v.flags = PFSYNC_SF_NOSYNC;
+	k = key_for(43);
+	assert_int_equal(fake_insert(NULL, &k, &v), 0); /* never indexed */
+	assert_int_equal(intake_index_check(&W->a, &c), 0);
+	assert_int_equal(c.states, 2);
+	assert_int_equal(c.nosync, 1);
+	assert_int_equal(c.indexed, 2);
+	assert_int_equal(c.matched, 1);
+	assert_int_equal(c.missing, 1);
+	assert_int_equal(c.stale, 1);
+	assert_int_equal(intake_rebuild_index(&W->a), 0);
+	assert_index_covers_table();
+}
+
 /* BUS END was among the dropped packets: silence ends the bulk, ask again */
 static void test_lossy_bulk_gone_silent_asks_again(void **state)
 {
@@ -1030,6 +1130,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bulk_pace_halves_on_quick_rerequest, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_import_one_by_one, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_identity_clash_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_identity_clash_refused_batched, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_index_check_sees_gaps, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_import_batched_keeps_packet_order, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_lossy_bulk_gone_silent_asks_again, setup,

@@ -4,7 +4,7 @@
 usage: pfsync_forge.py [--ttl N] [--src ADDR|random] [--count N] DST KIND ARGS...
 
 KIND:
-  ins ID CREATOR             one INS of a UDP state 10.77.0.1:5000 -> 10.77.0.2:53
+  ins ID CREATOR [SPORT]     one INS of a UDP state 10.77.0.1:SPORT (5000) -> 10.77.0.2:53
   delc ID CREATOR            one DEL_C
   clr CREATOR                one CLR
   forged ID CREATOR KEYID    an INS with a well-formed authentication
@@ -29,13 +29,13 @@ import time
 ACT_CLR, ACT_DEL_C, ACT_INS = 0, 7, 13
 
 
-def state(sid, creator):
+def state(sid, creator, sport=5000):
     """A 264-byte pfsync_state: UDP, SINGLE:MULTIPLE, timeouts far away."""
 
     def key():
         a = socket.inet_aton("10.77.0.1") + bytes(12)
         b = socket.inet_aton("10.77.0.2") + bytes(12)
-        return a + b + struct.pack(">HHHBB", 5000, 53, 0, 2, 0)
+        return a + b + struct.pack(">HHHBB", sport, 53, 0, 2, 0)
 
     peer = bytes(8) + struct.pack(">IIIHHBB", 0, 0, 0, 0, 0, 1, 0) + bytes(6)
     s = struct.pack(">Q", sid) + b"all".ljust(16, b"\0") + key() + key() + peer + peer
@@ -55,7 +55,8 @@ def pfsync(action, msg):
 def payload_of(kind, args):
     num = [int(a, 0) for a in args[:2]]
     if kind == "ins":
-        return pfsync(ACT_INS, state(num[0], num[1]))
+        sport = int(args[2], 0) if len(args) > 2 else 5000
+        return pfsync(ACT_INS, state(num[0], num[1], sport))
     if kind == "delc":
         return pfsync(ACT_DEL_C, struct.pack(">QI", num[0], num[1]))
     if kind == "clr":

@@ -18,7 +18,7 @@
 #     does (the real peer is learned)
 #   - an INS naming an identity fwB holds under another key (20 of them,
 #     other ports) is refused and counted (dupident), one state stays
-#   - fwB's identity index covers its whole table (control command `index`)
+#   - both identity indexes cover their whole tables (`pfsyncctl index`)
 #     after local states, imported ones and the refused clashes
 # Every wait polls with a deadline.
 set -uo pipefail
@@ -213,7 +213,7 @@ nl_in "$NSB" "$DRV" fill "$PIN_B" 300 0 0 >/dev/null || nl_fail "cannot create s
 index_field() { python3 "$NL_LIB_DIR/ctlq.py" - "$1" <"$NL_TMP/index.json"; }
 index_whole() # A|B MIN_STATES
 {
-	ctlq "$1" "index --json" >"$NL_TMP/index.json" || return 1
+	"$CTL" --ctl "$NL_TMP/$1.sock" index --json >"$NL_TMP/index.json" || return 1
 	[ "$(index_field states)" -ge "$2" ] && [ "$(index_field missing)" = 0 ] &&
 		[ "$(index_field stale)" = 0 ]
 }

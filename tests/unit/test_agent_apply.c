@@ -295,8 +295,11 @@ static void wire_state(__u32 n, __u64 id, __u32 creator, __u32 seqlo, struct pfs
 	pfsync_state_export(&k, &v, 1000 * NSEC, NULL, 0, out);
 }
 
-/* wraps one pfsync payload in an IPv4 header and hands it to the receive path */
-static void deliver(struct pfsync_builder *b, __u8 ttl, int ifindex)
+/*
+ * wraps one pfsync payload in an IPv4 header and hands it to the receive
+ * path; apply_packet's verdict (0: passed every check)
+ */
+static int deliver_rc(struct pfsync_builder *b, __u8 ttl, int ifindex)
 {
 	__u8 pkt[1500];
 	struct iphdr *ip = (struct iphdr *)pkt;
@@ -309,7 +312,12 @@ static void deliver(struct pfsync_builder *b, __u8 ttl, int ifindex)
 	ip->ttl = ttl;
 	ip->protocol = IPPROTO_PFSYNC;
 	ip->tot_len = htons((__u16)(len + sizeof(*ip)));
-	apply_packet(&W->a, pkt, len + sizeof(*ip), ifindex);
+	return apply_packet(&W->a, pkt, len + sizeof(*ip), ifindex);
+}
+
+static void deliver(struct pfsync_builder *b, __u8 ttl, int ifindex)
+{
+	deliver_rc(b, ttl, ifindex);
 }
 
 static void deliver_one(__u8 action, const void *msg)
@@ -476,13 +484,23 @@ static void test_bad_ttl_and_interface(void **state)
 	(void)state;
 	wire_state(1, 5, PEER_ID, 1, &st);
 	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
-	deliver(b, 64, SYNCDEV);
+	assert_int_equal(deliver_rc(b, 64, SYNCDEV), -1);
 	assert_int_equal(W->a.stats.badttl, 1);
 	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
-	deliver(b, 255, SYNCDEV + 1);
+	assert_int_equal(deliver_rc(b, 255, SYNCDEV + 1), -1);
 	assert_int_equal(W->a.stats.badif, 1);
 	assert_int_equal(W->a.stats.ipackets, 2);
 	assert_int_equal(table_count(), 0);
+	/* a sound header with one bad message does not vouch for its sender either */
+	st.timeout = 0xff;
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
+	assert_int_equal(deliver_rc(b, 255, SYNCDEV), -1);
+	assert_int_equal(W->a.stats.badval, 1);
+	/* the same state sound: every check passed */
+	wire_state(1, 5, PEER_ID, 1, &st);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
+	assert_int_equal(deliver_rc(b, 255, SYNCDEV), 0);
+	assert_int_equal(table_count(), 1);
 	pfsync_builder_free(b);
 }
 

@@ -88,7 +88,7 @@ tc_filters() # IF: bpf filters on egress
 
 ATTACH=(--attach lan0 --attach lan1 --states-max 2000)
 start_a "${ATTACH[@]}"
-for crash in 1 2; do
+for _ in 1 2; do
 	crash_a
 	start_a "${ATTACH[@]}"
 done

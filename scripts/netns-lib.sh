@@ -386,6 +386,24 @@ nl_has()
 	grep "$@" >/dev/null
 }
 
+# nl_absent CMD...: an absence check that cannot pass on a read error. CMD
+# is a lookup exiting 0 when it found the thing, 1 when it read the data and
+# the thing is not there, anything else when it could not read. True only
+# for 1; for another status it logs that nothing could be told and returns 2.
+nl_absent()
+{
+	local rc=0
+	"$@" >/dev/null || rc=$?
+	case $rc in
+	0) return 1 ;;
+	1) return 0 ;;
+	*)
+		nl_log "cannot tell whether absent: $* exited $rc"
+		return 2
+		;;
+	esac
+}
+
 # nl_finish: stops the agents still running (their exit status checked),
 # prints a summary and exits 1 if any check failed.
 nl_finish()

@@ -364,15 +364,81 @@ fi
 EX=$DEST/usr/local/share/doc/pfsync-xdp/examples
 printf '#!/bin/sh\nexec "%s" --pin-dir "%s" --ctl "%s" "$@"\n' "$CTL" "$PIN_A" "$NL_TMP/a.sock" \
 	>"$NL_TMP/pfsyncctl-a"
-chmod +x "$NL_TMP/pfsyncctl-a"
-PFSYNCCTL=$NL_TMP/pfsyncctl-a PFSYNC_WAIT=5 nsenter --net="/run/netns/$FWA" -- \
-	"$EX/ucarp-up.sh" sync0 10.211.9.100 >"$NL_TMP/ucarp-up.out" 2>&1
-up_rc=$?
-if ip -n "$FWA" addr show dev sync0 | nl_has "10.211.9.100/32"; then
-	nl_pass "ucarp-up.sh takes the address when bulk is done"
-else
-	nl_fail "ucarp-up.sh (exit $up_rc): $(tr '\n' ' ' <"$NL_TMP/ucarp-up.out"); $("$NL_TMP/pfsyncctl-a" status 2>&1 | grep '^bulk'); sync0: $(ip -n "$FWA" -4 -o addr show dev sync0 | awk '{print $4}' | tr '\n' ' ')"
-fi
+# a status source the test controls, for a bulk update that is not done:
+# prints $NL_TMP/stub.status, counts its calls in $NL_TMP/stub.calls
+printf '#!/bin/sh\necho >>"%s"\ncat "%s"\n' "$NL_TMP/stub.calls" "$NL_TMP/stub.status" \
+	>"$NL_TMP/pfsyncctl-stub"
+chmod +x "$NL_TMP/pfsyncctl-a" "$NL_TMP/pfsyncctl-stub"
+vip_up() { ip -n "$FWA" -4 -o addr show dev sync0 | nl_has " 10.211.9.100/32"; }
+
+# ucarp_up CASE PFSYNCCTL WAIT: runs the installed ucarp-up.sh for
+# 10.211.9.100 in the background (output in $NL_TMP/ucarp-CASE.out, PID in
+# UP_PID) and returns once it exited (UP_RC), or fails after 30 s. UP_EARLY
+# is 1 when the address was up while the script had not yet said why it
+# takes it (it says so before adding the address, so no race).
+ucarp_up()
+{
+	UP_OUT=$NL_TMP/ucarp-$1.out UP_EARLY=0 UP_RC=-1
+	PFSYNCCTL=$2 PFSYNC_WAIT=$3 nsenter --net="/run/netns/$FWA" -- \
+		"$EX/ucarp-up.sh" sync0 10.211.9.100 >"$UP_OUT" 2>&1 &
+	UP_PID=$!
+	nl_on_cleanup "kill $UP_PID"
+	ucarp_step()
+	{
+		if vip_up && ! grep "^ucarp-up: " "$UP_OUT" >/dev/null; then UP_EARLY=1; fi
+		nl_pid_exited "$UP_PID"
+	}
+	nl_wait_until 30 ucarp_step || return 1
+	wait "$UP_PID"
+	UP_RC=$?
+}
+ucarp_down() { nsenter --net="/run/netns/$FWA" -- "$EX/ucarp-down.sh" sync0 10.211.9.100; }
+ucarp_said() { grep -x "ucarp-up: $1" "$UP_OUT" >/dev/null; }
+ucarp_report() { echo "exit $UP_RC, early $UP_EARLY: $(tr '\n' ' ' <"$UP_OUT")"; }
+
+# bulk done (A's, the real agent): the address at once, without waiting
+ucarp_up done "$NL_TMP/pfsyncctl-a" 30
+[ "$UP_RC" = 0 ] && [ "$UP_EARLY" = 0 ] && vip_up &&
+	ucarp_said "pfsync bulk update done after 0 s; taking 10.211.9.100 on sync0" &&
+	nl_pass "ucarp-up.sh takes the address at once when bulk is done (exit 0)" ||
+	nl_fail "ucarp-up.sh, bulk done: $(ucarp_report); $("$NL_TMP/pfsyncctl-a" status 2>&1 | grep '^bulk')"
+ucarp_down
+# bulk not done and never done: nothing before the wait ends, then the address anyway
+echo "bulk: in progress" >"$NL_TMP/stub.status"
+: >"$NL_TMP/stub.calls"
+ucarp_down
+ucarp_up notdone "$NL_TMP/pfsyncctl-stub" 2
+[ "$UP_RC" = 0 ] && [ "$UP_EARLY" = 0 ] && vip_up && [ "$(wc -l <"$NL_TMP/stub.calls")" -ge 3 ] &&
+	ucarp_said "pfsync bulk update not done after 2 s (in progress); taking 10.211.9.100 on sync0 anyway" &&
+	nl_pass "ucarp-up.sh, bulk not done: no address until the 2-s wait ended, then taken and said so" ||
+	nl_fail "ucarp-up.sh, bulk not done: $(ucarp_report); $(wc -l <"$NL_TMP/stub.calls") status calls"
+ucarp_down
+# bulk done while the script waits: the address only after that (an address
+# before the script said "done" sets UP_EARLY)
+echo "bulk: requested" >"$NL_TMP/stub.status"
+: >"$NL_TMP/stub.calls"
+flip_done()
+{
+	[ "$(wc -l <"$NL_TMP/stub.calls")" -ge 2 ] || return 1
+	echo "bulk: done" >"$NL_TMP/stub.status"
+}
+( nl_wait_until 20 flip_done ) &
+flipper=$!
+nl_on_cleanup "kill $flipper"
+ucarp_up later "$NL_TMP/pfsyncctl-stub" 60
+wait "$flipper" || nl_fail "ucarp-up.sh did not ask for the status twice"
+[ "$UP_RC" = 0 ] && [ "$UP_EARLY" = 0 ] && vip_up && grep -x \
+	"ucarp-up: pfsync bulk update done after [1-9][0-9]* s; taking 10.211.9.100 on sync0" "$UP_OUT" >/dev/null &&
+	nl_pass "ucarp-up.sh waits for a bulk update in progress and takes the address once it is done" ||
+	nl_fail "ucarp-up.sh, bulk done while waiting: $(ucarp_report)"
+ucarp_down
+# the peer never answered: no reason to wait
+echo "bulk: failed" >"$NL_TMP/stub.status"
+ucarp_up failed "$NL_TMP/pfsyncctl-stub" 60
+[ "$UP_RC" = 0 ] && vip_up &&
+	ucarp_said "pfsync bulk update failed (no peer answered) after 0 s; taking 10.211.9.100 on sync0" &&
+	nl_pass "ucarp-up.sh takes the address at once when the bulk update failed" ||
+	nl_fail "ucarp-up.sh, bulk failed: $(ucarp_report)"
 nsenter --net="/run/netns/$FWA" -- "$EX/ucarp-down.sh" sync0 10.211.9.100
 ! ip -n "$FWA" addr show dev sync0 | nl_has "10.211.9.100" &&
 	nl_pass "ucarp-down.sh gives it back" || nl_fail "ucarp-down.sh"
@@ -384,6 +450,8 @@ if command -v keepalived >/dev/null; then
 		ip -n "$KA" link set eth1 up
 	nsenter --net="/run/netns/$KA" -- keepalived -t -f "$EX/keepalived.conf" >"$NL_TMP/ka.txt" 2>&1 &&
 		nl_pass "keepalived -t accepts the example" || nl_fail "keepalived -t: $(cat "$NL_TMP/ka.txt")"
+else
+	nl_skip "keepalived -t on the example" "keepalived not installed"
 fi
 
 # ---- stop: STOPPING=1, then uninstall ----------------------------------------------------

@@ -346,6 +346,24 @@ nl_file_has()
 	[ -f "$1" ] && grep -q -- "$2" "$1"
 }
 
+# nl_notify_listen SOCK LOG: the notification socket systemd would give an
+# agent (NOTIFY_SOCKET=SOCK): each datagram becomes one line of LOG. Returns
+# once it listens; stopped at exit.
+nl_notify_listen()
+{
+	python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a") as out:
+    while True:
+        out.write(s.recv(4096).decode().replace("\n", " ").strip() + "\n")
+        out.flush()' "$1" "$2" &
+	local pid=$!
+	nl_on_cleanup "kill $pid; wait $pid"
+	nl_wait_until 5 test -S "$1" || nl_die "notify listener on $1 did not start"
+}
+
 # nl_build: the build's paths, from $PFSYNC_BUILD and $PFSYNC_OBJ: BUILD,
 # OBJ (pfsync_xdp.o), AGENT, CTL and DRV (bench/sync_driver, whose
 # BPF_PROG_RUN loads $PFSYNC_BPF_OBJ: set to OBJ).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make install` into a DESTDIR, then everything run from there:
-#   - the files land where PREFIX/BINDIR/MANDIR say, uninstall removes them
+#   - the files land where PREFIX/BINDIR/MANDIR/SYSCONFDIR say (defaults and
+#     others), the unit and man pages name those paths, uninstall removes them
 #   - installed pfsyncctl/pfsync-agent --help; the installed agent finds the
 #     installed BPF object by itself (no --obj, no $PFSYNC_BPF_OBJ)
 #   - a config file (-f) sets the options, the command line overrides one,
@@ -58,6 +59,48 @@ else
 fi
 [ "$(stat -c %a "$DEST/etc/pfsync/pfsync.conf.example")" = 600 ] &&
 	[ -x "$AGENT" ] && [ -x "$CTL" ] && nl_pass "file modes" || nl_fail "file modes"
+
+# ---- install with other PREFIX / BINDIR / MANDIR / SYSCONFDIR ---------------------
+# (a copy of the built files in a build dir of its own: another SYSCONFDIR
+# would mark the shared build's objects out of date; -o keeps make from
+# rebuilding the copies)
+DEST2=$NL_TMP/root2
+B2=$NL_TMP/build2
+mkdir -p "$B2"
+cp "$BUILD/pfsync-agent" "$BUILD/pfsyncctl" "$BUILD/pfsync_xdp.o" "$BUILD/pfsync_bulk.o" "$B2"/
+paths=(PREFIX=/opt/pfs BINDIR=/opt/pfs/bin MANDIR=/opt/pfs/man SYSCONFDIR=/opt/pfs/etc)
+if make -s -C "$PWD" BUILD="$B2" -o "$B2/pfsync-agent" -o "$B2/pfsyncctl" -o "$B2/pfsync_xdp.o" \
+	-o "$B2/pfsync_bulk.o" DESTDIR="$DEST2" "${paths[@]}" install >"$NL_TMP/install2.log" 2>&1; then
+	expected2="opt/pfs/bin/pfsync-agent
+opt/pfs/bin/pfsyncctl
+opt/pfs/etc/pfsync/pfsync.conf.example
+opt/pfs/lib/bpf/pfsync_bulk.o
+opt/pfs/lib/bpf/pfsync_xdp.o
+opt/pfs/lib/systemd/system/pfsync-agent.service
+opt/pfs/man/man5/pfsync.conf.5
+opt/pfs/man/man8/pfsync-agent.8
+opt/pfs/man/man8/pfsyncctl.8
+opt/pfs/share/doc/pfsync-xdp/examples/keepalived.conf
+opt/pfs/share/doc/pfsync-xdp/examples/pfsync-agent.service
+opt/pfs/share/doc/pfsync-xdp/examples/pfsync.conf
+opt/pfs/share/doc/pfsync-xdp/examples/ucarp-down.sh
+opt/pfs/share/doc/pfsync-xdp/examples/ucarp-up.sh"
+	got2=$(cd "$DEST2" && find . -type f | sed 's|^\./||' | sort)
+	[ "$got2" = "$expected2" ] && nl_pass "PREFIX, BINDIR, MANDIR, SYSCONFDIR place every file" ||
+		nl_fail "installed with ${paths[*]}: $(diff <(echo "$expected2") <(echo "$got2") | tr '\n' ' ')"
+	grep -qx "ExecStart=/opt/pfs/bin/pfsync-agent -f /opt/pfs/etc/pfsync/pfsync.conf" \
+		"$DEST2/opt/pfs/lib/systemd/system/pfsync-agent.service" &&
+		grep -q '/opt/pfs/etc/pfsync/pfsync.conf' "$DEST2/opt/pfs/man/man8/pfsync-agent.8" &&
+		nl_pass "the installed unit and man page name the configured paths" ||
+		nl_fail "unit/man paths: $(grep ExecStart "$DEST2/opt/pfs/lib/systemd/system/pfsync-agent.service")"
+	make -s -C "$PWD" BUILD="$B2" DESTDIR="$DEST2" "${paths[@]}" uninstall >>"$NL_TMP/install2.log" 2>&1 ||
+		nl_fail "make uninstall with ${paths[*]}: $(tail -3 "$NL_TMP/install2.log")"
+	left2=$(find "$DEST2" -type f)
+	[ -z "$left2" ] && nl_pass "make uninstall with the same paths removes every file" ||
+		nl_fail "left after uninstall with ${paths[*]}: $left2"
+else
+	nl_fail "make install ${paths[*]}: $(tail -5 "$NL_TMP/install2.log")"
+fi
 
 "$CTL" --help >"$NL_TMP/ctl-help.txt" 2>&1 && grep -q -- "--prometheus" "$NL_TMP/ctl-help.txt" &&
 	nl_pass "installed pfsyncctl --help" || nl_fail "installed pfsyncctl --help"
@@ -148,20 +191,7 @@ else
 	nl_fail "agent with the unit's capabilities ($caps): $(grep -i error "$NL_TMP/b.log" | head -3)"
 fi
 
-# the notification socket systemd would provide, as a listener writing one line per datagram
-cat >"$NL_TMP/notify.py" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], 'a') as out:
-    while True:
-        out.write(s.recv(4096).decode().replace('\n', ' ').strip() + '\n')
-        out.flush()
-PY
-python3 "$NL_TMP/notify.py" "$NL_TMP/notify.sock" "$NL_TMP/notify.log" &
-NOTIFY_PID=$!
-nl_on_cleanup "kill $NOTIFY_PID; wait $NOTIFY_PID"
-nl_wait_until 5 test -S "$NL_TMP/notify.sock" || nl_die "notify listener did not start"
+nl_notify_listen "$NL_TMP/notify.sock" "$NL_TMP/notify.log"
 
 printf 'pass in proto tcp to any port 22\n' >"$NL_TMP/rules.conf"
 cat >"$NL_TMP/a.conf" <<CONF
@@ -455,6 +485,10 @@ else
 fi
 
 # ---- stop: STOPPING=1, then uninstall ----------------------------------------------------
+kill "$B_PID"
+wait "$B_PID"
+rc=$?
+[ $rc -eq 0 ] || nl_fail "agent B exited with status $rc on SIGTERM ($(nl_exit_means $rc))"
 kill "$A_PID"
 wait "$A_PID"
 rc=$?

@@ -374,16 +374,20 @@ for e in json.load(sys.stdin):
 	if nl_wait_until 5 grab_udp6000; then
 		read -r uid ucr <<<"$ident_u"
 		nl_wait_until "$DEADLINE" present_on_b "$uid" "$ucr" || nl_fail "UDP 6000 state never reached B"
+		named=$(printf 'id: %016x creatorid: %08x' "$uid" "$ucr")
+		# a DEL_C naming it on the wire to B (the id lines of DEL ST COMP sections);
+		# B may drop its copy first on its own clock (the remaining time came along)
+		delc_seen()
+		{
+			"$CTL" decode -v "$NL_TMP/delc.pcap" >"$NL_TMP/delc.txt" 2>&1 &&
+				awk '/^ *act /{delc = /act DEL ST COMP/} delc && /id: /{sub(/^[ \t]*/, ""); print}' \
+					"$NL_TMP/delc.txt" | nl_has -Fx "$named"
+		}
 		if nl_wait_until 15 absent_on_b "$uid" "$ucr"; then
+			nl_wait_until 15 delc_seen &&
+				nl_pass "expired on A: gone from B, and A's DEL_C naming it reached B ($named)" ||
+				nl_fail "no DEL_C naming the expired state reached B ($named): $(grep -c 'DEL ST COMP' "$NL_TMP/delc.txt") DEL_C sections, $(tail -1 "$NL_TMP/delc.txt")"
 			kill "$delc_cap" && wait "$delc_cap"
-			named=$(printf 'id: %016x creatorid: %08x' "$uid" "$ucr")
-			"$CTL" decode -v "$NL_TMP/delc.pcap" >"$NL_TMP/delc.txt" 2>&1 ||
-				nl_fail "pfsyncctl decode of B's capture failed: $(tail -2 "$NL_TMP/delc.txt")"
-			# the id lines of DEL ST COMP sections only
-			awk '/^ *act /{delc = /act DEL ST COMP/} delc && /id: /{sub(/^[ \t]*/, ""); print}' \
-				"$NL_TMP/delc.txt" | nl_has -Fx "$named" &&
-				nl_pass "expired on A, removed on B by a DEL_C naming it ($named)" ||
-				nl_fail "state left B without a DEL_C naming it ($named)"
 		else
 			nl_fail "expired UDP state still on B"
 		fi

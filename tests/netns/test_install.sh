@@ -12,7 +12,8 @@
 #     (which itself must reject broken samples)
 #   - forged CLR packets from the sync link are logged rate-limited
 #   - mandoc -T lint, man -l, systemd-analyze verify on the installed unit,
-#     keepalived -t on the example, ucarp-up.sh gated on "bulk: done"
+#     keepalived -t on the example and the example itself on two routers
+#     (demoted until the bulk update is done), ucarp-up.sh gated on "bulk: done"
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/netns-lib.sh
@@ -473,6 +474,57 @@ nsenter --net="/run/netns/$FWA" -- "$EX/ucarp-down.sh" sync0 10.211.9.100
 ! ip -n "$FWA" addr show dev sync0 | nl_has "10.211.9.100" &&
 	nl_pass "ucarp-down.sh gives it back" || nl_fail "ucarp-down.sh"
 
+# keepalived_demotion: the installed examples/keepalived.conf itself on two
+# routers (K1 as shipped, K2 as its comment says for the backup: state
+# BACKUP, priority 100), their eth0 and eth1 linked. Each one's pfsyncctl is
+# a stub whose status the test sets. While K1's bulk update is not done its
+# priority drops below K2's and K2 holds both addresses; once done, K1 takes
+# them over (the sync group moves both together).
+keepalived_demotion()
+{
+	local n ns conf
+	for n in 1 2; do
+		ns="pfk$n-$NL_ID"
+		nl_netns_add "$ns"
+		printf '#!/bin/sh\ncat "%s"\n' "$NL_TMP/k$n.status" >"$NL_TMP/pfsyncctl-k$n"
+		chmod +x "$NL_TMP/pfsyncctl-k$n"
+	done
+	nl_veth "pfk1-$NL_ID" eth0 "pfk2-$NL_ID" eth0
+	nl_veth "pfk1-$NL_ID" eth1 "pfk2-$NL_ID" eth1
+	for n in 1 2; do
+		ns="pfk$n-$NL_ID"
+		nl_addr "$ns" eth0 "192.0.2.1$n/24"
+		nl_addr "$ns" eth1 "198.51.100.1$n/24"
+		conf=$NL_TMP/keepalived-k$n.conf
+		sed "s|/usr/local/sbin/pfsyncctl|$NL_TMP/pfsyncctl-k$n|" "$EX/keepalived.conf" >"$conf"
+		[ "$n" = 2 ] && sed -i -e 's/state MASTER/state BACKUP/' -e 's/priority 150/priority 100/' \
+			-e 's/router_id fw1/router_id fw2/' "$conf"
+	done
+	grep "pfsyncctl-k1 status" "$NL_TMP/keepalived-k1.conf" >/dev/null ||
+		nl_fail "the example's track script does not run pfsyncctl status"
+	echo "bulk: in progress" >"$NL_TMP/k1.status"
+	echo "bulk: done" >"$NL_TMP/k2.status"
+	for n in 1 2; do
+		ip netns exec "pfk$n-$NL_ID" keepalived -n -l -D -f "$NL_TMP/keepalived-k$n.conf" \
+			-p "$NL_TMP/ka-k$n.pid" -r "$NL_TMP/vrrp-k$n.pid" >"$NL_TMP/keepalived-k$n.log" 2>&1 &
+		nl_on_cleanup "kill $!; wait $!"
+	done
+	vips_on() # N: router N holds both addresses, the other none
+	{
+		local other=$((3 - $1))
+		ip -n "pfk$1-$NL_ID" -4 -o addr show | nl_has " 192.0.2.1/24 " &&
+			ip -n "pfk$1-$NL_ID" -4 -o addr show | nl_has " 198.51.100.1/24 " &&
+			! ip -n "pfk$other-$NL_ID" -4 -o addr show | nl_has " 192.0.2.1/24 \| 198.51.100.1/24 "
+	}
+	nl_wait_until 20 vips_on 2 &&
+		nl_pass "keepalived.conf: K1's bulk update not done, the backup K2 holds both addresses" ||
+		nl_fail "keepalived.conf, K1 not done: K1 $(ip -n "pfk1-$NL_ID" -4 -o addr show | awk '{print $4}' | tr '\n' ' '), K2 $(ip -n "pfk2-$NL_ID" -4 -o addr show | awk '{print $4}' | tr '\n' ' ')"
+	echo "bulk: done" >"$NL_TMP/k1.status"
+	nl_wait_until 20 vips_on 1 &&
+		nl_pass "keepalived.conf: once K1's bulk update is done K1 takes both addresses" ||
+		nl_fail "keepalived.conf, K1 done: K1 $(ip -n "pfk1-$NL_ID" -4 -o addr show | awk '{print $4}' | tr '\n' ' '), K2 $(ip -n "pfk2-$NL_ID" -4 -o addr show | awk '{print $4}' | tr '\n' ' ')"
+}
+
 if command -v keepalived >/dev/null; then
 	KA="pfik-$NL_ID"
 	nl_netns_add "$KA"
@@ -480,6 +532,7 @@ if command -v keepalived >/dev/null; then
 		ip -n "$KA" link set eth1 up
 	nsenter --net="/run/netns/$KA" -- keepalived -t -f "$EX/keepalived.conf" >"$NL_TMP/ka.txt" 2>&1 &&
 		nl_pass "keepalived -t accepts the example" || nl_fail "keepalived -t: $(cat "$NL_TMP/ka.txt")"
+	keepalived_demotion
 else
 	nl_skip "keepalived -t on the example" "keepalived not installed"
 fi

@@ -107,6 +107,8 @@ struct repair_tx {
 	__u64 head; /* virtual end of the copies written */
 	struct repair_slot *slots;
 	__u64 last_send_ns, last_data_ns;
+	__u64 answer_window_ns; /* repair_io.c: the second NAK answers are counted in */
+	unsigned int answered_in_window;
 	/* counters */
 	__u64 data_packets, beacons, naks_heard, naks_answered, seqs_resent, seqs_unavailable,
 	    full_resends, states_resent, dels_resent;

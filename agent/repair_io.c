@@ -14,6 +14,15 @@
 #define RESEND_IDS_MAX	   128		 /* DEL_C / UPD_REQ resent per packet */
 #define REPAIR_ANSWER_MAX  2048		 /* numbers answered from one NAK; more = everything */
 #define REPAIR_FULL_GAP_NS 1000000000ULL /* full resends asked by NAKs at most this often */
+/* numbers answered a second, over all NAKs: a flood of (forged) NAKs costs this much at most */
+#define REPAIR_ANSWER_RATE 16384
+#define SECOND_NS	   1000000000ULL
+
+enum resend_outcome {
+	RESEND_DONE = 0,
+	RESEND_UNAVAILABLE, /* numbers no longer kept: a full resend instead */
+	RESEND_LATER,	    /* over this second's budget: the NAK will come again */
+};
 
 /* ---- sending ------------------------------------------------------------- */
 int agent_repair_init(struct agent *a)
@@ -175,34 +184,54 @@ static int full_resend(struct agent *a)
 	return 0;
 }
 
-/* resends the numbers of the NAK's ranges; 1 when some are no longer kept */
-static int resend_ranges(struct agent *a, const struct repair_trailer *t)
+/* this second's budget of numbers to answer */
+static unsigned int answer_budget(struct agent *a)
+{
+	struct repair_tx *tx = &a->repair_tx;
+
+	if (a->now_ns >= tx->answer_window_ns + SECOND_NS) {
+		tx->answer_window_ns = a->now_ns;
+		tx->answered_in_window = 0;
+	}
+	if (tx->answered_in_window >= REPAIR_ANSWER_RATE)
+		return 0;
+	return REPAIR_ANSWER_RATE - tx->answered_in_window;
+}
+
+/* resends the numbers of the NAK's ranges */
+static enum resend_outcome resend_ranges(struct agent *a, const struct repair_trailer *t)
 {
 	struct resend r = {.a = a};
 	struct pfsync_stats scratch; /* our own packets: nothing to count */
-	unsigned int budget = REPAIR_ANSWER_MAX;
-	int unavailable = 0;
+	unsigned int budget = answer_budget(a), per_nak = REPAIR_ANSWER_MAX;
+	enum resend_outcome outcome = RESEND_DONE;
 
-	for (unsigned int i = 0; i < t->nranges; i++) {
+	for (unsigned int i = 0; i < t->nranges && outcome == RESEND_DONE; i++) {
 		struct repair_range rg = repair_range_at(t, i);
 
 		for (__u64 seq = rg.first; seq <= rg.last && seq <= a->repair_tx.seq; seq++) {
 			const __u8 *copy;
 			size_t len;
 
-			if (budget == 0 || repair_tx_get(&a->repair_tx, (__u32)seq, &copy, &len)) {
+			if (budget == 0) {
+				outcome = RESEND_LATER;
+				break;
+			}
+			if (per_nak == 0 || repair_tx_get(&a->repair_tx, (__u32)seq, &copy, &len)) {
 				a->repair_tx.seqs_unavailable++;
-				unavailable = 1;
+				outcome = RESEND_UNAVAILABLE;
 				break;
 			}
 			budget--;
+			per_nak--;
+			a->repair_tx.answered_in_window++;
 			memset(&scratch, 0, sizeof(scratch));
 			pfsync_decode(copy, len, &resend_ops, &r, &scratch);
 			a->repair_tx.seqs_resent++;
 		}
 	}
 	resend_flush_ids(&r);
-	return unavailable;
+	return outcome;
 }
 
 static void answer_nak(struct agent *a, const struct repair_trailer *t)
@@ -214,8 +243,18 @@ static void answer_nak(struct agent *a, const struct repair_trailer *t)
 	/* numbers of an earlier run of ours are gone: the peer asks again, for all */
 	if (t->target_session != a->repair_tx.session)
 		return;
-	if ((resend_ranges(a, t) || (t->flags & REPAIR_F_ALL)) && full_resend(a) != 0)
-		return; /* asked again later, when a full resend may start */
+	switch (resend_ranges(a, t)) {
+	case RESEND_LATER:
+		return;
+	case RESEND_UNAVAILABLE:
+		if (full_resend(a) != 0)
+			return; /* asked again later, when a full resend may start */
+		break;
+	case RESEND_DONE:
+		if ((t->flags & REPAIR_F_ALL) && full_resend(a) != 0)
+			return;
+		break;
+	}
 	if (t->flags & REPAIR_F_ALL)
 		done.flags = REPAIR_F_ALL;
 	agent_flush_sendq(a);

@@ -49,7 +49,8 @@ int repair_parse(const __u8 *payload, size_t len, struct repair_trailer *t)
 	t->session = pfsync_get_be32(p + 12);
 	t->seq = pfsync_get_be32(p + 16);
 	if (t->kind < REPAIR_DATA || t->kind > REPAIR_DONE || t->nranges > REPAIR_MAX_RANGES ||
-	    trailer_len(t->kind, t->nranges) > rest || t->hostid == 0)
+	    trailer_len(t->kind, t->nranges) > rest || t->hostid == 0 ||
+	    t->seq == REPAIR_SEQ_NONE || (t->kind == REPAIR_DATA && t->seq == 0))
 		return -2;
 	t->target_hostid = t->target_session = 0;
 	if (t->kind == REPAIR_NAK) {
@@ -60,7 +61,7 @@ int repair_parse(const __u8 *payload, size_t len, struct repair_trailer *t)
 	for (unsigned int i = 0; i < t->nranges; i++) {
 		struct repair_range r = repair_range_at(t, i);
 
-		if (r.first == 0 || r.first > r.last)
+		if (r.first == 0 || r.first > r.last || r.last == REPAIR_SEQ_NONE)
 			return -2;
 	}
 	return 0;
@@ -115,7 +116,7 @@ __u32 repair_tx_record(struct repair_tx *tx, const __u8 *payload, size_t len)
 	struct repair_slot *slot;
 	__u64 phys;
 
-	if (tx->seq == 0xffffffffu) {
+	if (tx->seq == REPAIR_SEQ_NONE - 1) {
 		/* numbers never wrap within a session: receivers start afresh */
 		tx->session++;
 		tx->seq = 0;

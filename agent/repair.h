@@ -69,6 +69,8 @@ enum repair_kind {
 };
 
 #define REPAIR_F_ALL 0x01
+/* never a packet's number: next to the last one, "next expected" would wrap to 0 */
+#define REPAIR_SEQ_NONE 0xffffffffu
 
 struct repair_range {
 	__u32 first, last;

@@ -60,6 +60,16 @@ static void test_trailer_round_trip(void **unused)
 	pfsync_put_be32(pkt + PFSYNC_HDRLEN + REPAIR_HDR_LEN + REPAIR_NAK_EXTRA, 6);
 	assert_int_equal(repair_parse(pkt, len, &got), -2);
 	assert_int_equal(repair_parse(pkt, PFSYNC_HDRLEN, &got), -1);
+	/* numbers whose successor would wrap to 0, and data numbered 0, are refused */
+	t.kind = REPAIR_DATA;
+	t.nranges = 0;
+	t.seq = REPAIR_SEQ_NONE;
+	assert_int_equal(repair_parse(pkt, packet_with(&t, NULL, pkt), &got), -2);
+	t.seq = 0;
+	assert_int_equal(repair_parse(pkt, packet_with(&t, NULL, pkt), &got), -2);
+	t.seq = 1;
+	len = packet_with(&t, NULL, pkt);
+	assert_int_equal(repair_parse(pkt, len, &got), 0);
 	pkt[PFSYNC_HDRLEN] = 'X';
 	assert_int_equal(repair_parse(pkt, len, &got), -1);
 }

@@ -16,6 +16,7 @@
 #include "index.h"
 #include "log.h"
 #include "pfsync_wire.h"
+#include "repair.h"
 #include "sendq.h"
 #include "sock.h"
 #include "store.h"
@@ -49,6 +50,7 @@ struct agent_opts {
 	unsigned int interval_s;
 	const char *pfsync_if;
 	__u32 states_max;
+	int no_repair; /* --no-repair: no sequence trailer, no NAKs (repair_io.c) */
 };
 
 struct upd_req_ident {
@@ -103,6 +105,13 @@ struct agent {
 	unsigned int bulk_rerequests; /* -1 when absent (tests) */
 	__u64 bulk_rate;	      /* states per second a walk may send */
 	__u64 walk_credit_ns;
+	/* repair_io.c */
+	int repair_on;
+	struct repair_tx repair_tx;
+	struct repair_rx repair_rx;
+	__u64 repair_full_ns; /* the last full resend a NAK asked for */
+	__u64 repair_bad;     /* malformed repair trailers received */
+	__u8 *txbuf;	      /* payload and repair trailer, contiguous for the MAC */
 	int stop;
 };
 
@@ -117,6 +126,8 @@ static inline __u64 agent_clock_ns(void)
 /* ---- sock.c (agent side of the transport) -------------------------------- */
 /* sends one pfsync payload, counts opackets/oerrors/oacts, copies it to pfsync0 */
 int agent_send_payload(struct agent *a, const __u8 *payload, size_t len, const unsigned int *acts);
+/* a bare pfsync header with this repair trailer (BEACON, NAK, DONE); 0 or -errno */
+int agent_send_control(struct agent *a, const __u8 *trailer, size_t tlen);
 /* one packet with just these messages (UPD_REQ, CLR, BUS); 0 or -errno */
 int agent_send_msgs(struct agent *a, __u8 action, const void *msgs, unsigned int n);
 /* reads and applies up to max queued packets; returns packets read */
@@ -139,6 +150,18 @@ void agent_transport_status(const struct agent *a, FILE *out, int json);
 void agent_transport_stats(struct agent *a, FILE *out, int json);
 /* the configured peers, comma-separated; "" for the default group alone */
 const char *agent_peer_list(const struct agent *a, char *buf, size_t cap);
+
+/* ---- repair_io.c (repair.h: loss repair) --------------------------------- */
+int agent_repair_init(struct agent *a); /* after the socket: 0 or -ENOMEM */
+void agent_repair_free(struct agent *a);
+/* numbers a packet about to go out; writes its trailer, returns its length (0: off) */
+size_t agent_repair_data_trailer(struct agent *a, const __u8 *payload, size_t len, __u8 *out);
+/* an accepted packet's trailer: gaps, NAKs to answer, DONEs */
+void agent_repair_on_packet(struct agent *a, const __u8 *payload, size_t len);
+/* beacons and NAKs that are due */
+void agent_repair_tick(struct agent *a);
+__u64 agent_repair_deadline(const struct agent *a); /* 0 = no timer */
+void agent_repair_status(const struct agent *a, FILE *out, int json);
 
 /* ---- apply.c ------------------------------------------------------------- */
 /*

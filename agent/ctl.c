@@ -240,6 +240,7 @@ static void status_text(struct agent *a, FILE *out)
 			a->defer.pending, (unsigned long long)a->defer.released_ack,
 			(unsigned long long)a->defer.released_timeout,
 			(unsigned long long)a->defer.release_failed);
+	agent_repair_status(a, out, 0);
 	fprintf(out, "hostid: 0x%08x\n", a->hostid);
 	fprintf(out, "mtu: %u", a->sock.link_mtu);
 	if (a->sock.link_mtu != a->sock.mtu) /* room left for an IPv6 header or an auth trailer */
@@ -270,6 +271,7 @@ static void status_json(struct agent *a, FILE *out)
 	else
 		fprintf(out, "\"syncpeer\":null,");
 	agent_transport_status(a, out, 1);
+	agent_repair_status(a, out, 1);
 	fprintf(out, "\"maxupd\":%u,\"defer\":%s,\"hostid\":%u,\"mtu\":%u,", current_maxupd(a),
 		a->opts.defer ? "true" : "false", a->hostid, a->sock.link_mtu);
 	fprintf(out, "\"bulk\":\"%s\",\"bulk_tries\":%u,\"bulk_sending\":%s,\"bulks_served\":%llu,",

@@ -74,6 +74,7 @@ static void usage(FILE *f)
 		   "         [--states-max N] [--bulk-rate STATES_PER_S] [-v|-q]\n"
 		   "         [--auth-key FILE]... [--min-ttl N] (--syncpeer may repeat: "
 		   "IPv4, IPv6, ff12::f0)\n"
+		   "         [--no-repair]\n"
 		   "Synchronises pf-style connection states with peers (OpenBSD pfsync "
 		   "v6).\n");
 	fprintf(f,
@@ -116,6 +117,7 @@ enum {
 	OPT_RULES,
 	OPT_AUTH_KEY,
 	OPT_MIN_TTL,
+	OPT_NO_REPAIR,
 	OPT_HELP,
 };
 
@@ -187,6 +189,7 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 	    {"rules", required_argument, NULL, OPT_RULES},
 	    {"auth-key", required_argument, NULL, OPT_AUTH_KEY},
 	    {"min-ttl", required_argument, NULL, OPT_MIN_TTL},
+	    {"no-repair", no_argument, NULL, OPT_NO_REPAIR},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"quiet", no_argument, NULL, 'q'},
@@ -220,6 +223,9 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 				return -1;
 			}
 			a->opts.auth_keys[a->opts.nauth_keys++] = optarg;
+			break;
+		case OPT_NO_REPAIR:
+			a->opts.no_repair = 1;
 			break;
 		case OPT_DEFER:
 			a->opts.defer = 1;
@@ -422,6 +428,8 @@ static int setup_io(struct process *p)
 	if (sendq_init(&a->sendq, a->sock.mtu) != 0)
 		return -ENOMEM;
 	agent_bind_sendq_io(a);
+	if (agent_repair_init(a) != 0)
+		return -ENOMEM;
 	a->builder = pfsync_builder_new(a->sock.mtu);
 	a->pkt = malloc(a->sock.mtu > AGENT_RXBUF ? a->sock.mtu : AGENT_RXBUF);
 	a->rxbuf = malloc(AGENT_RXBUF);
@@ -475,6 +483,7 @@ static int wait_ms(struct agent *a)
 	earliest(&deadline, bulk_req_deadline(&a->bulk_req));
 	earliest(&deadline, a->resync_due_ns);
 	earliest(&deadline, a->next_defer_ns);
+	earliest(&deadline, agent_repair_deadline(a));
 	if (deadline <= now)
 		return 0;
 	if (deadline - now >= (__u64)MAX_WAIT_MS * 1000000)
@@ -567,6 +576,7 @@ static void periodic(struct agent *a)
 	ctl_expire(a);
 	/* last: whatever this turn queued shares the packets (see top of file) */
 	agent_flush_sendq(a);
+	agent_repair_tick(a); /* after the data: a beacon only when none went */
 }
 
 /*
@@ -670,6 +680,7 @@ static void teardown(struct process *p)
 		close(p->epfd);
 	tun_close(&a->tun);
 	agent_sock_close(a);
+	agent_repair_free(a);
 	walker_free(&a->walker);
 	store_sweep_free(&a->sweep);
 	defer_free(&a->defer);
@@ -729,6 +740,13 @@ int main(int argc, char **argv)
 		 a->sock.auth ? "on" : "off", a->hostid, index_count(&a->index));
 	a->now_ns = agent_clock_ns();
 	a->next_sweep_ns = a->now_ns + (__u64)a->opts.interval_s * 1000000000ULL;
+	/*
+	 * States already in the table: a run before this one (killed, say)
+	 * may have taken their records off the ring and died before sending
+	 * them, and no sequence number tells the peers. They get them all.
+	 */
+	if (index_count(&a->index) && walker_start(a, 0) != 0)
+		log_err("cannot resend the %zu states found at start", index_count(&a->index));
 	bulk_request(a);
 	run(p);
 	notify_send("STOPPING=1\n");

@@ -512,6 +512,8 @@ int agent_sock_open(struct agent *a)
 	a->sock.auth = au;
 	if (rc)
 		return rc;
+	if (!a->opts.no_repair)
+		a->sock.mtu -= REPAIR_HDR_LEN; /* every packet numbered */
 	if (au) {
 		a->sock.mtu -= AUTH_TRAILER_LEN;
 		if (a->opts.min_ttl)
@@ -555,14 +557,25 @@ static __u32 capture_dst(const struct sync_sock *s)
 	return htonl(PFSYNC_GROUP_ADDR);
 }
 
-/* signs (when a key is set) and sends to every peer; counts per family */
-static int transmit(struct agent *a, const __u8 *payload, size_t len)
+/*
+ * Appends the repair trailer (rlen may be 0), signs (when a key is set) and
+ * sends to every peer; counts per family.
+ */
+static int transmit(struct agent *a, const __u8 *payload, size_t len, const __u8 *rtrailer,
+		    size_t rlen)
 {
 	__u8 trailer[AUTH_TRAILER_LEN];
 	size_t tlen = 0;
 	struct sync_tx tx;
 	int rc;
 
+	if (rlen) {
+		/* the MAC covers both: one buffer */
+		memcpy(a->txbuf, payload, len);
+		memcpy(a->txbuf + len, rtrailer, rlen);
+		payload = a->txbuf;
+		len += rlen;
+	}
 	if (a->sock.auth) {
 		if (auth_sign(a->sock.auth, a->hostid, wall_seconds(), payload, len, trailer)) {
 			a->stats.oerrors++;
@@ -581,8 +594,19 @@ static int transmit(struct agent *a, const __u8 *payload, size_t len)
 	return rc;
 }
 
+int agent_send_control(struct agent *a, const __u8 *trailer, size_t tlen)
+{
+	__u8 hdr[PFSYNC_HDRLEN] = {PFSYNC_VERSION};
+
+	pfsync_put_be16(hdr + 2, PFSYNC_HDRLEN);
+	if (a->xmit)
+		return a->xmit(a, hdr, sizeof(hdr));
+	return transmit(a, hdr, sizeof(hdr), trailer, tlen);
+}
+
 int agent_send_payload(struct agent *a, const __u8 *payload, size_t len, const unsigned int *acts)
 {
+	__u8 rtrailer[REPAIR_HDR_LEN];
 	int rc;
 
 	if (a->xmit) {
@@ -594,7 +618,8 @@ int agent_send_payload(struct agent *a, const __u8 *payload, size_t len, const u
 		else
 			a->stats.oerrors++;
 	} else {
-		rc = transmit(a, payload, len);
+		rc = transmit(a, payload, len, rtrailer,
+			      agent_repair_data_trailer(a, payload, len, rtrailer));
 	}
 	if (rc) {
 		log_debug("send to the peers failed: %s", strerror(-rc));
@@ -752,6 +777,7 @@ static void receive4(struct agent *a, size_t n, struct sync_rx *rx)
 		normalise_ttl(ip, ihl);
 	if (apply_packet(a, ip, n, rx->ifindex) == 0)
 		sender_heard(a, &rx->from);
+	agent_repair_on_packet(a, ip + ihl, (total < n ? total : n) - ihl);
 	return;
 decoder:
 	apply_packet(a, ip, n, rx->ifindex);
@@ -786,6 +812,7 @@ static void receive6(struct agent *a, size_t n, struct sync_rx *rx)
 	a->stats.ipackets6++;
 	if (valid)
 		sender_heard(a, &rx->from);
+	agent_repair_on_packet(a, payload, n);
 }
 
 static void receive_one(struct agent *a, int v6, size_t n, struct sync_rx *rx)

@@ -13,6 +13,18 @@ KIND:
   invalid ID CREATOR         an INS that fails one receive check, in turn:
                              TTL 254, version 5, a length beyond the packet,
                              a bad value (timeout 255)
+  capture HEXFILE COUNT      (DST unused) COUNT packets with sections
+                             arriving on sync0, one hex IP packet a line
+  hostile CLASS COUNT SEED [HEXFILE]
+                             COUNT hostile packets, reproducible from SEED:
+                             garbage    random bytes behind a header of the
+                                        wrong version (each one badver)
+                             truncated  captures cut short of the length their
+                                        header claims (each one badlen)
+                             mutated    captures with random bytes changed;
+                                        those that would still carry a CLR,
+                                        DEL or DEL_C (which pfsync obeys from
+                                        anyone without --auth-key) are skipped
 
 The IP header is built here (IP_HDRINCL): TTL --ttl (255), TOS 0x10, DF;
 source --src, or the kernel's choice when left out; `--src random` takes a
@@ -26,7 +38,7 @@ import socket
 import struct
 import time
 
-ACT_CLR, ACT_DEL_C, ACT_INS = 0, 7, 13
+ACT_CLR, ACT_DEL, ACT_DEL_C, ACT_INS = 0, 6, 7, 13
 
 
 def state(sid, creator, sport=5000):
@@ -100,6 +112,58 @@ def source(spec):
     return socket.inet_ntoa(struct.pack(">I", (10 << 24) | random.getrandbits(24)))
 
 
+def actions(payload):
+    """The section actions a receiver would read (OpenBSD's walk, §1.4)."""
+    found, off = [], 20
+    end = min(len(payload), struct.unpack(">H", payload[2:4])[0])
+    while off + 4 <= end:
+        act, words, count = struct.unpack(">BBH", payload[off:off + 4])
+        found.append(act)
+        if words == 0 or count == 0:
+            break
+        off += 4 + words * 4 * count
+    return found
+
+
+def capture(path, count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 240)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"sync0")
+    with open(path, "w") as f:
+        while count:
+            pkt = s.recv(65535)
+            ihl = (pkt[0] & 0x0F) * 4
+            if struct.unpack(">H", pkt[ihl + 2:ihl + 4])[0] > 20:  # has sections
+                f.write(pkt.hex() + "\n")
+                count -= 1
+
+
+def hostile(o, rng):
+    cls, count = o.args[0], int(o.args[1])
+    caps = []
+    if cls != "garbage":
+        with open(o.args[3]) as f:
+            caps = [bytes.fromhex(line.strip())[20:] for line in f if line.strip()]
+    sent = 0
+    while sent < count:
+        if cls == "garbage":
+            body = bytearray(rng.randbytes(rng.randint(20, 1400)))
+            body[0] = rng.choice([v for v in range(256) if v != 6])
+        elif cls == "truncated":
+            cap = rng.choice(caps)
+            claimed = struct.unpack(">H", cap[2:4])[0]
+            body = cap[:rng.randint(20, claimed - 1)]
+        elif cls == "mutated":
+            body = bytearray(rng.choice(caps))
+            for _ in range(rng.randint(1, 8)):
+                body[rng.randrange(len(body))] = rng.randrange(256)
+            if body[0] == 6 and {ACT_CLR, ACT_DEL, ACT_DEL_C} & set(actions(body)):
+                continue
+        else:
+            raise SystemExit("unknown class " + cls)
+        yield ip_packet(source(o.src), o.dst, o.ttl, bytes(body))
+        sent += 1
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ttl", type=int, default=255)
@@ -109,6 +173,9 @@ def main():
     ap.add_argument("kind")
     ap.add_argument("args", nargs="*")
     o = ap.parse_args()
+    if o.kind == "capture":
+        capture(o.args[0], int(o.args[1]))
+        return
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"sync0")
     if o.kind == "invalid":
@@ -116,6 +183,10 @@ def main():
         for n in range(o.count):
             body, ttl = invalid(sid + n, creator, n)
             s.sendto(ip_packet(source(o.src), o.dst, ttl, body), (o.dst, 0))
+        return
+    if o.kind == "hostile":
+        for pkt in hostile(o, random.Random(int(o.args[2]))):
+            s.sendto(pkt, (o.dst, 0))
         return
     if o.kind == "replay":
         with open(o.args[0]) as f:

@@ -236,6 +236,9 @@ static void status_text(struct agent *a, FILE *out)
 		(unsigned long long)a->walker.runs, (unsigned long long)a->walker.last_states,
 		(unsigned long long)a->walker.last_duration_ns / 1000000);
 	if (a->opts.defer)
+		fprintf(out, "defer release: %s at ingress, packet socket at egress\n",
+			release_path_name(a->defer.io.ingress));
+	if (a->opts.defer)
 		fprintf(out, "defer: %u held, %llu released on ack, %llu on timeout, %llu failed\n",
 			a->defer.pending, (unsigned long long)a->defer.released_ack,
 			(unsigned long long)a->defer.released_timeout,
@@ -276,9 +279,10 @@ static void status_json(struct agent *a, FILE *out)
 		bulk_req_state_name(a->bulk_req.state), a->bulk_req.tries,
 		a->walker.active ? "true" : "false", (unsigned long long)a->walker.runs);
 	fprintf(out,
-		"\"defer_held\":%u,\"defer_released_ack\":%llu,\"defer_released_timeout\":%llu,"
-		"\"defer_release_failed\":%llu,",
-		a->defer.pending, (unsigned long long)a->defer.released_ack,
+		"\"defer_release\":\"%s\",\"defer_held\":%u,\"defer_released_ack\":%llu,"
+		"\"defer_released_timeout\":%llu,\"defer_release_failed\":%llu,",
+		release_path_name(a->defer.io.ingress), a->defer.pending,
+		(unsigned long long)a->defer.released_ack,
 		(unsigned long long)a->defer.released_timeout,
 		(unsigned long long)a->defer.release_failed);
 	fprintf(out,

@@ -66,6 +66,7 @@ struct process {
 	struct ring_buffer *rb;
 	struct attachment att[AGENT_MAX_ATTACH];
 	unsigned int natt;
+	struct attachment lo; /* pfsync_release at lo's tc egress (redirect release) */
 	int epfd;
 	int sigfd;
 	int bpf_loaded, maps_open;
@@ -79,7 +80,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: pfsync-agent --syncdev IF [--syncpeer ADDR] [--maxupd N] "
 		   "[--defer]\n"
-		   "         [--defer-timeout MS] [--hostid N] [--pin-dir DIR] [--attach "
+		   "         [--defer-timeout MS] [--defer-release auto|live|redirect]\n"
+		   "         [--probe-defer-release] [--hostid N] [--pin-dir DIR] [--attach "
 		   "IF]...\n"
 		   "         [--ctl PATH] [--obj FILE] [--interval S] [--pfsync-if NAME]\n"
 		   "         [--states-max N] [--bulk-rate STATES_PER_S] [-v|-q]\n"
@@ -115,6 +117,8 @@ enum {
 	OPT_MAXUPD,
 	OPT_DEFER,
 	OPT_DEFER_TIMEOUT,
+	OPT_DEFER_RELEASE,
+	OPT_PROBE_RELEASE,
 	OPT_HOSTID,
 	OPT_PIN_DIR,
 	OPT_ATTACH,
@@ -186,6 +190,8 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 	    {"maxupd", required_argument, NULL, OPT_MAXUPD},
 	    {"defer", no_argument, NULL, OPT_DEFER},
 	    {"defer-timeout", required_argument, NULL, OPT_DEFER_TIMEOUT},
+	    {"defer-release", required_argument, NULL, OPT_DEFER_RELEASE},
+	    {"probe-defer-release", no_argument, NULL, OPT_PROBE_RELEASE},
 	    {"hostid", required_argument, NULL, OPT_HOSTID},
 	    {"pin-dir", required_argument, NULL, OPT_PIN_DIR},
 	    {"attach", required_argument, NULL, OPT_ATTACH},
@@ -235,6 +241,18 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 		case OPT_DEFER:
 			a->opts.defer = 1;
 			break;
+		case OPT_DEFER_RELEASE:
+			if (release_mode_parse(optarg, &a->opts.defer_release)) {
+				fprintf(stderr,
+					"pfsync-agent: --defer-release %s: expected auto, live or "
+					"redirect\n",
+					optarg);
+				return -1;
+			}
+			break;
+		case OPT_PROBE_RELEASE:
+			a->opts.probe_release = 1;
+			break;
 		case OPT_PIN_DIR:
 			a->opts.pin_dir = optarg;
 			break;
@@ -280,7 +298,7 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 		fprintf(stderr, "pfsync-agent: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
-	if (!a->opts.syncdev) {
+	if (!a->opts.syncdev && !a->opts.probe_release) {
 		fprintf(stderr, "pfsync-agent: --syncdev IF is required\n");
 		usage(stderr);
 		return -1;
@@ -406,7 +424,7 @@ static int attach_xdp(struct process *p, struct attachment *at)
 	return 0;
 }
 
-static int attach_tc(struct process *p, struct attachment *at)
+static int attach_tc(struct attachment *at, int prog_fd)
 {
 	int rc;
 
@@ -422,7 +440,7 @@ static int attach_tc(struct process *p, struct attachment *at)
 	at->hook_created = rc == 0;
 	memset(&at->tc, 0, sizeof(at->tc));
 	at->tc.sz = sizeof(at->tc);
-	at->tc.prog_fd = p->bpf.tc_fd;
+	at->tc.prog_fd = prog_fd;
 	rc = bpf_tc_attach(&at->hook, &at->tc);
 	if (rc) {
 		log_err("attaching tc egress to %s: %s", at->ifname, strerror(-rc));
@@ -473,12 +491,114 @@ static int attach_all(struct process *p)
 		}
 		p->natt = i + 1;
 		rc = attach_xdp(p, at);
-		rc = rc ?: attach_tc(p, at);
+		rc = rc ?: attach_tc(at, p->bpf.tc_fd);
 		if (rc)
 			return rc;
 		log_info("attached XDP and tc egress to %s", at->ifname);
 	}
 	return 0;
+}
+
+/* ---- defer release paths (release.h) -------------------------------------------- */
+
+static int try_redirect(struct process *p, const char **why)
+{
+	struct attachment *lo = &p->lo;
+	int rc;
+
+	if (p->bpf.release_fd < 0 || p->bpf.release_ctr_fd < 0) {
+		*why = "pfsync_release not loaded";
+		return -ENOENT;
+	}
+	snprintf(lo->ifname, sizeof(lo->ifname), "lo");
+	lo->ifindex = (int)if_nametoindex(lo->ifname);
+	if (!lo->ifindex) {
+		*why = "no loopback device in this namespace";
+		return -ENODEV;
+	}
+	rc = attach_tc(lo, p->bpf.release_fd);
+	if (rc)
+		*why = "attaching pfsync_release at lo's tc egress";
+	else
+		rc = release_probe_redirect(&p->a.defer.io, p->bpf.release_ctr_fd, why);
+	if (rc)
+		detach_one(lo);
+	return rc;
+}
+
+static int try_live(struct process *p, const char **why)
+{
+	if (p->bpf.xdp_fd < 0) {
+		*why = "pfsync_xdp not loaded";
+		return -ENOENT;
+	}
+	return release_probe_live(&p->a.defer.io, p->bpf.xdp_fd, why);
+}
+
+/* the programs --defer needs for the paths --defer-release allows */
+static unsigned int release_programs(const struct agent_opts *o)
+{
+	unsigned int which = 0;
+
+	if (!o->defer && !o->probe_release)
+		return 0;
+	if (o->defer_release != RELEASE_MODE_LIVE)
+		which |= PFSYNC_LOAD_RELEASE;
+	if (o->defer_release != RELEASE_MODE_REDIRECT)
+		which |= PFSYNC_LOAD_XDP; /* re-run on held frames, attached or not */
+	return which;
+}
+
+/*
+ * --defer: the ingress release path, each allowed one probed in turn
+ * (redirect first: it needs no privileged test run, so the same path runs
+ * on every kernel). None that works: the agent refuses to start rather than
+ * hold packets it could not release.
+ */
+static int setup_release(struct process *p)
+{
+	const struct agent_opts *o = &p->a.opts;
+	const char *why_redirect = "not allowed by --defer-release", *why_live = why_redirect;
+	int rc_redirect = -EPERM, rc_live = -EPERM;
+
+	if (!o->defer)
+		return 0;
+	if (o->defer_release != RELEASE_MODE_LIVE)
+		rc_redirect = try_redirect(p, &why_redirect);
+	if (rc_redirect && o->defer_release != RELEASE_MODE_REDIRECT)
+		rc_live = try_live(p, &why_live);
+	if (rc_redirect && rc_live) {
+		log_err(
+		    "--defer: no way to release packets held at ingress here (redirect: %s: %s; "
+		    "live: %s: %s)%s; refusing to hold packets it could not release",
+		    why_redirect, strerror(-rc_redirect), why_live, strerror(-rc_live),
+		    o->nattach ? "" : " (programs attached by someone else, no --attach)");
+		return -EOPNOTSUPP;
+	}
+	if (rc_redirect && o->defer_release == RELEASE_MODE_AUTO)
+		log_info("defer: redirect release refused (%s: %s)", why_redirect,
+			 strerror(-rc_redirect));
+	log_info("defer: packets held at ingress are released by %s (--defer-release %s)",
+		 release_path_name(p->a.defer.io.ingress),
+		 o->defer_release == RELEASE_MODE_AUTO ? "auto" : "forced");
+	return 0;
+}
+
+/* --probe-defer-release: one line per ingress path; 0 when one works */
+static int probe_release_paths(struct process *p)
+{
+	const char *why = "";
+	int rc_redirect, rc_live;
+
+	rc_redirect = try_redirect(p, &why);
+	printf("redirect: %s%s%s%s\n", rc_redirect ? "refused: " : "ok", rc_redirect ? why : "",
+	       rc_redirect ? ": " : "", rc_redirect ? strerror(-rc_redirect) : "");
+	detach_one(&p->lo);
+	release_io_close(&p->a.defer.io);
+	rc_live = try_live(p, &why);
+	printf("live: %s%s%s%s\n", rc_live ? "refused: " : "ok", rc_live ? why : "",
+	       rc_live ? ": " : "", rc_live ? strerror(-rc_live) : "");
+	return rc_redirect && rc_live ? -EOPNOTSUPP : 0;
 }
 
 static int setup_datapath(struct process *p)
@@ -489,8 +609,7 @@ static int setup_datapath(struct process *p)
 
 	if (a->opts.nattach)
 		which |= PFSYNC_LOAD_XDP | PFSYNC_LOAD_TC;
-	if (a->opts.defer)
-		which |= PFSYNC_LOAD_XDP; /* re-runs held frames, attached or not */
+	which |= release_programs(&a->opts);
 	rc = pfsync_bpf_load(&p->bpf, a->opts.obj_path, a->opts.pin_dir, a->opts.states_max, which);
 
 	if (rc)
@@ -501,8 +620,13 @@ static int setup_datapath(struct process *p)
 	if (rc)
 		return rc;
 	p->maps_open = 1;
-	defer_init(&a->defer, a->opts.defer ? p->maps.defer : -1, p->bpf.xdp_fd,
-		   a->opts.defer_timeout_ms);
+	defer_init(&a->defer, a->opts.defer ? p->maps.defer : -1, a->opts.defer_timeout_ms);
+	if (a->opts.probe_release)
+		return probe_release_paths(p);
+	/* before the configuration turns defer on in the datapath */
+	rc = setup_release(p);
+	if (rc)
+		return rc;
 	a->config_fd = p->maps.config;
 	a->globals_fd = p->maps.globals;
 	p->bstore.states_fd = p->maps.states;
@@ -789,6 +913,7 @@ static void teardown(struct process *p)
 
 	for (unsigned int i = 0; i < p->natt; i++)
 		detach_one(&p->att[i]);
+	detach_one(&p->lo); /* after defer_flush: the last held frames went through it */
 	ctl_close(&a->ctl);
 	if (p->rb)
 		ring_buffer__free(p->rb);
@@ -828,7 +953,7 @@ int main(int argc, char **argv)
 	p->epfd = p->sigfd = -1;
 	a->sock.fd = a->tun.fd = a->ctl.fd = -1;
 	a->config_fd = a->globals_fd = -1;
-	defer_init(&a->defer, -1, -1, 0);
+	defer_init(&a->defer, -1, 0);
 	if (config_merge(argc, argv, &args, cfg_err, sizeof(cfg_err))) {
 		fprintf(stderr, "pfsync-agent: %s\n", cfg_err);
 		return 2;
@@ -840,6 +965,11 @@ int main(int argc, char **argv)
 	index_init(&a->index);
 	a->now_ns = a->started_ns = agent_clock_ns();
 	rc = setup_datapath(p);
+	if (a->opts.probe_release) {
+		teardown(p);
+		config_args_free(&args);
+		return rc ? 1 : 0;
+	}
 	rc = rc ?: setup_io(p);
 	if (rc == 0 && intake_rebuild_index(a) != 0)
 		log_err("reading the existing states failed; continuing");

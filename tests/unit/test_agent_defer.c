@@ -150,7 +150,7 @@ static int setup(void **state)
 	a->store.lookup = fake_lookup;
 	a->store.update = fake_update;
 	index_init(&a->index);
-	defer_init(&a->defer, -1, -1, TIMEOUT_MS);
+	defer_init(&a->defer, -1, TIMEOUT_MS);
 	a->defer.pop = fake_pop;
 	a->defer.send = fake_send;
 	*state = W;

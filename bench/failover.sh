@@ -672,9 +672,9 @@ report()
 				"${DEFER_TIMEOUT_MS} ms timeout: $(val "$t.timeout"), failed: $(val "$t.failed") (warm-up included)."
 		done
 		sed 's/^/defer release path /' "$TMP/release-refused.txt" 2>/dev/null
-		echo "The client's veth sends with tx checksum offload off (full checksums, as from a wire). The last"
-		echo "row ($(val dno.count) connects) leaves veth's default on: the held SYN carries a partial checksum"
-		echo "(CHECKSUM_PARTIAL), which the agent completes before it releases the frame."
+		echo "The client's veth sends with tx checksum offload off (full checksums, as from a wire). The"
+		echo "'client tx csum offload' rows (5 connects each) leave veth's default on: the held SYN carries"
+		echo "a partial checksum (CHECKSUM_PARTIAL), which the agent completes before it releases the frame."
 		echo "failed = connect() gave up after 5 s (SYN retransmits unanswered)."
 	fi
 }

@@ -27,7 +27,8 @@
 #     to be released, the defer queue never overflows
 #   - agent stopped while it holds a packet (no peer, --defer-timeout 10000):
 #     the held UDP datagram reaches the server once, sent when the agent
-#     stops, not lost with it
+#     stops, not lost with it, and fwA's state counted it once (the released
+#     frame is not tracked a second time)
 # Runs 1, 3 and 4 go once per defer release path the kernel allows, forced
 # with --defer-release (a refused path is reported as SKIP with its reason);
 # run 2 once.
@@ -341,19 +342,31 @@ out.write("listening\n")
 while True:
     out.write(s.recv(100).decode(errors="replace") + "\n")
 PY
-send_udp() # PAYLOAD: one datagram client -> server
+send_udp() # PAYLOAD [SPORT]: one datagram client -> server
 {
 	nl_in "$CLI" python3 -c 'import socket, sys
-socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(sys.argv[1].encode(), ("10.79.2.10", 7200))' "$1"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("", int(sys.argv[2])))
+s.sendto(sys.argv[1].encode(), ("10.79.2.10", 7200))' "$1" "${2:-0}"
+}
+# udp_packets SPORT: packets fwA's state for client:SPORT -> server:7200
+# counted from the client (the pinned table outlives the agent)
+udp_packets()
+{
+	"$CTL" --pin-dir "$PIN_A" --ctl "$NL_TMP/none.sock" states --json | python3 -c '
+import json, sys
+for s in json.load(sys.stdin):
+    if s["proto"] == 17 and s["initiator"]["port"] == int(sys.argv[1]) and s["responder"]["port"] == 7200:
+        print(s["packets"][0])' "$1"
 }
 held_one() { [ "$(status A defer_held)" -ge 1 ]; }
 nl_bg UDP_PID "$SRV" python3 "$NL_TMP/udp.py" 10.79.2.10 7200 "$NL_TMP/udp.txt"
 nl_wait_until 10 nl_file_has "$NL_TMP/udp.txt" listening || nl_die "UDP server did not start"
-run_stop_holding() # PATH
+run_stop_holding() # PATH SPORT
 {
-	local path=$1
+	local path=$1 sport=$2 counted
 	start_agent A --defer --defer-release "$path" --defer-timeout 10000
-	send_udp "held-at-stop-$path"
+	send_udp "held-at-stop-$path" "$sport"
 	if nl_wait_until 10 held_one; then
 		stop_agent A || nl_fail "agent A did not exit cleanly"
 		# after the agent: fwA forwards unfiltered; once this one is in, so is
@@ -367,13 +380,21 @@ run_stop_holding() # PATH
 		else
 			nl_fail "agent ($path) stopped holding a packet: the server got it $copies times"
 		fi
+		# counted once, when it was held: the released frame is not tracked again
+		counted=$(udp_packets "$sport")
+		if [ "$counted" = 1 ]; then
+			nl_pass "agent ($path): the released datagram was tracked once"
+		else
+			nl_fail "agent ($path): fwA's state counted ${counted:-no state} packets for one datagram"
+		fi
 	else
 		nl_fail "fwA ($path) did not hold the datagram ($(status A defer_held) held)"
 		stop_agent A
 	fi
 }
+sport=7300
 for path in "${NL_RELEASE_PATHS[@]}"; do
-	run_stop_holding "$path"
+	run_stop_holding "$path" $((sport++))
 done
 
 if [ "$NL_FAILED" -ne 0 ]; then

@@ -6,7 +6,9 @@
 #
 # Without arguments the suites are every BPF_PROG_RUN suite
 # (build/tests/prog/test_*) and one two-firewall sync test sized for the VM
-# (tests/vm/sync-smoke.sh: two agents, ICMP/UDP/TCP states of fwA on fwB).
+# (tests/vm/sync-smoke.sh: two agents, ICMP/UDP/TCP states of fwA on fwB)
+# and the asymmetric-routing defer test, once per release path
+# (tests/vm/asym-defer.sh).
 # Any suite can be named instead, e.g. tests/netns/test_sync.sh.
 # Everything is built on the host; the guest (Debian's 6.1 kernel, see
 # get-kernel.sh) sees the host's / read-only and only runs the suites. Each
@@ -130,6 +132,8 @@ default_suites()
 	# the full tests/netns/test_sync.sh takes ~8 min under TCG and has
 	# 1-second state timeouts in it: name it explicitly to run it here
 	echo tests/vm/sync-smoke.sh
+	# defer's release paths on an older kernel (live frames allowed there)
+	echo tests/vm/asym-defer.sh
 }
 
 prepare()

@@ -549,6 +549,13 @@ static unsigned int release_programs(const struct agent_opts *o)
 	return which;
 }
 
+/* a path --defer-release forced, refused here: a start-up error */
+static int forced_refused(const char *path, const char *why, int rc)
+{
+	log_err("--defer-release %s: refused here: %s: %s", path, why, strerror(-rc));
+	return -EOPNOTSUPP;
+}
+
 /*
  * --defer: the ingress release path, each allowed one probed in turn
  * (redirect first: it needs no privileged test run, so the same path runs
@@ -558,30 +565,60 @@ static unsigned int release_programs(const struct agent_opts *o)
 static int setup_release(struct process *p)
 {
 	const struct agent_opts *o = &p->a.opts;
-	const char *why_redirect = "not allowed by --defer-release", *why_live = why_redirect;
-	int rc_redirect = -EPERM, rc_live = -EPERM;
+	const char *why_redirect = "", *why_live = "";
+	int rc_redirect = 0, rc_live = 0;
 
 	if (!o->defer)
 		return 0;
-	if (o->defer_release != RELEASE_MODE_LIVE)
+	if (o->defer_release != RELEASE_MODE_LIVE) {
 		rc_redirect = try_redirect(p, &why_redirect);
-	if (rc_redirect && o->defer_release != RELEASE_MODE_REDIRECT)
+		if (rc_redirect && o->defer_release == RELEASE_MODE_REDIRECT)
+			return forced_refused("redirect", why_redirect, rc_redirect);
+	}
+	if (o->defer_release == RELEASE_MODE_LIVE || rc_redirect) {
 		rc_live = try_live(p, &why_live);
+		if (rc_live && o->defer_release == RELEASE_MODE_LIVE)
+			return forced_refused("live", why_live, rc_live);
+	}
 	if (rc_redirect && rc_live) {
 		log_err(
 		    "--defer: no way to release packets held at ingress here (redirect: %s: %s; "
 		    "live: %s: %s)%s; refusing to hold packets it could not release",
 		    why_redirect, strerror(-rc_redirect), why_live, strerror(-rc_live),
-		    o->nattach ? "" : " (programs attached by someone else, no --attach)");
+		    o->nattach ? "" : " with the programs attached by someone else (no --attach)");
 		return -EOPNOTSUPP;
 	}
-	if (rc_redirect && o->defer_release == RELEASE_MODE_AUTO)
+	if (rc_redirect)
 		log_info("defer: redirect release refused (%s: %s)", why_redirect,
 			 strerror(-rc_redirect));
 	log_info("defer: packets held at ingress are released by %s (--defer-release %s)",
 		 release_path_name(p->a.defer.io.ingress),
 		 o->defer_release == RELEASE_MODE_AUTO ? "auto" : "forced");
 	return 0;
+}
+
+/*
+ * Generic (SKB-mode) XDP runs on every skb an interface receives, a
+ * released frame included, whichever path brought it: the state tracks that
+ * packet twice. Said at start for every interface of the namespace running
+ * XDP that way (attached by --attach or by anyone before the agent started).
+ */
+static void warn_generic_xdp(void)
+{
+	struct if_nameindex *ifs = if_nameindex();
+
+	if (!ifs)
+		return;
+	for (struct if_nameindex *i = ifs; i->if_index; i++) {
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+		if (bpf_xdp_query((int)i->if_index, 0, &q) == 0 && q.skb_prog_id)
+			log_warn("defer: XDP runs in generic (SKB) mode on %s: a released packet "
+				 "passes it again and is tracked twice (see pfsync-agent(8)); "
+				 "attach in native mode",
+				 i->if_name);
+	}
+	if_freenameindex(ifs);
 }
 
 /* --probe-defer-release: one line per ingress path; 0 when one works */
@@ -651,7 +688,10 @@ static int setup_datapath(struct process *p)
 		if (rc)
 			return rc;
 	}
-	return attach_all(p);
+	rc = attach_all(p);
+	if (rc == 0 && a->opts.defer)
+		warn_generic_xdp();
+	return rc;
 }
 
 /* ---- event loop ---------------------------------------------------------- */

@@ -145,26 +145,48 @@ static int send_redirect(struct release_io *r, const struct pfsync_deferred *h)
 	return rc ?: packet_send(r->lo_fd, r->lo_ifindex, h->data, h->len);
 }
 
-/* probes the program dropped and counted, over all CPUs; -errno on failure */
-static long long probes_seen(int ctr_fd)
+/* pfsync_release_ctr summed over the CPUs */
+static int counters_sum(int ctr_fd, struct pfsync_release_counters *out)
 {
-	int ncpu = libbpf_num_possible_cpus();
+	int ncpu = libbpf_num_possible_cpus(), rc = 0;
 	struct pfsync_release_counters *per;
-	long long sum = 0;
 	__u32 zero = 0;
 
+	memset(out, 0, sizeof(*out));
 	if (ncpu <= 0)
 		return ncpu ? ncpu : -EINVAL;
 	per = calloc((size_t)ncpu, sizeof(*per));
 	if (!per)
 		return -ENOMEM;
-	if (bpf_map_lookup_elem(ctr_fd, &zero, per) == 0)
-		for (int i = 0; i < ncpu; i++)
-			sum += (long long)per[i].probes;
-	else
-		sum = -errno;
+	if (bpf_map_lookup_elem(ctr_fd, &zero, per) == 0) {
+		for (int i = 0; i < ncpu; i++) {
+			out->redirected += per[i].redirected;
+			out->refused += per[i].refused;
+			out->probes += per[i].probes;
+		}
+	} else {
+		rc = -errno;
+	}
 	free(per);
-	return sum;
+	return rc;
+}
+
+int release_redirect_counters(const struct release_io *r, struct pfsync_release_counters *out)
+{
+	if (r->ingress != RELEASE_PATH_REDIRECT || r->release_ctr_fd < 0) {
+		memset(out, 0, sizeof(*out));
+		return -ENOENT;
+	}
+	return counters_sum(r->release_ctr_fd, out);
+}
+
+/* probes the program dropped and counted; -errno on failure */
+static long long probes_seen(int ctr_fd)
+{
+	struct pfsync_release_counters c;
+	int rc = counters_sum(ctr_fd, &c);
+
+	return rc ? rc : (long long)c.probes;
 }
 
 /* ---- probes ---------------------------------------------------------------------- */

@@ -61,6 +61,9 @@ int release_probe_live(struct release_io *r, int xdp_fd, const char **why);
 /* the pfsync_release program must already be attached at lo's tc egress */
 int release_probe_redirect(struct release_io *r, int release_ctr_fd, const char **why);
 
+/* what pfsync_release did (redirect path only; else zeros and -ENOENT) */
+int release_redirect_counters(const struct release_io *r, struct pfsync_release_counters *out);
+
 /* sends h on the way it was held on; 0 or -errno */
 int release_send(struct release_io *r, const struct pfsync_deferred *h);
 

@@ -246,6 +246,10 @@ run_defer_acked() # PATH
 	[ "$(status A defer_release_failed)" = 0 ] || nl_fail "fwA failed to release $(status A defer_release_failed) packets"
 	[ "$(dp_counter A defer_full)" = 0 ] || nl_fail "fwA's defer queue overflowed $(dp_counter A defer_full) times"
 	echo "fwA: $acks packets held and released on fwB's ack"
+	if [ "$path" = redirect ]; then
+		[ "$(status A defer_redirected)" -ge "$N" ] && [ "$(status A defer_redirect_refused)" = 0 ] ||
+			nl_fail "$label: fwA redirected $(status A defer_redirected), refused $(status A defer_redirect_refused)"
+	fi
 	# fwA's own connection: the state is made by `pass out on wan0`, at tc egress
 	egress_before=$(status A defer_released_ack)
 	nl_in "$FWA" python3 "$NL_TMP/conn.py" client 10.79.2.10 "$PORT" 1 1 >"$NL_TMP/conns-egress.txt" ||

@@ -501,6 +501,11 @@ defer_check() # PATH: A runs with --defer --defer-release PATH
 	local path=$1
 	[ "$(ctlq A "status --json" defer_release)" = "$path" ] ||
 		nl_fail "defer ($path): A releases by $(ctlq A "status --json" defer_release)"
+	ctlq A status | nl_has "^defer release: $path at ingress" ||
+		nl_fail "defer ($path): not in pfsyncctl status: $(ctlq A status | grep '^defer')"
+	"$CTL" --pin-dir "$PIN_A" --ctl "$NL_TMP/A.sock" stats --prometheus |
+		nl_has "^pfsync_defer_release_info{path=\"$path\"} 1\$" ||
+		nl_fail "defer ($path): no pfsync_defer_release_info{path=\"$path\"} in the Prometheus output"
 	if nl_in "$NL_CLIENT" python3 -c '
 import socket, sys
 socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()' "$NL_SERVER4" "$TCP_PORT" 2>"$NL_TMP/defer.err"; then
@@ -512,6 +517,12 @@ socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()' "$
 	nl_wait_until 5 accounted && nl_pass "defer ($path): every held packet released once ($(ctlq A status | grep '^defer:'))" ||
 		nl_fail "defer ($path): $(($(dp_held) - held_before)) held by the datapath, agent: $(ctlq A status | grep '^defer:')"
 	[ "$(ctlq A "status --json" defer_release_failed)" = 0 ] || nl_fail "defer ($path): releases failed"
+	if [ "$path" = redirect ]; then
+		# the held SYN came in on in0: lo's program put it back there
+		[ "$(ctlq A "status --json" defer_redirected)" -ge 1 ] &&
+			[ "$(ctlq A "status --json" defer_redirect_refused)" = 0 ] ||
+			nl_fail "defer (redirect): $(ctlq A status | grep '^defer release:')"
+	fi
 }
 defer_check "${NL_RELEASE_PATHS[0]:-auto}"
 for path in "${NL_RELEASE_PATHS[@]:1}"; do

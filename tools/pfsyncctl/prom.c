@@ -197,6 +197,13 @@ static void agent_status(FILE *f, const char *js)
 		       "How held packets are released at ingress (none: defer off).");
 		fprintf(f, "pfsync_defer_release_info{path=\"%s\"} 1\n", release);
 	}
+	if (!json_u64(js, end, "defer_redirected", &v))
+		sample(f, "pfsync_defer_redirected_total", "counter",
+		       "Held packets redirected into their interface's ingress (redirect path).",
+		       v);
+	if (!json_u64(js, end, "defer_redirect_refused", &v))
+		sample(f, "pfsync_defer_redirect_refused_total", "counter",
+		       "Marked frames on lo whose target was no datapath interface: dropped.", v);
 	if (!json_u64(js, end, "states_indexed", &v))
 		sample(f, "pfsync_agent_states", "gauge", "States the agent knows about.", v);
 	if (!json_u64(js, end, "pending", &v))

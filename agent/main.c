@@ -45,6 +45,9 @@
 #define MAX_WAIT_MS   1000
 /* ids the datapath could reserve while the agent rewrites pfsync_globals */
 #define AGENT_ID_WRITE_MARGIN (1ULL << 20)
+/* pfsync_release's filter on lo: first (priority 1), under a handle of its own */
+#define PFSYNC_RELEASE_TC_HANDLE 0x70665278u
+#define PFSYNC_RELEASE_TC_PRIO	 1
 
 struct attachment {
 	char ifname[IF_NAMESIZE];
@@ -54,6 +57,7 @@ struct attachment {
 	enum xdp_attach_mode xdp_mode;
 	struct bpf_tc_hook hook;
 	struct bpf_tc_opts tc;
+	__u32 tc_handle, tc_priority; /* 0: the kernel picks; else ours, replaced */
 	int tc_attached;
 	int hook_created;
 };
@@ -441,6 +445,9 @@ static int attach_tc(struct attachment *at, int prog_fd)
 	memset(&at->tc, 0, sizeof(at->tc));
 	at->tc.sz = sizeof(at->tc);
 	at->tc.prog_fd = prog_fd;
+	at->tc.handle = at->tc_handle;
+	at->tc.priority = at->tc_priority;
+	at->tc.flags = at->tc_handle ? BPF_TC_F_REPLACE : 0;
 	rc = bpf_tc_attach(&at->hook, &at->tc);
 	if (rc) {
 		log_err("attaching tc egress to %s: %s", at->ifname, strerror(-rc));
@@ -516,6 +523,9 @@ static int try_redirect(struct process *p, const char **why)
 		*why = "no loopback device in this namespace";
 		return -ENODEV;
 	}
+	/* a fixed place: a filter left by an agent that was killed is replaced */
+	lo->tc_handle = PFSYNC_RELEASE_TC_HANDLE;
+	lo->tc_priority = PFSYNC_RELEASE_TC_PRIO;
 	rc = attach_tc(lo, p->bpf.release_fd);
 	if (rc)
 		*why = "attaching pfsync_release at lo's tc egress";

@@ -13,7 +13,8 @@
 # released skb as on any other and counts it again, which the agent warns
 # of at start (documented in pfsync-agent(8), printed as KNOWN); the agent's
 # counters add up (held by the datapath = released on ack + by timeout +
-# failed). Then: a forced path the kernel refuses is a start-up error
+# failed). An agent killed with SIGKILL leaves its filter on lo: the next
+# one replaces it and releases as well. Then: a forced path the kernel refuses is a start-up error
 # naming it, and with no ingress path at all (loopback down, live frames
 # refused) --defer refuses to start and says why.
 # Every wait polls with a deadline.
@@ -110,10 +111,10 @@ for s in json.load(sys.stdin):
 
 released_one() { [ "$(status defer_released_timeout)" -ge 1 ] && [ "$(status defer_held)" = 0 ]; }
 
-# one_datagram MODE PATH SPORT: held, released by the timeout, delivered and tracked once
+# one_datagram MODE PATH SPORT [TAG]: held, released by the timeout, delivered and tracked once
 one_datagram()
 {
-	local mode=$1 path=$2 sport=$3 what="$1/$2" held_before counted copies released
+	local mode=$1 path=$2 sport=$3 what="$1/$2${4:+/$4}" held_before counted copies released
 	held_before=$(dp_held)
 	: >"$NL_TMP/agent.log"
 	start_agent --defer --defer-release "$path" || { nl_fail "$what: agent did not start"; return; }
@@ -150,6 +151,22 @@ for mode in xdp xdpgeneric; do
 	done
 	detach
 done
+
+# ---- an agent killed with its filter on lo -------------------------------------------
+
+if printf '%s\n' "${NL_RELEASE_PATHS[@]}" | nl_has -x redirect; then
+	attach xdp || nl_die "attaching with ip link ... xdp failed"
+	start_agent --defer --defer-release redirect || nl_fail "agent did not start"
+	kill -KILL "${NL_AGENT_PID[fw]}"
+	wait "${NL_AGENT_PID[fw]}" 2>/dev/null
+	NL_AGENT_PID[fw]=
+	rm -f "$NL_TMP/fw.sock"
+	nl_fw tc filter show dev lo egress | nl_has pfsync_release ||
+		nl_fail "no filter left on lo by the killed agent: the next check proves nothing"
+	# the next agent's filter takes the same place: its probe and releases work
+	one_datagram xdp redirect $((sport++)) after-kill
+	detach
+fi
 
 # ---- refusals ------------------------------------------------------------------------
 

@@ -143,8 +143,11 @@ void agent_transport_stats(struct agent *a, FILE *out, int json);
 const char *agent_peer_list(const struct agent *a, char *buf, size_t cap);
 
 /* ---- apply.c ------------------------------------------------------------- */
-/* one received IPv4 packet from interface ifindex: checks, counts, applies */
-void apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex);
+/*
+ * one received IPv4 packet from interface ifindex: checks, counts, applies;
+ * 0 when it passed every check (nothing in it counted as bad), else -1
+ */
+int apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex);
 extern const struct pfsync_decode_ops apply_ops;
 
 /* ---- intake.c ------------------------------------------------------------ */
@@ -156,6 +159,22 @@ void intake_settle(struct agent *a);
 void intake_poll_lost(struct agent *a);
 /* rebuilds the index from the map (start, ringbuf loss) */
 int intake_rebuild_index(struct agent *a);
+
+/*
+ * The index against the table: every state peers can name (all but
+ * no-sync ones) indexed under its key, and no index entry beyond them.
+ * missing = states - matched, stale = indexed - matched; both 0 when the
+ * index covers the table (once the ringbuf's records are in).
+ */
+struct index_check {
+	size_t states;	/* in the table, no-sync ones apart */
+	size_t nosync;	/* never indexed */
+	size_t indexed; /* entries in the index */
+	size_t matched; /* states whose identity the index maps to their key */
+	size_t missing;
+	size_t stale;
+};
+int intake_index_check(struct agent *a, struct index_check *c);
 /* starts an expiry pass when next_sweep_ns is due, advances one under way
  * by a bounded step; 1 while a pass is unfinished. Delete records arrive on
  * the ringbuf. */

@@ -314,6 +314,28 @@ static int has_json_flag(const char *args)
 	return strstr(args, "--json") != NULL;
 }
 
+/* `index`: the identity index checked against the whole table */
+static int index_report(struct agent *a, FILE *out, int json)
+{
+	struct index_check c;
+
+	if (intake_index_check(a, &c) != 0) {
+		fprintf(out, "error: reading the state table failed\n");
+		return -1;
+	}
+	if (json)
+		fprintf(out,
+			"{\"states\":%zu,\"nosync\":%zu,\"indexed\":%zu,\"matched\":%zu,"
+			"\"missing\":%zu,\"stale\":%zu}\n",
+			c.states, c.nosync, c.indexed, c.matched, c.missing, c.stale);
+	else
+		fprintf(out,
+			"index: %zu entries for %zu states (%zu no-sync apart): %zu missing, %zu "
+			"stale\n",
+			c.indexed, c.states, c.nosync, c.missing, c.stale);
+	return 0;
+}
+
 int ctl_execute(struct agent *a, const char *line, FILE *out)
 {
 	char cmd[32] = "";
@@ -344,8 +366,11 @@ int ctl_execute(struct agent *a, const char *line, FILE *out)
 	} else if (!strcmp(cmd, "bulk")) {
 		bulk_request(a);
 		fprintf(out, "bulk update requested\n");
+	} else if (!strcmp(cmd, "index")) {
+		return index_report(a, out, has_json_flag(args));
 	} else {
-		fprintf(out, "error: unknown command '%s' (status, stats, flush, bulk)\n", cmd);
+		fprintf(out, "error: unknown command '%s' (status, stats, flush, bulk, index)\n",
+			cmd);
 		return -1;
 	}
 	return 0;

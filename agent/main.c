@@ -31,6 +31,7 @@
 #include <xdp/libxdp.h>
 
 #include "agent.h"
+#include "attach.h"
 
 #include "config.h"
 #include "notify.h"
@@ -45,22 +46,6 @@
 #define MAX_WAIT_MS   1000
 /* ids the datapath could reserve while the agent rewrites pfsync_globals */
 #define AGENT_ID_WRITE_MARGIN (1ULL << 20)
-/* pfsync_release's filter on lo: first (priority 1), under a handle of its own */
-#define PFSYNC_RELEASE_TC_HANDLE 0x70665278u
-#define PFSYNC_RELEASE_TC_PRIO	 1
-
-struct attachment {
-	char ifname[IF_NAMESIZE];
-	int ifindex;
-	struct xdp_program *xdp; /* libxdp handle, or NULL when attached by bpf_xdp_attach */
-	int xdp_attached;
-	enum xdp_attach_mode xdp_mode;
-	struct bpf_tc_hook hook;
-	struct bpf_tc_opts tc;
-	__u32 tc_handle, tc_priority; /* 0: the kernel picks; else ours, replaced */
-	int tc_attached;
-	int hook_created;
-};
 
 struct process {
 	struct agent a;
@@ -372,136 +357,16 @@ static int setup_config(struct process *p)
 	return pfsync_config_write(&p->maps, &a->cfg);
 }
 
-/* libxdp explains its fallbacks at length: keep that for -v */
-static int libxdp_log(enum libxdp_print_level level, const char *fmt, va_list ap)
-{
-	char line[512];
-
-	if (level != LIBXDP_DEBUG && agent_log_level >= LOG_LVL_DEBUG) {
-		vsnprintf(line, sizeof(line), fmt, ap);
-		line[strcspn(line, "\n")] = '\0';
-		log_debug("%s", line);
-	}
-	return 0;
-}
-
-/* libbpf messages while libxdp probes its dispatcher are expected failures */
-static int libbpf_debug_only(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	return libxdp_log(level == LIBBPF_WARN ? LIBXDP_WARN : LIBXDP_DEBUG, fmt, ap);
-}
-
-static int attach_xdp_libxdp(struct process *p, struct attachment *at)
-{
-	int rc;
-
-	at->xdp = xdp_program__from_bpf_obj(p->bpf.obj, "xdp");
-	if (at->xdp && !libxdp_get_error(at->xdp)) {
-		rc = xdp_program__attach(at->xdp, at->ifindex, XDP_MODE_UNSPEC, 0);
-		if (rc == 0) {
-			at->xdp_attached = 1;
-			at->xdp_mode = xdp_program__is_attached(at->xdp, at->ifindex);
-			return 0;
-		}
-		log_debug("libxdp attach on %s: %s; using bpf_xdp_attach", at->ifname,
-			  strerror(-rc));
-		xdp_program__close(at->xdp);
-	}
-	at->xdp = NULL;
-	return -EOPNOTSUPP;
-}
-
-static int attach_xdp(struct process *p, struct attachment *at)
-{
-	libbpf_print_fn_t prev = libbpf_set_print(libbpf_debug_only);
-	int rc = attach_xdp_libxdp(p, at);
-
-	libbpf_set_print(prev);
-	if (rc == 0)
-		return 0;
-	rc = bpf_xdp_attach(at->ifindex, p->bpf.xdp_fd, 0, NULL);
-	if (rc) {
-		log_err("attaching XDP to %s: %s", at->ifname, strerror(-rc));
-		return rc;
-	}
-	at->xdp_attached = 1;
-	return 0;
-}
-
-static int attach_tc(struct attachment *at, int prog_fd)
-{
-	int rc;
-
-	memset(&at->hook, 0, sizeof(at->hook));
-	at->hook.sz = sizeof(at->hook);
-	at->hook.ifindex = at->ifindex;
-	at->hook.attach_point = BPF_TC_EGRESS;
-	rc = bpf_tc_hook_create(&at->hook);
-	if (rc && rc != -EEXIST) {
-		log_err("creating clsact on %s: %s", at->ifname, strerror(-rc));
-		return rc;
-	}
-	at->hook_created = rc == 0;
-	memset(&at->tc, 0, sizeof(at->tc));
-	at->tc.sz = sizeof(at->tc);
-	at->tc.prog_fd = prog_fd;
-	at->tc.handle = at->tc_handle;
-	at->tc.priority = at->tc_priority;
-	at->tc.flags = at->tc_handle ? BPF_TC_F_REPLACE : 0;
-	rc = bpf_tc_attach(&at->hook, &at->tc);
-	if (rc) {
-		log_err("attaching tc egress to %s: %s", at->ifname, strerror(-rc));
-		return rc;
-	}
-	at->tc_attached = 1;
-	return 0;
-}
-
-static void detach_one(struct attachment *at)
-{
-	if (at->tc_attached) {
-		at->tc.prog_fd = 0;
-		at->tc.prog_id = 0;
-		at->tc.flags = 0;
-		bpf_tc_detach(&at->hook, &at->tc);
-		at->tc_attached = 0;
-	}
-	if (at->hook_created) {
-		/* the clsact qdisc was ours: remove it whole */
-		at->hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
-		bpf_tc_hook_destroy(&at->hook);
-		at->hook_created = 0;
-	}
-	if (at->xdp_attached) {
-		if (at->xdp)
-			xdp_program__detach(at->xdp, at->ifindex, at->xdp_mode, 0);
-		else
-			bpf_xdp_detach(at->ifindex, 0, NULL);
-		at->xdp_attached = 0;
-	}
-	if (at->xdp)
-		xdp_program__close(at->xdp);
-	at->xdp = NULL;
-}
-
 static int attach_all(struct process *p)
 {
 	for (unsigned int i = 0; i < p->a.opts.nattach; i++) {
-		struct attachment *at = &p->att[i];
 		int rc;
 
-		snprintf(at->ifname, sizeof(at->ifname), "%s", p->a.opts.attach[i]);
-		at->ifindex = if_nametoindex(at->ifname);
-		if (!at->ifindex) {
-			log_err("--attach %s: no such interface", at->ifname);
-			return -ENODEV;
-		}
 		p->natt = i + 1;
-		rc = attach_xdp(p, at);
-		rc = rc ?: attach_tc(at, p->bpf.tc_fd);
+		rc = attach_iface(&p->att[i], p->a.opts.attach[i], p->bpf.obj, p->bpf.xdp_fd,
+				  p->bpf.tc_fd);
 		if (rc)
 			return rc;
-		log_info("attached XDP and tc egress to %s", at->ifname);
 	}
 	return 0;
 }
@@ -517,22 +382,14 @@ static int try_redirect(struct process *p, const char **why)
 		*why = "pfsync_release not loaded";
 		return -ENOENT;
 	}
-	snprintf(lo->ifname, sizeof(lo->ifname), "lo");
-	lo->ifindex = (int)if_nametoindex(lo->ifname);
-	if (!lo->ifindex) {
-		*why = "no loopback device in this namespace";
-		return -ENODEV;
-	}
-	/* a fixed place: a filter left by an agent that was killed is replaced */
-	lo->tc_handle = PFSYNC_RELEASE_TC_HANDLE;
-	lo->tc_priority = PFSYNC_RELEASE_TC_PRIO;
-	rc = attach_tc(lo, p->bpf.release_fd);
+	/* at attach.c's fixed place: a filter a killed agent left is replaced */
+	rc = attach_egress_only(lo, "lo", p->bpf.release_fd);
 	if (rc)
 		*why = "attaching pfsync_release at lo's tc egress";
 	else
 		rc = release_probe_redirect(&p->a.defer.io, p->bpf.release_ctr_fd, why);
 	if (rc)
-		detach_one(lo);
+		attach_remove(lo);
 	return rc;
 }
 
@@ -640,7 +497,7 @@ static int probe_release_paths(struct process *p)
 	rc_redirect = try_redirect(p, &why);
 	printf("redirect: %s%s%s%s\n", rc_redirect ? "refused: " : "ok", rc_redirect ? why : "",
 	       rc_redirect ? ": " : "", rc_redirect ? strerror(-rc_redirect) : "");
-	detach_one(&p->lo);
+	attach_remove(&p->lo);
 	release_io_close(&p->a.defer.io);
 	rc_live = try_live(p, &why);
 	printf("live: %s%s%s%s\n", rc_live ? "refused: " : "ok", rc_live ? why : "",
@@ -962,8 +819,8 @@ static void teardown(struct process *p)
 	struct agent *a = &p->a;
 
 	for (unsigned int i = 0; i < p->natt; i++)
-		detach_one(&p->att[i]);
-	detach_one(&p->lo); /* after defer_flush: the last held frames went through it */
+		attach_remove(&p->att[i]);
+	attach_remove(&p->lo); /* after defer_flush: the last held frames went through it */
 	ctl_close(&a->ctl);
 	if (p->rb)
 		ring_buffer__free(p->rb);
@@ -999,7 +856,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN); /* a control client may go away mid-reply */
-	libxdp_set_print(libxdp_log);
+	libxdp_set_print(attach_libxdp_log);
 	p->epfd = p->sigfd = -1;
 	a->sock.fd = a->tun.fd = a->ctl.fd = -1;
 	a->config_fd = a->globals_fd = -1;

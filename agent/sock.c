@@ -699,13 +699,24 @@ static int transport_accept(struct agent *a, const struct sync_rx *rx, const __u
 			return 0;
 		}
 	}
-	if (!p)
-		p = sync_sock_learn_peer(s, &rx->from);
-	if (p) {
-		p->ipackets++;
-		p->last_heard_ns = a->now_ns;
-	}
 	return 1;
+}
+
+/*
+ * A packet that passed the transport's checks and the decoder's: only now
+ * is its sender heard, and learned on a group. Learning any source that
+ * reached the socket let forged junk fill the peer table.
+ */
+static void sender_heard(struct agent *a, const union sync_addr *from)
+{
+	struct sync_peer *p = sync_sock_find_peer(&a->sock, from);
+
+	if (!p)
+		p = sync_sock_learn_peer(&a->sock, from);
+	if (!p)
+		return;
+	p->ipackets++;
+	p->last_heard_ns = a->now_ns;
 }
 
 /* a TTL accepted under --min-ttl is shown to the decoder as 255 */
@@ -739,6 +750,9 @@ static void receive4(struct agent *a, size_t n, struct sync_rx *rx)
 		return;
 	if (ip[8] != PFSYNC_DFLTTL)
 		normalise_ttl(ip, ihl);
+	if (apply_packet(a, ip, n, rx->ifindex) == 0)
+		sender_heard(a, &rx->from);
+	return;
 decoder:
 	apply_packet(a, ip, n, rx->ifindex);
 }
@@ -757,6 +771,7 @@ static void receive6(struct agent *a, size_t n, struct sync_rx *rx)
 	    .ttl = PFSYNC_DFLTTL,
 	    .protocol = IPPROTO_PFSYNC,
 	};
+	int valid;
 
 	if (rx->ifindex && rx->ifindex != a->sock.ifindex) {
 		a->stats.ipackets6++;
@@ -766,9 +781,11 @@ static void receive6(struct agent *a, size_t n, struct sync_rx *rx)
 	if (!transport_accept(a, rx, payload, n, &a->stats.ipackets6))
 		return;
 	memcpy(a->rxbuf, &ip, sizeof(ip));
-	apply_packet(a, a->rxbuf, n + sizeof(ip), rx->ifindex);
+	valid = apply_packet(a, a->rxbuf, n + sizeof(ip), rx->ifindex) == 0;
 	a->stats.ipackets--;
 	a->stats.ipackets6++;
+	if (valid)
+		sender_heard(a, &rx->from);
 }
 
 static void receive_one(struct agent *a, int v6, size_t n, struct sync_rx *rx)

@@ -40,7 +40,9 @@ struct agent_opts {
 	unsigned int maxupd;
 	int defer;
 	unsigned int defer_timeout_ms;
-	__u32 hostid; /* 0 = keep the map's, else random */
+	enum release_mode defer_release; /* --defer-release (release.h) */
+	int probe_release;		 /* --probe-defer-release: probe, print, exit */
+	__u32 hostid;			 /* 0 = keep the map's, else random */
 	const char *pin_dir;
 	const char *attach[AGENT_MAX_ATTACH];
 	unsigned int nattach;

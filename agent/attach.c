@@ -168,6 +168,22 @@ int attach_iface(struct attachment *at, const char *ifname, struct bpf_object *o
 	return rc;
 }
 
+int attach_egress_only(struct attachment *at, const char *ifname, int prog_fd)
+{
+	libbpf_print_fn_t prev;
+	int rc;
+
+	memset(at, 0, sizeof(*at));
+	snprintf(at->ifname, sizeof(at->ifname), "%s", ifname);
+	at->ifindex = (int)if_nametoindex(at->ifname);
+	if (!at->ifindex)
+		return -ENODEV;
+	prev = libbpf_set_print(libbpf_debug_only);
+	rc = attach_tc(at, prog_fd);
+	libbpf_set_print(prev);
+	return rc;
+}
+
 void attach_remove(struct attachment *at)
 {
 	LIBBPF_OPTS(bpf_xdp_attach_opts, ours, .old_prog_fd = at->xdp_fd);

@@ -31,7 +31,12 @@ struct attachment {
 /* XDP and tc egress of obj's programs on ifname; 0 or -errno (logged) */
 int attach_iface(struct attachment *at, const char *ifname, struct bpf_object *obj, int xdp_fd,
 		 int tc_fd);
-/* removes what attach_iface attached (the clsact qdisc too if it made it) */
+/*
+ * Only a tc egress filter, prog_fd, on ifname, at the same fixed place (the
+ * defer release program on lo); 0 or -errno (logged), -ENODEV silently
+ */
+int attach_egress_only(struct attachment *at, const char *ifname, int prog_fd);
+/* removes what attach_iface or attach_egress_only attached (the clsact qdisc too if it made it) */
 void attach_remove(struct attachment *at);
 /* libxdp's and libbpf's messages during attach only with -v */
 int attach_libxdp_log(enum libxdp_print_level level, const char *fmt, va_list ap);

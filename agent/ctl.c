@@ -219,6 +219,17 @@ static unsigned int current_maxupd(const struct agent *a)
 		return cfg.maxupd;
 	return a->opts.maxupd;
 }
+static void status_release_text(struct agent *a, FILE *out)
+{
+	struct pfsync_release_counters rc;
+
+	fprintf(out, "defer release: %s at ingress", release_path_name(a->defer.io.ingress));
+	if (release_redirect_counters(&a->defer.io, &rc) == 0)
+		fprintf(out, " (%llu redirected, %llu refused)", (unsigned long long)rc.redirected,
+			(unsigned long long)rc.refused);
+	fprintf(out, ", packet socket at egress\n");
+}
+
 static void status_text(struct agent *a, FILE *out)
 {
 	char peers[SYNC_MAX_PEERS * (SYNC_ADDRSTRLEN + 1)];
@@ -235,6 +246,8 @@ static void status_text(struct agent *a, FILE *out)
 	fprintf(out, " (%llu served, last %llu states in %llu ms)\n",
 		(unsigned long long)a->walker.runs, (unsigned long long)a->walker.last_states,
 		(unsigned long long)a->walker.last_duration_ns / 1000000);
+	if (a->opts.defer)
+		status_release_text(a, out);
 	if (a->opts.defer)
 		fprintf(out, "defer: %u held, %llu released on ack, %llu on timeout, %llu failed\n",
 			a->defer.pending, (unsigned long long)a->defer.released_ack,
@@ -264,6 +277,7 @@ static void status_text(struct agent *a, FILE *out)
 static void status_json(struct agent *a, FILE *out)
 {
 	char peers[SYNC_MAX_PEERS * (SYNC_ADDRSTRLEN + 1)];
+	struct pfsync_release_counters rc;
 
 	fprintf(out, "{\"syncdev\":\"%s\",", a->sock.ifname);
 	if (*agent_peer_list(a, peers, sizeof(peers)))
@@ -277,10 +291,14 @@ static void status_json(struct agent *a, FILE *out)
 	fprintf(out, "\"bulk\":\"%s\",\"bulk_tries\":%u,\"bulk_sending\":%s,\"bulks_served\":%llu,",
 		bulk_req_state_name(a->bulk_req.state), a->bulk_req.tries,
 		a->walker.active ? "true" : "false", (unsigned long long)a->walker.runs);
+	release_redirect_counters(&a->defer.io, &rc);
+	fprintf(out, "\"defer_redirected\":%llu,\"defer_redirect_refused\":%llu,",
+		(unsigned long long)rc.redirected, (unsigned long long)rc.refused);
 	fprintf(out,
-		"\"defer_held\":%u,\"defer_released_ack\":%llu,\"defer_released_timeout\":%llu,"
-		"\"defer_release_failed\":%llu,",
-		a->defer.pending, (unsigned long long)a->defer.released_ack,
+		"\"defer_release\":\"%s\",\"defer_held\":%u,\"defer_released_ack\":%llu,"
+		"\"defer_released_timeout\":%llu,\"defer_release_failed\":%llu,",
+		release_path_name(a->defer.io.ingress), a->defer.pending,
+		(unsigned long long)a->defer.released_ack,
 		(unsigned long long)a->defer.released_timeout,
 		(unsigned long long)a->defer.release_failed);
 	fprintf(out,

@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 #include <bpf/bpf.h>
 #include <errno.h>
-#include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "agent.h"
 #include "cksum.h"
@@ -17,12 +14,11 @@
 static int pop_queue(struct defer_state *d, struct pfsync_deferred *out);
 static int send_frame(struct defer_state *d, const struct pfsync_deferred *h);
 
-void defer_init(struct defer_state *d, int queue_fd, int xdp_fd, unsigned int timeout_ms)
+void defer_init(struct defer_state *d, int queue_fd, unsigned int timeout_ms)
 {
 	memset(d, 0, sizeof(*d));
 	d->queue_fd = queue_fd;
-	d->xdp_fd = xdp_fd;
-	d->packet_fd = -1;
+	release_io_init(&d->io);
 	d->timeout_ns = (__u64)timeout_ms * 1000000ULL;
 	d->pop = queue_fd >= 0 ? pop_queue : NULL;
 	d->send = send_frame;
@@ -35,9 +31,7 @@ void defer_free(struct defer_state *d)
 	free(d->pool);
 	d->pool = NULL;
 	d->nspare = d->pending = 0;
-	if (d->packet_fd >= 0)
-		close(d->packet_fd);
-	d->packet_fd = -1;
+	release_io_close(&d->io);
 }
 
 /* ---- held frames with a partial L4 checksum ---------------------------------- */
@@ -134,60 +128,9 @@ static void complete_partial_csum(__u8 *frame, size_t len)
 
 /* ---- release ------------------------------------------------------------------- */
 
-/*
- * The frame goes through the XDP program again, live: PFSYNC_DEFER_META in
- * front of it (XDP metadata) makes the program pass it into the stack as it
- * is, the way pf lets the packets it released through: the state counted
- * and tracked it when it was held. (Tracked a second time, a SYN raised its
- * sender's max_win to its unscaled window; the SYN-ACK, scaled by that,
- * then failed pf's window check for about 1.5 % of its sequence numbers.)
- */
-static int reinject_ingress(struct defer_state *d, const struct pfsync_deferred *h)
-{
-	static __u8 buf[PFSYNC_DEFER_META_LEN + PFSYNC_DEFER_PKT_MAX];
-	__u32 meta = PFSYNC_DEFER_META;
-	struct xdp_md ctx = {.data = PFSYNC_DEFER_META_LEN,
-			     .data_end = PFSYNC_DEFER_META_LEN + h->len,
-			     .ingress_ifindex = h->ifindex};
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = buf,
-		    .data_size_in = PFSYNC_DEFER_META_LEN + h->len, .ctx_in = &ctx,
-		    .ctx_size_in = sizeof(ctx), .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
-
-	if (d->xdp_fd < 0)
-		return -EOPNOTSUPP;
-	memset(buf, 0, PFSYNC_DEFER_META_LEN);
-	memcpy(buf, &meta, sizeof(meta));
-	memcpy(buf + PFSYNC_DEFER_META_LEN, h->data, h->len);
-	return bpf_prog_test_run_opts(d->xdp_fd, &opts) ? -errno : 0;
-}
-
-/* sent directly: past the qdisc layer and tc egress, which held it already */
-static int resend_egress(struct defer_state *d, const struct pfsync_deferred *h)
-{
-	struct sockaddr_ll to = {
-	    .sll_family = AF_PACKET,
-	    .sll_ifindex = (int)h->ifindex,
-	    .sll_halen = ETH_ALEN,
-	};
-
-	if (d->packet_fd < 0) {
-		int one = 1;
-
-		d->packet_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-		if (d->packet_fd < 0)
-			return -errno;
-		if (setsockopt(d->packet_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)))
-			log_debug("defer: PACKET_QDISC_BYPASS: %s", strerror(errno));
-	}
-	memcpy(to.sll_addr, h->data, ETH_ALEN);
-	if (sendto(d->packet_fd, h->data, h->len, 0, (struct sockaddr *)&to, sizeof(to)) < 0)
-		return -errno;
-	return 0;
-}
-
 static int send_frame(struct defer_state *d, const struct pfsync_deferred *h)
 {
-	return h->at_egress ? resend_egress(d, h) : reinject_ingress(d, h);
+	return release_send(&d->io, h);
 }
 
 static int pop_queue(struct defer_state *d, struct pfsync_deferred *out)
@@ -248,7 +191,12 @@ static void release_at(struct agent *a, unsigned int i)
 	}
 	if (rc) {
 		d->release_failed++;
-		log_debug("defer: releasing a held packet failed: %s", strerror(-rc));
+		/* rate-limited: a path that breaks fails for every packet */
+		log_peer(LOG_LVL_WARN,
+			 "defer: releasing a packet held at %s on ifindex %u (%s) failed: %s",
+			 h->at_egress ? "egress" : "ingress", h->ifindex,
+			 h->at_egress ? "packet socket" : release_path_name(d->io.ingress),
+			 strerror(-rc));
 	} else if (e->acked) {
 		d->released_ack++;
 	} else {

@@ -8,13 +8,9 @@
  * it) or the defer timeout (20 ms, as pf) passes, independently of the
  * others. At most PFSYNC_DEFER_MAX are kept; beyond that the oldest goes at
  * once, as in pf. A released packet is put back on its way as pf sends its
- * released packets, without a second pass through the state table:
- *  - held at XDP ingress: the XDP program runs again on the frame with
- *    BPF_PROG_RUN in live-frame mode, the frame preceded by the
- *    PFSYNC_DEFER_META metadata, on which the program passes it into the
- *    stack as if it had arrived on its interface, untracked;
- *  - held at tc egress: the frame is sent again on its interface from a
- *    packet socket that bypasses the qdisc layer (and with it tc egress).
+ * released packets, without a second pass through the state table, by the
+ * paths of release.h (ingress: live or redirect, probed at start; egress: a
+ * packet socket past tc egress).
  * Counters: every packet taken from the queue ends up released on an ack,
  * released by the timeout (or the limit, or at stop), or failed, once:
  * taken = released_ack + released_timeout + release_failed + pending.
@@ -26,6 +22,7 @@
 
 #include "htab.h"
 #include "pfsync_common.h"
+#include "release.h"
 
 struct defer_held {
 	struct pfsync_deferred pkt;
@@ -33,9 +30,8 @@ struct defer_held {
 };
 
 struct defer_state {
-	int queue_fd;  /* pfsync_defer, -1 = defer unavailable */
-	int xdp_fd;    /* XDP program to re-run held ingress frames */
-	int packet_fd; /* AF_PACKET socket for held egress frames */
+	int queue_fd;	      /* pfsync_defer, -1 = defer unavailable */
+	struct release_io io; /* how held frames are sent again */
 	__u64 timeout_ns;
 	/* the datapath side (NULL pop = defer off); tests plug in their own */
 	int (*pop)(struct defer_state *d, struct pfsync_deferred *out); /* 0, -ENOENT if empty */
@@ -51,7 +47,7 @@ struct defer_state {
 };
 
 struct agent;
-void defer_init(struct defer_state *d, int queue_fd, int xdp_fd, unsigned int timeout_ms);
+void defer_init(struct defer_state *d, int queue_fd, unsigned int timeout_ms);
 void defer_free(struct defer_state *d);
 /* the datapath held a packet (an insert record with EVF_ACK): take it now,
  * before the INS that will bring its ack goes out */

@@ -55,6 +55,7 @@ struct process {
 	struct ring_buffer *rb;
 	struct attachment att[AGENT_MAX_ATTACH];
 	unsigned int natt;
+	struct attachment lo; /* pfsync_release at lo's tc egress (redirect release) */
 	int epfd;
 	int sigfd;
 	int bpf_loaded, maps_open;
@@ -68,7 +69,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: pfsync-agent --syncdev IF [--syncpeer ADDR] [--maxupd N] "
 		   "[--defer]\n"
-		   "         [--defer-timeout MS] [--hostid N] [--pin-dir DIR] [--attach "
+		   "         [--defer-timeout MS] [--defer-release auto|live|redirect]\n"
+		   "         [--probe-defer-release] [--hostid N] [--pin-dir DIR] [--attach "
 		   "IF]...\n"
 		   "         [--ctl PATH] [--obj FILE] [--interval S] [--pfsync-if NAME]\n"
 		   "         [--states-max N] [--bulk-rate STATES_PER_S] [-v|-q]\n"
@@ -105,6 +107,8 @@ enum {
 	OPT_MAXUPD,
 	OPT_DEFER,
 	OPT_DEFER_TIMEOUT,
+	OPT_DEFER_RELEASE,
+	OPT_PROBE_RELEASE,
 	OPT_HOSTID,
 	OPT_PIN_DIR,
 	OPT_ATTACH,
@@ -177,6 +181,8 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 	    {"maxupd", required_argument, NULL, OPT_MAXUPD},
 	    {"defer", no_argument, NULL, OPT_DEFER},
 	    {"defer-timeout", required_argument, NULL, OPT_DEFER_TIMEOUT},
+	    {"defer-release", required_argument, NULL, OPT_DEFER_RELEASE},
+	    {"probe-defer-release", no_argument, NULL, OPT_PROBE_RELEASE},
 	    {"hostid", required_argument, NULL, OPT_HOSTID},
 	    {"pin-dir", required_argument, NULL, OPT_PIN_DIR},
 	    {"attach", required_argument, NULL, OPT_ATTACH},
@@ -230,6 +236,18 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 		case OPT_DEFER:
 			a->opts.defer = 1;
 			break;
+		case OPT_DEFER_RELEASE:
+			if (release_mode_parse(optarg, &a->opts.defer_release)) {
+				fprintf(stderr,
+					"pfsync-agent: --defer-release %s: expected auto, live or "
+					"redirect\n",
+					optarg);
+				return -1;
+			}
+			break;
+		case OPT_PROBE_RELEASE:
+			a->opts.probe_release = 1;
+			break;
 		case OPT_PIN_DIR:
 			a->opts.pin_dir = optarg;
 			break;
@@ -275,7 +293,7 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 		fprintf(stderr, "pfsync-agent: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
-	if (!a->opts.syncdev) {
+	if (!a->opts.syncdev && !a->opts.probe_release) {
 		fprintf(stderr, "pfsync-agent: --syncdev IF is required\n");
 		usage(stderr);
 		return -1;
@@ -359,6 +377,140 @@ static int attach_all(struct process *p)
 	return 0;
 }
 
+/* ---- defer release paths (release.h) -------------------------------------------- */
+
+static int try_redirect(struct process *p, const char **why)
+{
+	struct attachment *lo = &p->lo;
+	int rc;
+
+	if (p->bpf.release_fd < 0 || p->bpf.release_ctr_fd < 0) {
+		*why = "pfsync_release not loaded";
+		return -ENOENT;
+	}
+	/* at attach.c's fixed place: a filter a killed agent left is replaced */
+	rc = attach_egress_only(lo, "lo", p->bpf.release_fd);
+	if (rc)
+		*why = "attaching pfsync_release at lo's tc egress";
+	else
+		rc = release_probe_redirect(&p->a.defer.io, p->bpf.release_ctr_fd, why);
+	if (rc)
+		attach_remove(lo);
+	return rc;
+}
+
+static int try_live(struct process *p, const char **why)
+{
+	if (p->bpf.xdp_fd < 0) {
+		*why = "pfsync_xdp not loaded";
+		return -ENOENT;
+	}
+	return release_probe_live(&p->a.defer.io, p->bpf.xdp_fd, why);
+}
+
+/* the programs --defer needs for the paths --defer-release allows */
+static unsigned int release_programs(const struct agent_opts *o)
+{
+	unsigned int which = 0;
+
+	if (!o->defer && !o->probe_release)
+		return 0;
+	if (o->defer_release != RELEASE_MODE_LIVE)
+		which |= PFSYNC_LOAD_RELEASE;
+	if (o->defer_release != RELEASE_MODE_REDIRECT)
+		which |= PFSYNC_LOAD_XDP; /* re-run on held frames, attached or not */
+	return which;
+}
+
+/* a path --defer-release forced, refused here: a start-up error */
+static int forced_refused(const char *path, const char *why, int rc)
+{
+	log_err("--defer-release %s: refused here: %s: %s", path, why, strerror(-rc));
+	return -EOPNOTSUPP;
+}
+
+/*
+ * --defer: the ingress release path, each allowed one probed in turn
+ * (redirect first: it needs no privileged test run, so the same path runs
+ * on every kernel). None that works: the agent refuses to start rather than
+ * hold packets it could not release.
+ */
+static int setup_release(struct process *p)
+{
+	const struct agent_opts *o = &p->a.opts;
+	const char *why_redirect = "", *why_live = "";
+	int rc_redirect = 0, rc_live = 0;
+
+	if (!o->defer)
+		return 0;
+	if (o->defer_release != RELEASE_MODE_LIVE) {
+		rc_redirect = try_redirect(p, &why_redirect);
+		if (rc_redirect && o->defer_release == RELEASE_MODE_REDIRECT)
+			return forced_refused("redirect", why_redirect, rc_redirect);
+	}
+	if (o->defer_release == RELEASE_MODE_LIVE || rc_redirect) {
+		rc_live = try_live(p, &why_live);
+		if (rc_live && o->defer_release == RELEASE_MODE_LIVE)
+			return forced_refused("live", why_live, rc_live);
+	}
+	if (rc_redirect && rc_live) {
+		log_err(
+		    "--defer: no way to release packets held at ingress here (redirect: %s: %s; "
+		    "live: %s: %s)%s; refusing to hold packets it could not release",
+		    why_redirect, strerror(-rc_redirect), why_live, strerror(-rc_live),
+		    o->nattach ? "" : " with the programs attached by someone else (no --attach)");
+		return -EOPNOTSUPP;
+	}
+	if (rc_redirect)
+		log_info("defer: redirect release refused (%s: %s)", why_redirect,
+			 strerror(-rc_redirect));
+	log_info("defer: packets held at ingress are released by %s (--defer-release %s)",
+		 release_path_name(p->a.defer.io.ingress),
+		 o->defer_release == RELEASE_MODE_AUTO ? "auto" : "forced");
+	return 0;
+}
+
+/*
+ * Generic (SKB-mode) XDP runs on every skb an interface receives, a
+ * released frame included, whichever path brought it: the state tracks that
+ * packet twice. Said at start for every interface of the namespace running
+ * XDP that way (attached by --attach or by anyone before the agent started).
+ */
+static void warn_generic_xdp(void)
+{
+	struct if_nameindex *ifs = if_nameindex();
+
+	if (!ifs)
+		return;
+	for (struct if_nameindex *i = ifs; i->if_index; i++) {
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+		if (bpf_xdp_query((int)i->if_index, 0, &q) == 0 && q.skb_prog_id)
+			log_warn("defer: XDP runs in generic (SKB) mode on %s: a released packet "
+				 "passes it again and is tracked twice (see pfsync-agent(8)); "
+				 "attach in native mode",
+				 i->if_name);
+	}
+	if_freenameindex(ifs);
+}
+
+/* --probe-defer-release: one line per ingress path; 0 when one works */
+static int probe_release_paths(struct process *p)
+{
+	const char *why = "";
+	int rc_redirect, rc_live;
+
+	rc_redirect = try_redirect(p, &why);
+	printf("redirect: %s%s%s%s\n", rc_redirect ? "refused: " : "ok", rc_redirect ? why : "",
+	       rc_redirect ? ": " : "", rc_redirect ? strerror(-rc_redirect) : "");
+	attach_remove(&p->lo);
+	release_io_close(&p->a.defer.io);
+	rc_live = try_live(p, &why);
+	printf("live: %s%s%s%s\n", rc_live ? "refused: " : "ok", rc_live ? why : "",
+	       rc_live ? ": " : "", rc_live ? strerror(-rc_live) : "");
+	return rc_redirect && rc_live ? -EOPNOTSUPP : 0;
+}
+
 static int setup_datapath(struct process *p)
 {
 	struct agent *a = &p->a;
@@ -367,8 +519,7 @@ static int setup_datapath(struct process *p)
 
 	if (a->opts.nattach)
 		which |= PFSYNC_LOAD_XDP | PFSYNC_LOAD_TC;
-	if (a->opts.defer)
-		which |= PFSYNC_LOAD_XDP; /* re-runs held frames, attached or not */
+	which |= release_programs(&a->opts);
 	rc = pfsync_bpf_load(&p->bpf, a->opts.obj_path, a->opts.pin_dir, a->opts.states_max, which);
 
 	if (rc)
@@ -379,8 +530,13 @@ static int setup_datapath(struct process *p)
 	if (rc)
 		return rc;
 	p->maps_open = 1;
-	defer_init(&a->defer, a->opts.defer ? p->maps.defer : -1, p->bpf.xdp_fd,
-		   a->opts.defer_timeout_ms);
+	defer_init(&a->defer, a->opts.defer ? p->maps.defer : -1, a->opts.defer_timeout_ms);
+	if (a->opts.probe_release)
+		return probe_release_paths(p);
+	/* before the configuration turns defer on in the datapath */
+	rc = setup_release(p);
+	if (rc)
+		return rc;
 	a->config_fd = p->maps.config;
 	a->globals_fd = p->maps.globals;
 	p->bstore.states_fd = p->maps.states;
@@ -405,7 +561,10 @@ static int setup_datapath(struct process *p)
 		if (rc)
 			return rc;
 	}
-	return attach_all(p);
+	rc = attach_all(p);
+	if (rc == 0 && a->opts.defer)
+		warn_generic_xdp();
+	return rc;
 }
 
 /* ---- event loop ---------------------------------------------------------- */
@@ -671,6 +830,7 @@ static void teardown(struct process *p)
 
 	for (unsigned int i = 0; i < p->natt; i++)
 		attach_remove(&p->att[i]);
+	attach_remove(&p->lo); /* after defer_flush: the last held frames went through it */
 	ctl_close(&a->ctl);
 	if (p->rb)
 		ring_buffer__free(p->rb);
@@ -711,7 +871,7 @@ int main(int argc, char **argv)
 	p->epfd = p->sigfd = -1;
 	a->sock.fd = a->tun.fd = a->ctl.fd = -1;
 	a->config_fd = a->globals_fd = -1;
-	defer_init(&a->defer, -1, -1, 0);
+	defer_init(&a->defer, -1, 0);
 	if (config_merge(argc, argv, &args, cfg_err, sizeof(cfg_err))) {
 		fprintf(stderr, "pfsync-agent: %s\n", cfg_err);
 		return 2;
@@ -723,6 +883,11 @@ int main(int argc, char **argv)
 	index_init(&a->index);
 	a->now_ns = a->started_ns = agent_clock_ns();
 	rc = setup_datapath(p);
+	if (a->opts.probe_release) {
+		teardown(p);
+		config_args_free(&args);
+		return rc ? 1 : 0;
+	}
 	rc = rc ?: setup_io(p);
 	if (rc == 0 && intake_rebuild_index(a) != 0)
 		log_err("reading the existing states failed; continuing");

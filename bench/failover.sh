@@ -22,13 +22,16 @@
 # stream client's status lines (every 20 ms): streams that survive, and each
 # stream's longest stall after the failure (p50/p99/max over the streams).
 #
-# Defer: two more copies with static gateways on fwA (no VRRP), agents without
-# and with --defer; sequential connects cli -> srv alternate between the two in
-# batches (so load drift on the shared machine hits both alike), connect() time
-# = SYN -> established at the client, p50/p99 against the 20 ms defer timeout.
+# Defer: more copies with static gateways on fwA (no VRRP), agents without
+# --defer and with --defer forced to each release path the kernel allows
+# (pfsync-agent --probe-defer-release; a refused path is named with its
+# reason); sequential connects cli -> srv alternate between them in batches
+# (so load drift on the shared machine hits all alike), connect() time = SYN
+# -> established at the client, p50/p99 against the 20 ms defer timeout.
 #
-# Nothing here asserts a time. Exit status 1: a set-up failed, or pfsync-xdp
-# lost connections (the table says so).
+# Nothing here asserts a time. Exit status 1: a set-up failed, pfsync-xdp
+# lost connections (the table says so), or a defer path released nothing or
+# failed a release (then it measured the clients' SYN retransmissions).
 #
 # Options (or environment): --streams N (FAILOVER_STREAMS, default 200),
 # --connects N (FAILOVER_CONNECTS, default 200), FAILOVER_ONLY=pf|ctd|defer
@@ -56,6 +59,7 @@ done
 STATUS_INTERVAL=0.02 # seconds between the stream client's status lines
 RECOVER_S=20         # how long the streams get to move again after the failure
 DEFER_TIMEOUT_MS=20  # pfsync-agent's default --defer-timeout
+DEFER_PATHS=()       # release paths the kernel allows (run_defer)
 PORT=7000
 
 ID=fo$$
@@ -506,38 +510,82 @@ pctl()
 	EOF
 }
 
+# release_paths TAG: the defer release paths pfsync-agent finds allowed in
+# TAG's fwA (each probed with a throw-away frame); refused ones, with their
+# reason, go to $TMP/release-refused.txt
+release_paths()
+{
+	local dir=$TMP/$1-bpf-probe
+	mkdir -p "$dir" && mount -t bpf bpf "$dir" || return 1
+	in_ns "$FWA" "$AGENT" --probe-defer-release --pin-dir "$dir/p" --obj "$OBJ" \
+		>"$TMP/release-probe.txt" 2>&1
+	umount "$dir"
+	grep ': refused: ' "$TMP/release-probe.txt" >"$TMP/release-refused.txt"
+	sed -n 's/^\(live\|redirect\): ok$/\1/p' "$TMP/release-probe.txt"
+}
+
+# defer_tag PATH: the topology copy measuring --defer --defer-release PATH
+defer_tag() { echo "d${1:0:1}"; }
+
 run_defer()
 {
-	local batch=$((CONNECTS / 10)) i t kv
+	local batch=$((CONNECTS / 10)) i t kv path clis=()
 	[ "$batch" -ge 1 ] || batch=1
 	write_connect_py
-	log "defer: two pairs (without / with --defer), $CONNECTS connects each"
-	local cli_dx cli_dn
 	setup_defer dx || { teardown dx; return 1; }
-	cli_dx=$CLI
-	setup_defer dn --defer || { teardown dx; teardown dn; return 1; }
-	cli_dn=$CLI
-	for ((i = 0; i < CONNECTS; i += batch)); do
-		in_ns "$cli_dx" python3 "$TMP/connect.py" 10.201.2.10 $PORT "$batch" "$TMP/dx-connect.txt"
-		in_ns "$cli_dn" python3 "$TMP/connect.py" 10.201.2.10 $PORT "$batch" "$TMP/dn-connect.txt"
+	clis[0]=$CLI
+	mapfile -t DEFER_PATHS < <(release_paths dx)
+	[ "${#DEFER_PATHS[@]}" -gt 0 ] || fail "defer: no release path allowed: $(cat "$TMP/release-probe.txt")"
+	log "defer: pairs without --defer and with each release path (${DEFER_PATHS[*]}), $CONNECTS connects each"
+	for path in "${DEFER_PATHS[@]}"; do
+		t=$(defer_tag "$path")
+		setup_defer "$t" --defer --defer-release "$path" || { teardown "$t"; return 1; }
+		clis+=("$CLI")
 	done
-	for t in dx dn; do
+	for ((i = 0; i < CONNECTS; i += batch)); do
+		in_ns "${clis[0]}" python3 "$TMP/connect.py" 10.201.2.10 $PORT "$batch" "$TMP/dx-connect.txt"
+		for t in "${DEFER_PATHS[@]}"; do
+			t=$(defer_tag "$t")
+			in_ns "$(namespaces_of "$t" | cut -d' ' -f1)" python3 "$TMP/connect.py" 10.201.2.10 \
+				$PORT "$batch" "$TMP/$t-connect.txt"
+		done
+	done
+	for t in dx $(for path in "${DEFER_PATHS[@]}"; do defer_tag "$path"; done); do
 		for kv in $(pctl "$TMP/$t-connect.txt"); do R[$t.${kv%%=*}]=${kv#*=}; done
 	done
-	# OFFLOAD: veth's default, a CHECKSUM_PARTIAL SYN; a few connects only
-	in_ns "$cli_dn" ethtool -K eth0 tx on >/dev/null &&
-		in_ns "$cli_dn" python3 "$TMP/connect.py" 10.201.2.10 $PORT 5 "$TMP/dno-connect.txt"
-	for kv in $(pctl "$TMP/dno-connect.txt"); do R[dno.${kv%%=*}]=${kv#*=}; done
-	kv=$("$CTL" --ctl "$TMP/dn-a.sock" status --json)
-	R[dn.ack]=$(sed -n 's/.*"defer_released_ack":\([0-9]*\).*/\1/p' <<<"$kv")
-	R[dn.timeout]=$(sed -n 's/.*"defer_released_timeout":\([0-9]*\).*/\1/p' <<<"$kv")
+	for path in "${DEFER_PATHS[@]}"; do
+		defer_measure_path "$path"
+	done
 	teardown dx
-	teardown dn
 	if [ "${R[dx.fails]:-1}" != 0 ]; then
 		fail "defer: connects without --defer failed (${R[dx.fails]:-?})"
 	fi
-	if [ "${R[dn.fails]:-1}" != 0 ]; then
-		LOSSES+="${LOSSES:+; }${R[dn.fails]:-?} of $CONNECTS connects failed with --defer"
+}
+
+# defer_measure_path PATH: the offload row, the release counts, and a check
+# that the path released what it held (a defer that released nothing only
+# measured the clients' SYN retransmissions)
+defer_measure_path()
+{
+	local path=$1 t kv
+	t=$(defer_tag "$path")
+	# OFFLOAD: veth's default, a CHECKSUM_PARTIAL SYN; a few connects only
+	in_ns "$(namespaces_of "$t" | cut -d' ' -f1)" ethtool -K eth0 tx on >/dev/null &&
+		in_ns "$(namespaces_of "$t" | cut -d' ' -f1)" python3 "$TMP/connect.py" 10.201.2.10 $PORT 5 \
+			"$TMP/${t}o-connect.txt"
+	for kv in $(pctl "$TMP/${t}o-connect.txt"); do R[${t}o.${kv%%=*}]=${kv#*=}; done
+	kv=$("$CTL" --ctl "$TMP/$t-a.sock" status --json)
+	R[$t.ack]=$(sed -n 's/.*"defer_released_ack":\([0-9]*\).*/\1/p' <<<"$kv")
+	R[$t.timeout]=$(sed -n 's/.*"defer_released_timeout":\([0-9]*\).*/\1/p' <<<"$kv")
+	R[$t.failed]=$(sed -n 's/.*"defer_release_failed":\([0-9]*\).*/\1/p' <<<"$kv")
+	R[$t.path]=$(sed -n 's/.*"defer_release":"\([a-z]*\)".*/\1/p' <<<"$kv")
+	teardown "$t"
+	[ "${R[$t.path]}" = "$path" ] || fail "defer ($path): the agent released by ${R[$t.path]:-?}"
+	[ $((${R[$t.ack]:-0} + ${R[$t.timeout]:-0})) -gt 0 ] ||
+		fail "defer ($path): released nothing (on ack ${R[$t.ack]:-?}, timeout ${R[$t.timeout]:-?}, failed ${R[$t.failed]:-?})"
+	[ "${R[$t.failed]:-1}" = 0 ] || fail "defer ($path): ${R[$t.failed]:-?} releases failed"
+	if [ "${R[$t.fails]:-1}" != 0 ]; then
+		LOSSES+="${LOSSES:+; }${R[$t.fails]:-?} of $CONNECTS connects failed with --defer-release $path"
 	fi
 }
 
@@ -561,6 +609,22 @@ fo_row() # LABEL TAG
 {
 	printf '| %-26s | %-13s | %7s | %7s | %7s | %9s |\n' "$1" "$(survived_txt "$2")" \
 		"$(val "$2.stall_p50_ms")" "$(val "$2.stall_p99_ms")" "$(val "$2.stall_max_ms")" "$(val "$2.vip_ms")"
+}
+
+defer_report_path() # PATH: its rows in the defer table
+{
+	local path=$1 t k
+	t=$(defer_tag "$path")
+	printf '| %-29s | %8s | %8s | %8s | %6s |\n' "--defer-release $path" "$(val "$t.p50")" \
+		"$(val "$t.p99")" "$(val "$t.max")" "$(val "$t.fails")"
+	for k in p50 p99 max; do
+		R[$t.add.$k]=$(awk -v a="$(val "$t.$k")" -v b="$(val dx.$k)" \
+			'BEGIN { if (a == "n/a" || b == "n/a") print "n/a"; else printf "%.2f\n", a - b }')
+	done
+	printf '| %-29s | %8s | %8s | %8s | %6s |\n' "  added (bound ${DEFER_TIMEOUT_MS} ms)" \
+		"$(val "$t.add.p50")" "$(val "$t.add.p99")" "$(val "$t.add.max")" ""
+	printf '| %-29s | %8s | %8s | %8s | %6s |\n' "  client tx csum offload" "$(val "${t}o.p50")" \
+		"n/a" "$(val "${t}o.max")" "$(val "${t}o.fails")"
 }
 
 report()
@@ -594,26 +658,23 @@ report()
 	fi
 	if [ "${FAILOVER_ONLY:-defer}" = defer ]; then
 		echo
-		echo "defer: connect() time cli -> srv through fwA (SYN -> established), $(val dx.count) / $(val dn.count) connects"
+		echo "defer: connect() time cli -> srv through fwA (SYN -> established), $(val dx.count) connects per row"
 		printf '| %-29s | %8s | %8s | %8s | %6s |\n' "pfsync-agent" "p50 ms" "p99 ms" "max ms" failed
 		echo "|-------------------------------|----------|----------|----------|--------|"
 		printf '| %-29s | %8s | %8s | %8s | %6s |\n' "without --defer" "$(val dx.p50)" "$(val dx.p99)" \
 			"$(val dx.max)" "$(val dx.fails)"
-		printf '| %-29s | %8s | %8s | %8s | %6s |\n' "--defer" "$(val dn.p50)" "$(val dn.p99)" \
-			"$(val dn.max)" "$(val dn.fails)"
-		for k in p50 p99 max; do
-			R[add.$k]=$(awk -v a="$(val dn.$k)" -v b="$(val dx.$k)" \
-				'BEGIN { if (a == "n/a" || b == "n/a") print "n/a"; else printf "%.2f\n", a - b }')
+		for path in "${DEFER_PATHS[@]}"; do
+			defer_report_path "$path"
 		done
-		printf '| %-29s | %8s | %8s | %8s | %6s |\n' "added by defer (bound ${DEFER_TIMEOUT_MS} ms)" \
-			"$(val add.p50)" "$(val add.p99)" "$(val add.max)" ""
-		printf '| %-29s | %8s | %8s | %8s | %6s |\n' "--defer, client tx csum offload" "$(val dno.p50)" \
-			"n/a" "$(val dno.max)" "$(val dno.fails)"
-		echo "held first packets released on the peer's ack: $(val dn.ack), on the ${DEFER_TIMEOUT_MS} ms" \
-			"timeout: $(val dn.timeout) (warm-up included)."
-		echo "The client's veth sends with tx checksum offload off (full checksums, as from a wire). The last"
-		echo "row ($(val dno.count) connects) leaves veth's default on: the held SYN carries a partial checksum"
-		echo "(CHECKSUM_PARTIAL), which the agent completes before it releases the frame."
+		for path in "${DEFER_PATHS[@]}"; do
+			t=$(defer_tag "$path")
+			echo "$path: held first packets released on the peer's ack: $(val "$t.ack"), on the" \
+				"${DEFER_TIMEOUT_MS} ms timeout: $(val "$t.timeout"), failed: $(val "$t.failed") (warm-up included)."
+		done
+		sed 's/^/defer release path /' "$TMP/release-refused.txt" 2>/dev/null
+		echo "The client's veth sends with tx checksum offload off (full checksums, as from a wire). The"
+		echo "'client tx csum offload' rows (5 connects each) leave veth's default on: the held SYN carries"
+		echo "a partial checksum (CHECKSUM_PARTIAL), which the agent completes before it releases the frame."
 		echo "failed = connect() gave up after 5 s (SYN retransmits unanswered)."
 	fi
 }

@@ -1189,6 +1189,56 @@ int pfsync_tc(struct __sk_buff *skb)
 	return act == ACT_PASS ? TC_ACT_OK : TC_ACT_SHOT;
 }
 
+/*
+ * Release by redirect (pfsync_common.h): attached by the agent at tc egress
+ * of its namespace's loopback device. A frame marked by the agent goes into
+ * the ingress of the interface it was held on, as if received there; the
+ * stack takes it from there. Native XDP does not run on a redirected skb, so
+ * the datapath does not track it twice (generic XDP would: see
+ * pfsync-agent(8)). Every other frame on lo passes untouched.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pfsync_release_counters);
+} pfsync_release_ctr SEC(".maps");
+
+/* an interface the XDP program ran on (its slot names it, whatever its age) */
+static __always_inline int xdp_if_known(__u32 ifindex)
+{
+	__u32 slot = ifindex % XDP_IF_SLOTS;
+	struct pfx_xdp_if *e = bpf_map_lookup_elem(&pfsync_xdp_ifs, &slot);
+
+	return ifindex && e && e->ifindex == ifindex;
+}
+
+SEC("tc")
+int pfsync_release(struct __sk_buff *skb)
+{
+	struct pfsync_release_counters *c;
+	__u32 target = skb->priority, zero = 0;
+
+	if (skb->mark != PFSYNC_RELEASE_MARK)
+		return TC_ACT_OK;
+	/* nothing of the agent's socket travels on with the frame */
+	skb->mark = 0;
+	skb->priority = 0;
+	c = bpf_map_lookup_elem(&pfsync_release_ctr, &zero);
+	if (!c)
+		return TC_ACT_SHOT;
+	if (target == PFSYNC_RELEASE_PROBE_IFX) {
+		c->probes++;
+		return TC_ACT_SHOT;
+	}
+	if (!xdp_if_known(target)) {
+		c->refused++;
+		return TC_ACT_SHOT;
+	}
+	c->redirected++;
+	return bpf_redirect(target, BPF_F_INGRESS);
+}
+
 /* ---- control programs (BPF_PROG_RUN) ------------------------------------ */
 struct sweep_walk {
 	struct pfsync_config cfg;

@@ -325,6 +325,27 @@ struct pfsync_unqueue_args {
 #define PFSYNC_DEFER_META     0x66446670u /* "pfDf" */
 #define PFSYNC_DEFER_META_LEN 4
 
+/*
+ * Release by redirect (no live-frame test run needed): the agent sends a
+ * held ingress frame from a packet socket on the loopback device with
+ * SO_MARK = PFSYNC_RELEASE_MARK and SO_PRIORITY = the frame's ingress
+ * ifindex; pfsync_release (tc egress on lo) clears both and redirects the
+ * frame into that interface's ingress, or drops it (counted) when the
+ * target is no interface the XDP program runs on. Priority 0 is the agent's
+ * start-up probe: counted and dropped.
+ */
+#define PFSYNC_PROG_RELEASE	 "pfsync_release"
+#define PFSYNC_MAP_RELEASE_CTR	 "pfsync_release_ctr"
+#define PFSYNC_RELEASE_MARK	 0x70665278u /* "pfRx" */
+#define PFSYNC_RELEASE_PROBE_IFX 0
+
+/* pfsync_release_ctr (PERCPU_ARRAY of 1, the agent's own, not pinned) */
+struct pfsync_release_counters {
+	__u64 redirected; /* sent into a datapath interface's ingress */
+	__u64 refused;	  /* marked, but the target is not a datapath interface: dropped */
+	__u64 probes;	  /* the agent's start-up probe frames: dropped */
+};
+
 /* A packet held by defer (pfsync_defer QUEUE values). */
 struct pfsync_deferred {
 	struct pfsync_key key;

@@ -92,6 +92,7 @@ static int select_programs(struct bpf_object *obj, unsigned int which)
 	    {"pfsync_tc", PFSYNC_LOAD_TC},
 	    {PFSYNC_PROG_SWEEP, PFSYNC_LOAD_CTL},
 	    {PFSYNC_PROG_UNQUEUE, PFSYNC_LOAD_CTL},
+	    {PFSYNC_PROG_RELEASE, PFSYNC_LOAD_RELEASE},
 	};
 	struct bpf_program *p;
 	size_t i;
@@ -188,7 +189,7 @@ int pfsync_bpf_load(struct pfsync_bpf *b, const char *obj_path, const char *pin_
 	int err;
 
 	b->obj = NULL;
-	b->xdp_fd = b->tc_fd = b->sweep_fd = b->unqueue_fd = -1;
+	b->xdp_fd = b->tc_fd = b->sweep_fd = b->unqueue_fd = b->release_fd = b->release_ctr_fd = -1;
 	if (!obj_path)
 		obj_path = pfsync_bpf_default_obj();
 	if (!pin_dir)
@@ -230,6 +231,10 @@ int pfsync_bpf_load(struct pfsync_bpf *b, const char *obj_path, const char *pin_
 	b->tc_fd = prog_fd_if(obj, "pfsync_tc", which & PFSYNC_LOAD_TC);
 	b->sweep_fd = prog_fd_if(obj, PFSYNC_PROG_SWEEP, which & PFSYNC_LOAD_CTL);
 	b->unqueue_fd = prog_fd_if(obj, PFSYNC_PROG_UNQUEUE, which & PFSYNC_LOAD_CTL);
+	b->release_fd = prog_fd_if(obj, PFSYNC_PROG_RELEASE, which & PFSYNC_LOAD_RELEASE);
+	if (b->release_fd >= 0)
+		b->release_ctr_fd =
+		    bpf_map__fd(bpf_object__find_map_by_name(obj, PFSYNC_MAP_RELEASE_CTR));
 	return 0;
 }
 
@@ -239,7 +244,7 @@ void pfsync_bpf_close(struct pfsync_bpf *b)
 		return;
 	bpf_object__close(b->obj); /* closes the program fds too; pins stay */
 	b->obj = NULL;
-	b->xdp_fd = b->tc_fd = b->sweep_fd = b->unqueue_fd = -1;
+	b->xdp_fd = b->tc_fd = b->sweep_fd = b->unqueue_fd = b->release_fd = b->release_ctr_fd = -1;
 }
 
 static int run_ctl(int fd, const char *name, void *args, size_t size)

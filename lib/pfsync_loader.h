@@ -9,15 +9,17 @@
 
 #include "pfsync_common.h"
 
-#define PFSYNC_LOAD_XDP 0x1 /* program "pfsync_xdp", SEC("xdp") */
-#define PFSYNC_LOAD_TC	0x2 /* program "pfsync_tc",  SEC("tc")  */
-#define PFSYNC_LOAD_CTL 0x4 /* "pfsync_sweep" and "pfsync_unqueue", SEC("syscall") */
+#define PFSYNC_LOAD_XDP	    0x1 /* program "pfsync_xdp", SEC("xdp") */
+#define PFSYNC_LOAD_TC	    0x2 /* program "pfsync_tc",  SEC("tc")  */
+#define PFSYNC_LOAD_CTL	    0x4 /* "pfsync_sweep" and "pfsync_unqueue", SEC("syscall") */
+#define PFSYNC_LOAD_RELEASE 0x8 /* "pfsync_release", SEC("tc"), for lo's egress */
 
 struct bpf_object;
 
 struct pfsync_bpf {
 	struct bpf_object *obj;
-	int xdp_fd, tc_fd, sweep_fd, unqueue_fd; /* -1 when not loaded */
+	int xdp_fd, tc_fd, sweep_fd, unqueue_fd, release_fd; /* -1 when not loaded */
+	int release_ctr_fd; /* pfsync_release_ctr, with PFSYNC_LOAD_RELEASE; else -1 */
 };
 
 /*

@@ -460,6 +460,28 @@ nl_agent_run()
 		{ tail -5 "$NL_TMP/agent$name.log" >&2; nl_die "agent $name did not start"; }
 }
 
+# nl_release_paths NS PIN CHECK: the defer release paths (--defer-release)
+# the kernel allows in namespace NS, probed by the agent itself with
+# throw-away frames (run it before any agent of NS attaches anything). Sets
+# NL_RELEASE_PATHS to the allowed ones; records a skip (nl_skip) `CHECK
+# with --defer-release PATH: kernel refuses it: why` for each refused one.
+# Returns 1 when none is allowed (defer cannot work at all).
+nl_release_paths()
+{
+	local ns=$1 pin=$2 check=$3 out line
+	out=$(nsenter --net="/run/netns/$ns" -- "${AGENT:?}" --probe-defer-release --pin-dir "$pin" \
+		--obj "${OBJ:?}" 2>&1)
+	NL_RELEASE_PATHS=()
+	while IFS= read -r line; do
+		case $line in
+		redirect:\ ok | live:\ ok) NL_RELEASE_PATHS+=("${line%%:*}") ;;
+		redirect:\ refused:* | live:\ refused:*)
+			nl_skip "$check with --defer-release ${line%%:*}" "kernel refuses it: ${line#*: refused: }" ;;
+		esac
+	done <<<"$out"
+	[ "${#NL_RELEASE_PATHS[@]}" -gt 0 ] || { nl_log "no defer release path: $out"; return 1; }
+}
+
 # nl_pid_exited PID: gone, or a zombie waiting to be reaped
 nl_pid_exited()
 {

@@ -4,8 +4,11 @@
 # between a client and a server namespace, each load bounded to SECONDS:
 #   udp  64-byte frames sent by `datapath xdpgen` (XDP_TX in BPF_PROG_RUN
 #        live-frame mode on the client's veth: far cheaper than sockets, so
-#        the firewall is the bottleneck); the server drops them at its netdev
-#        ingress hook (nftables) so that socket delivery is not measured either
+#        the firewall is the bottleneck), or where the kernel refuses live
+#        frames by `datapath pktsend` (a packet socket past the qdisc layer,
+#        sendmmsg batches; printed as "GENERATOR udp NAME"); the server drops
+#        them at its netdev ingress hook (nftables) so that socket delivery
+#        is not measured either
 #   tcp  one bulk TCP stream (`datapath gen tcp` -> `datapath sink tcp`),
 #        data segments and ACKs both counted
 # The modes:
@@ -84,23 +87,45 @@ fw_tx_packets()
 
 run_load()
 {
-	local mode=$1 load=$2 before after t0 t1 gen
+	local mode=$1 load=$2 before after t0 t1 gen sent
 	if [ "$load" = udp ]; then
 		# frames sent with ndo_xdp_xmit need NAPI on the receiving veth
 		nl_in "$NL_FW" ethtool -K "$NL_FW_IN" gro on >/dev/null
-		gen=(xdpgen eth0 "$FW_IN_MAC" "$CLIENT_MAC" "$NL_CLIENT4" "$NL_SERVER4" "$UDP_PORT")
+		gen=("$UDP_GEN" eth0 "$FW_IN_MAC" "$CLIENT_MAC" "$NL_CLIENT4" "$NL_SERVER4" "$UDP_PORT")
 	else
 		nl_in "$NL_FW" ethtool -K "$NL_FW_IN" gro off >/dev/null
 		gen=(gen tcp "$NL_SERVER4" "$TCP_PORT")
 	fi
 	before=$(fw_tx_packets)
 	t0=${EPOCHREALTIME/./}
-	PFSYNC_BUILD=$BUILD nl_in "$NL_CLIENT" "$BENCH" "${gen[@]}" "$SECONDS_PER_RUN" >/dev/null ||
+	PFSYNC_BUILD=$BUILD nl_in "$NL_CLIENT" "$BENCH" "${gen[@]}" "$SECONDS_PER_RUN" >"$NL_TMP/gen.out" ||
 		nl_log "$mode/$load: generator failed"
 	t1=${EPOCHREALTIME/./}
 	after=$(fw_tx_packets)
 	echo "RESULT $mode $load $(((after - before) * 1000000 / (t1 - t0)))"
+	# refused batches (pktsend): the firewall's queue was full, it set the pace
+	sent=$(sed -n 's/^frames \([0-9]*\)/\1/p' "$NL_TMP/gen.out")
+	[ -z "$sent" ] || nl_log "$mode/$load: generator: $sent"
 }
+
+# the UDP generator: xdpgen if a live-frame run works here (one batch, into
+# the sink), else pktsend
+UDP_GEN=xdpgen
+nl_in "$NL_FW" ethtool -K "$NL_FW_IN" gro on >/dev/null
+if ! PFSYNC_BUILD=$BUILD nl_in "$NL_CLIENT" "$BENCH" xdpgen eth0 "$FW_IN_MAC" "$CLIENT_MAC" \
+	"$NL_CLIENT4" "$NL_SERVER4" "$UDP_PORT" 0 >/dev/null 2>"$NL_TMP/xdpgen.err"; then
+	UDP_GEN=pktsend
+	nl_log "xdpgen refused ($(tail -1 "$NL_TMP/xdpgen.err")): UDP load from pktsend"
+fi
+# pktsend's frames would otherwise be forwarded inside its own sendmmsg
+# (veth's NAPI runs at the sender's bottom-half exit): the firewall's
+# receive NAPI gets a thread of its own, so that the sender only queues
+# and, once the firewall falls behind, the excess is dropped at its veth
+if [ "$UDP_GEN" = pktsend ]; then
+	ip netns exec "$NL_FW" sh -c "echo 1 >/sys/class/net/$NL_FW_IN/threaded" ||
+		nl_log "no threaded NAPI on $NL_FW_IN: pktsend forwards in its own context"
+fi
+echo "GENERATOR udp $UDP_GEN"
 
 run_mode()
 {

@@ -27,7 +27,11 @@
 #     to be released, the defer queue never overflows
 #   - agent stopped while it holds a packet (no peer, --defer-timeout 10000):
 #     the held UDP datagram reaches the server once, sent when the agent
-#     stops, not lost with it
+#     stops, not lost with it, and fwA's state counted it once (the released
+#     frame is not tracked a second time)
+# Runs 1, 3 and 4 go once per defer release path the kernel allows, forced
+# with --defer-release (a refused path is reported as SKIP with its reason);
+# run 2 once.
 # Every wait polls with a deadline.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -209,62 +213,79 @@ run_conns()
 
 # ---- run 1: --defer on both --------------------------------------------------------
 
-start_agent A --defer --defer-timeout "$ACK_DEFER_TIMEOUT_MS"
-start_agent B --defer --defer-timeout "$ACK_DEFER_TIMEOUT_MS"
-python3 "$NL_LIB_DIR/ctlq.py" "$NL_TMP/A.sock" bulk >/dev/null # A asked alone: ask again
-nl_wait_until 15 bulk_done A && nl_wait_until 15 bulk_done B || nl_die "bulk updates not done"
+nl_release_paths "$FWA" "$PIN_A" "test_asym defer" || nl_die "defer: no release path allowed"
 nl_bg SERVER_PID "$SRV" python3 "$NL_TMP/conn.py" server 10.79.2.10 "$PORT" "$NL_TMP/server.ready"
 nl_wait_until 10 nl_file_has "$NL_TMP/server.ready" listening || nl_die "server did not start"
-# the path works at all: ICMP echo creates a state on fwA, its reply crosses fwB
-nl_wait_until 10 nl_in "$CLI" ping -c1 -W1 -q 10.79.2.10 >/dev/null ||
-	nl_die "ping client -> fwA -> server -> fwB -> client fails"
 
-acks_before=$(status A defer_released_ack)
-retrans_before=$(syn_retrans_both)
-run_conns "with defer"
-retrans_sum=$(($(syn_retrans_both) - retrans_before))
-acks=$(($(status A defer_released_ack) - acks_before))
-if [ "$OK" = "$N" ] && [ "$retrans_sum" = 0 ]; then
-	nl_pass "with --defer all $N asymmetric connections completed on the first SYN"
-else
-	nl_fail "with --defer: $RETRIED retransmitted, $FAILED failed, TCPSynRetrans +$retrans_sum: $(grep -v '^ok .* 0 0$' "$NL_TMP/conns-with defer.txt" | head -3 | tr '\n' ' ')"
-fi
-[ "$acks" -ge "$N" ] || nl_fail "fwA released only $acks held packets on B's ack, expected >= $N"
-[ "$(status A defer_released_timeout)" = 0 ] ||
-	nl_fail "fwA released $(status A defer_released_timeout) packets by timeout with B acknowledging"
-[ "$(status A defer_release_failed)" = 0 ] || nl_fail "fwA failed to release $(status A defer_release_failed) packets"
-[ "$(dp_counter A defer_full)" = 0 ] || nl_fail "fwA's defer queue overflowed $(dp_counter A defer_full) times"
-echo "fwA: $acks packets held and released on fwB's ack"
-# fwA's own connection: the state is made by `pass out on wan0`, at tc egress
-egress_before=$(status A defer_released_ack)
-nl_in "$FWA" python3 "$NL_TMP/conn.py" client 10.79.2.10 "$PORT" 1 1 >"$NL_TMP/conns-egress.txt" ||
-	nl_fail "egress: connection client crashed"
-if grep -q '^ok [0-9.]* 0 0$' "$NL_TMP/conns-egress.txt" &&
-	[ "$(status A defer_released_ack)" -gt "$egress_before" ]; then
-	nl_pass "fwA's own connection: SYN held at egress, released on fwB's ack, no retransmission"
-else
-	nl_fail "fwA's own connection: $(cat "$NL_TMP/conns-egress.txt"), released on ack $egress_before -> $(status A defer_released_ack)"
-fi
-# fwA's datapath and agent started together on PIN_A: every packet held is
-# released exactly once (held here 0 once everything went)
+run_defer_acked() # PATH
+{
+	local path=$1 dp_held_before label="with defer ($1)"
+	dp_held_before=$(dp_counter A defer_held)
+	start_agent A --defer --defer-release "$path" --defer-timeout "$ACK_DEFER_TIMEOUT_MS"
+	start_agent B --defer --defer-release "$path" --defer-timeout "$ACK_DEFER_TIMEOUT_MS"
+	python3 "$NL_LIB_DIR/ctlq.py" "$NL_TMP/A.sock" bulk >/dev/null # A asked alone: ask again
+	nl_wait_until 15 bulk_done A && nl_wait_until 15 bulk_done B || nl_die "bulk updates not done"
+	[ "$(status A defer_release)" = "$path" ] || nl_fail "$label: fwA releases by $(status A defer_release)"
+	# the path works at all: ICMP echo creates a state on fwA, its reply crosses fwB
+	nl_wait_until 10 nl_in "$CLI" ping -c1 -W1 -q 10.79.2.10 >/dev/null ||
+		nl_die "ping client -> fwA -> server -> fwB -> client fails ($path)"
+
+	acks_before=$(status A defer_released_ack)
+	retrans_before=$(syn_retrans_both)
+	run_conns "$label"
+	retrans_sum=$(($(syn_retrans_both) - retrans_before))
+	acks=$(($(status A defer_released_ack) - acks_before))
+	if [ "$OK" = "$N" ] && [ "$retrans_sum" = 0 ]; then
+		nl_pass "$label: all $N asymmetric connections completed on the first SYN"
+	else
+		nl_fail "$label: $RETRIED retransmitted, $FAILED failed, TCPSynRetrans +$retrans_sum: $(grep -v '^ok .* 0 0$' "$NL_TMP/conns-$label.txt" | head -3 | tr '\n' ' ')"
+	fi
+	[ "$acks" -ge "$N" ] || nl_fail "fwA released only $acks held packets on B's ack, expected >= $N"
+	[ "$(status A defer_released_timeout)" = 0 ] ||
+		nl_fail "fwA released $(status A defer_released_timeout) packets by timeout with B acknowledging"
+	[ "$(status A defer_release_failed)" = 0 ] || nl_fail "fwA failed to release $(status A defer_release_failed) packets"
+	[ "$(dp_counter A defer_full)" = 0 ] || nl_fail "fwA's defer queue overflowed $(dp_counter A defer_full) times"
+	echo "fwA: $acks packets held and released on fwB's ack"
+	if [ "$path" = redirect ]; then
+		[ "$(status A defer_redirected)" -ge "$N" ] && [ "$(status A defer_redirect_refused)" = 0 ] ||
+			nl_fail "$label: fwA redirected $(status A defer_redirected), refused $(status A defer_redirect_refused)"
+	fi
+	# fwA's own connection: the state is made by `pass out on wan0`, at tc egress
+	egress_before=$(status A defer_released_ack)
+	nl_in "$FWA" python3 "$NL_TMP/conn.py" client 10.79.2.10 "$PORT" 1 1 >"$NL_TMP/conns-egress.txt" ||
+		nl_fail "egress: connection client crashed"
+	if grep -q '^ok [0-9.]* 0 0$' "$NL_TMP/conns-egress.txt" &&
+		[ "$(status A defer_released_ack)" -gt "$egress_before" ]; then
+		nl_pass "fwA's own connection: SYN held at egress, released on fwB's ack, no retransmission"
+	else
+		nl_fail "fwA's own connection: $(cat "$NL_TMP/conns-egress.txt"), released on ack $egress_before -> $(status A defer_released_ack)"
+	fi
+	# fwA's datapath holds only while this agent runs: every packet held since
+	# it started is released exactly once (held here 0 once everything went)
+	nl_wait_until 10 held_none || nl_fail "fwA still holds $(status A defer_held) packets"
+	held=$(($(dp_counter A defer_held) - dp_held_before))
+	released=$(($(status A defer_released_ack) + $(status A defer_released_timeout) + $(status A defer_release_failed)))
+	if [ "$held" = "$released" ]; then
+		nl_pass "$label: fwA: $held packets held, as many released"
+	else
+		nl_fail "$label: fwA: $held packets held by the datapath, $released released by the agent"
+	fi
+	stop_agent A
+	stop_agent B
+}
+
 held_none() { [ "$(status A defer_held)" = 0 ]; }
-nl_wait_until 10 held_none || nl_fail "fwA still holds $(status A defer_held) packets"
-held=$(dp_counter A defer_held)
-released=$(($(status A defer_released_ack) + $(status A defer_released_timeout) + $(status A defer_release_failed)))
-if [ "$held" = "$released" ]; then
-	nl_pass "fwA: $held packets held, as many released"
-else
-	nl_fail "fwA: $held packets held by the datapath, $released released by the agent"
-fi
+for path in "${NL_RELEASE_PATHS[@]}"; do
+	run_defer_acked "$path"
+done
 
 # ---- run 2: no defer --------------------------------------------------------------
 
-stop_agent A
-stop_agent B
 start_agent B
 start_agent A
 nl_wait_until 15 bulk_done A || nl_die "bulk update of the restarted A not done"
 [ "$(status A defer)" = false ] || nl_fail "defer still on after the restart without --defer"
+[ "$(status A defer_release)" = none ] || nl_fail "a release path ($(status A defer_release)) without --defer"
 drops_before=$(dp_counter B blocked_rule)
 retrans_before=$(syn_retrans_both)
 run_conns "without defer"
@@ -282,29 +303,36 @@ fi
 stop_agent B
 stop_agent A
 # fwB without an agent: no datapath there, nobody to acknowledge an insert
-start_agent A --defer --defer-timeout 20
-to_before=$(status A defer_released_timeout)
-held_before=$(dp_counter A defer_held)
-retrans_before=$(syn_retrans_both)
-N=10 BATCH=5 run_conns "defer timeout"
-retrans_sum=$(($(syn_retrans_both) - retrans_before))
-released=$(($(status A defer_released_timeout) - to_before))
-held=$(($(dp_counter A defer_held) - held_before))
-if [ "$OK" = 10 ] && [ "$retrans_sum" = 0 ]; then
-	nl_pass "no peer: 10 connections through fwA with --defer-timeout 20 completed on the first SYN"
-else
-	nl_fail "no peer: $RETRIED of 10 retransmitted, $FAILED failed, TCPSynRetrans +$retrans_sum"
-fi
-if [ "$released" -ge 10 ] && [ "$released" = "$held" ]; then
-	nl_pass "no peer: $released held packets released by timeout, as many as were held"
-else
-	nl_fail "no peer: $held packets held, $released released by timeout"
-fi
-[ "$(status A defer_release_failed)" = 0 ] || nl_fail "fwA failed to release $(status A defer_release_failed) packets"
-[ "$(status A defer_held)" = 0 ] || nl_fail "fwA still holds $(status A defer_held) packets"
-[ "$(dp_counter A defer_full)" = 0 ] || nl_fail "fwA's defer queue overflowed"
+run_defer_timeout() # PATH
+{
+	local path=$1
+	start_agent A --defer --defer-release "$path" --defer-timeout 20
+	to_before=$(status A defer_released_timeout)
+	held_before=$(dp_counter A defer_held)
+	retrans_before=$(syn_retrans_both)
+	N=10 BATCH=5 run_conns "defer timeout ($path)"
+	retrans_sum=$(($(syn_retrans_both) - retrans_before))
+	released=$(($(status A defer_released_timeout) - to_before))
+	held=$(($(dp_counter A defer_held) - held_before))
+	if [ "$OK" = 10 ] && [ "$retrans_sum" = 0 ]; then
+		nl_pass "no peer ($path): 10 connections through fwA with --defer-timeout 20 completed on the first SYN"
+	else
+		nl_fail "no peer ($path): $RETRIED of 10 retransmitted, $FAILED failed, TCPSynRetrans +$retrans_sum"
+	fi
+	if [ "$released" -ge 10 ] && [ "$released" = "$held" ]; then
+		nl_pass "no peer ($path): $released held packets released by timeout, as many as were held"
+	else
+		nl_fail "no peer ($path): $held packets held, $released released by timeout"
+	fi
+	[ "$(status A defer_release_failed)" = 0 ] || nl_fail "fwA failed to release $(status A defer_release_failed) packets"
+	[ "$(status A defer_held)" = 0 ] || nl_fail "fwA still holds $(status A defer_held) packets"
+	[ "$(dp_counter A defer_full)" = 0 ] || nl_fail "fwA's defer queue overflowed"
 
-stop_agent A
+	stop_agent A
+}
+for path in "${NL_RELEASE_PATHS[@]}"; do
+	run_defer_timeout "$path"
+done
 
 # ---- run 4: the agent stops while it holds a packet ----------------------------------
 
@@ -318,32 +346,60 @@ out.write("listening\n")
 while True:
     out.write(s.recv(100).decode(errors="replace") + "\n")
 PY
-send_udp() # PAYLOAD: one datagram client -> server
+send_udp() # PAYLOAD [SPORT]: one datagram client -> server
 {
 	nl_in "$CLI" python3 -c 'import socket, sys
-socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(sys.argv[1].encode(), ("10.79.2.10", 7200))' "$1"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("", int(sys.argv[2])))
+s.sendto(sys.argv[1].encode(), ("10.79.2.10", 7200))' "$1" "${2:-0}"
+}
+# udp_packets SPORT: packets fwA's state for client:SPORT -> server:7200
+# counted from the client (the pinned table outlives the agent)
+udp_packets()
+{
+	"$CTL" --pin-dir "$PIN_A" --ctl "$NL_TMP/none.sock" states --json | python3 -c '
+import json, sys
+for s in json.load(sys.stdin):
+    if s["proto"] == 17 and s["initiator"]["port"] == int(sys.argv[1]) and s["responder"]["port"] == 7200:
+        print(s["packets"][0])' "$1"
 }
 held_one() { [ "$(status A defer_held)" -ge 1 ]; }
 nl_bg UDP_PID "$SRV" python3 "$NL_TMP/udp.py" 10.79.2.10 7200 "$NL_TMP/udp.txt"
 nl_wait_until 10 nl_file_has "$NL_TMP/udp.txt" listening || nl_die "UDP server did not start"
-start_agent A --defer --defer-timeout 10000
-send_udp held-at-stop
-if nl_wait_until 10 held_one; then
-	stop_agent A
-	# after the agent: fwA forwards unfiltered; once this one is in, so is
-	# anything the agent sent before it went
-	send_udp after-stop
-	nl_wait_until 10 nl_file_has "$NL_TMP/udp.txt" after-stop || nl_fail "fwA does not forward after the agent stopped"
-	copies=$(grep -c '^held-at-stop$' "$NL_TMP/udp.txt")
-	if [ "$copies" = 1 ]; then
-		nl_pass "agent stopped holding a packet: it reached the server, once"
+run_stop_holding() # PATH SPORT
+{
+	local path=$1 sport=$2 counted
+	start_agent A --defer --defer-release "$path" --defer-timeout 10000
+	send_udp "held-at-stop-$path" "$sport"
+	if nl_wait_until 10 held_one; then
+		stop_agent A
+		# after the agent: fwA forwards unfiltered; once this one is in, so is
+		# anything the agent sent before it went
+		send_udp "after-stop-$path"
+		nl_wait_until 10 nl_file_has "$NL_TMP/udp.txt" "after-stop-$path" ||
+			nl_fail "fwA does not forward after the agent ($path) stopped"
+		copies=$(grep -c "^held-at-stop-$path\$" "$NL_TMP/udp.txt")
+		if [ "$copies" = 1 ]; then
+			nl_pass "agent ($path) stopped holding a packet: it reached the server, once"
+		else
+			nl_fail "agent ($path) stopped holding a packet: the server got it $copies times"
+		fi
+		# counted once, when it was held: the released frame is not tracked again
+		counted=$(udp_packets "$sport")
+		if [ "$counted" = 1 ]; then
+			nl_pass "agent ($path): the released datagram was tracked once"
+		else
+			nl_fail "agent ($path): fwA's state counted ${counted:-no state} packets for one datagram"
+		fi
 	else
-		nl_fail "agent stopped holding a packet: the server got it $copies times"
+		nl_fail "fwA ($path) did not hold the datagram ($(status A defer_held) held)"
+		stop_agent A
 	fi
-else
-	nl_fail "fwA did not hold the datagram ($(status A defer_held) held)"
-	stop_agent A
-fi
+}
+sport=7300
+for path in "${NL_RELEASE_PATHS[@]}"; do
+	run_stop_holding "$path" $((sport++))
+done
 
 if [ "$NL_FAILED" -ne 0 ]; then
 	for name in A B; do

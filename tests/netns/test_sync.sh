@@ -20,6 +20,11 @@
 #   - a forged pfsync packet with TTL 64 is counted (badttl) and not applied,
 #     while the same packet with TTL 255 is applied
 #   - tcpdump -i pfsync0 on B sees the pfsync traffic (if tcpdump exists)
+#   - with --defer, once per release path the kernel allows (forced with
+#     --defer-release; a refused one is reported as SKIP with its reason):
+#     a new connection's first packet is held and released on B's INS_ACK,
+#     by that path, and every packet the datapath held is accounted once
+#     (released on ack + by timeout + failed = held)
 # No sleeps stand in for synchronisation: every wait polls with a deadline.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -31,7 +36,7 @@ HOSTID_A=0xa1a1a1a1
 HOSTID_B=0xb2b2b2b2
 DEADLINE=10
 
-nl_need "$OBJ" "$AGENT"
+nl_need "$OBJ" "$AGENT" "$CTL"
 nl_need_tools bpftool python3 ip nsenter
 
 nl_init sy
@@ -127,6 +132,13 @@ ctlq() # A|B CMD [FIELD]
 	python3 "$NL_LIB_DIR/ctlq.py" "$sock" "$@"
 }
 
+field() { python3 "$NL_LIB_DIR/ctlq.py" - "$1"; } # FIELD: of the JSON on stdin
+
+dp_held() # packets A's datapath held (pfsync_counters, kept across agent restarts)
+{
+	"$CTL" --pin-dir "$PIN_A" --ctl "$NL_TMP/none.sock" stats --json | field datapath.defer_held
+}
+
 start_agent() # A|B PIN HOSTID ATTACH...
 {
 	local name=$1 pin=$2 hostid=$3 ns
@@ -134,7 +146,7 @@ start_agent() # A|B PIN HOSTID ATTACH...
 	[ "$name" = A ] && ns=$FWA || ns=$FWB
 	local args=(--syncdev sync0 --hostid "$hostid" --pin-dir "$pin" --obj "$OBJ" --interval 1 -v)
 	[ -n "${SYNCPEER_B:-}" ] && [ "$name" = B ] && args+=(--syncpeer "$SYNCPEER_B")
-	[ -n "${DEFER_A:-}" ] && [ "$name" = A ] && args+=(--defer)
+	[ -n "${DEFER_A:-}" ] && [ "$name" = A ] && args+=(--defer --defer-release "$DEFER_A")
 	for ifname in "$@"; do
 		args+=(--attach "$ifname")
 	done
@@ -483,7 +495,9 @@ stop_agent A
 a_synced=$(dump_states "$PIN_A" | python3 -c '
 import json, sys
 print(sum(1 for e in json.load(sys.stdin) if not e.get("formatted", e)["value"]["flags"] & 1))')
-DEFER_A=1 start_agent A "$PIN_A" "$HOSTID_A" in0 out0
+nl_release_paths "$FWA" "$PIN_A" "test_sync defer" || nl_fail "defer: no release path allowed"
+held_before=$(dp_held)
+DEFER_A=${NL_RELEASE_PATHS[0]:-auto} start_agent A "$PIN_A" "$HOSTID_A" in0 out0
 two_starts() { [ "$(grep -c 'running:.*hostid 0xa1a1a1a1' "$NL_TMP/agentA.log")" -ge 2 ]; }
 nl_wait_until 5 two_starts || nl_fail "restarted A did not log its start"
 a_indexed=$(grep "running:.*hostid 0xa1a1a1a1" "$NL_TMP/agentA.log" | tail -1 |
@@ -495,14 +509,51 @@ nl_wait_until 20 bulk_done A || nl_fail "restarted A's bulk update not done: $(c
 
 # with --defer, a new connection's first packet waits for B's INS_ACK
 acked() { [ "$(ctlq A "status --json" defer_released_ack)" -gt 0 ]; }
-if nl_in "$NL_CLIENT" python3 -c '
+# every packet held since A started ($held_before held then) was released once
+accounted()
+{
+	local s
+	s=$(ctlq A "status --json") || return 1
+	[ "$(field defer_held <<<"$s")" = 0 ] &&
+		[ $(($(dp_held) - held_before)) = $(($(field defer_released_ack <<<"$s") +
+			$(field defer_released_timeout <<<"$s") + $(field defer_release_failed <<<"$s"))) ]
+}
+defer_check() # PATH: A runs with --defer --defer-release PATH
+{
+	local path=$1
+	[ "$(ctlq A "status --json" defer_release)" = "$path" ] ||
+		nl_fail "defer ($path): A releases by $(ctlq A "status --json" defer_release)"
+	ctlq A status | nl_has "^defer release: $path at ingress" ||
+		nl_fail "defer ($path): not in pfsyncctl status: $(ctlq A status | grep '^defer')"
+	"$CTL" --pin-dir "$PIN_A" --ctl "$NL_TMP/A.sock" stats --prometheus |
+		nl_has "^pfsync_defer_release_info{path=\"$path\"} 1\$" ||
+		nl_fail "defer ($path): no pfsync_defer_release_info{path=\"$path\"} in the Prometheus output"
+	if nl_in "$NL_CLIENT" python3 -c '
 import socket, sys
 socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()' "$NL_SERVER4" "$TCP_PORT" 2>"$NL_TMP/defer.err"; then
-	nl_wait_until 5 acked && nl_pass "defer: first packet held and released on B's INS_ACK" ||
-		nl_fail "defer: nothing released on ack ($(ctlq A status | grep defer))"
-else
-	nl_fail "defer: TCP connection through fwA failed ($(ctlq A status | grep defer)): $(tail -1 "$NL_TMP/defer.err")"
-fi
+		nl_wait_until 5 acked && nl_pass "defer ($path): first packet held and released on B's INS_ACK" ||
+			nl_fail "defer ($path): nothing released on ack ($(ctlq A status | grep defer))"
+	else
+		nl_fail "defer ($path): TCP connection through fwA failed ($(ctlq A status | grep defer)): $(tail -1 "$NL_TMP/defer.err")"
+	fi
+	nl_wait_until 5 accounted && nl_pass "defer ($path): every held packet released once ($(ctlq A status | grep '^defer:'))" ||
+		nl_fail "defer ($path): $(($(dp_held) - held_before)) held by the datapath, agent: $(ctlq A status | grep '^defer:')"
+	[ "$(ctlq A "status --json" defer_release_failed)" = 0 ] || nl_fail "defer ($path): releases failed"
+	if [ "$path" = redirect ]; then
+		# the held SYN came in on in0: lo's program put it back there
+		[ "$(ctlq A "status --json" defer_redirected)" -ge 1 ] &&
+			[ "$(ctlq A "status --json" defer_redirect_refused)" = 0 ] ||
+			nl_fail "defer (redirect): $(ctlq A status | grep '^defer release:')"
+	fi
+}
+defer_check "${NL_RELEASE_PATHS[0]:-auto}"
+for path in "${NL_RELEASE_PATHS[@]:1}"; do
+	stop_agent A
+	held_before=$(dp_held)
+	DEFER_A=$path start_agent A "$PIN_A" "$HOSTID_A" in0 out0
+	nl_wait_until 20 bulk_done A || nl_fail "A ($path) bulk update not done"
+	defer_check "$path"
+done
 
 # ---- flush on A: CLR empties B of A's states --------------------------------------
 

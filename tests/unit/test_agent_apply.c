@@ -227,7 +227,7 @@ static int setup(void **state)
 	a->store.sweep = fake_sweep;
 	a->store.unqueue = fake_unqueue;
 	index_init(&a->index);
-	defer_init(&a->defer, -1, -1, 20);
+	defer_init(&a->defer, -1, 20);
 	assert_int_equal(sendq_init(&a->sendq, 1500), 0);
 	agent_bind_sendq_io(a);
 	a->builder = pfsync_builder_new(1500);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "../../agent/config.h"
+#include "../../agent/release.h"
 
 /* the argument vector joined with single blanks, for one comparison */
 static const char *joined(const struct config_args *a)
@@ -37,6 +38,7 @@ static void test_every_key_kind(void **unused)
 				   "defer\n"
 				   "defer no\n"
 				   "defer yes\n"
+				   "defer-release redirect\n"
 				   "hostid 0x0a0a0a0a\n"
 				   "rules \"/etc/pf sync/rules.conf\"\n"
 				   "auth-key k3y\r\n"
@@ -46,12 +48,34 @@ static void test_every_key_kind(void **unused)
 
 	(void)unused;
 	assert_int_equal(config_parse("t.conf", text, NULL, &a, err, sizeof(err)), 0);
-	assert_string_equal(joined(&a), "--syncdev eth2 --syncpeer 10.0.0.2 --syncpeer 10.0.0.3 "
-					"--attach eth0 --attach eth1 --maxupd 64 --defer --defer "
-					"--hostid 0x0a0a0a0a --rules /etc/pf sync/rules.conf "
-					"--auth-key k3y --interval 5");
-	assert_string_equal(a.argv[17], "/etc/pf sync/rules.conf");
+	assert_string_equal(
+	    joined(&a),
+	    "--syncdev eth2 --syncpeer 10.0.0.2 --syncpeer 10.0.0.3 "
+	    "--attach eth0 --attach eth1 --maxupd 64 --defer --defer "
+	    "--defer-release redirect --hostid 0x0a0a0a0a --rules /etc/pf sync/rules.conf "
+	    "--auth-key k3y --interval 5");
+	assert_string_equal(a.argv[19], "/etc/pf sync/rules.conf");
 	config_args_free(&a);
+}
+
+/* --defer-release's values (the option parser refuses the rest with a message) */
+static void test_defer_release_names(void **unused)
+{
+	enum release_mode m = RELEASE_MODE_LIVE;
+
+	(void)unused;
+	assert_int_equal(release_mode_parse("auto", &m), 0);
+	assert_int_equal(m, RELEASE_MODE_AUTO);
+	assert_int_equal(release_mode_parse("redirect", &m), 0);
+	assert_int_equal(m, RELEASE_MODE_REDIRECT);
+	assert_int_equal(release_mode_parse("live", &m), 0);
+	assert_int_equal(m, RELEASE_MODE_LIVE);
+	assert_int_equal(release_mode_parse("Live", &m), -1);
+	assert_int_equal(release_mode_parse("", &m), -1);
+	assert_int_equal(m, RELEASE_MODE_LIVE); /* untouched by a refused name */
+	assert_string_equal(release_path_name(RELEASE_PATH_REDIRECT), "redirect");
+	assert_string_equal(release_path_name(RELEASE_PATH_LIVE), "live");
+	assert_string_equal(release_path_name(RELEASE_PATH_NONE), "none");
 }
 
 static void expect_error(const char *text, const char *message)
@@ -167,6 +191,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_key_kind),
+	    cmocka_unit_test(test_defer_release_names),
 	    cmocka_unit_test(test_errors_name_file_and_line),
 	    cmocka_unit_test(test_skip_keeps_checking),
 	    cmocka_unit_test(test_merge_command_line_wins),

@@ -150,7 +150,7 @@ static int setup(void **state)
 	a->store.lookup = fake_lookup;
 	a->store.update = fake_update;
 	index_init(&a->index);
-	defer_init(&a->defer, -1, -1, TIMEOUT_MS);
+	defer_init(&a->defer, -1, TIMEOUT_MS);
 	a->defer.pop = fake_pop;
 	a->defer.send = fake_send;
 	*state = W;
@@ -164,6 +164,34 @@ static int teardown(void **state)
 	index_free(&W->a.index);
 	free(W);
 	return 0;
+}
+
+/*
+ * The real sender with no ingress path set up (release.c): an ingress-held
+ * packet cannot go, is counted failed, once, and never as released.
+ */
+static void test_no_ingress_path_fails_counted(void **state)
+{
+	struct agent *a = &W->a;
+	struct defer_state *d = &a->defer;
+
+	(void)state;
+	defer_free(d);
+	defer_init(d, -1, TIMEOUT_MS);
+	d->pop = fake_pop;
+	assert_int_equal(d->io.ingress, RELEASE_PATH_NONE);
+	push(1, 1, 100);
+	push(2, 2, 100);
+	at(101);
+	defer_held(a);
+	ack(1, 1);
+	defer_run(a);
+	at(100 + TIMEOUT_MS);
+	assert_int_equal(defer_run(a), 0);
+	assert_int_equal(d->release_failed, 2);
+	assert_int_equal(d->released_ack + d->released_timeout, 0);
+	assert_int_equal(d->taken, d->release_failed);
+	assert_int_equal(d->pending, 0);
 }
 
 /* an acked packet goes at once, not after an older one still waiting */
@@ -360,6 +388,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_flush_releases_all, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release_unmarks_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ins_ack_without_mark, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_ingress_path_fails_counted, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,7 +6,9 @@
 #
 # Without arguments the suites are every BPF_PROG_RUN suite
 # (build/tests/prog/test_*) and one two-firewall sync test sized for the VM
-# (tests/vm/sync-smoke.sh: two agents, ICMP/UDP/TCP states of fwA on fwB).
+# (tests/vm/sync-smoke.sh: two agents, ICMP/UDP/TCP states of fwA on fwB)
+# and the asymmetric-routing defer test, once per release path
+# (tests/vm/asym-defer.sh).
 # Any suite can be named instead, e.g. tests/netns/test_sync.sh.
 # Everything is built on the host; the guest (Debian's 6.1 kernel, see
 # get-kernel.sh) sees the host's / read-only and only runs the suites. Each
@@ -17,8 +19,8 @@
 # Environment:
 #   VMTEST_KDIR           unpacked kernel (default /var/cache/pfsync-vmtest/kernel)
 #   VMTEST_PKG            kernel package to pin (default: linux-image-amd64's)
-#   VMTEST_TIMEOUT        whole VM, seconds (default 540)
-#   VMTEST_SUITE_TIMEOUT  one suite, seconds (default 300)
+#   VMTEST_TIMEOUT        whole VM, seconds (default 900)
+#   VMTEST_SUITE_TIMEOUT  one suite, seconds (default 600)
 #   VMTEST_RUNNER         auto (vng if installed), qemu or vng (see vmrun.sh)
 #   VMTEST_KERNEL         with vng: the kernel to boot instead of Debian's
 #                         (a built tree or image; see docs/ci-matrix.md)
@@ -34,8 +36,8 @@ cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
 BUILD=${BUILD:-build}
 KDIR=${VMTEST_KDIR:-/var/cache/pfsync-vmtest/kernel}
-VM_TIMEOUT=${VMTEST_TIMEOUT:-540}
-SUITE_TIMEOUT=${VMTEST_SUITE_TIMEOUT:-300}
+VM_TIMEOUT=${VMTEST_TIMEOUT:-900}
+SUITE_TIMEOUT=${VMTEST_SUITE_TIMEOUT:-600}
 
 # Lines of a failing suite's output that point at a kernel difference
 # (helper, map type, attach mode or program type unknown to the guest).
@@ -130,6 +132,8 @@ default_suites()
 	# the full tests/netns/test_sync.sh takes ~8 min under TCG and has
 	# 1-second state timeouts in it: name it explicitly to run it here
 	echo tests/vm/sync-smoke.sh
+	# defer's release paths on an older kernel (live frames allowed there)
+	echo tests/vm/asym-defer.sh
 }
 
 prepare()

@@ -179,7 +179,7 @@ static void agent_peers(FILE *f, const char *js)
 static void agent_status(FILE *f, const char *js)
 {
 	const char *end = js + strlen(js);
-	char bulk[32], syncdev[32];
+	char bulk[32], syncdev[32], release[32];
 	__u64 v;
 
 	if (!json_str(js, end, "bulk", bulk, sizeof(bulk)))
@@ -193,6 +193,18 @@ static void agent_status(FILE *f, const char *js)
 		fprintf(f, "pfsync_agent_info{hostid=\"%08" PRIx64 "\",syncdev=\"%s\"} 1\n",
 			(uint64_t)v, syncdev);
 	}
+	if (!json_str(js, end, "defer_release", release, sizeof(release))) {
+		family(f, "pfsync_defer_release_info", "gauge",
+		       "How held packets are released at ingress (none: defer off).");
+		fprintf(f, "pfsync_defer_release_info{path=\"%s\"} 1\n", release);
+	}
+	if (!json_u64(js, end, "defer_redirected", &v))
+		sample(f, "pfsync_defer_redirected_total", "counter",
+		       "Held packets redirected into their interface's ingress (redirect path).",
+		       v);
+	if (!json_u64(js, end, "defer_redirect_refused", &v))
+		sample(f, "pfsync_defer_redirect_refused_total", "counter",
+		       "Marked frames on lo whose target was no datapath interface: dropped.", v);
 	if (!json_u64(js, end, "states_indexed", &v))
 		sample(f, "pfsync_agent_states", "gauge", "States the agent knows about.", v);
 	if (!json_u64(js, end, "pending", &v))

@@ -38,6 +38,7 @@ struct agent_opts {
 	unsigned int min_ttl; /* --min-ttl, 0 = not given (then 255) */
 	unsigned int maxupd;
 	int defer;
+	int fastpath; /* --fastpath: established flows forwarded in XDP */
 	unsigned int defer_timeout_ms;
 	__u32 hostid; /* 0 = keep the map's, else random */
 	const char *pin_dir;

@@ -78,7 +78,7 @@ struct process {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: pfsync-agent --syncdev IF [--syncpeer ADDR] [--maxupd N] "
-		   "[--defer]\n"
+		   "[--defer] [--fastpath]\n"
 		   "         [--defer-timeout MS] [--hostid N] [--pin-dir DIR] [--attach "
 		   "IF]...\n"
 		   "         [--ctl PATH] [--obj FILE] [--interval S] [--pfsync-if NAME]\n"
@@ -114,6 +114,7 @@ enum {
 	OPT_SYNCPEER,
 	OPT_MAXUPD,
 	OPT_DEFER,
+	OPT_FASTPATH,
 	OPT_DEFER_TIMEOUT,
 	OPT_HOSTID,
 	OPT_PIN_DIR,
@@ -185,6 +186,7 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 	    {"syncpeer", required_argument, NULL, OPT_SYNCPEER},
 	    {"maxupd", required_argument, NULL, OPT_MAXUPD},
 	    {"defer", no_argument, NULL, OPT_DEFER},
+	    {"fastpath", no_argument, NULL, OPT_FASTPATH},
 	    {"defer-timeout", required_argument, NULL, OPT_DEFER_TIMEOUT},
 	    {"hostid", required_argument, NULL, OPT_HOSTID},
 	    {"pin-dir", required_argument, NULL, OPT_PIN_DIR},
@@ -234,6 +236,9 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 			break;
 		case OPT_DEFER:
 			a->opts.defer = 1;
+			break;
+		case OPT_FASTPATH:
+			a->opts.fastpath = 1;
 			break;
 		case OPT_PIN_DIR:
 			a->opts.pin_dir = optarg;
@@ -347,6 +352,14 @@ static int setup_config(struct process *p)
 		a->cfg.cfg_flags |= PFSYNC_CFG_DEFER;
 	else
 		a->cfg.cfg_flags &= ~PFSYNC_CFG_DEFER;
+	/*
+	 * Without --attach the programs were attached by iproute2 and the fast
+	 * path is pfsyncctl's (set fastpath): left as it is.
+	 */
+	if (a->opts.fastpath)
+		a->cfg.cfg_flags |= PFSYNC_CFG_FASTPATH;
+	else if (a->opts.nattach)
+		a->cfg.cfg_flags &= ~PFSYNC_CFG_FASTPATH;
 	return pfsync_config_write(&p->maps, &a->cfg);
 }
 
@@ -459,6 +472,29 @@ static void detach_one(struct attachment *at)
 	at->xdp = NULL;
 }
 
+/* With --fastpath, an interface running the programs is a fast-path egress. */
+static int fastpath_if_join(struct process *p, const struct attachment *at)
+{
+	int rc;
+
+	if (!p->a.opts.fastpath)
+		return 0;
+	rc = pfsync_fastpath_if_add(&p->maps, at->ifindex);
+	if (rc)
+		log_err("--fastpath: adding %s to %s: %s", at->ifname, PFSYNC_MAP_FASTPATH_IFS,
+			rc == -EOPNOTSUPP ? "the BPF object has no fast path" : strerror(-rc));
+	else
+		log_info("fast path on %s", at->ifname);
+	return rc;
+}
+
+/* Before detaching: redirects to an interface without the programs must stop. */
+static void fastpath_if_leave(struct process *p, const struct attachment *at)
+{
+	if (p->a.opts.fastpath && at->xdp_attached && p->maps_open)
+		pfsync_fastpath_if_del(&p->maps, at->ifindex);
+}
+
 static int attach_all(struct process *p)
 {
 	for (unsigned int i = 0; i < p->a.opts.nattach; i++) {
@@ -477,7 +513,13 @@ static int attach_all(struct process *p)
 		if (rc)
 			return rc;
 		log_info("attached XDP and tc egress to %s", at->ifname);
+		rc = fastpath_if_join(p, at);
+		if (rc)
+			return rc;
 	}
+	if (p->a.opts.fastpath && !p->a.opts.nattach)
+		log_info("fast path on: it redirects to the interfaces of pfsyncctl set fastpath "
+			 "on IF...");
 	return 0;
 }
 
@@ -787,8 +829,10 @@ static void teardown(struct process *p)
 {
 	struct agent *a = &p->a;
 
-	for (unsigned int i = 0; i < p->natt; i++)
+	for (unsigned int i = 0; i < p->natt; i++) {
+		fastpath_if_leave(p, &p->att[i]);
 		detach_one(&p->att[i]);
+	}
 	ctl_close(&a->ctl);
 	if (p->rb)
 		ring_buffer__free(p->rb);

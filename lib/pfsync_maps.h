@@ -7,6 +7,7 @@
 
 struct pfsync_maps {
 	int states, rules, events, defer, config, globals, counters;
+	int fastpath_ifs; /* -1 when the loaded object has no fast path */
 	char pin_dir[256];
 };
 
@@ -26,5 +27,18 @@ int pfsync_states_foreach(const struct pfsync_maps *m,
 			  void *arg);
 /* max_entries of the states map, 0 if unknown */
 __u32 pfsync_states_capacity(const struct pfsync_maps *m);
+
+/*
+ * The fast path's egress set (pfsync_fastpath_ifs). add/del: 0 or -errno
+ * (-EOPNOTSUPP without the map; del of an absent one is -ENOENT). list
+ * fills up to max ifindexes, returns how many or -errno.
+ */
+int pfsync_fastpath_if_add(const struct pfsync_maps *m, __u32 ifindex);
+int pfsync_fastpath_if_del(const struct pfsync_maps *m, __u32 ifindex);
+int pfsync_fastpath_if_list(const struct pfsync_maps *m, __u32 *ifindexes, int max);
+/* Short names of enum pfsync_fp_reason (stats keys), NULL past the end. */
+const char *pfsync_fastpath_reason_name(unsigned int reason);
+/* One line describing it, for `pfsyncctl stats`. */
+const char *pfsync_fastpath_reason_text(unsigned int reason);
 
 #endif /* PFSYNC_MAPS_H */

@@ -66,7 +66,7 @@
 #define FP_IPPROTO_ICMPV6 58
 
 /*
- * Egress interfaces the fast path may redirect to (key ifindex, value 1),
+ * Interfaces the fast path forwards between (struct pfsync_fastpath_if),
  * redirected to with bpf_redirect. Not a devmap: the kernel adds a flag to
  * every devmap that libbpf before 1.3 (Debian 12's, iproute2's) then finds
  * mismatched, so a pinned devmap cannot be reused by the second of
@@ -76,7 +76,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PFSYNC_FASTPATH_IFS_MAX);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct pfsync_fastpath_if);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pfsync_fastpath_ifs SEC(".maps");
 
@@ -175,6 +175,17 @@ static __always_inline int fp_lookup_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip
 	return fp_fib_reason(bpf_fib_lookup(ctx, fib, sizeof(*fib), 0));
 }
 
+/* The ingress interface is in the set and the frame was sent to its MAC. */
+static __always_inline int fp_sent_to_us(struct xdp_md *ctx, const struct ethhdr *eth)
+{
+	__u32 ingress = ctx->ingress_ifindex;
+	const struct pfsync_fastpath_if *in = bpf_map_lookup_elem(&pfsync_fastpath_ifs, &ingress);
+
+	/* 4 + 2 bytes: clang leaves a memcmp call, which BPF has not */
+	return in && *(const __u32 *)eth->h_dest == *(const __u32 *)in->mac &&
+	       *(const __u16 *)(eth->h_dest + 4) == *(const __u16 *)(in->mac + 4);
+}
+
 /*
  * Routes the frame in ctx and, when it may take the fast path, rewrites it
  * for the next hop and sets up the redirect. Returns PFSYNC_FP_FORWARDED
@@ -193,6 +204,8 @@ static __always_inline int fp_route(struct xdp_md *ctx)
 
 	if ((void *)(eth + 1) > data_end)
 		return PFSYNC_FP_NO_ROUTE;
+	if (!fp_sent_to_us(ctx, eth))
+		return PFSYNC_FP_NOT_OURS;
 	if (eth->h_proto == bpf_htons(FP_ETH_P_8021Q) || eth->h_proto == bpf_htons(FP_ETH_P_8021AD))
 		return PFSYNC_FP_VLAN;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {

@@ -259,6 +259,7 @@ struct pfsync_globals {
 enum pfsync_fp_reason {
 	PFSYNC_FP_FORWARDED = 0,
 	PFSYNC_FP_NOT_READY,	  /* state has not seen both directions (or closing) */
+	PFSYNC_FP_NOT_OURS,	  /* ingress not in the set, or frame not sent to its MAC */
 	PFSYNC_FP_VLAN,		  /* tagged frame */
 	PFSYNC_FP_IP_OPTIONS,	  /* IPv4 options, IPv6 extension headers */
 	PFSYNC_FP_FRAGMENT,	  /* first fragment (later ones have no state) */
@@ -272,6 +273,18 @@ enum pfsync_fp_reason {
 };
 
 #define PFSYNC_FP_DIRS 2 /* [0] from the state's initiator, [1] from its responder */
+
+/*
+ * pfsync_fastpath_ifs values (HASH, key ifindex): the interfaces running
+ * pfsync-xdp that the fast path forwards between, with their MAC address:
+ * only a frame sent to the MAC of its ingress interface is forwarded (in
+ * promiscuous mode, under a bridge or tcpdump, others arrive too, which
+ * the stack would drop).
+ */
+struct pfsync_fastpath_if {
+	__u8 mac[6];
+	__u16 pad;
+};
 
 /* ---- datapath counters (pfsync_counters, PERCPU_ARRAY of 1) ------------- */
 struct pfsync_counters {

@@ -3,9 +3,13 @@
 #include "pfsync_maps.h"
 
 #include <errno.h>
+#include <net/if.h>
+#include <net/if_arp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -250,13 +254,40 @@ __u32 pfsync_states_capacity(const struct pfsync_maps *m)
 	return info.max_entries;
 }
 
+/* The interface's MAC address, as the calling process's namespace sees it. */
+static int if_mac(__u32 ifindex, __u8 mac[6])
+{
+	struct ifreq ifr;
+	int fd, err = 0;
+
+	memset(&ifr, 0, sizeof(ifr));
+	if (!if_indextoname(ifindex, ifr.ifr_name))
+		return -errno;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr))
+		err = -errno;
+	else if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER)
+		err = -EPFNOSUPPORT; /* the fast path rewrites Ethernet headers only */
+	else
+		memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	close(fd);
+	return err;
+}
+
 int pfsync_fastpath_if_add(const struct pfsync_maps *m, __u32 ifindex)
 {
-	__u32 one = 1;
+	struct pfsync_fastpath_if val;
+	int err;
 
 	if (m->fastpath_ifs < 0)
 		return -EOPNOTSUPP;
-	return bpf_map_update_elem(m->fastpath_ifs, &ifindex, &one, BPF_ANY) ? -errno : 0;
+	memset(&val, 0, sizeof(val));
+	err = if_mac(ifindex, val.mac);
+	if (err)
+		return err;
+	return bpf_map_update_elem(m->fastpath_ifs, &ifindex, &val, BPF_ANY) ? -errno : 0;
 }
 
 int pfsync_fastpath_if_del(const struct pfsync_maps *m, __u32 ifindex)
@@ -285,6 +316,8 @@ static const struct {
 } fastpath_reasons[PFSYNC_FP_REASONS] = {
     [PFSYNC_FP_FORWARDED] = {"forwarded", "forwarded in XDP"},
     [PFSYNC_FP_NOT_READY] = {"not_ready", "to the stack: state not established both ways"},
+    [PFSYNC_FP_NOT_OURS] = {"not_ours",
+			    "to the stack: not sent to the MAC of a fast-path interface"},
     [PFSYNC_FP_VLAN] = {"vlan", "to the stack: VLAN tag"},
     [PFSYNC_FP_IP_OPTIONS] = {"ip_options", "to the stack: IP options or IPv6 extension headers"},
     [PFSYNC_FP_FRAGMENT] = {"fragment", "to the stack: fragment"},

@@ -29,9 +29,11 @@ int pfsync_states_foreach(const struct pfsync_maps *m,
 __u32 pfsync_states_capacity(const struct pfsync_maps *m);
 
 /*
- * The fast path's egress set (pfsync_fastpath_ifs). add/del: 0 or -errno
- * (-EOPNOTSUPP without the map; del of an absent one is -ENOENT). list
- * fills up to max ifindexes, returns how many or -errno.
+ * The fast path's interface set (pfsync_fastpath_ifs). add records the
+ * interface's MAC as this process's network namespace sees it. add/del: 0
+ * or -errno (-EOPNOTSUPP without the map, -EPFNOSUPPORT for a non-Ethernet
+ * interface; del of an absent one is -ENOENT). list fills up to max
+ * ifindexes, returns how many or -errno.
  */
 int pfsync_fastpath_if_add(const struct pfsync_maps *m, __u32 ifindex);
 int pfsync_fastpath_if_del(const struct pfsync_maps *m, __u32 ifindex);

@@ -39,6 +39,7 @@
 #define HOP_MAC	 "\x02\x00\x00\x00\x02\x02" /* its neighbours' */
 #define IN_MAC	 "\x02\x00\x00\x00\x01\x01"
 #define PEER_MAC "\x02\x00\x00\x00\x01\x02"
+#define OFF_MAC	 "\x02\x00\x00\x00\x03\x01"
 
 #define A4 "10.1.0.2"
 #define B4 "10.2.0.2"
@@ -50,7 +51,7 @@ static const char *const topology[] = {
     "ip link set lo up",
     "ip link add fpin address 02:00:00:00:01:01 type veth peer name fpin_p",
     "ip link add fpout address 02:00:00:00:02:01 type veth peer name fpout_p",
-    "ip link add fpoff type veth peer name fpoff_p",
+    "ip link add fpoff address 02:00:00:00:03:01 type veth peer name fpoff_p",
     "for d in fpin fpin_p fpout fpout_p fpoff fpoff_p; do ip link set $d up; done",
     "ip addr add 10.1.0.1/24 dev fpin && ip addr add fd01::1/64 dev fpin nodad",
     "ip addr add 10.2.0.1/24 dev fpout && ip addr add fd02::1/64 dev fpout nodad",
@@ -103,11 +104,12 @@ static void fixture_free(struct fixture *f)
 	free(f);
 }
 
-static int fp_ifs_add(struct fixture *f, __u32 ifindex)
+static int fp_ifs_add(struct fixture *f, __u32 ifindex, const char *mac)
 {
-	__u32 one = 1;
+	struct pfsync_fastpath_if val = {};
 
-	return bpf_map_update_elem(f->ifs, &ifindex, &one, BPF_ANY);
+	memcpy(val.mac, mac, sizeof(val.mac));
+	return bpf_map_update_elem(f->ifs, &ifindex, &val, BPF_ANY);
 }
 
 static int group_setup(void **state)
@@ -128,8 +130,8 @@ static int group_setup(void **state)
 	f->config = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_CONFIG);
 	f->counters = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_COUNTERS);
 	f->ifs = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_FASTPATH_IFS);
-	if (f->config < 0 || f->counters < 0 || f->ifs < 0 || fp_ifs_add(f, f->if_in) ||
-	    fp_ifs_add(f, f->if_out))
+	if (f->config < 0 || f->counters < 0 || f->ifs < 0 || fp_ifs_add(f, f->if_in, IN_MAC) ||
+	    fp_ifs_add(f, f->if_out, OUT_MAC))
 		goto fail;
 	*state = f;
 	return 0;
@@ -217,12 +219,22 @@ static void ipv4_fix_csum(__u8 *ip)
 	ip[11] = (__u8)c;
 }
 
-/* The frame of s (TTL set, checksum valid) arriving on ifindex. */
-static size_t frame_of(const struct pkt_spec *s, __u8 ttl, __u8 *buf)
+/* The MAC a frame arriving on ifindex was sent to. */
+static const char *mac_of(struct fixture *f, __u32 ifindex)
+{
+	if (ifindex == f->if_in)
+		return IN_MAC;
+	return ifindex == f->if_out ? OUT_MAC : OFF_MAC;
+}
+
+/* The frame of s (TTL set, checksum valid) sent to the MAC of ifindex. */
+static size_t frame_of(struct fixture *f, const struct pkt_spec *s, __u32 ifindex, __u8 ttl,
+		       __u8 *buf)
 {
 	size_t len = pkt_build(s, buf, PKT_MAX), l3 = pkt_l3_off(s);
 
 	assert_true(len > 0);
+	memcpy(buf, mac_of(f, ifindex), 6);
 	if (s->af == AF_INET) {
 		buf[l3 + 8] = ttl;
 		ipv4_fix_csum(buf + l3);
@@ -236,7 +248,7 @@ static void xdp_run_ttl(struct fixture *f, const struct pkt_spec *s, __u32 ifind
 			struct run *r)
 {
 	__u8 in[PKT_MAX];
-	size_t len = frame_of(s, ttl, in);
+	size_t len = frame_of(f, s, ifindex, ttl, in);
 	struct xdp_md ctx = {.data_end = (__u32)len, .ingress_ifindex = ifindex};
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = (__u32)len,
 		    .data_out = r->out, .data_size_out = sizeof(r->out), .ctx_in = &ctx,
@@ -303,7 +315,7 @@ static void expect_fallback(struct fixture *f, const struct pkt_spec *s, __u32 i
 	struct pfsync_counters before = counters_sum(f), after;
 	struct run r;
 	__u8 in[PKT_MAX];
-	size_t len = frame_of(s, ttl, in);
+	size_t len = frame_of(f, s, ifindex, ttl, in);
 
 	xdp_run_ttl(f, s, ifindex, ttl, &r);
 	assert_int_equal(r.verdict, XDP_PASS);
@@ -516,6 +528,36 @@ static void test_fallback_first_fragment(void **state)
 	expect_fallback(f, &s, f->if_in, 64, PFSYNC_FP_FRAGMENT);
 }
 
+/* Ingress not in the set (fpoff), or a frame for another host. */
+static void test_fallback_not_ours(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec s = udp(AF_INET, "10.3.0.2", B4);
+	struct pkt_spec s_reply = reverse(&s), t = udp(AF_INET, A4, B4);
+	struct pfsync_counters before;
+	__u8 in[PKT_MAX];
+	size_t len;
+	struct xdp_md ctx = {.ingress_ifindex = 0};
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+	assert_int_equal(xdp_run(f, &s, f->if_off), XDP_PASS);
+	assert_int_equal(xdp_run(f, &s_reply, f->if_out), XDP_PASS);
+	expect_fallback(f, &s, f->if_off, 64, PFSYNC_FP_NOT_OURS);
+
+	udp_establish(f, &t, f->if_out);
+	before = counters_sum(f);
+	len = frame_of(f, &t, f->if_in, 64, in);
+	in[5] ^= 0x10; /* another host's address, as a promiscuous port receives it */
+	ctx.data_end = (__u32)len;
+	ctx.ingress_ifindex = f->if_in;
+	opts.data_size_in = (__u32)len;
+	assert_int_equal(bpf_prog_test_run_opts(f->b.xdp_fd, &opts), 0);
+	assert_int_equal(opts.retval, XDP_PASS);
+	assert_int_equal(counters_sum(f).fastpath[PFSYNC_FP_NOT_OURS][0],
+			 before.fastpath[PFSYNC_FP_NOT_OURS][0] + 1);
+}
+
 static void test_not_ready_counted(void **state)
 {
 	struct fixture *f = *state;
@@ -531,21 +573,14 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup(fn, test_reset)
 	const struct CMUnitTest tests[] = {
-	    T(test_udp4_redirect),
-	    T(test_udp6_redirect),
-	    T(test_tcp_redirect_tracks),
-	    T(test_icmp_echo_reply_redirect),
-	    T(test_off_by_default),
-	    T(test_not_ready_counted),
-	    T(test_fallback_no_neigh),
-	    T(test_fallback_local),
-	    T(test_fallback_unreachable),
-	    T(test_fallback_egress_not_in_set),
-	    T(test_fallback_mtu),
-	    T(test_fallback_ttl),
-	    T(test_fallback_vlan),
-	    T(test_fallback_ip_options),
-	    T(test_fallback_first_fragment),
+	    T(test_udp4_redirect),	  T(test_udp6_redirect),
+	    T(test_tcp_redirect_tracks),  T(test_icmp_echo_reply_redirect),
+	    T(test_off_by_default),	  T(test_not_ready_counted),
+	    T(test_fallback_no_neigh),	  T(test_fallback_local),
+	    T(test_fallback_unreachable), T(test_fallback_egress_not_in_set),
+	    T(test_fallback_not_ours),	  T(test_fallback_mtu),
+	    T(test_fallback_ttl),	  T(test_fallback_vlan),
+	    T(test_fallback_ip_options),  T(test_fallback_first_fragment),
 	};
 	const char *filter = getenv("TEST_FILTER");
 

@@ -162,6 +162,24 @@ out:
 	return err;
 }
 
+int pfsync_counters_zero(const struct pfsync_maps *m)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	struct pfsync_counters *zeros;
+	__u32 zero = 0;
+	int err = 0;
+
+	if (ncpus <= 0)
+		return ncpus ? ncpus : -EINVAL;
+	zeros = calloc((size_t)ncpus, sizeof(*zeros));
+	if (!zeros)
+		return -ENOMEM;
+	if (bpf_map_update_elem(m->counters, &zero, zeros, BPF_ANY))
+		err = -errno;
+	free(zeros);
+	return err;
+}
+
 typedef int (*pfsync_state_fn)(const struct pfsync_key *, const struct pfsync_state_value *,
 			       void *);
 

@@ -20,6 +20,8 @@ int pfsync_config_write(const struct pfsync_maps *m, const struct pfsync_config 
 int pfsync_globals_read(const struct pfsync_maps *m, struct pfsync_globals *g);
 int pfsync_globals_write(const struct pfsync_maps *m, const struct pfsync_globals *g);
 int pfsync_counters_sum(const struct pfsync_maps *m, struct pfsync_counters *out);
+/* Every CPU's counters back to 0 (tests and benchmarks start from there). */
+int pfsync_counters_zero(const struct pfsync_maps *m);
 /* Calls fn for every state; stops early (returning fn's value) if fn returns non-zero. */
 int pfsync_states_foreach(const struct pfsync_maps *m,
 			  int (*fn)(const struct pfsync_key *, const struct pfsync_state_value *,

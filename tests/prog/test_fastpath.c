@@ -33,6 +33,7 @@
 #include "pfsync_common.h"
 #include "pfsync_logic.h"
 #include "pfsync_loader.h"
+#include "pfsync_maps.h"
 #include "libpkt.h"
 
 #define OUT_MAC	 "\x02\x00\x00\x00\x02\x01" /* fpout's own address */
@@ -69,8 +70,8 @@ static const char *const topology[] = {
 struct fixture {
 	char pin_dir[64];
 	struct pfsync_bpf b;
-	int loaded;
-	int config, counters, ifs;
+	struct pfsync_maps m;
+	int loaded, maps_open;
 	__u32 if_in, if_out, if_off;
 };
 
@@ -98,18 +99,12 @@ static int topology_up(void)
 
 static void fixture_free(struct fixture *f)
 {
+	if (f->maps_open)
+		pfsync_maps_close(&f->m);
 	if (f->loaded)
 		pfsync_bpf_close(&f->b);
 	pkt_bpffs_remove(f->pin_dir);
 	free(f);
-}
-
-static int fp_ifs_add(struct fixture *f, __u32 ifindex, const char *mac)
-{
-	struct pfsync_fastpath_if val = {};
-
-	memcpy(val.mac, mac, sizeof(val.mac));
-	return bpf_map_update_elem(f->ifs, &ifindex, &val, BPF_ANY);
 }
 
 static int group_setup(void **state)
@@ -127,11 +122,11 @@ static int group_setup(void **state)
 			    PFSYNC_LOAD_XDP | PFSYNC_LOAD_CTL))
 		goto fail;
 	f->loaded = 1;
-	f->config = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_CONFIG);
-	f->counters = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_COUNTERS);
-	f->ifs = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_FASTPATH_IFS);
-	if (f->config < 0 || f->counters < 0 || f->ifs < 0 || fp_ifs_add(f, f->if_in, IN_MAC) ||
-	    fp_ifs_add(f, f->if_out, OUT_MAC))
+	if (pfsync_maps_open(&f->m, f->pin_dir))
+		goto fail;
+	f->maps_open = 1;
+	/* through the library, which reads each interface's MAC */
+	if (pfsync_fastpath_if_add(&f->m, f->if_in) || pfsync_fastpath_if_add(&f->m, f->if_out))
 		goto fail;
 	*state = f;
 	return 0;
@@ -151,9 +146,8 @@ static int group_teardown(void **state)
 static void config_set(struct fixture *f, __u32 cfg_flags)
 {
 	struct pfsync_config cfg = {.cfg_flags = cfg_flags};
-	__u32 zero = 0;
 
-	assert_int_equal(bpf_map_update_elem(f->config, &zero, &cfg, BPF_ANY), 0);
+	assert_int_equal(pfsync_config_write(&f->m, &cfg), 0);
 }
 
 /* Empty table, zero counters, fast path on. */
@@ -162,36 +156,18 @@ static int test_reset(void **state)
 	struct fixture *f = *state;
 	struct pfsync_sweep_args args = {.sweep_flags = PFSYNC_SWEEP_FLUSH | PFSYNC_SWEEP_QUIET};
 	struct pfsync_config cfg = {.cfg_flags = PFSYNC_CFG_FASTPATH};
-	int ncpu = libbpf_num_possible_cpus();
-	struct pfsync_counters *zeros = calloc(ncpu, sizeof(*zeros));
-	__u32 zero = 0;
-	int err;
 
-	if (!zeros)
+	if (pfsync_bpf_sweep(&f->b, &args) || pfsync_counters_zero(&f->m))
 		return -1;
-	err = pfsync_bpf_sweep(&f->b, &args);
-	if (!err)
-		err = bpf_map_update_elem(f->counters, &zero, zeros, BPF_ANY);
-	if (!err)
-		err = bpf_map_update_elem(f->config, &zero, &cfg, BPF_ANY);
-	free(zeros);
-	return err;
+	return pfsync_config_write(&f->m, &cfg);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
 static struct pfsync_counters counters_sum(struct fixture *f)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	struct pfsync_counters *per = calloc(ncpu, sizeof(*per)), sum = {};
-	__u64 *dst = (__u64 *)&sum;
-	__u32 zero = 0;
+	struct pfsync_counters sum;
 
-	assert_non_null(per);
-	assert_int_equal(bpf_map_lookup_elem(f->counters, &zero, per), 0);
-	for (int i = 0; i < ncpu; i++)
-		for (size_t k = 0; k < sizeof(sum) / sizeof(__u64); k++)
-			dst[k] += ((const __u64 *)&per[i])[k];
-	free(per);
+	assert_int_equal(pfsync_counters_sum(&f->m, &sum), 0);
 	return sum;
 }
 
@@ -267,33 +243,16 @@ static int xdp_run(struct fixture *f, const struct pkt_spec *s, __u32 ifindex)
 	return r.verdict;
 }
 
+/* A UDP spec of the tests' one port pair. */
 static struct pkt_spec udp(int af, const char *src, const char *dst)
 {
-	struct pkt_spec s = {.af = af,
-			     .saddr = src,
-			     .daddr = dst,
-			     .proto = IPPROTO_UDP,
-			     .sport = 1000,
-			     .dport = 2000,
-			     .wscale = -1};
-	return s;
-}
-
-static struct pkt_spec reverse(const struct pkt_spec *s)
-{
-	struct pkt_spec r = *s;
-
-	r.saddr = s->daddr;
-	r.daddr = s->saddr;
-	r.sport = s->dport;
-	r.dport = s->sport;
-	return r;
+	return pkt_udp(af, src, dst, 1000, 2000);
 }
 
 /* A UDP state that has seen both directions (the reply comes in on `back`). */
 static void udp_establish(struct fixture *f, const struct pkt_spec *s, __u32 back)
 {
-	struct pkt_spec reply = reverse(s);
+	struct pkt_spec reply = pkt_reverse(s);
 
 	assert_int_equal(xdp_run(f, s, f->if_in), XDP_PASS);
 	assert_int_equal(xdp_run(f, &reply, back), XDP_PASS); /* SINGLE -> MULTIPLE on one side */
@@ -348,7 +307,7 @@ static void check_forwarded(struct fixture *f, const struct run *r, const struct
 
 static void check_udp_redirect(struct fixture *f, int af, const char *a, const char *b)
 {
-	struct pkt_spec s = udp(af, a, b), reply = reverse(&s);
+	struct pkt_spec s = udp(af, a, b), reply = pkt_reverse(&s);
 	struct pfsync_counters c;
 	struct run r;
 
@@ -388,7 +347,7 @@ static void test_tcp_redirect_tracks(void **state)
 	syn.tcp_flags = PFSYNC_TH_SYN;
 	syn.seq = 1000;
 	syn.win = 65535;
-	synack = reverse(&syn);
+	synack = pkt_reverse(&syn);
 	synack.tcp_flags = PFSYNC_TH_SYN | PFSYNC_TH_ACK;
 	synack.seq = 5000;
 	synack.ack = 1001;
@@ -419,7 +378,7 @@ static void test_icmp_echo_reply_redirect(void **state)
 	req.proto = IPPROTO_ICMP;
 	req.icmp_type = 8;
 	req.icmp_id = 77;
-	rep = reverse(&req);
+	rep = pkt_reverse(&req);
 	rep.icmp_type = 0;
 	assert_int_equal(xdp_run(f, &req, f->if_in), XDP_PASS); /* creates the state */
 	xdp_run_ttl(f, &rep, f->if_out, 64, &r);
@@ -533,7 +492,7 @@ static void test_fallback_not_ours(void **state)
 {
 	struct fixture *f = *state;
 	struct pkt_spec s = udp(AF_INET, "10.3.0.2", B4);
-	struct pkt_spec s_reply = reverse(&s), t = udp(AF_INET, A4, B4);
+	struct pkt_spec s_reply = pkt_reverse(&s), t = udp(AF_INET, A4, B4);
 	struct pfsync_counters before;
 	__u8 in[PKT_MAX];
 	size_t len;

@@ -163,8 +163,17 @@ if [ "$NFT_fast" -le 10 ] && [ "$FP_fast" -gt $((TRANSFER_MB * 500)) ]; then
 else
 	nl_fail "fast path: the forward chain saw $NFT_fast packets, XDP forwarded $FP_fast"
 fi
-[ "$RETR_fast" -le "$RETR_control" ] ||
-	nl_fail "fast path: $RETR_fast retransmissions, the control had $RETR_control"
+# A redirected frame meets no qdisc or backlog: when the receiving veth's
+# ring (256 frames) is full it is dropped and TCP resends it. On a quiet
+# machine both runs retransmit nothing; on a loaded one (other suites, other
+# users of the two cores) the receiver falls behind now and then. Allowed:
+# the control's count plus 1 % of the data segments (TRANSFER_MB * 7).
+retr_limit=$((RETR_control + TRANSFER_MB * 7))
+if [ "$RETR_fast" -le "$retr_limit" ]; then
+	nl_pass "fast path: $RETR_fast retransmissions (control $RETR_control, allowed $retr_limit)"
+else
+	nl_fail "fast path: $RETR_fast retransmissions, the control had $RETR_control (allowed $retr_limit)"
+fi
 nl_agent_stop fw || nl_fail "agent exited with an error"
 kill "$SINK" 2>/dev/null
 

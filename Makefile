@@ -78,7 +78,7 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libpfsync-san.a $(patsubst %.c,$(
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< $(patsubst %.c,$(BUILD)/san/%.o,$(AGENT_LIB_SRCS)) $(BUILD)/libpfsync-san.a -lcmocka $(LDLIBS_AGENT)
 
-$(BUILD)/tests/prog/%: tests/prog/%.c $(BUILD)/libpfsync.a $(HDRS) $(BPF_OBJS)
+$(BUILD)/tests/prog/%: tests/prog/%.c $(wildcard tests/prog/lib*) $(BUILD)/libpfsync.a $(HDRS) $(BPF_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests/prog -o $@ $< $(wildcard tests/prog/lib*.c) $(BUILD)/libpfsync.a -lcmocka $(LDLIBS_BPF)
 

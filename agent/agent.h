@@ -16,6 +16,7 @@
 #include "index.h"
 #include "log.h"
 #include "pfsync_wire.h"
+#include "repair.h"
 #include "sendq.h"
 #include "sock.h"
 #include "store.h"
@@ -50,6 +51,7 @@ struct agent_opts {
 	unsigned int interval_s;
 	const char *pfsync_if;
 	__u32 states_max;
+	int no_repair; /* --no-repair: no sequence trailer, no NAKs (repair_io.c) */
 };
 
 struct upd_req_ident {
@@ -104,6 +106,13 @@ struct agent {
 	unsigned int bulk_rerequests; /* -1 when absent (tests) */
 	__u64 bulk_rate;	      /* states per second a walk may send */
 	__u64 walk_credit_ns;
+	/* repair_io.c */
+	int repair_on;
+	struct repair_tx repair_tx;
+	struct repair_rx repair_rx;
+	__u64 repair_full_ns; /* the last full resend a NAK asked for */
+	__u64 repair_bad;     /* malformed repair trailers received */
+	__u8 *txbuf;	      /* payload and repair trailer, contiguous for the MAC */
 	int stop;
 };
 
@@ -118,6 +127,8 @@ static inline __u64 agent_clock_ns(void)
 /* ---- sock.c (agent side of the transport) -------------------------------- */
 /* sends one pfsync payload, counts opackets/oerrors/oacts, copies it to pfsync0 */
 int agent_send_payload(struct agent *a, const __u8 *payload, size_t len, const unsigned int *acts);
+/* a bare pfsync header with this repair trailer (BEACON, NAK, DONE); 0 or -errno */
+int agent_send_control(struct agent *a, const __u8 *trailer, size_t tlen);
 /* one packet with just these messages (UPD_REQ, CLR, BUS); 0 or -errno */
 int agent_send_msgs(struct agent *a, __u8 action, const void *msgs, unsigned int n);
 /* reads and applies up to max queued packets; returns packets read */
@@ -141,9 +152,24 @@ void agent_transport_stats(struct agent *a, FILE *out, int json);
 /* the configured peers, comma-separated; "" for the default group alone */
 const char *agent_peer_list(const struct agent *a, char *buf, size_t cap);
 
+/* ---- repair_io.c (repair.h: loss repair) --------------------------------- */
+int agent_repair_init(struct agent *a); /* after the socket: 0 or -ENOMEM */
+void agent_repair_free(struct agent *a);
+/* numbers a packet about to go out; writes its trailer, returns its length (0: off) */
+size_t agent_repair_data_trailer(struct agent *a, const __u8 *payload, size_t len, __u8 *out);
+/* an accepted packet's trailer: gaps, NAKs to answer, DONEs */
+void agent_repair_on_packet(struct agent *a, const __u8 *payload, size_t len);
+/* beacons and NAKs that are due */
+void agent_repair_tick(struct agent *a);
+__u64 agent_repair_deadline(const struct agent *a); /* 0 = no timer */
+void agent_repair_status(const struct agent *a, FILE *out, int json);
+
 /* ---- apply.c ------------------------------------------------------------- */
-/* one received IPv4 packet from interface ifindex: checks, counts, applies */
-void apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex);
+/*
+ * one received IPv4 packet from interface ifindex: checks, counts, applies;
+ * 0 when it passed every check (nothing in it counted as bad), else -1
+ */
+int apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex);
 extern const struct pfsync_decode_ops apply_ops;
 
 /* ---- intake.c ------------------------------------------------------------ */
@@ -155,6 +181,22 @@ void intake_settle(struct agent *a);
 void intake_poll_lost(struct agent *a);
 /* rebuilds the index from the map (start, ringbuf loss) */
 int intake_rebuild_index(struct agent *a);
+
+/*
+ * The index against the table: every state peers can name (all but
+ * no-sync ones) indexed under its key, and no index entry beyond them.
+ * missing = states - matched, stale = indexed - matched; both 0 when the
+ * index covers the table (once the ringbuf's records are in).
+ */
+struct index_check {
+	size_t states;	/* in the table, no-sync ones apart */
+	size_t nosync;	/* never indexed */
+	size_t indexed; /* entries in the index */
+	size_t matched; /* states whose identity the index maps to their key */
+	size_t missing;
+	size_t stale;
+};
+int intake_index_check(struct agent *a, struct index_check *c);
 /* starts an expiry pass when next_sweep_ns is due, advances one under way
  * by a bounded step; 1 while a pass is unfinished. Delete records arrive on
  * the ringbuf. */

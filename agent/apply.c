@@ -90,7 +90,8 @@ static int import_done(struct agent *a, const struct pfsync_key *k,
 		return rc;
 	}
 	a->imported++;
-	if (index_put(&a->index, v->id, v->creatorid, k) != 0)
+	/* as the rebuild: no-sync states are never named, and expire without a record */
+	if (!(v->flags & PFSYNC_SF_NOSYNC) && index_put(&a->index, v->id, v->creatorid, k) != 0)
 		log_err("index: out of memory");
 	return 0;
 }
@@ -127,7 +128,29 @@ static void import_flush(struct agent *a)
 	}
 }
 
-/* imports a full state (now, or queued in the batch); -EINVAL if its values are bad */
+/*
+ * (id, creatorid) names one state: pf refuses to insert a second state with
+ * an identity already in its table. Held by a live state under another key,
+ * or by a state of this packet still waiting in the batch: taken.
+ */
+static int identity_taken(struct agent *a, __u64 id, __u32 creatorid, const struct pfsync_key *k)
+{
+	struct pfsync_state_value cur;
+	struct pfsync_key held;
+
+	if (find_state(a, id, creatorid, &held, &cur) == 0 && !index_key_same(&held, k))
+		return 1;
+	for (unsigned int i = 0; i < pending.n; i++)
+		if (pending.e[i].val.id == id && pending.e[i].val.creatorid == creatorid &&
+		    !index_key_same(&pending.e[i].key, k))
+			return 1;
+	return 0;
+}
+
+/*
+ * imports a full state (now, or queued in the batch); -EINVAL if its values
+ * are bad, -EEXIST (counted in dupident) if its identity is another state's
+ */
 static int import_state(struct agent *a, const struct pfsync_state *m, __u8 flags)
 {
 	struct pfsync_state_value v;
@@ -136,6 +159,13 @@ static int import_state(struct agent *a, const struct pfsync_state *m, __u8 flag
 
 	if (pfsync_state_import(m, a->now_ns, &a->cfg, &k, &v) != 0)
 		return -EINVAL;
+	if (identity_taken(a, v.id, v.creatorid, &k)) {
+		a->stats.dupident++;
+		log_peer(LOG_LVL_WARN,
+			 "state %016llx/%08x refused: its identity is another state's",
+			 (unsigned long long)v.id, v.creatorid);
+		return -EEXIST;
+	}
 	v.state_flags &= ~PFSTATE_ACK;
 	if (v.state_flags & PFSTATE_NOSYNC)
 		v.flags |= PFSYNC_SF_NOSYNC;
@@ -203,6 +233,16 @@ static void on_ins_ack(void *ctx, const struct pfsync_ins_ack *m)
 		defer_ack(a, &k, v.flags & PFSYNC_SF_DEFERRED);
 }
 
+/* a full state message about the connection k (an UPD for a known identity) */
+static int names_key(struct agent *a, const struct pfsync_state *m, const struct pfsync_key *k)
+{
+	struct pfsync_state_value v;
+	struct pfsync_key mk;
+
+	/* values the decoder let through import; if not, the identity decides */
+	return pfsync_state_import(m, a->now_ns, &a->cfg, &mk, &v) != 0 || index_key_same(&mk, k);
+}
+
 static void on_upd(void *ctx, const struct pfsync_state *m)
 {
 	struct agent *a = ctx;
@@ -210,7 +250,7 @@ static void on_upd(void *ctx, const struct pfsync_state *m)
 	struct pfsync_key k;
 	__u64 id = PFSYNC_MSG_ID(m);
 	__u32 creatorid = PFSYNC_MSG_CREATOR(m);
-	int known;
+	int known, rc;
 
 	bulk_req_activity(&a->bulk_req, a->now_ns); /* a bulk update is UPD messages */
 	known = find_state(a, id, creatorid, &k, &v) == 0;
@@ -219,11 +259,16 @@ static void on_upd(void *ctx, const struct pfsync_state *m)
 		import_flush(a);
 		known = find_state(a, id, creatorid, &k, &v) == 0;
 	}
+	if (known && !names_key(a, m, &k)) {
+		a->stats.dupident++;
+		return;
+	}
 	if (known) {
 		merge_into(a, &k, &v, &m->src, &m->dst, m->timeout);
 		return;
 	}
-	if (import_state(a, m, 0) != 0)
+	rc = import_state(a, m, 0);
+	if (rc != 0 && rc != -EEXIST)
 		a->stats.badstate++;
 }
 
@@ -371,19 +416,27 @@ static void send_upd_reqs(struct agent *a)
 	a->nupd_reqs = 0;
 }
 
-void apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex)
+/* the counters of a packet, or of a message in it, that failed a check */
+static __u64 faults_counted(const struct pfsync_stats *st)
 {
+	return st->badif + st->badttl + st->hdrops + st->badver + st->badact + st->badlen +
+	       st->badval;
+}
+
+int apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex)
+{
+	__u64 faults_before = faults_counted(&a->stats);
 	int rc;
 
 	if (ifindex && ifindex != a->sock.ifindex) {
 		/* OpenBSD counts the packet, then checks the interface */
 		a->stats.ipackets++;
 		a->stats.badif++;
-		return;
+		return -1;
 	}
 	if (len >= sizeof(struct iphdr) && a->sock.src &&
 	    memcmp(ip + offsetof(struct iphdr, saddr), &a->sock.src, 4) == 0)
-		return; /* our own multicast looped back (e.g. on lo): never apply it */
+		return -1; /* our own multicast looped back (e.g. on lo): never apply it */
 	a->nupd_reqs = 0;
 	prefetch_packet(a, ip, len);
 	pending.active = a->store.insert_batch != NULL;
@@ -394,4 +447,5 @@ void apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex)
 		tun_write_ip(&a->tun, ip, len);
 	if (a->nupd_reqs)
 		send_upd_reqs(a);
+	return rc == 0 && faults_counted(&a->stats) == faults_before ? 0 : -1;
 }

@@ -343,14 +343,16 @@ enum auth_verdict auth_verify(struct auth *au, __u32 now_s, const __u8 *payload,
 	__u8 mac[AUTH_MAC_LEN];
 	const __u8 *t;
 	struct auth_key *k = NULL;
-	size_t claimed;
+	size_t claimed, signed_len;
 	enum auth_verdict v;
 
 	if (len < PFSYNC_HDRLEN + AUTH_TRAILER_LEN)
 		return au->dropped[AUTH_MISSING]++, AUTH_MISSING;
+	/* the trailer is last; between the pfsync length and it may be others (repair.h) */
+	signed_len = len - AUTH_TRAILER_LEN;
 	claimed = pfsync_get_be16(payload + 2);
-	t = payload + claimed;
-	if (claimed < PFSYNC_HDRLEN || claimed + AUTH_TRAILER_LEN != len ||
+	t = payload + signed_len;
+	if (claimed < PFSYNC_HDRLEN || claimed > signed_len ||
 	    memcmp(t, auth_magic, sizeof(auth_magic)) != 0)
 		return au->dropped[AUTH_MISSING]++, AUTH_MISSING;
 	for (unsigned int i = 0; i < au->nkeys && !k; i++)
@@ -358,7 +360,7 @@ enum auth_verdict auth_verify(struct auth *au, __u32 now_s, const __u8 *payload,
 			k = &au->keys[i];
 	if (!k)
 		return au->dropped[AUTH_UNKNOWN_KEY]++, AUTH_UNKNOWN_KEY;
-	if (compute_mac(k, payload, claimed, t, mac) != 0 ||
+	if (compute_mac(k, payload, signed_len, t, mac) != 0 ||
 	    CRYPTO_memcmp(mac, t + AUTH_MAC_OFF, AUTH_MAC_LEN) != 0)
 		return au->dropped[AUTH_BAD_MAC]++, AUTH_BAD_MAC;
 	/* authentic: now its sequence may move the window */

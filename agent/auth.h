@@ -12,7 +12,8 @@
  *    12     4  sender's wall clock, seconds (big-endian): freshness
  *    16     8  sequence (big-endian): the sender's wall clock in ns at its
  *              start, plus one per packet, so it grows across restarts
- *    24    32  HMAC-SHA256(key, pfsync payload || trailer bytes 0..23)
+ *    24    32  HMAC-SHA256(key, everything before this trailer (the pfsync
+ *              payload, and the repair trailer, repair.h) || trailer bytes 0..23)
  *
  * Up to two keys are accepted (rotation); the first one signs. The crypto
  * is OpenSSL's libcrypto (EVP_MAC); nothing here is hand-written crypto.

@@ -26,7 +26,7 @@ static const struct config_key {
     {"pin-dir", VAL_ONE},      {"attach", VAL_LIST},	      {"rules", VAL_ONE},
     {"interval", VAL_NUMBER},  {"auth-key", VAL_ONE},	      {"ctl", VAL_ONE},
     {"obj", VAL_ONE},	       {"pfsync-if", VAL_ONE},	      {"states-max", VAL_NUMBER},
-    {"bulk-rate", VAL_NUMBER}, {"fastpath", VAL_BOOL},
+    {"bulk-rate", VAL_NUMBER}, {"no-repair", VAL_BOOL},	      {"fastpath", VAL_BOOL},
 };
 
 static const struct config_key *find_key(const char *name)

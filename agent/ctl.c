@@ -240,6 +240,7 @@ static void status_text(struct agent *a, FILE *out)
 			a->defer.pending, (unsigned long long)a->defer.released_ack,
 			(unsigned long long)a->defer.released_timeout,
 			(unsigned long long)a->defer.release_failed);
+	agent_repair_status(a, out, 0);
 	fprintf(out, "hostid: 0x%08x\n", a->hostid);
 	fprintf(out, "mtu: %u", a->sock.link_mtu);
 	if (a->sock.link_mtu != a->sock.mtu) /* room left for an IPv6 header or an auth trailer */
@@ -270,6 +271,7 @@ static void status_json(struct agent *a, FILE *out)
 	else
 		fprintf(out, "\"syncpeer\":null,");
 	agent_transport_status(a, out, 1);
+	agent_repair_status(a, out, 1);
 	fprintf(out, "\"maxupd\":%u,\"defer\":%s,\"hostid\":%u,\"mtu\":%u,", current_maxupd(a),
 		a->opts.defer ? "true" : "false", a->hostid, a->sock.link_mtu);
 	fprintf(out, "\"bulk\":\"%s\",\"bulk_tries\":%u,\"bulk_sending\":%s,\"bulks_served\":%llu,",
@@ -294,6 +296,28 @@ static void status_json(struct agent *a, FILE *out)
 static int has_json_flag(const char *args)
 {
 	return strstr(args, "--json") != NULL;
+}
+
+/* `index`: the identity index checked against the whole table */
+static int index_report(struct agent *a, FILE *out, int json)
+{
+	struct index_check c;
+
+	if (intake_index_check(a, &c) != 0) {
+		fprintf(out, "error: reading the state table failed\n");
+		return -1;
+	}
+	if (json)
+		fprintf(out,
+			"{\"states\":%zu,\"nosync\":%zu,\"indexed\":%zu,\"matched\":%zu,"
+			"\"missing\":%zu,\"stale\":%zu}\n",
+			c.states, c.nosync, c.indexed, c.matched, c.missing, c.stale);
+	else
+		fprintf(out,
+			"index: %zu entries for %zu states (%zu no-sync apart): %zu missing, %zu "
+			"stale\n",
+			c.indexed, c.states, c.nosync, c.missing, c.stale);
+	return 0;
 }
 
 int ctl_execute(struct agent *a, const char *line, FILE *out)
@@ -326,8 +350,11 @@ int ctl_execute(struct agent *a, const char *line, FILE *out)
 	} else if (!strcmp(cmd, "bulk")) {
 		bulk_request(a);
 		fprintf(out, "bulk update requested\n");
+	} else if (!strcmp(cmd, "index")) {
+		return index_report(a, out, has_json_flag(args));
 	} else {
-		fprintf(out, "error: unknown command '%s' (status, stats, flush, bulk)\n", cmd);
+		fprintf(out, "error: unknown command '%s' (status, stats, flush, bulk, index)\n",
+			cmd);
 		return -1;
 	}
 	return 0;

@@ -9,6 +9,8 @@
 #ifndef AGENT_INDEX_H
 #define AGENT_INDEX_H
 
+#include <string.h>
+
 #include "htab.h"
 #include "pfsync_common.h"
 
@@ -29,5 +31,11 @@ size_t index_del_creator(struct state_index *ix, __u32 creatorid);
 void index_clear(struct state_index *ix);
 size_t index_count(const struct state_index *ix);
 size_t index_bytes(const struct state_index *ix);
+
+/* keys are map keys: fully initialised, padding included, so bytes compare */
+static inline int index_key_same(const struct pfsync_key *x, const struct pfsync_key *y)
+{
+	return memcmp(x, y, sizeof(*x)) == 0;
+}
 
 #endif /* AGENT_INDEX_H */

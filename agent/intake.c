@@ -132,9 +132,11 @@ int intake_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* a walk over the map with the agent: the rebuild's, or the index check's */
 struct rebuild {
 	struct agent *a;
 	struct pfsync_unqueue_args unq;
+	struct index_check *check;
 };
 
 static void unqueue_flush(struct rebuild *r)
@@ -172,6 +174,36 @@ int intake_rebuild_index(struct agent *a)
 	index_clear(&a->index);
 	rc = store_foreach(&a->store, index_one, &r);
 	unqueue_flush(&r);
+	return rc;
+}
+
+static int check_one(const struct pfsync_key *k, const struct pfsync_state_value *v, void *arg)
+{
+	struct rebuild *r = arg;
+	struct index_check *c = r->check;
+	struct pfsync_key held;
+
+	if (v->flags & PFSYNC_SF_NOSYNC) {
+		c->nosync++;
+		return 0;
+	}
+	c->states++;
+	if (index_get(&r->a->index, v->id, v->creatorid, &held) == 0 && index_key_same(&held, k))
+		c->matched++;
+	return 0;
+}
+
+int intake_index_check(struct agent *a, struct index_check *c)
+{
+	struct rebuild r = {.a = a, .check = c};
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	rc = store_foreach(&a->store, check_one, &r);
+	c->indexed = index_count(&a->index);
+	/* an identity maps to one key: each match is a distinct index entry */
+	c->missing = c->states - c->matched;
+	c->stale = c->indexed - c->matched;
 	return rc;
 }
 

@@ -31,6 +31,7 @@
 #include <xdp/libxdp.h>
 
 #include "agent.h"
+#include "attach.h"
 
 #include "config.h"
 #include "notify.h"
@@ -45,18 +46,6 @@
 #define MAX_WAIT_MS   1000
 /* ids the datapath could reserve while the agent rewrites pfsync_globals */
 #define AGENT_ID_WRITE_MARGIN (1ULL << 20)
-
-struct attachment {
-	char ifname[IF_NAMESIZE];
-	int ifindex;
-	struct xdp_program *xdp; /* libxdp handle, or NULL when attached by bpf_xdp_attach */
-	int xdp_attached;
-	enum xdp_attach_mode xdp_mode;
-	struct bpf_tc_hook hook;
-	struct bpf_tc_opts tc;
-	int tc_attached;
-	int hook_created;
-};
 
 struct process {
 	struct agent a;
@@ -85,6 +74,7 @@ static void usage(FILE *f)
 		   "         [--states-max N] [--bulk-rate STATES_PER_S] [-v|-q]\n"
 		   "         [--auth-key FILE]... [--min-ttl N] (--syncpeer may repeat: "
 		   "IPv4, IPv6, ff12::f0)\n"
+		   "         [--no-repair]\n"
 		   "Synchronises pf-style connection states with peers (OpenBSD pfsync "
 		   "v6).\n");
 	fprintf(f,
@@ -128,6 +118,7 @@ enum {
 	OPT_RULES,
 	OPT_AUTH_KEY,
 	OPT_MIN_TTL,
+	OPT_NO_REPAIR,
 	OPT_HELP,
 };
 
@@ -200,6 +191,7 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 	    {"rules", required_argument, NULL, OPT_RULES},
 	    {"auth-key", required_argument, NULL, OPT_AUTH_KEY},
 	    {"min-ttl", required_argument, NULL, OPT_MIN_TTL},
+	    {"no-repair", no_argument, NULL, OPT_NO_REPAIR},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"quiet", no_argument, NULL, 'q'},
@@ -233,6 +225,9 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 				return -1;
 			}
 			a->opts.auth_keys[a->opts.nauth_keys++] = optarg;
+			break;
+		case OPT_NO_REPAIR:
+			a->opts.no_repair = 1;
 			break;
 		case OPT_DEFER:
 			a->opts.defer = 1;
@@ -363,115 +358,6 @@ static int setup_config(struct process *p)
 	return pfsync_config_write(&p->maps, &a->cfg);
 }
 
-/* libxdp explains its fallbacks at length: keep that for -v */
-static int libxdp_log(enum libxdp_print_level level, const char *fmt, va_list ap)
-{
-	char line[512];
-
-	if (level != LIBXDP_DEBUG && agent_log_level >= LOG_LVL_DEBUG) {
-		vsnprintf(line, sizeof(line), fmt, ap);
-		line[strcspn(line, "\n")] = '\0';
-		log_debug("%s", line);
-	}
-	return 0;
-}
-
-/* libbpf messages while libxdp probes its dispatcher are expected failures */
-static int libbpf_debug_only(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	return libxdp_log(level == LIBBPF_WARN ? LIBXDP_WARN : LIBXDP_DEBUG, fmt, ap);
-}
-
-static int attach_xdp_libxdp(struct process *p, struct attachment *at)
-{
-	int rc;
-
-	at->xdp = xdp_program__from_bpf_obj(p->bpf.obj, "xdp");
-	if (at->xdp && !libxdp_get_error(at->xdp)) {
-		rc = xdp_program__attach(at->xdp, at->ifindex, XDP_MODE_UNSPEC, 0);
-		if (rc == 0) {
-			at->xdp_attached = 1;
-			at->xdp_mode = xdp_program__is_attached(at->xdp, at->ifindex);
-			return 0;
-		}
-		log_debug("libxdp attach on %s: %s; using bpf_xdp_attach", at->ifname,
-			  strerror(-rc));
-		xdp_program__close(at->xdp);
-	}
-	at->xdp = NULL;
-	return -EOPNOTSUPP;
-}
-
-static int attach_xdp(struct process *p, struct attachment *at)
-{
-	libbpf_print_fn_t prev = libbpf_set_print(libbpf_debug_only);
-	int rc = attach_xdp_libxdp(p, at);
-
-	libbpf_set_print(prev);
-	if (rc == 0)
-		return 0;
-	rc = bpf_xdp_attach(at->ifindex, p->bpf.xdp_fd, 0, NULL);
-	if (rc) {
-		log_err("attaching XDP to %s: %s", at->ifname, strerror(-rc));
-		return rc;
-	}
-	at->xdp_attached = 1;
-	return 0;
-}
-
-static int attach_tc(struct process *p, struct attachment *at)
-{
-	int rc;
-
-	memset(&at->hook, 0, sizeof(at->hook));
-	at->hook.sz = sizeof(at->hook);
-	at->hook.ifindex = at->ifindex;
-	at->hook.attach_point = BPF_TC_EGRESS;
-	rc = bpf_tc_hook_create(&at->hook);
-	if (rc && rc != -EEXIST) {
-		log_err("creating clsact on %s: %s", at->ifname, strerror(-rc));
-		return rc;
-	}
-	at->hook_created = rc == 0;
-	memset(&at->tc, 0, sizeof(at->tc));
-	at->tc.sz = sizeof(at->tc);
-	at->tc.prog_fd = p->bpf.tc_fd;
-	rc = bpf_tc_attach(&at->hook, &at->tc);
-	if (rc) {
-		log_err("attaching tc egress to %s: %s", at->ifname, strerror(-rc));
-		return rc;
-	}
-	at->tc_attached = 1;
-	return 0;
-}
-
-static void detach_one(struct attachment *at)
-{
-	if (at->tc_attached) {
-		at->tc.prog_fd = 0;
-		at->tc.prog_id = 0;
-		at->tc.flags = 0;
-		bpf_tc_detach(&at->hook, &at->tc);
-		at->tc_attached = 0;
-	}
-	if (at->hook_created) {
-		/* the clsact qdisc was ours: remove it whole */
-		at->hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
-		bpf_tc_hook_destroy(&at->hook);
-		at->hook_created = 0;
-	}
-	if (at->xdp_attached) {
-		if (at->xdp)
-			xdp_program__detach(at->xdp, at->ifindex, at->xdp_mode, 0);
-		else
-			bpf_xdp_detach(at->ifindex, 0, NULL);
-		at->xdp_attached = 0;
-	}
-	if (at->xdp)
-		xdp_program__close(at->xdp);
-	at->xdp = NULL;
-}
-
 /* With --fastpath, an interface running the programs is a fast-path egress. */
 static int fastpath_if_join(struct process *p, const struct attachment *at)
 {
@@ -498,22 +384,14 @@ static void fastpath_if_leave(struct process *p, const struct attachment *at)
 static int attach_all(struct process *p)
 {
 	for (unsigned int i = 0; i < p->a.opts.nattach; i++) {
-		struct attachment *at = &p->att[i];
 		int rc;
 
-		snprintf(at->ifname, sizeof(at->ifname), "%s", p->a.opts.attach[i]);
-		at->ifindex = if_nametoindex(at->ifname);
-		if (!at->ifindex) {
-			log_err("--attach %s: no such interface", at->ifname);
-			return -ENODEV;
-		}
 		p->natt = i + 1;
-		rc = attach_xdp(p, at);
-		rc = rc ?: attach_tc(p, at);
+		rc = attach_iface(&p->att[i], p->a.opts.attach[i], p->bpf.obj, p->bpf.xdp_fd,
+				  p->bpf.tc_fd);
 		if (rc)
 			return rc;
-		log_info("attached XDP and tc egress to %s", at->ifname);
-		rc = fastpath_if_join(p, at);
+		rc = fastpath_if_join(p, &p->att[i]);
 		if (rc)
 			return rc;
 	}
@@ -592,6 +470,8 @@ static int setup_io(struct process *p)
 	if (sendq_init(&a->sendq, a->sock.mtu) != 0)
 		return -ENOMEM;
 	agent_bind_sendq_io(a);
+	if (agent_repair_init(a) != 0)
+		return -ENOMEM;
 	a->builder = pfsync_builder_new(a->sock.mtu);
 	a->pkt = malloc(a->sock.mtu > AGENT_RXBUF ? a->sock.mtu : AGENT_RXBUF);
 	a->rxbuf = malloc(AGENT_RXBUF);
@@ -645,6 +525,7 @@ static int wait_ms(struct agent *a)
 	earliest(&deadline, bulk_req_deadline(&a->bulk_req));
 	earliest(&deadline, a->resync_due_ns);
 	earliest(&deadline, a->next_defer_ns);
+	earliest(&deadline, agent_repair_deadline(a));
 	if (deadline <= now)
 		return 0;
 	if (deadline - now >= (__u64)MAX_WAIT_MS * 1000000)
@@ -737,6 +618,7 @@ static void periodic(struct agent *a)
 	ctl_expire(a);
 	/* last: whatever this turn queued shares the packets (see top of file) */
 	agent_flush_sendq(a);
+	agent_repair_tick(a); /* after the data: a beacon only when none went */
 }
 
 /*
@@ -831,7 +713,7 @@ static void teardown(struct process *p)
 
 	for (unsigned int i = 0; i < p->natt; i++) {
 		fastpath_if_leave(p, &p->att[i]);
-		detach_one(&p->att[i]);
+		attach_remove(&p->att[i]);
 	}
 	ctl_close(&a->ctl);
 	if (p->rb)
@@ -842,6 +724,7 @@ static void teardown(struct process *p)
 		close(p->epfd);
 	tun_close(&a->tun);
 	agent_sock_close(a);
+	agent_repair_free(a);
 	walker_free(&a->walker);
 	store_sweep_free(&a->sweep);
 	defer_free(&a->defer);
@@ -868,7 +751,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN); /* a control client may go away mid-reply */
-	libxdp_set_print(libxdp_log);
+	libxdp_set_print(attach_libxdp_log);
 	p->epfd = p->sigfd = -1;
 	a->sock.fd = a->tun.fd = a->ctl.fd = -1;
 	a->config_fd = a->globals_fd = -1;
@@ -901,6 +784,13 @@ int main(int argc, char **argv)
 		 a->sock.auth ? "on" : "off", a->hostid, index_count(&a->index));
 	a->now_ns = agent_clock_ns();
 	a->next_sweep_ns = a->now_ns + (__u64)a->opts.interval_s * 1000000000ULL;
+	/*
+	 * States already in the table: a run before this one (killed, say)
+	 * may have taken their records off the ring and died before sending
+	 * them, and no sequence number tells the peers. They get them all.
+	 */
+	if (index_count(&a->index) && walker_start(a, 0) != 0)
+		log_err("cannot resend the %zu states found at start", index_count(&a->index));
 	bulk_request(a);
 	run(p);
 	notify_send("STOPPING=1\n");

@@ -512,6 +512,8 @@ int agent_sock_open(struct agent *a)
 	a->sock.auth = au;
 	if (rc)
 		return rc;
+	if (!a->opts.no_repair)
+		a->sock.mtu -= REPAIR_HDR_LEN; /* every packet numbered */
 	if (au) {
 		a->sock.mtu -= AUTH_TRAILER_LEN;
 		if (a->opts.min_ttl)
@@ -555,14 +557,25 @@ static __u32 capture_dst(const struct sync_sock *s)
 	return htonl(PFSYNC_GROUP_ADDR);
 }
 
-/* signs (when a key is set) and sends to every peer; counts per family */
-static int transmit(struct agent *a, const __u8 *payload, size_t len)
+/*
+ * Appends the repair trailer (rlen may be 0), signs (when a key is set) and
+ * sends to every peer; counts per family.
+ */
+static int transmit(struct agent *a, const __u8 *payload, size_t len, const __u8 *rtrailer,
+		    size_t rlen)
 {
 	__u8 trailer[AUTH_TRAILER_LEN];
 	size_t tlen = 0;
 	struct sync_tx tx;
 	int rc;
 
+	if (rlen) {
+		/* the MAC covers both: one buffer */
+		memcpy(a->txbuf, payload, len);
+		memcpy(a->txbuf + len, rtrailer, rlen);
+		payload = a->txbuf;
+		len += rlen;
+	}
 	if (a->sock.auth) {
 		if (auth_sign(a->sock.auth, a->hostid, wall_seconds(), payload, len, trailer)) {
 			a->stats.oerrors++;
@@ -581,8 +594,19 @@ static int transmit(struct agent *a, const __u8 *payload, size_t len)
 	return rc;
 }
 
+int agent_send_control(struct agent *a, const __u8 *trailer, size_t tlen)
+{
+	__u8 hdr[PFSYNC_HDRLEN] = {PFSYNC_VERSION};
+
+	pfsync_put_be16(hdr + 2, PFSYNC_HDRLEN);
+	if (a->xmit)
+		return a->xmit(a, hdr, sizeof(hdr));
+	return transmit(a, hdr, sizeof(hdr), trailer, tlen);
+}
+
 int agent_send_payload(struct agent *a, const __u8 *payload, size_t len, const unsigned int *acts)
 {
+	__u8 rtrailer[REPAIR_HDR_LEN];
 	int rc;
 
 	if (a->xmit) {
@@ -594,7 +618,8 @@ int agent_send_payload(struct agent *a, const __u8 *payload, size_t len, const u
 		else
 			a->stats.oerrors++;
 	} else {
-		rc = transmit(a, payload, len);
+		rc = transmit(a, payload, len, rtrailer,
+			      agent_repair_data_trailer(a, payload, len, rtrailer));
 	}
 	if (rc) {
 		log_debug("send to the peers failed: %s", strerror(-rc));
@@ -699,13 +724,24 @@ static int transport_accept(struct agent *a, const struct sync_rx *rx, const __u
 			return 0;
 		}
 	}
-	if (!p)
-		p = sync_sock_learn_peer(s, &rx->from);
-	if (p) {
-		p->ipackets++;
-		p->last_heard_ns = a->now_ns;
-	}
 	return 1;
+}
+
+/*
+ * A packet that passed the transport's checks and the decoder's: only now
+ * is its sender heard, and learned on a group. Learning any source that
+ * reached the socket let forged junk fill the peer table.
+ */
+static void sender_heard(struct agent *a, const union sync_addr *from)
+{
+	struct sync_peer *p = sync_sock_find_peer(&a->sock, from);
+
+	if (!p)
+		p = sync_sock_learn_peer(&a->sock, from);
+	if (!p)
+		return;
+	p->ipackets++;
+	p->last_heard_ns = a->now_ns;
 }
 
 /* a TTL accepted under --min-ttl is shown to the decoder as 255 */
@@ -739,6 +775,10 @@ static void receive4(struct agent *a, size_t n, struct sync_rx *rx)
 		return;
 	if (ip[8] != PFSYNC_DFLTTL)
 		normalise_ttl(ip, ihl);
+	if (apply_packet(a, ip, n, rx->ifindex) == 0)
+		sender_heard(a, &rx->from);
+	agent_repair_on_packet(a, ip + ihl, (total < n ? total : n) - ihl);
+	return;
 decoder:
 	apply_packet(a, ip, n, rx->ifindex);
 }
@@ -757,6 +797,7 @@ static void receive6(struct agent *a, size_t n, struct sync_rx *rx)
 	    .ttl = PFSYNC_DFLTTL,
 	    .protocol = IPPROTO_PFSYNC,
 	};
+	int valid;
 
 	if (rx->ifindex && rx->ifindex != a->sock.ifindex) {
 		a->stats.ipackets6++;
@@ -766,9 +807,12 @@ static void receive6(struct agent *a, size_t n, struct sync_rx *rx)
 	if (!transport_accept(a, rx, payload, n, &a->stats.ipackets6))
 		return;
 	memcpy(a->rxbuf, &ip, sizeof(ip));
-	apply_packet(a, a->rxbuf, n + sizeof(ip), rx->ifindex);
+	valid = apply_packet(a, a->rxbuf, n + sizeof(ip), rx->ifindex) == 0;
 	a->stats.ipackets--;
 	a->stats.ipackets6++;
+	if (valid)
+		sender_heard(a, &rx->from);
+	agent_repair_on_packet(a, payload, n);
 }
 
 static void receive_one(struct agent *a, int v6, size_t n, struct sync_rx *rx)

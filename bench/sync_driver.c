@@ -18,6 +18,8 @@
  *       p50/p99/max of the samples.
  *   fill A_PIN COUNT BASE RATE     the same without B (RATE 0: unpaced)
  *   count PIN_DIR                  entries in the states map
+ *   missing A_PIN B_PIN MIN_AGE_S  A's states at least MIN_AGE_S old that B
+ *                                  lacks: total=, old=, missing=
  *   mapmem PIN_DIR                 memlock (fdinfo), max_entries, key/value size
  *   now                            CLOCK_MONOTONIC seconds
  *   ctl CTL_SOCK COMMAND           one agent control command, reply printed
@@ -725,6 +727,51 @@ static int cmd_count(const char *pin_dir)
 	return 0;
 }
 
+/*
+ * States of A at least MIN_AGE_S old (by their creation time) that B's map
+ * lacks: the fault suite's measure of what loss repair left undone.
+ */
+static int cmd_missing(char **argv)
+{
+	struct pfsync_key key, next;
+	struct pfsync_state_value val;
+	struct pfsync_maps a, b;
+	struct timespec ts;
+	unsigned long old_enough = 0, missing = 0, total = 0;
+	__u64 now, min_age = strtoull(argv[2], NULL, 10) * 1000000000ULL;
+	void *prev = NULL;
+	int rc = 0;
+
+	if (pfsync_maps_open(&a, argv[0]))
+		return 1;
+	if (pfsync_maps_open(&b, argv[1])) {
+		pfsync_maps_close(&a);
+		return 1;
+	}
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	now = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+	while (bpf_map_get_next_key(a.states, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(a.states, &key, &val) != 0)
+			continue; /* deleted meanwhile */
+		total++;
+		if (val.creation + min_age > now)
+			continue;
+		old_enough++;
+		if (bpf_map_lookup_elem(b.states, &key, &val) != 0)
+			missing++;
+	}
+	if (errno != ENOENT) {
+		fprintf(stderr, "sync_driver: walking A's states: %s\n", strerror(errno));
+		rc = 1;
+	}
+	printf("total=%lu old=%lu missing=%lu\n", total, old_enough, missing);
+	pfsync_maps_close(&b);
+	pfsync_maps_close(&a);
+	return rc;
+}
+
 /* memlock as the kernel accounts it for this map fd (fdinfo). */
 static long long fd_memlock(int fd)
 {
@@ -1085,6 +1132,7 @@ static int usage(void)
 			"       sync_driver run A_PIN B_PIN COUNT RATE BASE SAMPLES TIMEOUT_S\n"
 			"       sync_driver fill A_PIN COUNT BASE RATE\n"
 			"       sync_driver count|mapmem PIN_DIR\n"
+			"       sync_driver missing A_PIN B_PIN MIN_AGE_S\n"
 			"       sync_driver now\n"
 			"       sync_driver ctl CTL_SOCK COMMAND\n"
 			"       sync_driver waitidx CTL_SOCK N TIMEOUT_S START\n"
@@ -1111,6 +1159,8 @@ int main(int argc, char **argv)
 		return cmd_run(argv + 2, 0);
 	if (!strcmp(cmd, "count") && nargs == 1)
 		return cmd_count(argv[2]);
+	if (!strcmp(cmd, "missing") && nargs == 3)
+		return cmd_missing(argv + 2);
 	if (!strcmp(cmd, "mapmem") && nargs == 1)
 		return cmd_mapmem(argv[2]);
 	if (!strcmp(cmd, "now") && nargs == 0)

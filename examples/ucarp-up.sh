@@ -3,7 +3,9 @@
 # when this firewall becomes master. The address is taken only once pfsync's
 # bulk update is done, so that established connections are not dropped by
 # an empty state table; a firewall whose peer never answers (bulk update
-# "failed") takes over after PFSYNC_WAIT seconds anyway.
+# "failed") takes over at once, and one still waiting after PFSYNC_WAIT
+# seconds takes over anyway. It says which (stderr and syslog), and exits
+# with the status of adding the address.
 # ucarp -i eth0 -s 192.0.2.2 -v 1 -p secret -a 192.0.2.1 \
 #       -u /usr/local/share/doc/pfsync-xdp/examples/ucarp-up.sh \
 #       -d /usr/local/share/doc/pfsync-xdp/examples/ucarp-down.sh
@@ -13,10 +15,26 @@ ADDR=$2
 PFSYNCCTL=${PFSYNCCTL:-/usr/local/sbin/pfsyncctl}
 WAIT=${PFSYNC_WAIT:-60}
 
+say() {
+	echo "ucarp-up: $*" >&2
+	logger -t ucarp-up "$*" 2>/dev/null || true
+}
+
 waited=0
-until "$PFSYNCCTL" status 2>/dev/null | grep -q "bulk: done"; do
-	if "$PFSYNCCTL" status 2>/dev/null | grep -q "bulk: failed" || [ "$waited" -ge "$WAIT" ]; then
-		logger -t ucarp-up "pfsync bulk update not done; taking $ADDR on $IF anyway"
+while :; do
+	bulk=$("$PFSYNCCTL" status 2>/dev/null | sed -n 's/^bulk: \([a-z ]*\).*/\1/p')
+	case $bulk in
+	done)
+		say "pfsync bulk update done after ${waited} s; taking $ADDR on $IF"
+		break
+		;;
+	failed)
+		say "pfsync bulk update failed (no peer answered) after ${waited} s; taking $ADDR on $IF"
+		break
+		;;
+	esac
+	if [ "$waited" -ge "$WAIT" ]; then
+		say "pfsync bulk update not done after ${WAIT} s (${bulk:-no status}); taking $ADDR on $IF anyway"
 		break
 	fi
 	sleep 1

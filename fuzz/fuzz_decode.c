@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * libFuzzer target: pfsync input (IPv4 or bare payload) -> decoder -> the
- * apply path (import, merge, delete, clear) onto a small userspace stand-in
- * of the states map, keyed by (id, creatorid) like OpenBSD's lookup.
+ * wire import/export and merge functions of lib/, called by a model of the
+ * apply path onto a small table keyed by (id, creatorid) like OpenBSD's
+ * lookup. The model checks the decoder and lib/; the agent's real apply
+ * path (agent/apply.c over the store interface) is fuzz_apply.c's target.
  *
  * First input byte: bit 0 set = the rest is an IPv4 packet
  * (pfsync_input_ipv4), clear = a pfsync payload (pfsync_decode).
@@ -15,8 +17,9 @@
  *  - import fails only for creatorid 0 once the decoder passed the message,
  *    and import(export(import(m))) == import(m);
  *  - merge returns 0..2;
- *  - table entries only disappear when a DEL/DEL_C named them or a CLR
- *    named their creator; the entry count matches inserts - removals.
+ *  - the model's table entries only disappear when a DEL/DEL_C named
+ *    them or a CLR named their creator (the decoder hands each message to
+ *    the right callback); the entry count matches inserts - removals.
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -224,8 +224,14 @@ struct pfsync_rule {
 };
 
 /* ---- runtime configuration (pfsync_config, ARRAY of 1) ------------------ */
-#define PFSYNC_CFG_DEFER    0x0001 /* hold the first packet of new states */
-#define PFSYNC_CFG_FASTPATH 0x0002 /* established flows routed in XDP (bpf/fastpath.h) */
+#define PFSYNC_CFG_DEFER 0x0001 /* hold the first packet of new states */
+/*
+ * adaptive.start / adaptive.end were set explicitly (`set timeout`), 0
+ * included: 0 in timeouts[] alone means "derive it from the state limit".
+ */
+#define PFSYNC_CFG_ADAPTIVE_START 0x0002
+#define PFSYNC_CFG_ADAPTIVE_END	  0x0004
+#define PFSYNC_CFG_FASTPATH	  0x0008 /* established flows routed in XDP (bpf/fastpath.h) */
 
 struct pfsync_config {
 	__u32 timeouts[PFTM_MAX]; /* seconds (adaptive: state counts) */
@@ -233,8 +239,8 @@ struct pfsync_config {
 	__u32 cfg_flags;	  /* PFSYNC_CFG_* */
 	__u32 rules_bank;	  /* active bank of pfsync_rules: 0 or 1 */
 	__u32 nrules;		  /* rules in the active bank; 0 = pass all */
-	__u32 state_limit;	  /* adaptive scaling base, <= map size */
-	__u32 pad;
+	__u32 state_limit;	  /* `set limit states`; 0 = the table size */
+	__u32 table_size;	  /* pfsync_states max_entries, written at load */
 };
 
 /*

@@ -117,24 +117,40 @@ static __always_inline __u32 pfsync_timeout_get(const struct pfsync_config *cfg,
 }
 
 /*
- * Adaptive thresholds. Explicit adaptive.start/end win; otherwise, when a
- * state limit is configured, they are 60 % / 120 % of it (what pfctl does
- * for `set limit states N`); otherwise pf's defaults (60000/120000).
+ * The state limit adaptive timeouts scale with: `set limit states`, else
+ * the table's size (--states-max), else the size it is compiled with.
+ */
+static __always_inline __u32 pfsync_state_limit(const struct pfsync_config *cfg)
+{
+	if (cfg && cfg->state_limit)
+		return cfg->state_limit;
+	if (cfg && cfg->table_size)
+		return cfg->table_size;
+	return PFSYNC_STATES_MAX;
+}
+
+/* One adaptive bound: the explicit value (0 included), else pct % of the limit. */
+static __always_inline __u32 pfsync_adaptive_bound(const struct pfsync_config *cfg, __u32 pftm,
+						   __u32 set_flag, __u32 pct)
+{
+	__u32 value = cfg ? cfg->timeouts[pftm] : 0;
+
+	if (value || (cfg && (cfg->cfg_flags & set_flag)))
+		return value;
+	return (__u32)((__u64)pfsync_state_limit(cfg) * pct / 100);
+}
+
+/*
+ * Adaptive thresholds as pf.conf(5): adaptive.start and adaptive.end are
+ * 60 % and 120 % of the state limit unless set; both 0 turn scaling off.
+ * (Fixed at 60000/120000 they wiped a bigger table past 120000 states and
+ * never scaled a smaller one.)
  */
 static __always_inline void pfsync_adaptive_bounds(const struct pfsync_config *cfg, __u32 *start,
 						   __u32 *end)
 {
-	__u32 cfg_start = cfg ? cfg->timeouts[PFTM_ADAPTIVE_START] : 0;
-	__u32 cfg_end = cfg ? cfg->timeouts[PFTM_ADAPTIVE_END] : 0;
-	__u64 limit = cfg ? cfg->state_limit : 0;
-
-	if (!cfg_start && !cfg_end && limit) {
-		*start = (__u32)(limit * 6 / 10);
-		*end = (__u32)(limit * 12 / 10);
-		return;
-	}
-	*start = cfg_start ? cfg_start : pfsync_timeout_default(PFTM_ADAPTIVE_START);
-	*end = cfg_end ? cfg_end : pfsync_timeout_default(PFTM_ADAPTIVE_END);
+	*start = pfsync_adaptive_bound(cfg, PFTM_ADAPTIVE_START, PFSYNC_CFG_ADAPTIVE_START, 60);
+	*end = pfsync_adaptive_bound(cfg, PFTM_ADAPTIVE_END, PFSYNC_CFG_ADAPTIVE_END, 120);
 }
 
 /* The state's timeout in seconds after adaptive scaling (pf_state_expires). */

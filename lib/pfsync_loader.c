@@ -156,6 +156,30 @@ static int size_states_map(struct bpf_object *obj, const char *pin_dir, __u32 st
 	return err;
 }
 
+/*
+ * The adaptive timeouts scale with the table's size unless a state limit is
+ * set (pfsync_state_limit): the size goes into pfsync_config, where the
+ * sweep program and every reader of the config find it.
+ */
+static int record_table_size(struct bpf_object *obj)
+{
+	struct bpf_map *states = bpf_object__find_map_by_name(obj, PFSYNC_MAP_STATES);
+	int cfg_fd = bpf_object__find_map_fd_by_name(obj, PFSYNC_MAP_CONFIG);
+	struct pfsync_config cfg;
+	__u32 zero = 0;
+
+	if (!states || cfg_fd < 0)
+		return -ENOENT;
+	if (bpf_map_lookup_elem(cfg_fd, &zero, &cfg))
+		return -errno;
+	if (cfg.table_size == bpf_map__max_entries(states))
+		return 0;
+	cfg.table_size = bpf_map__max_entries(states);
+	if (bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 int pfsync_bpf_load(struct pfsync_bpf *b, const char *obj_path, const char *pin_dir,
 		    __u32 states_max, unsigned int which)
 {
@@ -190,6 +214,12 @@ int pfsync_bpf_load(struct pfsync_bpf *b, const char *obj_path, const char *pin_
 		if (err)
 			fprintf(stderr, "pfsync: cannot load %s (pin dir %s): %s\n", obj_path,
 				pin_dir, strerror(-err));
+	}
+	if (!err) {
+		err = record_table_size(obj);
+		if (err)
+			fprintf(stderr, "pfsync: cannot record the table size in %s: %s\n",
+				PFSYNC_MAP_CONFIG, strerror(-err));
 	}
 	if (err) {
 		bpf_object__close(obj);

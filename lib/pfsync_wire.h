@@ -19,16 +19,19 @@
 #include "pfsync_common.h"
 #include "../include/pfsync_wire.h"
 
-/* OpenBSD's struct pfsyncstats (16 counters, same order) plus per-action counts. */
+/* OpenBSD's struct pfsyncstats (16 counters, same order), one of ours, per-action counts. */
 struct pfsync_stats {
 	__u64 ipackets, ipackets6, badif, badttl, hdrops, badver, badauth, badact, badlen, badval,
 	    stale, badstate, opackets, opackets6, onomem, oerrors;
+	/* ours: states refused because their (id, creatorid) is another state's
+	 * (pf refuses them in pf_state_insert and counts them in badstate) */
+	__u64 dupident;
 	__u64 iacts[PFSYNC_ACT_MAX], oacts[PFSYNC_ACT_MAX];
 };
 
 /* netstat -s -p pfsync text, then a per-action in/out table (tcpdump labels). */
 void pfsync_stats_print(FILE *f, const struct pfsync_stats *st);
-/* one JSON object: the 16 counters by name and "actions": [{action,label,in,out}] */
+/* one JSON object: the counters by name and "actions": [{action,label,in,out}] */
 void pfsync_stats_print_json(FILE *f, const struct pfsync_stats *st);
 
 /* tcpdump's label for an action ("INS ST", "UPD ST COMP", ...); "UNKNOWN" if >= 16 */

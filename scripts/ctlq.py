@@ -6,7 +6,8 @@ usage: ctlq.py SOCKET COMMAND [FIELD]
 
 Without FIELD the reply is printed as it came. With FIELD the reply is
 read as JSON (send a `... --json` command) and one value is printed:
-  NAME or A.B.C      a key, or a dotted path into nested objects
+  NAME or A.B.C      a key (dots included, "adaptive.start"), or a dotted
+                     path into nested objects
   in:N / out:N       the in/out count of pfsync action N
   peer=ADDR=KEY      KEY of the peer whose address is ADDR
 Lists, objects, booleans and null print as JSON. Exits 1 when the agent
@@ -39,6 +40,8 @@ def field(obj, name):
     if name.startswith("peer="):
         _, addr, key = name.split("=")
         return next(p[key] for p in obj["peers"] if p["peer"] == addr)
+    if name in obj:
+        return obj[name]
     for part in name.split("."):
         obj = obj[part]
     return obj

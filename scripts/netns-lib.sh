@@ -12,6 +12,22 @@
 # Everything created is registered with nl_on_cleanup and undone in reverse
 # order by the EXIT trap, on success and on failure alike. Background
 # processes are killed by the PID recorded when they were started.
+#
+# Reporting: scripts/run-tests.sh counts checks by reading these lines of a
+# suite's output (stdout or stderr, each at the start of a line, optionally
+# after nl_log's "[script] " prefix; see scripts/count-checks.py):
+#
+#   PASS: WHAT                   nl_ok / nl_pass: a check passed
+#   FAIL: WHAT                   nl_fail: a check failed (the suite goes on)
+#   SKIP: WHAT: REASON           nl_skip: a check not run, and why
+#   ok N - WHAT                  TAP, N optional (test_decode.sh)
+#   not ok N - WHAT
+#   ok N - WHAT # SKIP REASON
+#
+# A suite that prints none of them fails, as does one exiting non-zero. A
+# SKIP's REASON must say what is missing; under CI=true it fails unless a
+# pattern in tests/skip-ok.txt accepts it (a kernel facility the suite's own
+# probe found missing, never a tool scripts/deps.sh installs).
 
 NL_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck disable=SC2034 # for the scripts that source this file
@@ -33,9 +49,26 @@ nl_fail()
 	NL_FAILED=$((NL_FAILED + 1))
 }
 
+# Records a passed check.
+nl_ok()
+{
+	nl_log "PASS: $*"
+}
+
 nl_pass()
 {
-	nl_log "ok: $*"
+	nl_ok "$@"
+}
+
+# nl_skip [WHAT] REASON: records a check that was not run and why (WHAT
+# defaults to the script's name). REASON names the missing facility.
+nl_skip()
+{
+	if [ $# -ge 2 ]; then
+		nl_log "SKIP: $1: ${*:2}"
+	else
+		nl_log "SKIP: $(basename "$0"): $1"
+	fi
 }
 
 # Exits with an error right away (set-up problems after which nothing
@@ -313,6 +346,24 @@ nl_file_has()
 	[ -f "$1" ] && grep -q -- "$2" "$1"
 }
 
+# nl_notify_listen SOCK LOG: the notification socket systemd would give an
+# agent (NOTIFY_SOCKET=SOCK): each datagram becomes one line of LOG. Returns
+# once it listens; stopped at exit.
+nl_notify_listen()
+{
+	python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a") as out:
+    while True:
+        out.write(s.recv(4096).decode().replace("\n", " ").strip() + "\n")
+        out.flush()' "$1" "$2" &
+	local pid=$!
+	nl_on_cleanup "kill $pid; wait $pid"
+	nl_wait_until 5 test -S "$1" || nl_die "notify listener on $1 did not start"
+}
+
 # nl_build: the build's paths, from $PFSYNC_BUILD and $PFSYNC_OBJ: BUILD,
 # OBJ (pfsync_xdp.o), AGENT, CTL and DRV (bench/sync_driver, whose
 # BPF_PROG_RUN loads $PFSYNC_BPF_OBJ: set to OBJ).
@@ -353,9 +404,32 @@ nl_has()
 	grep "$@" >/dev/null
 }
 
-# nl_finish: prints a summary and exits 1 if any check failed.
+# nl_absent CMD...: an absence check that cannot pass on a read error. CMD
+# is a lookup exiting 0 when it found the thing, 1 when it read the data and
+# the thing is not there, anything else when it could not read. True only
+# for 1; for another status it logs that nothing could be told and returns 2.
+nl_absent()
+{
+	local rc=0
+	"$@" >/dev/null || rc=$?
+	case $rc in
+	0) return 1 ;;
+	1) return 0 ;;
+	*)
+		nl_log "cannot tell whether absent: $* exited $rc"
+		return 2
+		;;
+	esac
+}
+
+# nl_finish: stops the agents still running (their exit status checked),
+# prints a summary and exits 1 if any check failed.
 nl_finish()
 {
+	local name
+	for name in "${!NL_AGENT_PID[@]}"; do
+		nl_agent_stop "$name"
+	done
 	if [ "$NL_FAILED" -ne 0 ]; then
 		nl_log "$NL_FAILED check(s) failed"
 		exit 1
@@ -392,9 +466,23 @@ nl_pid_exited()
 	[ ! -e "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
 }
 
+# nl_exit_means STATUS: a wait status in words
+nl_exit_means()
+{
+	if [ "$1" -eq 124 ]; then
+		echo "ignored SIGTERM, killed"
+	elif [ "$1" -gt 128 ]; then
+		echo "killed by signal $(kill -l "$(($1 - 128))" 2>/dev/null || echo $(($1 - 128)))"
+	else
+		echo "exit code $1"
+	fi
+}
+
 # nl_agent_stop NAME: SIGTERM and wait; returns the agent's exit status (0
 # when it was not running; 124 when it ignored SIGTERM for 10 s and was
 # killed, so that such an agent fails its test instead of hanging the suite).
+# Any status but 0 is recorded as a failed check: an agent that crashes or
+# hangs on SIGTERM fails its test even where the caller ignores the status.
 # Its control socket is gone afterwards.
 nl_agent_stop()
 {
@@ -410,7 +498,8 @@ nl_agent_stop()
 		wait "$pid"
 		rc=124
 	fi
-	NL_AGENT_PID[$1]=
+	unset "NL_AGENT_PID[$1]"
 	rm -f "${NL_AGENT_SOCK[$1]}"
+	[ "$rc" -eq 0 ] || nl_fail "agent $1 exited with status $rc on SIGTERM ($(nl_exit_means "$rc"))"
 	return $rc
 }

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target build/fuzz/fuzz_* for SECONDS seconds each
 # (default 60). Corpora live in build/fuzz/corpus/<target>, seeded with the
-# constructed vectors of pfsync-wire.md §5.3 and with packets the target
-# builds itself with our encoder (PFSYNC_FUZZ_WRITE_SEEDS). Exits non-zero
+# constructed vectors of pfsync-wire.md §5.3, the committed seeds of
+# fuzz/corpus (packets captured from real agents by
+# scripts/fuzz-corpus-capture.sh, cap-*, and encoder-built ones, enc-*) and,
+# for targets that write them, packets the target builds itself with our
+# encoder (PFSYNC_FUZZ_WRITE_SEEDS). Exits non-zero
 # when a target finds a crash or an invariant failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,11 +65,13 @@ for t in "${targets[@]}"; do
 	artifacts="$BUILD/fuzz/artifacts/$name/"
 	mkdir -p "$corpus" "$artifacts"
 	write_vectors "$corpus"
+	cp fuzz/corpus/* "$corpus"/
 	PFSYNC_FUZZ_WRITE_SEEDS="$corpus" "$t" >/dev/null 2>&1 || true
 	echo "=== fuzz $name for ${SECONDS_EACH}s ($(ls "$corpus" | wc -l) corpus files)"
 	if "$t" -max_total_time="$SECONDS_EACH" -max_len=4096 -timeout=10 \
 		-artifact_prefix="$artifacts" -print_final_stats=1 "$corpus" 2>"$BUILD/fuzz/$name.log"; then
-		tail -n 12 "$BUILD/fuzz/$name.log" | grep -E 'stat::number_of_executed_units|Done' || true
+		tail -n 12 "$BUILD/fuzz/$name.log" |
+			grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec|Done' || true
 		echo "=== PASS  $name"
 	else
 		status=1

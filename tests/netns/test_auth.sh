@@ -122,11 +122,12 @@ ctlq() # NAME CMD [FIELD]
 	python3 "$NL_LIB_DIR/ctlq.py" "$sock" "$@"
 }
 
-states() # NAME CMD CREATOR [ID]
+states() # NAME CMD CREATOR [ID]: has-id 1 = absent; 2 = the map could not be read
 {
-	local name=$1
+	local name=$1 dump
 	shift
-	bpftool -j map dump pinned "${PIN[$name]}/pfsync_states" | python3 "$NL_TMP/states.py" "$@"
+	dump=$(bpftool -j map dump pinned "${PIN[$name]}/pfsync_states") || return 2
+	python3 "$NL_TMP/states.py" "$@" <<<"$dump"
 }
 
 count_of() # NAME CREATOR_NAME
@@ -229,8 +230,9 @@ if nl_wait_until 5 four_more; then
 else
 	nl_fail "badauth on B rose by $(($(badauth B) - ba0)) for 4 spoofed packets"
 fi
-states B has-id "$HOST_A" 0x5bad0001 && nl_fail "spoofed INS created a state"
-states B has-id "$HOST_A" 0x5bad0002 && nl_fail "INS with a forged trailer created a state"
+nl_absent states B has-id "$HOST_A" 0x5bad0001 || nl_fail "spoofed INS created a state (or B unreadable)"
+nl_absent states B has-id "$HOST_A" 0x5bad0002 ||
+	nl_fail "INS with a forged trailer created a state (or B unreadable)"
 states B has-id "$HOST_A" "$victim" || nl_fail "spoofed DEL_C removed state $victim"
 [ "$(count_of B A)" = "$held" ] && nl_pass "no state appeared or disappeared on B ($held held)" ||
 	nl_fail "B holds $(count_of B A) of A's states, had $held"
@@ -271,20 +273,29 @@ rotate_step() # WHAT
 	nl_wait_until "$DEADLINE" count_is B A "$expect" ||
 		nl_fail "$1: B holds $(count_of B A) of A's $expect states"
 }
-stop_agent B
+# a restarted agent counts badauth from 0: each instance's count is read
+# before it stops and summed, from a baseline taken before the rotation
+rot_bad=$((-$(badauth A) - $(badauth B)))
+stop_counted() # NAME
+{
+	rot_bad=$((rot_bad + $(badauth "$1")))
+	stop_agent "$1"
+}
+stop_counted B
 start_agent B --auth-key "$NL_TMP/k1" --auth-key "$NL_TMP/k2" # old signs, new accepted
 rotate_step "B accepts k2"
-stop_agent A
+stop_counted A
 start_agent A --auth-key "$NL_TMP/k2" --auth-key "$NL_TMP/k1" # new signs
 nl_wait_until 30 bulk_settled A || nl_fail "A's bulk request (signed k2) not answered"
 rotate_step "A signs with k2"
-stop_agent B
+stop_counted B
 start_agent B --auth-key "$NL_TMP/k2" # old key gone
 nl_wait_until 30 bulk_settled B || nl_fail "B's bulk request not answered"
 rotate_step "k1 retired"
-[ "$(badauth A)" = 0 ] && [ "$(badauth B)" = 0 ] &&
-	nl_pass "key rotation: all $expect states reached B, no packet rejected" ||
-	nl_fail "key rotation: badauth A=$(badauth A) B=$(badauth B) (restarted agents count from 0)"
+rot_bad=$((rot_bad + $(badauth A) + $(badauth B)))
+[ "$rot_bad" = 0 ] &&
+	nl_pass "key rotation: all $expect states reached B, no packet rejected by any instance" ||
+	nl_fail "key rotation: $rot_bad packet(s) rejected (badauth summed over the restarts)"
 ctlq B status | nl_has "signing key $(ctlq B "status --json" auth_keys | tr -d '[]" ')" ||
 	nl_fail "B's status does not name its key"
 
@@ -314,8 +325,8 @@ nl_wait_until 5 count_is D A 0 && nl_pass "control: the spoofed CLR empties D of
 [ "$(ctlq A "stats --json" auth_dropped.unauthenticated)" -ge 1 ] ||
 	nl_fail "A did not count D's unsigned packets"
 stop_agent D
-stop_agent A || nl_fail "agent A did not exit cleanly"
-stop_agent B || nl_fail "agent B did not exit cleanly"
+stop_agent A
+stop_agent B
 
 # ---- across a router ------------------------------------------------------------------
 

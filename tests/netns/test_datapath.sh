@@ -62,7 +62,8 @@ def states(dump):
 def main():
     dump = json.load(sys.stdin)
     if isinstance(dump, dict):
-        sys.exit("bpftool: %s" % dump.get("error", dump))
+        print("bpftool: %s" % dump.get("error", dump), file=sys.stderr)
+        sys.exit(2)  # unreadable, not "no such state"
     cmd = sys.argv[1]
     if cmd == "counter":
         # per-CPU array: sum the field over CPUs
@@ -100,10 +101,13 @@ dump_states()
 	nl_fw bpftool -j map dump pinned "$PIN/pfsync_states"
 }
 
-# state_get PROTO A B [PORT] -> JSON summary of the state (fails if none)
+# state_get PROTO A B [PORT] -> JSON summary of the state (1 if none, 2 if
+# the map could not be read)
 state_get()
 {
-	dump_states | python3 "$NL_TMP/pfq.py" state "$@"
+	local dump
+	dump=$(dump_states) || return 2
+	python3 "$NL_TMP/pfq.py" state "$@" <<<"$dump"
 }
 
 # state_field JSON FIELD
@@ -122,7 +126,7 @@ state_peers_are()
 
 state_absent()
 {
-	! state_get "$@" >/dev/null
+	nl_absent state_get "$@"
 }
 
 # counter NAME: the per-CPU counter summed, -1 (and status 1) if unreadable

@@ -513,7 +513,9 @@ PY
 	expect_fail "live capture on a missing interface" "no-such-if0" \
 		nsx "$CTL" decode -i no-such-if0 -c 1
 else
-	echo "ok - live capture needs root and network namespaces # SKIP"
+	# TAP skip; the reason says what was missing (scripts/netns-lib.sh, top)
+	if [ "$(id -u)" -ne 0 ]; then why="not root"; else why="cannot create a network namespace"; fi
+	echo "ok - live capture # SKIP $why"
 fi
 
 # ---- a capture the agent itself wrote through its pfsync0 TUN -----------------------
@@ -575,7 +577,12 @@ if [ -n "${NS_READY:-}" ] && [ -x "$AGENT" ] && [ -f "$OBJ" ] && command -v tcpd
 		sed 's/^/#   /' "$WORK/agent.log" | tail -20
 	fi
 else
-	echo "ok - agent capture check needs root, the agent, its BPF object and tcpdump # SKIP"
+	missing=
+	[ -n "${NS_READY:-}" ] || missing+=" no-namespace"
+	[ -x "$AGENT" ] || missing+=" $AGENT"
+	[ -f "$OBJ" ] || missing+=" $OBJ"
+	command -v tcpdump >/dev/null || missing+=" tcpdump"
+	echo "ok - agent capture # SKIP missing:$missing"
 fi
 
 # ---- Wireshark Lua dissector --------------------------------------------------------
@@ -655,7 +662,7 @@ if command -v tshark >/dev/null 2>&1; then
 		grep -i "expert\|error\|warn" "$WORK/ts.txt" "$WORK/tshark.err" | head -20 | sed 's/^/#   /'
 	fi
 else
-	echo "ok - tshark not installed, Lua dissector checks skipped # SKIP"
+	echo "ok - Lua dissector # SKIP tshark not installed"
 fi
 
 echo "# decode: $pass passed, $fail failed"

@@ -52,22 +52,17 @@ pair_build()
 	ip -n "$SRV" route add default via 10.78.2.1
 }
 
-# agent_start RUN A|B PIN: pfsync-agent on fwA/fwB; its PID in AGENT_<RUN><A|B>
+# agent_start RUN A|B PIN: pfsync-agent RUN+NAME on fwA/fwB (nl_agent_run:
+# nl_agent_stop and nl_finish check its exit status)
 agent_start()
 {
-	local run=$1 name=$2 pin=$3 ns pid hostid
+	local run=$1 name=$2 pin=$3 ns hostid
 	# distinct per firewall and per run: 0xa0a0a0<run>, 0xb0b0b0<run>
 	[ "$name" = A ] && ns=$FWA hostid=0xa0a0a0 || ns=$FWB hostid=0xb0b0b0
 	[ "$run" = s ] && hostid+=01 || hostid+=02
-	nsenter --net="/run/netns/$ns" -- "$AGENT" --syncdev sync0 --attach lan0 --attach wan0 \
-		--pin-dir "$pin" --obj "$OBJ" --ctl "$NL_TMP/$run$name.sock" \
-		--hostid "$hostid" --bulk-rate "$BULK_RATE" \
-		--rules "$NL_TMP/rules.conf" -v >>"$NL_TMP/agent-$run$name.log" 2>&1 &
-	pid=$!
-	nl_on_cleanup "kill $pid; wait $pid"
-	printf -v "AGENT_$run$name" '%s' "$pid"
-	nl_wait_until 10 test -S "$NL_TMP/$run$name.sock" ||
-		{ tail "$NL_TMP/agent-$run$name.log" >&2; nl_die "agent $run$name did not start"; }
+	nl_agent_run "$run$name" "$ns" "$NL_TMP/$run$name.sock" --syncdev sync0 --attach lan0 \
+		--attach wan0 --pin-dir "$pin" --obj "$OBJ" --hostid "$hostid" --bulk-rate "$BULK_RATE" \
+		--rules "$NL_TMP/rules.conf" -v
 }
 
 ctlq() # RUN+NAME COMMAND
@@ -207,7 +202,7 @@ nl_wait_until 15 at_least "$FILL" all_states "$PIN_A" ||
 	nl_die "fwA has $(all_states "$PIN_A") states, expected >= $FILL"
 
 # fwB restarts with an empty table: its bulk from fwA takes seconds
-kill -TERM "$AGENT_sB" && wait "$AGENT_sB"
+nl_agent_stop sB
 PIN_B=$(nl_bpffs_tmp)
 agent_start s B "$PIN_B"
 b_faulted() { grep -q "Entering FAULT STATE" "$NL_TMP/keepalived-sB.log"; }
@@ -304,7 +299,7 @@ else
 fi
 
 if [ "$NL_FAILED" -ne 0 ]; then
-	for f in "$NL_TMP"/agent-*.log "$NL_TMP"/keepalived-*.log; do
+	for f in "$NL_TMP"/agent*.log "$NL_TMP"/keepalived-*.log; do
 		nl_log "---- $f"
 		grep -v '^[0-9]*: \|^;' "$f" | tail -15 >&2
 	done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make install` into a DESTDIR, then everything run from there:
-#   - the files land where PREFIX/BINDIR/MANDIR say, uninstall removes them
+#   - the files land where PREFIX/BINDIR/MANDIR/SYSCONFDIR say (defaults and
+#     others), the unit and man pages name those paths, uninstall removes them
 #   - installed pfsyncctl/pfsync-agent --help; the installed agent finds the
 #     installed BPF object by itself (no --obj, no $PFSYNC_BPF_OBJ)
 #   - a config file (-f) sets the options, the command line overrides one,
@@ -11,7 +12,8 @@
 #     (which itself must reject broken samples)
 #   - forged CLR packets from the sync link are logged rate-limited
 #   - mandoc -T lint, man -l, systemd-analyze verify on the installed unit,
-#     keepalived -t on the example, ucarp-up.sh gated on "bulk: done"
+#     keepalived -t on the example and the example itself on two routers
+#     (demoted until the bulk update is done), ucarp-up.sh gated on "bulk: done"
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/netns-lib.sh
@@ -58,6 +60,48 @@ else
 fi
 [ "$(stat -c %a "$DEST/etc/pfsync/pfsync.conf.example")" = 600 ] &&
 	[ -x "$AGENT" ] && [ -x "$CTL" ] && nl_pass "file modes" || nl_fail "file modes"
+
+# ---- install with other PREFIX / BINDIR / MANDIR / SYSCONFDIR ---------------------
+# (a copy of the built files in a build dir of its own: another SYSCONFDIR
+# would mark the shared build's objects out of date; -o keeps make from
+# rebuilding the copies)
+DEST2=$NL_TMP/root2
+B2=$NL_TMP/build2
+mkdir -p "$B2"
+cp "$BUILD/pfsync-agent" "$BUILD/pfsyncctl" "$BUILD/pfsync_xdp.o" "$BUILD/pfsync_bulk.o" "$B2"/
+paths=(PREFIX=/opt/pfs BINDIR=/opt/pfs/bin MANDIR=/opt/pfs/man SYSCONFDIR=/opt/pfs/etc)
+if make -s -C "$PWD" BUILD="$B2" -o "$B2/pfsync-agent" -o "$B2/pfsyncctl" -o "$B2/pfsync_xdp.o" \
+	-o "$B2/pfsync_bulk.o" DESTDIR="$DEST2" "${paths[@]}" install >"$NL_TMP/install2.log" 2>&1; then
+	expected2="opt/pfs/bin/pfsync-agent
+opt/pfs/bin/pfsyncctl
+opt/pfs/etc/pfsync/pfsync.conf.example
+opt/pfs/lib/bpf/pfsync_bulk.o
+opt/pfs/lib/bpf/pfsync_xdp.o
+opt/pfs/lib/systemd/system/pfsync-agent.service
+opt/pfs/man/man5/pfsync.conf.5
+opt/pfs/man/man8/pfsync-agent.8
+opt/pfs/man/man8/pfsyncctl.8
+opt/pfs/share/doc/pfsync-xdp/examples/keepalived.conf
+opt/pfs/share/doc/pfsync-xdp/examples/pfsync-agent.service
+opt/pfs/share/doc/pfsync-xdp/examples/pfsync.conf
+opt/pfs/share/doc/pfsync-xdp/examples/ucarp-down.sh
+opt/pfs/share/doc/pfsync-xdp/examples/ucarp-up.sh"
+	got2=$(cd "$DEST2" && find . -type f | sed 's|^\./||' | sort)
+	[ "$got2" = "$expected2" ] && nl_pass "PREFIX, BINDIR, MANDIR, SYSCONFDIR place every file" ||
+		nl_fail "installed with ${paths[*]}: $(diff <(echo "$expected2") <(echo "$got2") | tr '\n' ' ')"
+	grep -qx "ExecStart=/opt/pfs/bin/pfsync-agent -f /opt/pfs/etc/pfsync/pfsync.conf" \
+		"$DEST2/opt/pfs/lib/systemd/system/pfsync-agent.service" &&
+		grep -q '/opt/pfs/etc/pfsync/pfsync.conf' "$DEST2/opt/pfs/man/man8/pfsync-agent.8" &&
+		nl_pass "the installed unit and man page name the configured paths" ||
+		nl_fail "unit/man paths: $(grep ExecStart "$DEST2/opt/pfs/lib/systemd/system/pfsync-agent.service")"
+	make -s -C "$PWD" BUILD="$B2" DESTDIR="$DEST2" "${paths[@]}" uninstall >>"$NL_TMP/install2.log" 2>&1 ||
+		nl_fail "make uninstall with ${paths[*]}: $(tail -3 "$NL_TMP/install2.log")"
+	left2=$(find "$DEST2" -type f)
+	[ -z "$left2" ] && nl_pass "make uninstall with the same paths removes every file" ||
+		nl_fail "left after uninstall with ${paths[*]}: $left2"
+else
+	nl_fail "make install ${paths[*]}: $(tail -5 "$NL_TMP/install2.log")"
+fi
 
 "$CTL" --help >"$NL_TMP/ctl-help.txt" 2>&1 && grep -q -- "--prometheus" "$NL_TMP/ctl-help.txt" &&
 	nl_pass "installed pfsyncctl --help" || nl_fail "installed pfsyncctl --help"
@@ -148,20 +192,7 @@ else
 	nl_fail "agent with the unit's capabilities ($caps): $(grep -i error "$NL_TMP/b.log" | head -3)"
 fi
 
-# the notification socket systemd would provide, as a listener writing one line per datagram
-cat >"$NL_TMP/notify.py" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], 'a') as out:
-    while True:
-        out.write(s.recv(4096).decode().replace('\n', ' ').strip() + '\n')
-        out.flush()
-PY
-python3 "$NL_TMP/notify.py" "$NL_TMP/notify.sock" "$NL_TMP/notify.log" &
-NOTIFY_PID=$!
-nl_on_cleanup "kill $NOTIFY_PID; wait $NOTIFY_PID"
-nl_wait_until 5 test -S "$NL_TMP/notify.sock" || nl_die "notify listener did not start"
+nl_notify_listen "$NL_TMP/notify.sock" "$NL_TMP/notify.log"
 
 printf 'pass in proto tcp to any port 22\n' >"$NL_TMP/rules.conf"
 cat >"$NL_TMP/a.conf" <<CONF
@@ -364,18 +395,135 @@ fi
 EX=$DEST/usr/local/share/doc/pfsync-xdp/examples
 printf '#!/bin/sh\nexec "%s" --pin-dir "%s" --ctl "%s" "$@"\n' "$CTL" "$PIN_A" "$NL_TMP/a.sock" \
 	>"$NL_TMP/pfsyncctl-a"
-chmod +x "$NL_TMP/pfsyncctl-a"
-PFSYNCCTL=$NL_TMP/pfsyncctl-a PFSYNC_WAIT=5 nsenter --net="/run/netns/$FWA" -- \
-	"$EX/ucarp-up.sh" sync0 10.211.9.100 >"$NL_TMP/ucarp-up.out" 2>&1
-up_rc=$?
-if ip -n "$FWA" addr show dev sync0 | nl_has "10.211.9.100/32"; then
-	nl_pass "ucarp-up.sh takes the address when bulk is done"
-else
-	nl_fail "ucarp-up.sh (exit $up_rc): $(tr '\n' ' ' <"$NL_TMP/ucarp-up.out"); $("$NL_TMP/pfsyncctl-a" status 2>&1 | grep '^bulk'); sync0: $(ip -n "$FWA" -4 -o addr show dev sync0 | awk '{print $4}' | tr '\n' ' ')"
-fi
+# a status source the test controls, for a bulk update that is not done:
+# prints $NL_TMP/stub.status, counts its calls in $NL_TMP/stub.calls
+printf '#!/bin/sh\necho >>"%s"\ncat "%s"\n' "$NL_TMP/stub.calls" "$NL_TMP/stub.status" \
+	>"$NL_TMP/pfsyncctl-stub"
+chmod +x "$NL_TMP/pfsyncctl-a" "$NL_TMP/pfsyncctl-stub"
+vip_up() { ip -n "$FWA" -4 -o addr show dev sync0 | nl_has " 10.211.9.100/32"; }
+
+# ucarp_up CASE PFSYNCCTL WAIT: runs the installed ucarp-up.sh for
+# 10.211.9.100 in the background (output in $NL_TMP/ucarp-CASE.out, PID in
+# UP_PID) and returns once it exited (UP_RC), or fails after 30 s. UP_EARLY
+# is 1 when the address was up while the script had not yet said why it
+# takes it (it says so before adding the address, so no race).
+ucarp_up()
+{
+	UP_OUT=$NL_TMP/ucarp-$1.out UP_EARLY=0 UP_RC=-1
+	PFSYNCCTL=$2 PFSYNC_WAIT=$3 nsenter --net="/run/netns/$FWA" -- \
+		"$EX/ucarp-up.sh" sync0 10.211.9.100 >"$UP_OUT" 2>&1 &
+	UP_PID=$!
+	nl_on_cleanup "kill $UP_PID"
+	ucarp_step()
+	{
+		if vip_up && ! grep "^ucarp-up: " "$UP_OUT" >/dev/null; then UP_EARLY=1; fi
+		nl_pid_exited "$UP_PID"
+	}
+	nl_wait_until 30 ucarp_step || return 1
+	wait "$UP_PID"
+	UP_RC=$?
+}
+ucarp_down() { nsenter --net="/run/netns/$FWA" -- "$EX/ucarp-down.sh" sync0 10.211.9.100; }
+ucarp_said() { grep -x "ucarp-up: $1" "$UP_OUT" >/dev/null; }
+ucarp_report() { echo "exit $UP_RC, early $UP_EARLY: $(tr '\n' ' ' <"$UP_OUT")"; }
+
+# bulk done (A's, the real agent): the address at once, without waiting
+ucarp_up done "$NL_TMP/pfsyncctl-a" 30
+[ "$UP_RC" = 0 ] && [ "$UP_EARLY" = 0 ] && vip_up &&
+	ucarp_said "pfsync bulk update done after 0 s; taking 10.211.9.100 on sync0" &&
+	nl_pass "ucarp-up.sh takes the address at once when bulk is done (exit 0)" ||
+	nl_fail "ucarp-up.sh, bulk done: $(ucarp_report); $("$NL_TMP/pfsyncctl-a" status 2>&1 | grep '^bulk')"
+ucarp_down
+# bulk not done and never done: nothing before the wait ends, then the address anyway
+echo "bulk: in progress" >"$NL_TMP/stub.status"
+: >"$NL_TMP/stub.calls"
+ucarp_down
+ucarp_up notdone "$NL_TMP/pfsyncctl-stub" 2
+[ "$UP_RC" = 0 ] && [ "$UP_EARLY" = 0 ] && vip_up && [ "$(wc -l <"$NL_TMP/stub.calls")" -ge 3 ] &&
+	ucarp_said "pfsync bulk update not done after 2 s (in progress); taking 10.211.9.100 on sync0 anyway" &&
+	nl_pass "ucarp-up.sh, bulk not done: no address until the 2-s wait ended, then taken and said so" ||
+	nl_fail "ucarp-up.sh, bulk not done: $(ucarp_report); $(wc -l <"$NL_TMP/stub.calls") status calls"
+ucarp_down
+# bulk done while the script waits: the address only after that (an address
+# before the script said "done" sets UP_EARLY)
+echo "bulk: requested" >"$NL_TMP/stub.status"
+: >"$NL_TMP/stub.calls"
+flip_done()
+{
+	[ "$(wc -l <"$NL_TMP/stub.calls")" -ge 2 ] || return 1
+	echo "bulk: done" >"$NL_TMP/stub.status"
+}
+( nl_wait_until 20 flip_done ) &
+flipper=$!
+nl_on_cleanup "kill $flipper"
+ucarp_up later "$NL_TMP/pfsyncctl-stub" 60
+wait "$flipper" || nl_fail "ucarp-up.sh did not ask for the status twice"
+[ "$UP_RC" = 0 ] && [ "$UP_EARLY" = 0 ] && vip_up && grep -x \
+	"ucarp-up: pfsync bulk update done after [1-9][0-9]* s; taking 10.211.9.100 on sync0" "$UP_OUT" >/dev/null &&
+	nl_pass "ucarp-up.sh waits for a bulk update in progress and takes the address once it is done" ||
+	nl_fail "ucarp-up.sh, bulk done while waiting: $(ucarp_report)"
+ucarp_down
+# the peer never answered: no reason to wait
+echo "bulk: failed" >"$NL_TMP/stub.status"
+ucarp_up failed "$NL_TMP/pfsyncctl-stub" 60
+[ "$UP_RC" = 0 ] && vip_up &&
+	ucarp_said "pfsync bulk update failed (no peer answered) after 0 s; taking 10.211.9.100 on sync0" &&
+	nl_pass "ucarp-up.sh takes the address at once when the bulk update failed" ||
+	nl_fail "ucarp-up.sh, bulk failed: $(ucarp_report)"
 nsenter --net="/run/netns/$FWA" -- "$EX/ucarp-down.sh" sync0 10.211.9.100
 ! ip -n "$FWA" addr show dev sync0 | nl_has "10.211.9.100" &&
 	nl_pass "ucarp-down.sh gives it back" || nl_fail "ucarp-down.sh"
+
+# keepalived_demotion: the installed examples/keepalived.conf itself on two
+# routers (K1 as shipped, K2 as its comment says for the backup: state
+# BACKUP, priority 100), their eth0 and eth1 linked. Each one's pfsyncctl is
+# a stub whose status the test sets. While K1's bulk update is not done its
+# priority drops below K2's and K2 holds both addresses; once done, K1 takes
+# them over (the sync group moves both together).
+keepalived_demotion()
+{
+	local n ns conf
+	for n in 1 2; do
+		ns="pfk$n-$NL_ID"
+		nl_netns_add "$ns"
+		printf '#!/bin/sh\ncat "%s"\n' "$NL_TMP/k$n.status" >"$NL_TMP/pfsyncctl-k$n"
+		chmod +x "$NL_TMP/pfsyncctl-k$n"
+	done
+	nl_veth "pfk1-$NL_ID" eth0 "pfk2-$NL_ID" eth0
+	nl_veth "pfk1-$NL_ID" eth1 "pfk2-$NL_ID" eth1
+	for n in 1 2; do
+		ns="pfk$n-$NL_ID"
+		nl_addr "$ns" eth0 "192.0.2.1$n/24"
+		nl_addr "$ns" eth1 "198.51.100.1$n/24"
+		conf=$NL_TMP/keepalived-k$n.conf
+		sed "s|/usr/local/sbin/pfsyncctl|$NL_TMP/pfsyncctl-k$n|" "$EX/keepalived.conf" >"$conf"
+		[ "$n" = 2 ] && sed -i -e 's/state MASTER/state BACKUP/' -e 's/priority 150/priority 100/' \
+			-e 's/router_id fw1/router_id fw2/' "$conf"
+	done
+	grep "pfsyncctl-k1 status" "$NL_TMP/keepalived-k1.conf" >/dev/null ||
+		nl_fail "the example's track script does not run pfsyncctl status"
+	echo "bulk: in progress" >"$NL_TMP/k1.status"
+	echo "bulk: done" >"$NL_TMP/k2.status"
+	for n in 1 2; do
+		ip netns exec "pfk$n-$NL_ID" keepalived -n -l -D -f "$NL_TMP/keepalived-k$n.conf" \
+			-p "$NL_TMP/ka-k$n.pid" -r "$NL_TMP/vrrp-k$n.pid" >"$NL_TMP/keepalived-k$n.log" 2>&1 &
+		nl_on_cleanup "kill $!; wait $!"
+	done
+	vips_on() # N: router N holds both addresses, the other none
+	{
+		local other=$((3 - $1))
+		ip -n "pfk$1-$NL_ID" -4 -o addr show | nl_has " 192.0.2.1/24 " &&
+			ip -n "pfk$1-$NL_ID" -4 -o addr show | nl_has " 198.51.100.1/24 " &&
+			! ip -n "pfk$other-$NL_ID" -4 -o addr show | nl_has " 192.0.2.1/24 \| 198.51.100.1/24 "
+	}
+	nl_wait_until 20 vips_on 2 &&
+		nl_pass "keepalived.conf: K1's bulk update not done, the backup K2 holds both addresses" ||
+		nl_fail "keepalived.conf, K1 not done: K1 $(ip -n "pfk1-$NL_ID" -4 -o addr show | awk '{print $4}' | tr '\n' ' '), K2 $(ip -n "pfk2-$NL_ID" -4 -o addr show | awk '{print $4}' | tr '\n' ' ')"
+	echo "bulk: done" >"$NL_TMP/k1.status"
+	nl_wait_until 20 vips_on 1 &&
+		nl_pass "keepalived.conf: once K1's bulk update is done K1 takes both addresses" ||
+		nl_fail "keepalived.conf, K1 done: K1 $(ip -n "pfk1-$NL_ID" -4 -o addr show | awk '{print $4}' | tr '\n' ' '), K2 $(ip -n "pfk2-$NL_ID" -4 -o addr show | awk '{print $4}' | tr '\n' ' ')"
+}
 
 if command -v keepalived >/dev/null; then
 	KA="pfik-$NL_ID"
@@ -384,9 +532,16 @@ if command -v keepalived >/dev/null; then
 		ip -n "$KA" link set eth1 up
 	nsenter --net="/run/netns/$KA" -- keepalived -t -f "$EX/keepalived.conf" >"$NL_TMP/ka.txt" 2>&1 &&
 		nl_pass "keepalived -t accepts the example" || nl_fail "keepalived -t: $(cat "$NL_TMP/ka.txt")"
+	keepalived_demotion
+else
+	nl_skip "keepalived -t on the example" "keepalived not installed"
 fi
 
 # ---- stop: STOPPING=1, then uninstall ----------------------------------------------------
+kill "$B_PID"
+wait "$B_PID"
+rc=$?
+[ $rc -eq 0 ] || nl_fail "agent B exited with status $rc on SIGTERM ($(nl_exit_means $rc))"
 kill "$A_PID"
 wait "$A_PID"
 rc=$?

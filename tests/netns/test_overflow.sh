@@ -121,11 +121,9 @@ resyncs=$(ctlq B status | sed -n 's/.*bulk updates asked to catch up: \([0-9]*\)
 	nl_fail "fwB's bulk status while catching up: $(sort -u "$statuses" | tr '\n' ' ')"
 
 # ---- still answers SIGTERM ---------------------------------------------------------
+# (nl_agent_stop records a failure with the status itself)
 for name in A B; do
-	rc=0
-	nl_agent_stop "$name" || rc=$?
-	[ "$rc" -eq 0 ] && nl_pass "agent $name stopped cleanly on SIGTERM" ||
-		nl_fail "agent $name did not stop cleanly on SIGTERM (status $rc)"
+	nl_agent_stop "$name" && nl_pass "agent $name stopped cleanly on SIGTERM"
 done
 
 nl_finish

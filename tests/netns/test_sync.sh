@@ -112,11 +112,12 @@ dump_states() # PIN
 	bpftool -j map dump pinned "$1/pfsync_states"
 }
 
-st() # PIN CMD ARGS...
+st() # PIN CMD ARGS...: 1 = not found; 2 = the map could not be read
 {
-	local pin=$1
+	local pin=$1 dump
 	shift
-	dump_states "$pin" | python3 "$NL_TMP/st.py" "$@"
+	dump=$(dump_states "$pin") || return 2
+	python3 "$NL_TMP/st.py" "$@" <<<"$dump"
 }
 
 ctlq() # A|B CMD [FIELD]
@@ -158,7 +159,7 @@ jq_id() # JSON FIELD
 
 absent_on_b() # ID CREATOR
 {
-	! st "$PIN_B" ident "$1" "$2" >/dev/null
+	nl_absent st "$PIN_B" ident "$1" "$2"
 }
 
 present_on_b() # ID CREATOR
@@ -178,8 +179,10 @@ b_count_creator() # CREATOR
 
 b_has_all_of_a()
 {
-	local ident
-	for ident in $(st "$PIN_A" idents); do
+	local ident a_idents
+	a_idents=$(st "$PIN_A" idents) || return 1
+	[ -n "$a_idents" ] || return 1 # an empty dump of A proves nothing
+	for ident in $a_idents; do
 		st "$PIN_B" idents | nl_has -x "$ident" || return 1
 	done
 }
@@ -342,6 +345,13 @@ if [ -x "$CTL" ]; then
 		nl_in "$FWA" "$CTL" --pin-dir "$PIN_A" set timeout "$t" 1 ||
 			nl_fail "pfsyncctl set timeout $t 1 failed"
 	done
+	# what reaches B, to find the DEL_C naming the state (other 1-s UDP states
+	# expire too: A's DEL_C total proves nothing about this one)
+	nsenter --net="/run/netns/$FWB" -- tcpdump -i sync0 -U -n -w "$NL_TMP/delc.pcap" \
+		'ip proto 240' 2>"$NL_TMP/delc.err" &
+	delc_cap=$!
+	nl_on_cleanup "kill $delc_cap"
+	nl_wait_until 10 nl_file_has "$NL_TMP/delc.err" "listening on" || nl_fail "tcpdump on B did not start"
 	nl_in "$NL_CLIENT" python3 -c 'import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"bye", (sys.argv[1], 6000))' "$NL_SERVER4"
 	udp6000()
 	{
@@ -364,10 +374,20 @@ for e in json.load(sys.stdin):
 	if nl_wait_until 5 grab_udp6000; then
 		read -r uid ucr <<<"$ident_u"
 		nl_wait_until "$DEADLINE" present_on_b "$uid" "$ucr" || nl_fail "UDP 6000 state never reached B"
+		named=$(printf 'id: %016x creatorid: %08x' "$uid" "$ucr")
+		# a DEL_C naming it on the wire to B (the id lines of DEL ST COMP sections);
+		# B may drop its copy first on its own clock (the remaining time came along)
+		delc_seen()
+		{
+			"$CTL" decode -v "$NL_TMP/delc.pcap" >"$NL_TMP/delc.txt" 2>&1 &&
+				awk '/^ *act /{delc = /act DEL ST COMP/} delc && /id: /{sub(/^[ \t]*/, ""); print}' \
+					"$NL_TMP/delc.txt" | nl_has -Fx "$named"
+		}
 		if nl_wait_until 15 absent_on_b "$uid" "$ucr"; then
-			del_c=$(ctlq A "stats --json" "out:7")
-			[ "$del_c" -ge 1 ] && nl_pass "expired on A, removed on B by DEL_C ($del_c sent)" ||
-				nl_fail "state left B without a DEL_C from A"
+			nl_wait_until 15 delc_seen &&
+				nl_pass "expired on A: gone from B, and A's DEL_C naming it reached B ($named)" ||
+				nl_fail "no DEL_C naming the expired state reached B ($named): $(grep -c 'DEL ST COMP' "$NL_TMP/delc.txt") DEL_C sections, $(tail -1 "$NL_TMP/delc.txt")"
+			kill "$delc_cap" && wait "$delc_cap"
 		else
 			nl_fail "expired UDP state still on B"
 		fi
@@ -392,9 +412,11 @@ if [ -x "$CTL" ]; then
 	if nl_in "$FWA" "$CTL" --pin-dir "$PIN_A" rules load "$NL_TMP/nosync.conf" >/dev/null; then
 		nl_in "$NL_CLIENT" python3 -c 'import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"n", (sys.argv[1], 7000))' "$NL_SERVER4"
 		nl_in "$NL_CLIENT" python3 -c 'import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"s", (sys.argv[1], 7001))' "$NL_SERVER4"
-		port_ident() # PIN PORT
+		port_ident() # PIN PORT: 1 = none; 2 = the map could not be read
 		{
-			dump_states "$1" | python3 -c '
+			local dump
+			dump=$(dump_states "$1") || return 2
+			python3 -c '
 import json, sys
 for e in json.load(sys.stdin):
     f = e.get("formatted", e)
@@ -402,13 +424,13 @@ for e in json.load(sys.stdin):
     ports = [((p & 0xff) << 8) | (p >> 8) for p in k["port"]]
     if k["proto"] == 17 and int(sys.argv[1]) in ports:
         print(v["id"], v["creatorid"]); sys.exit(0)
-sys.exit(1)' "$2"
+sys.exit(1)' "$2" <<<"$dump"
 		}
 		if nl_wait_until 5 port_ident "$PIN_A" 7000 >/dev/null &&
 			nl_wait_until "$DEADLINE" port_ident "$PIN_B" 7001 >/dev/null; then
 			# 7001 (synced) was sent after 7000: had 7000 been sent it would be there
-			port_ident "$PIN_B" 7000 >/dev/null && nl_fail "no-sync state reached B" ||
-				nl_pass "no-sync rule's state stays on A"
+			nl_absent port_ident "$PIN_B" 7000 && nl_pass "no-sync rule's state stays on A" ||
+				nl_fail "no-sync state reached B (or B's map unreadable)"
 		else
 			nl_fail "no-sync check: states for ports 7000/7001 missing"
 		fi
@@ -422,7 +444,7 @@ fi
 
 # ---- B restarted with an empty table: bulk update --------------------------------
 
-stop_agent B || nl_fail "agent B did not exit cleanly"
+stop_agent B
 [ -e "$NL_TMP/B.sock" ] && nl_fail "B's control socket left behind"
 PIN_B=$(nl_bpffs_tmp)
 [ "$(st "$PIN_A" count)" -ge 3 ] || nl_fail "A has fewer than 3 states before B's restart"
@@ -456,7 +478,7 @@ nl_wait_until "$DEADLINE" late_on_b && nl_pass "new state on A reaches the resta
 
 # ---- A restarted: finds its pinned states, rebuilds its index, asks for a bulk -----
 
-stop_agent A || nl_fail "agent A did not exit cleanly"
+stop_agent A
 # nothing touches the map while no agent runs and no program is attached
 a_synced=$(dump_states "$PIN_A" | python3 -c '
 import json, sys
@@ -505,8 +527,8 @@ present_on_b 0x5eed0003 0xfeedf00d || nl_fail "CLR of A removed another creator'
 
 # ---- stop cleanly --------------------------------------------------------------------
 
-stop_agent A || nl_fail "agent A did not exit cleanly"
-stop_agent B || nl_fail "agent B did not exit cleanly"
+stop_agent A
+stop_agent B
 test -e "$PIN_A/pfsync_states" || nl_fail "A's maps not left pinned"
 if [ "$NL_FAILED" -ne 0 ]; then
 	for name in A B; do

@@ -177,7 +177,7 @@ size_t pkt_build(const struct pkt_spec *s, __u8 *buf, size_t cap)
 	size_t l3 = pkt_l3_off(s), l4 = pkt_l4_off(s), l4_len, total;
 	__u8 *ip = buf + l3;
 
-	if (cap < PKT_MAX || s->payload_len > 1024 || s->n_ext > PKT_EXT_MAX)
+	if (cap < PKT_MAX || s->payload_len > PKT_PAYLOAD_MAX || s->n_ext > PKT_EXT_MAX)
 		return 0;
 	memset(buf, 0, PKT_MAX);
 	memcpy(buf, "\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01", 12);

@@ -11,8 +11,9 @@
 #include <stddef.h>
 #include <linux/types.h>
 
-#define PKT_MAX	    2048
-#define PKT_EXT_MAX 10
+#define PKT_MAX		2048
+#define PKT_PAYLOAD_MAX 1600 /* room for frames above PFSYNC_DEFER_PKT_MAX */
+#define PKT_EXT_MAX	10
 
 #define PKT_ETH_LEN  14
 #define PKT_VLAN_LEN 4

@@ -1483,6 +1483,39 @@ static void test_defer_nosync_not_held(void **state)
 	assert_int_equal(counters_sum(f).defer_held, 0);
 }
 
+/* a first packet too big for the defer queue passes at once, counted, its state not deferred */
+static void test_defer_too_big_passes(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_config cfg = {.cfg_flags = PFSYNC_CFG_DEFER};
+	static const __u8 payload[PFSYNC_DEFER_PKT_MAX] = {0};
+	struct pkt_spec s = pkt_udp(AF_INET, A4, B4, 4446, 5555);
+	struct pfsync_state_value v;
+	struct pfsync_deferred d;
+	__u8 frame[PKT_MAX];
+	size_t len;
+
+	config_write(f, &cfg);
+	s.payload = payload;
+	s.payload_len = sizeof(payload); /* frame = headers + 1536 > PFSYNC_DEFER_PKT_MAX */
+	len = pkt_build(&s, frame, sizeof(frame));
+	assert_true(len > PFSYNC_DEFER_PKT_MAX);
+	assert_int_equal(run_xdp(f, frame, len), XDP_PASS);
+	assert_int_not_equal(defer_pop(f, &d), 0);
+	assert_int_equal(counters_sum(f).defer_too_big, 1);
+	assert_int_equal(counters_sum(f).defer_held, 0);
+	assert_int_equal(state_get(f, &s, &v), 0);
+	assert_false(v.flags & PFSYNC_SF_DEFERRED);
+	/* a frame of exactly the limit is held as usual */
+	s.payload_len -= len - PFSYNC_DEFER_PKT_MAX;
+	s.sport = 4447;
+	len = pkt_build(&s, frame, sizeof(frame));
+	assert_int_equal(len, PFSYNC_DEFER_PKT_MAX);
+	assert_int_equal(run_xdp(f, frame, len), XDP_DROP);
+	assert_int_equal(defer_pop(f, &d), 0);
+	assert_int_equal(counters_sum(f).defer_too_big, 1);
+}
+
 /* pf defers no multicast or broadcast packet: it passes, its insert asks no ack */
 static void test_defer_group_not_held(void **state)
 {
@@ -1666,6 +1699,7 @@ int main(void)
 	    T(test_defer_tc),
 	    T(test_defer_nosync_not_held),
 	    T(test_defer_group_not_held),
+	    T(test_defer_too_big_passes),
 	    T(test_defer_released_syn_untracked),
 	};
 	const struct CMUnitTest small_tests[] = {

@@ -5,6 +5,9 @@
  * the keys handed over are visited, each is judged on its live value, a
  * removed state is announced by a DELETE record unless NOSYNC, and only the
  * pass's last chunk (PFSYNC_SWEEP_PASS_END) sets the adaptive state count.
+ * Adaptive timeouts scale with the table's size (a 200000-state table at
+ * 130000 keeps its states; a 1000-state one scales from 600 on) unless
+ * both bounds are set to 0.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -61,7 +64,8 @@ static void fixture_free(struct fixture *f)
 	free(f);
 }
 
-static int setup(void **state)
+/* states_max 0: the table as compiled */
+static int setup_sized(void **state, __u32 states_max)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
@@ -69,7 +73,7 @@ static int setup(void **state)
 		return -1;
 	if (pkt_bpffs_make(f->pin_dir, sizeof(f->pin_dir), "sweep"))
 		goto fail;
-	if (pfsync_bpf_load(&f->b, pkt_object_path(), f->pin_dir, 0, PFSYNC_LOAD_CTL))
+	if (pfsync_bpf_load(&f->b, pkt_object_path(), f->pin_dir, states_max, PFSYNC_LOAD_CTL))
 		goto fail;
 	f->loaded = 1;
 	f->states = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_STATES);
@@ -83,6 +87,24 @@ static int setup(void **state)
 fail:
 	fixture_free(f);
 	return -1;
+}
+
+static int setup(void **state)
+{
+	return setup_sized(state, 0);
+}
+
+#define BIG_TABLE   200000
+#define SMALL_TABLE 1000
+
+static int setup_big(void **state)
+{
+	return setup_sized(state, BIG_TABLE);
+}
+
+static int setup_small(void **state)
+{
+	return setup_sized(state, SMALL_TABLE);
 }
 
 static int teardown(void **state)
@@ -201,11 +223,124 @@ static void test_pass_end_sets_count(void **state)
 	assert_int_equal(args.deleted, PFSYNC_SWEEP_BATCH);
 }
 
+#define FILL_CHUNK 4096
+
+/* states first..first+n-1, UDP_SINGLE (30 s), last seen at NOW_NS */
+static void fill_states(struct fixture *f, __u32 first, __u32 n)
+{
+	static struct pfsync_key keys[FILL_CHUNK];
+	static struct pfsync_state_value vals[FILL_CHUNK];
+	__u32 done = 0;
+
+	while (done < n) {
+		__u32 count = n - done < FILL_CHUNK ? n - done : FILL_CHUNK;
+
+		memset(vals, 0, sizeof(vals));
+		for (__u32 i = 0; i < count; i++) {
+			keys[i] = key_for(first + done + i);
+			vals[i].id = 0x100000 + first + done + i;
+			vals[i].creatorid = 0x22222222;
+			vals[i].timeout = PFTM_UDP_SINGLE;
+			vals[i].creation = vals[i].last_seen = NOW_NS;
+		}
+		assert_int_equal(bpf_map_update_batch(f->states, keys, vals, &count, NULL), 0);
+		done += count;
+	}
+}
+
+/* a whole-map sweep as of NOW_NS + after_s; returns the states it removed */
+static __u32 sweep_at(struct fixture *f, __u64 after_s)
+{
+	struct pfsync_sweep_args args = {.now_ns = NOW_NS + after_s * NSEC,
+					 .sweep_flags = PFSYNC_SWEEP_QUIET};
+
+	assert_int_equal(pfsync_bpf_sweep(&f->b, &args), 0);
+	return args.deleted;
+}
+
+static struct pfsync_config config_read(struct fixture *f)
+{
+	int fd = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_CONFIG);
+	struct pfsync_config cfg;
+	__u32 zero = 0;
+
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_map_lookup_elem(fd, &zero, &cfg), 0);
+	return cfg;
+}
+
+static void config_write(struct fixture *f, const struct pfsync_config *cfg)
+{
+	int fd = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_CONFIG);
+	__u32 zero = 0;
+
+	assert_int_equal(bpf_map_update_elem(fd, &zero, cfg, BPF_ANY), 0);
+}
+
+/*
+ * --states-max 200000 filled to 130000: pf's fixed 60000/120000 made every
+ * timeout 0 here (the sweep wiped the table); 120000/240000 scale UDP's 30 s
+ * to 30 * 110000 / 120000 = 27 s.
+ */
+static void test_big_table_keeps_its_states(void **state)
+{
+	struct fixture *f = *state;
+	const __u32 n = 130000;
+
+	assert_int_equal(config_read(f).table_size, BIG_TABLE);
+	fill_states(f, 0, n);
+	assert_int_equal(sweep_at(f, 0), 0); /* counts the table for the next */
+	assert_int_equal(globals(f).states_count, n);
+	assert_int_equal(sweep_at(f, 1), 0);
+	assert_int_equal(sweep_at(f, 26), 0);
+	assert_int_equal(globals(f).states_count, n);
+	/* scaled, not switched off: due after 27 s instead of 30 */
+	assert_int_equal(sweep_at(f, 27), n);
+}
+
+/*
+ * A 1000-state table: scaling starts past 600 states (60 %), whatever pf's
+ * 60000 default would say, and stops with both bounds set to 0.
+ */
+static void test_small_table_scales_from_60_percent(void **state)
+{
+	struct fixture *f = *state;
+	struct pfsync_config cfg;
+
+	assert_int_equal(config_read(f).table_size, SMALL_TABLE);
+	fill_states(f, 0, 600);
+	assert_int_equal(sweep_at(f, 0), 0);
+	/* 600 states: at adaptive.start, unscaled (30 s) */
+	assert_int_equal(sweep_at(f, 29), 0);
+	/* 601: 30 * 599 / 600 = 29 s */
+	fill_states(f, 600, 1);
+	assert_int_equal(sweep_at(f, 0), 0);
+	assert_int_equal(globals(f).states_count, 601);
+	assert_int_equal(sweep_at(f, 29), 601);
+
+	/* 900 states (half way to 1200): 15 s; both bounds 0: 30 s */
+	fill_states(f, 0, 900);
+	assert_int_equal(sweep_at(f, 0), 0);
+	assert_int_equal(sweep_at(f, 14), 0);
+	cfg = config_read(f);
+	cfg.timeouts[PFTM_ADAPTIVE_START] = cfg.timeouts[PFTM_ADAPTIVE_END] = 0;
+	cfg.cfg_flags |= PFSYNC_CFG_ADAPTIVE_START | PFSYNC_CFG_ADAPTIVE_END;
+	config_write(f, &cfg);
+	assert_int_equal(sweep_at(f, 15), 0);
+	assert_int_equal(sweep_at(f, 29), 0);
+	cfg.cfg_flags &= ~(__u32)(PFSYNC_CFG_ADAPTIVE_START | PFSYNC_CFG_ADAPTIVE_END);
+	config_write(f, &cfg);
+	assert_int_equal(sweep_at(f, 15), 900);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_keys_judged_on_live_values, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pass_end_sets_count, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_big_table_keeps_its_states, setup_big, teardown),
+	    cmocka_unit_test_setup_teardown(test_small_table_scales_from_60_percent, setup_small,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -295,8 +295,11 @@ static void wire_state(__u32 n, __u64 id, __u32 creator, __u32 seqlo, struct pfs
 	pfsync_state_export(&k, &v, 1000 * NSEC, NULL, 0, out);
 }
 
-/* wraps one pfsync payload in an IPv4 header and hands it to the receive path */
-static void deliver(struct pfsync_builder *b, __u8 ttl, int ifindex)
+/*
+ * wraps one pfsync payload in an IPv4 header and hands it to the receive
+ * path; apply_packet's verdict (0: passed every check)
+ */
+static int deliver_rc(struct pfsync_builder *b, __u8 ttl, int ifindex)
 {
 	__u8 pkt[1500];
 	struct iphdr *ip = (struct iphdr *)pkt;
@@ -309,7 +312,12 @@ static void deliver(struct pfsync_builder *b, __u8 ttl, int ifindex)
 	ip->ttl = ttl;
 	ip->protocol = IPPROTO_PFSYNC;
 	ip->tot_len = htons((__u16)(len + sizeof(*ip)));
-	apply_packet(&W->a, pkt, len + sizeof(*ip), ifindex);
+	return apply_packet(&W->a, pkt, len + sizeof(*ip), ifindex);
+}
+
+static void deliver(struct pfsync_builder *b, __u8 ttl, int ifindex)
+{
+	deliver_rc(b, ttl, ifindex);
 }
 
 static void deliver_one(__u8 action, const void *msg)
@@ -476,13 +484,23 @@ static void test_bad_ttl_and_interface(void **state)
 	(void)state;
 	wire_state(1, 5, PEER_ID, 1, &st);
 	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
-	deliver(b, 64, SYNCDEV);
+	assert_int_equal(deliver_rc(b, 64, SYNCDEV), -1);
 	assert_int_equal(W->a.stats.badttl, 1);
 	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
-	deliver(b, 255, SYNCDEV + 1);
+	assert_int_equal(deliver_rc(b, 255, SYNCDEV + 1), -1);
 	assert_int_equal(W->a.stats.badif, 1);
 	assert_int_equal(W->a.stats.ipackets, 2);
 	assert_int_equal(table_count(), 0);
+	/* a sound header with one bad message does not vouch for its sender either */
+	st.timeout = 0xff;
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
+	assert_int_equal(deliver_rc(b, 255, SYNCDEV), -1);
+	assert_int_equal(W->a.stats.badval, 1);
+	/* the same state sound: every check passed */
+	wire_state(1, 5, PEER_ID, 1, &st);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
+	assert_int_equal(deliver_rc(b, 255, SYNCDEV), 0);
+	assert_int_equal(table_count(), 1);
 	pfsync_builder_free(b);
 }
 
@@ -856,6 +874,106 @@ static void test_import_batched_keeps_packet_order(void **state)
 	assert_int_equal(batch_calls, 1);
 }
 
+/* every state peers can name indexed under its key, nothing more */
+static void assert_index_covers_table(void)
+{
+	struct index_check c;
+
+	assert_int_equal(intake_index_check(&W->a, &c), 0);
+	assert_int_equal(c.missing, 0);
+	assert_int_equal(c.stale, 0);
+	assert_int_equal(c.states + c.nosync, table_count());
+}
+
+/*
+ * One identity, two connections: an INS, a bulk UPD and a second INS of the
+ * same packet naming (0x900, PEER_ID) under other keys are refused and
+ * counted in dupident, as pf refuses a second state with one identity; the
+ * first state keeps its values. The same INS again (same key) merges.
+ */
+static void deliver_identity_clash(void)
+{
+	struct pfsync_builder *b = pfsync_builder_new(1500);
+	struct pfsync_state st;
+
+	assert_non_null(b);
+	wire_state(31, 0x900, PEER_ID, 10, &st);
+	deliver_one(PFSYNC_ACT_INS, &st);
+	wire_state(32, 0x900, PEER_ID, 20, &st); /* other key, same identity */
+	deliver_one(PFSYNC_ACT_INS, &st);
+	wire_state(33, 0x900, PEER_ID, 30, &st);
+	deliver_one(PFSYNC_ACT_UPD, &st); /* as a bulk update sends it */
+	/* within one packet: the first of two fresh ones wins */
+	wire_state(34, 0x901, PEER_ID, 40, &st);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
+	wire_state(35, 0x901, PEER_ID, 50, &st);
+	assert_int_equal(pfsync_builder_add(b, PFSYNC_ACT_INS, &st), 0);
+	deliver(b, 255, SYNCDEV);
+	pfsync_builder_free(b);
+	wire_state(31, 0x900, PEER_ID, 60, &st); /* a resend: same state */
+	deliver_one(PFSYNC_ACT_INS, &st);
+}
+
+static void check_identity_clash(void)
+{
+	struct pfsync_state_value got;
+	struct pfsync_key k31 = key_for(31), k32 = key_for(32), k33 = key_for(33);
+	struct pfsync_key k34 = key_for(34), k35 = key_for(35);
+
+	assert_int_equal(W->a.stats.dupident, 3);
+	assert_int_equal(W->a.stats.badstate, 0);
+	assert_int_equal(W->a.stats.badval, 0);
+	assert_int_equal(table_count(), 2);
+	assert_int_equal(fake_lookup(NULL, &k31, &got), 0);
+	assert_int_equal(got.peer[0].seqlo, 60); /* only its own resend merged */
+	assert_int_equal(fake_lookup(NULL, &k32, &got), -ENOENT);
+	assert_int_equal(fake_lookup(NULL, &k33, &got), -ENOENT);
+	assert_int_equal(fake_lookup(NULL, &k34, &got), 0);
+	assert_int_equal(fake_lookup(NULL, &k35, &got), -ENOENT);
+	assert_index_covers_table();
+}
+
+static void test_identity_clash_refused(void **state)
+{
+	(void)state;
+	deliver_identity_clash();
+	check_identity_clash();
+}
+
+static void test_identity_clash_refused_batched(void **state)
+{
+	(void)state;
+	W->a.store.insert_batch = fake_insert_batch;
+	deliver_identity_clash();
+	check_identity_clash();
+}
+
+/* the check itself: a state missing from the index, an index entry left over */
+static void test_index_check_sees_gaps(void **state)
+{
+	struct pfsync_key k = key_for(41);
+	struct pfsync_state_value v = value_for(0x41, PEER_ID, 1);
+	struct index_check c;
+
+	(void)state;
+	put_local(40, 0x40, OUR_ID, 1);
+	assert_int_equal(fake_insert(NULL, &k, &v), 0);			/* not indexed */
+	assert_int_equal(index_put(&W->a.index, 0x42, PEER_ID, &k), 0); /* names no state */
+	v = value_for(0x43, OUR_ID, 1);
+	v.flags = PFSYNC_SF_NOSYNC;
+	k = key_for(43);
+	assert_int_equal(fake_insert(NULL, &k, &v), 0); /* never indexed */
+	assert_int_equal(intake_index_check(&W->a, &c), 0);
+	assert_int_equal(c.states, 2);
+	assert_int_equal(c.nosync, 1);
+	assert_int_equal(c.indexed, 2);
+	assert_int_equal(c.matched, 1);
+	assert_int_equal(c.missing, 1);
+	assert_int_equal(c.stale, 1);
+	assert_int_equal(intake_rebuild_index(&W->a), 0);
+	assert_index_covers_table();
+}
+
 /* BUS END was among the dropped packets: silence ends the bulk, ask again */
 static void test_lossy_bulk_gone_silent_asks_again(void **state)
 {
@@ -1030,6 +1148,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bulk_pace_halves_on_quick_rerequest, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_import_one_by_one, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_identity_clash_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_identity_clash_refused_batched, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_index_check_sees_gaps, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_import_batched_keeps_packet_order, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_lossy_bulk_gone_silent_asks_again, setup,

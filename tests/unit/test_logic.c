@@ -150,6 +150,7 @@ static void test_expires_adaptive_defaults(void **unused)
 	memset(&cfg, 0, sizeof(cfg));
 	v.last_seen = now;
 	v.timeout = PFTM_TCP_ESTABLISHED;
+	cfg.table_size = 100000; /* pf's default limit: 60000 .. 120000 */
 
 	/* at or below adaptive.start (60000): unscaled */
 	assert_true(pfsync_state_expires_ns(&v, &cfg, 0) == now + NS(86400));
@@ -197,6 +198,45 @@ static void test_expires_adaptive_cfg(void **unused)
 	assert_true(pfsync_state_expires_ns(&v, &cfg, 1200) <= now);
 	/* with 60000..120000 this count would not scale at all */
 	assert_true(pfsync_state_expires_ns(&v, &cfg, 1100) < now + NS(30));
+}
+
+static void test_expires_adaptive_table_size(void **unused)
+{
+	struct pfsync_state_value v;
+	struct pfsync_config cfg;
+	__u32 start, end;
+	__u64 now = NS(50);
+
+	(void)unused;
+	memset(&v, 0, sizeof(v));
+	memset(&cfg, 0, sizeof(cfg));
+	v.last_seen = now;
+	v.timeout = PFTM_TCP_ESTABLISHED;
+
+	/* --states-max 200000, no limit set: 120000 .. 240000 */
+	cfg.table_size = 200000;
+	pfsync_adaptive_bounds(&cfg, &start, &end);
+	assert_int_equal(start, 120000);
+	assert_int_equal(end, 240000);
+	/* 130000 states: 86400 * 110000 / 120000 = 79200 s, not "due now" */
+	assert_true(pfsync_state_expires_ns(&v, &cfg, 130000) == now + NS(79200));
+	/* a state limit wins over the table size */
+	cfg.state_limit = 1000;
+	pfsync_adaptive_bounds(&cfg, &start, &end);
+	assert_int_equal(start, 600);
+	assert_int_equal(end, 1200);
+	/* one bound set explicitly, the other still derived */
+	cfg.timeouts[PFTM_ADAPTIVE_END] = 5000;
+	pfsync_adaptive_bounds(&cfg, &start, &end);
+	assert_int_equal(start, 600);
+	assert_int_equal(end, 5000);
+	/* `set timeout adaptive.start 0` and `adaptive.end 0`: scaling off */
+	cfg.timeouts[PFTM_ADAPTIVE_END] = 0;
+	cfg.cfg_flags |= PFSYNC_CFG_ADAPTIVE_START | PFSYNC_CFG_ADAPTIVE_END;
+	pfsync_adaptive_bounds(&cfg, &start, &end);
+	assert_int_equal(start, 0);
+	assert_int_equal(end, 0);
+	assert_true(pfsync_state_expires_ns(&v, &cfg, 999999) == now + NS(86400));
 }
 
 /* ---- key normalisation -------------------------------------------------- */
@@ -1088,6 +1128,7 @@ int main(void)
 	    cmocka_unit_test(test_expires_basic),
 	    cmocka_unit_test(test_expires_adaptive_defaults),
 	    cmocka_unit_test(test_expires_adaptive_cfg),
+	    cmocka_unit_test(test_expires_adaptive_table_size),
 	    cmocka_unit_test(test_key_normalize_ipv4),
 	    cmocka_unit_test(test_key_normalize_ipv6),
 	    cmocka_unit_test(test_tcp_full_lifecycle),

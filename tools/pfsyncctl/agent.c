@@ -123,15 +123,18 @@ static int relay_reply(const char *reply)
 	return failed ? CTL_EXIT_ERR : CTL_EXIT_OK;
 }
 
-int cmd_status(const struct ctl_opts *o, int argc, char **argv)
+/* One agent command without arguments (--json passed on), its reply relayed. */
+static int relay_command(const struct ctl_opts *o, const char *cmd, int argc)
 {
-	char *reply;
+	char line[64], *reply;
 	int err, rc;
 
-	(void)argv;
-	if (argc)
-		return ctl_bad_usage("status [--json]");
-	err = ctl_agent_request(o->ctl_path, o->json ? "status --json" : "status", &reply);
+	if (argc) {
+		snprintf(line, sizeof(line), "%s [--json]", cmd);
+		return ctl_bad_usage(line);
+	}
+	snprintf(line, sizeof(line), "%s%s", cmd, o->json ? " --json" : "");
+	err = ctl_agent_request(o->ctl_path, line, &reply);
 	if (err) {
 		fprintf(stderr,
 			"pfsyncctl: cannot reach pfsync-agent on %s: %s (is pfsync-agent running? "
@@ -142,6 +145,18 @@ int cmd_status(const struct ctl_opts *o, int argc, char **argv)
 	rc = relay_reply(reply);
 	free(reply);
 	return rc;
+}
+
+int cmd_status(const struct ctl_opts *o, int argc, char **argv)
+{
+	(void)argv;
+	return relay_command(o, "status", argc);
+}
+
+int cmd_index(const struct ctl_opts *o, int argc, char **argv)
+{
+	(void)argv;
+	return relay_command(o, "index", argc);
 }
 
 /* Loads the control programs (reusing the pinned maps) and runs one sweep. */

@@ -25,6 +25,7 @@ int cmd_rules(const struct ctl_opts *o, int argc, char **argv);
 int cmd_timeouts(const struct ctl_opts *o, int argc, char **argv);
 int cmd_set(const struct ctl_opts *o, int argc, char **argv);
 int cmd_status(const struct ctl_opts *o, int argc, char **argv);
+int cmd_index(const struct ctl_opts *o, int argc, char **argv);
 int cmd_flush(const struct ctl_opts *o, int argc, char **argv);
 int cmd_expire(const struct ctl_opts *o, int argc, char **argv);
 

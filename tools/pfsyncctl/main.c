@@ -8,27 +8,29 @@
 
 void ctl_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: pfsyncctl [--pin-dir DIR] [--ctl PATH] [--obj FILE] COMMAND [--json]\n"
-		"commands:\n"
-		"  states [--json]            list states (pfctl -ss -vv)\n"
-		"  stats [--json]             datapath counters (+ the agent's pfsync statistics)\n"
-		"  stats --prometheus         the same in Prometheus text format\n"
-		"  rules [--json]             show the active ruleset\n"
-		"  rules load FILE            parse FILE (pf syntax) and switch to it atomically\n"
-		"  rules flush                remove all rules (everything passes)\n"
-		"  flush                      remove all states (through the agent if it runs)\n"
-		"  expire                     run the expiry sweep once\n"
-		"  timeouts [--json]          show the timeouts (pfctl -st)\n"
-		"  set timeout NAME SECONDS   e.g. set timeout tcp.established 3600 (0 = default)\n"
-		"  set maxupd N               updates before a TCP state is sent again (0..255)\n"
-		"  set limit states N         adaptive timeout base (<= table size)\n"
-		"  set fastpath on [IF...]    forward established flows in XDP to the IFs\n"
-		"  set fastpath off [IF...]   turn it off, or take the IFs out of the set\n"
-		"  status [--json]            the agent's pfsync status\n"
-		"  decode [-v] FILE.pcap      print pfsync packets (also: decode -i IF [-c N])\n"
-		"defaults: --pin-dir %s --ctl %s\n",
-		PFSYNC_DEFAULT_PIN_DIR, CTL_DEFAULT_SOCKET);
+	fprintf(
+	    f,
+	    "usage: pfsyncctl [--pin-dir DIR] [--ctl PATH] [--obj FILE] COMMAND [--json]\n"
+	    "commands:\n"
+	    "  states [--json]            list states (pfctl -ss -vv)\n"
+	    "  stats [--json]             datapath counters (+ the agent's pfsync statistics)\n"
+	    "  stats --prometheus         the same in Prometheus text format\n"
+	    "  rules [--json]             show the active ruleset\n"
+	    "  rules load FILE            parse FILE (pf syntax) and switch to it atomically\n"
+	    "  rules flush                remove all rules (everything passes)\n"
+	    "  flush                      remove all states (through the agent if it runs)\n"
+	    "  expire                     run the expiry sweep once\n"
+	    "  timeouts [--json]          show the timeouts (pfctl -st)\n"
+	    "  set timeout NAME SECONDS   e.g. set timeout tcp.established 3600 (0 = default)\n"
+	    "  set maxupd N               updates before a TCP state is sent again (0..255)\n"
+	    "  set limit states N         adaptive timeout base (<= table size)\n"
+	    "  set fastpath on [IF...]    forward established flows in XDP to the IFs\n"
+	    "  set fastpath off [IF...]   turn it off, or take the IFs out of the set\n"
+	    "  status [--json]            the agent's pfsync status\n"
+	    "  index [--json]             the agent's identity index checked against the table\n"
+	    "  decode [-v] FILE.pcap      print pfsync packets (also: decode -i IF [-c N])\n"
+	    "defaults: --pin-dir %s --ctl %s\n",
+	    PFSYNC_DEFAULT_PIN_DIR, CTL_DEFAULT_SOCKET);
 }
 
 int ctl_bad_usage(const char *what)
@@ -46,9 +48,10 @@ static const struct {
 	const char *name;
 	int (*fn)(const struct ctl_opts *, int, char **);
 } commands[] = {
-    {"states", cmd_states},	{"stats", cmd_stats},	{"rules", cmd_rules},
-    {"timeouts", cmd_timeouts}, {"set", cmd_set},	{"status", cmd_status},
-    {"flush", cmd_flush},	{"expire", cmd_expire}, {"decode", cmd_decode_ctl},
+    {"states", cmd_states},	{"stats", cmd_stats}, {"rules", cmd_rules},
+    {"timeouts", cmd_timeouts}, {"set", cmd_set},     {"status", cmd_status},
+    {"index", cmd_index},	{"flush", cmd_flush}, {"expire", cmd_expire},
+    {"decode", cmd_decode_ctl},
 };
 
 /* Global options come before the command; returns the command's index or -1. */

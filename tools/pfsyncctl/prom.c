@@ -30,6 +30,7 @@ static const struct {
     {"badval", "Received states discarded for bad values."},
     {"stale", "Received updates older than the local state."},
     {"badstate", "Failed state lookups or inserts."},
+    {"dupident", "Received states refused: their (id, creatorid) is another state's."},
     {"opackets", "pfsync packets sent over IPv4."},
     {"opackets6", "pfsync packets sent over IPv6."},
     {"onomem", "Sends that failed for lack of memory."},

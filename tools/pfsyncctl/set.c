@@ -75,10 +75,13 @@ int cmd_timeouts(const struct ctl_opts *o, int argc, char **argv)
 			       is_adaptive(i) ? " states" : "s");
 		}
 	}
+	/* the limit in force: `set limit states`, else the table size */
 	if (o->json)
-		printf(",\"maxupd\":%u,\"limit_states\":%u,\"fastpath\":%s}\n",
-		       cfg.maxupd ? cfg.maxupd : MAXUPD_DEFAULT, cfg.state_limit,
-		       cfg.cfg_flags & PFSYNC_CFG_FASTPATH ? "true" : "false");
+		printf(",\"maxupd\":%u,\"limit_states\":%u,\"table_size\":%u,\"fastpath\":%s}\n",
+		       cfg.maxupd ? cfg.maxupd : MAXUPD_DEFAULT, pfsync_state_limit(&cfg),
+		       cfg.table_size, cfg.cfg_flags & PFSYNC_CFG_FASTPATH ? "true" : "false");
+	else
+		printf("%-20s %10u states\n", "limit states", pfsync_state_limit(&cfg));
 	return CTL_EXIT_OK;
 }
 
@@ -255,6 +258,11 @@ static int apply_set(const struct pfsync_maps *m, struct pfsync_config *cfg,
 	switch (req->kind) {
 	case SET_TIMEOUT:
 		cfg->timeouts[req->timeout_idx] = req->value;
+		/* an explicit adaptive bound, 0 included, is no longer derived */
+		if (req->timeout_idx == PFTM_ADAPTIVE_START)
+			cfg->cfg_flags |= PFSYNC_CFG_ADAPTIVE_START;
+		if (req->timeout_idx == PFTM_ADAPTIVE_END)
+			cfg->cfg_flags |= PFSYNC_CFG_ADAPTIVE_END;
 		return 0;
 	case SET_MAXUPD:
 		cfg->maxupd = req->value;

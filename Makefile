@@ -19,7 +19,7 @@ BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude \
 	-I/usr/include/$(MULTIARCH) $(WARN) -Wno-unused-function \
 	-DPFSYNC_STATES_MAX=$(STATES_MAX)
 
-HDRS := $(wildcard include/*.h lib/*.h agent/*.h tools/*.h)
+HDRS := $(wildcard include/*.h lib/*.h agent/*.h tools/*.h bpf/*.h)
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.o,$(BPF_SRCS))
 LIB_SRCS := $(wildcard lib/*.c)

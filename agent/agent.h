@@ -39,6 +39,7 @@ struct agent_opts {
 	unsigned int min_ttl; /* --min-ttl, 0 = not given (then 255) */
 	unsigned int maxupd;
 	int defer;
+	int fastpath; /* --fastpath: established flows forwarded in XDP */
 	unsigned int defer_timeout_ms;
 	enum release_mode defer_release; /* --defer-release (release.h) */
 	int probe_release;		 /* --probe-defer-release: probe, print, exit */

@@ -68,7 +68,7 @@ struct process {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: pfsync-agent --syncdev IF [--syncpeer ADDR] [--maxupd N] "
-		   "[--defer]\n"
+		   "[--defer] [--fastpath]\n"
 		   "         [--defer-timeout MS] [--defer-release auto|live|redirect]\n"
 		   "         [--probe-defer-release] [--hostid N] [--pin-dir DIR] [--attach "
 		   "IF]...\n"
@@ -106,6 +106,7 @@ enum {
 	OPT_SYNCPEER,
 	OPT_MAXUPD,
 	OPT_DEFER,
+	OPT_FASTPATH,
 	OPT_DEFER_TIMEOUT,
 	OPT_DEFER_RELEASE,
 	OPT_PROBE_RELEASE,
@@ -180,6 +181,7 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 	    {"syncpeer", required_argument, NULL, OPT_SYNCPEER},
 	    {"maxupd", required_argument, NULL, OPT_MAXUPD},
 	    {"defer", no_argument, NULL, OPT_DEFER},
+	    {"fastpath", no_argument, NULL, OPT_FASTPATH},
 	    {"defer-timeout", required_argument, NULL, OPT_DEFER_TIMEOUT},
 	    {"defer-release", required_argument, NULL, OPT_DEFER_RELEASE},
 	    {"probe-defer-release", no_argument, NULL, OPT_PROBE_RELEASE},
@@ -247,6 +249,9 @@ static int parse_opts(struct agent *a, int argc, char **argv)
 			break;
 		case OPT_PROBE_RELEASE:
 			a->opts.probe_release = 1;
+			break;
+		case OPT_FASTPATH:
+			a->opts.fastpath = 1;
 			break;
 		case OPT_PIN_DIR:
 			a->opts.pin_dir = optarg;
@@ -360,7 +365,38 @@ static int setup_config(struct process *p)
 		a->cfg.cfg_flags |= PFSYNC_CFG_DEFER;
 	else
 		a->cfg.cfg_flags &= ~PFSYNC_CFG_DEFER;
+	/*
+	 * Without --attach the programs were attached by iproute2 and the fast
+	 * path is pfsyncctl's (set fastpath): left as it is.
+	 */
+	if (a->opts.fastpath)
+		a->cfg.cfg_flags |= PFSYNC_CFG_FASTPATH;
+	else if (a->opts.nattach)
+		a->cfg.cfg_flags &= ~PFSYNC_CFG_FASTPATH;
 	return pfsync_config_write(&p->maps, &a->cfg);
+}
+
+/* With --fastpath, an interface running the programs is a fast-path egress. */
+static int fastpath_if_join(struct process *p, const struct attachment *at)
+{
+	int rc;
+
+	if (!p->a.opts.fastpath)
+		return 0;
+	rc = pfsync_fastpath_if_add(&p->maps, at->ifindex);
+	if (rc)
+		log_err("--fastpath: adding %s to %s: %s", at->ifname, PFSYNC_MAP_FASTPATH_IFS,
+			rc == -EOPNOTSUPP ? "the BPF object has no fast path" : strerror(-rc));
+	else
+		log_info("fast path on %s", at->ifname);
+	return rc;
+}
+
+/* Before detaching: redirects to an interface without the programs must stop. */
+static void fastpath_if_leave(struct process *p, const struct attachment *at)
+{
+	if (p->a.opts.fastpath && at->xdp_attached && p->maps_open)
+		pfsync_fastpath_if_del(&p->maps, at->ifindex);
 }
 
 static int attach_all(struct process *p)
@@ -373,7 +409,13 @@ static int attach_all(struct process *p)
 				  p->bpf.tc_fd);
 		if (rc)
 			return rc;
+		rc = fastpath_if_join(p, &p->att[i]);
+		if (rc)
+			return rc;
 	}
+	if (p->a.opts.fastpath && !p->a.opts.nattach)
+		log_info("fast path on: it redirects to the interfaces of pfsyncctl set fastpath "
+			 "on IF...");
 	return 0;
 }
 
@@ -828,8 +870,10 @@ static void teardown(struct process *p)
 {
 	struct agent *a = &p->a;
 
-	for (unsigned int i = 0; i < p->natt; i++)
+	for (unsigned int i = 0; i < p->natt; i++) {
+		fastpath_if_leave(p, &p->att[i]);
 		attach_remove(&p->att[i]);
+	}
 	attach_remove(&p->lo); /* after defer_flush: the last held frames went through it */
 	ctl_close(&a->ctl);
 	if (p->rb)

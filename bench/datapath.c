@@ -795,6 +795,29 @@ static double fwd_stat(struct fwd_row *rows, int nrows, const char *mode, const 
 	return -1;
 }
 
+/* The fast path's targets (issue 16), medians of each load: >= 2x nftables
+ * conntrack, >= 1.3x the flowtable, and how near the floor (xdp-fwd) it is. */
+static void print_fastpath_targets(struct fwd_row *rows, int nrows)
+{
+	static const char *const loads[] = {"udp", "tcp"};
+
+	for (size_t i = 0; i < sizeof(loads) / sizeof(loads[0]); i++) {
+		double fp = fwd_stat(rows, nrows, "pfsync-xdp+fp", loads[i], 0);
+
+		if (fp < 0)
+			continue;
+		printf("fast path, %s: x nftables", loads[i]);
+		print_ratio(fp, fwd_stat(rows, nrows, "nftables", loads[i], 0));
+		printf(" (target 2.00x), x nft-flowtable");
+		print_ratio(fp, fwd_stat(rows, nrows, "nft-flowtable", loads[i], 0));
+		printf(" (target 1.30x), x xdp-fwd floor");
+		print_ratio(fp, fwd_stat(rows, nrows, "xdp-fwd", loads[i], 0));
+		printf(", x pfsync-xdp");
+		print_ratio(fp, fwd_stat(rows, nrows, "pfsync-xdp", loads[i], 0));
+		printf("\n");
+	}
+}
+
 /* Runs forward.sh, which prints "RESULT mode load pps" lines (several
  * rounds, modes interleaved); prints medians with ratios against the
  * no-filter and nftables rows of the same load. */
@@ -856,6 +879,7 @@ static int bench_forward(const struct opts *o)
 	       udp_gen);
 	printf("target: pfsync-xdp >= 1.00x nftables\n"
 	       "x nft+xdp: against nftables paying the same veth XDP cost (see forward.sh)\n");
+	print_fastpath_targets(rows, nrows);
 	return nrows ? 0 : -1;
 }
 

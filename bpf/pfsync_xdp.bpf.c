@@ -37,6 +37,7 @@
 
 #include "pfsync_common.h"
 #include "pfsync_logic.h"
+#include "fastpath.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -712,8 +713,9 @@ struct pfx_env {
 	__u64 now;
 	__u32 ifindex;
 	__u8 dir;
-	__u8 defer;	  /* config asks to hold first packets (PFSYNC_CFG_DEFER) */
-	__u8 seen_by_xdp; /* tc egress: XDP ingress already tracked and counted it */
+	__u8 defer;	    /* config asks to hold first packets (PFSYNC_CFG_DEFER) */
+	__u8 seen_by_xdp;   /* tc egress: XDP ingress already tracked and counted it */
+	struct xdp_md *xdp; /* XDP ingress (fast path), NULL at tc egress */
 };
 
 /* CLOCK_BOOTTIME as of this jiffy (see pfsync_percpu). */
@@ -756,7 +758,8 @@ static __always_inline int xdp_if_saw(__u32 ingress_ifindex)
 }
 
 /* ACT_DEFER: new state inserted, its first packet is to be held */
-enum { ACT_PASS = 0, ACT_DROP = 1, ACT_RETRY = 2, ACT_DEFER = 3 };
+/* ACT_FASTPATH: redirected by the fast path (bpf/fastpath.h) */
+enum { ACT_PASS = 0, ACT_DROP = 1, ACT_RETRY = 2, ACT_DEFER = 3, ACT_FASTPATH = 4 };
 
 /* The next id of this CPU's block, reserving a new block when it is used up. */
 static __always_inline __u64 next_state_id(struct pfx_percpu *pcpu, struct pfsync_globals *g)
@@ -908,6 +911,17 @@ static __always_inline void purge_state(struct pfx_env *env, struct pkt *pk,
 	}
 }
 
+/* The fast path's hook: ACT_FASTPATH when redirected, else ACT_PASS. */
+static __always_inline int fastpath_verdict(struct pfx_env *env, const struct pkt *pk, int src_side,
+					    const struct pfsync_state_value *v)
+{
+	int echo = pk->icmp_kind == ICMPK_ECHO_REQ || pk->icmp_kind == ICMPK_ECHO_REPLY;
+	int xact = fastpath_forward(env->xdp, env->c, config_get(), v, pk->key.proto, echo,
+				    src_side != v->init_side);
+
+	return xact == XDP_REDIRECT ? ACT_FASTPATH : ACT_PASS;
+}
+
 /* ICMP error quoting a packet of a known state: related, pass. */
 static __always_inline int related_state_exists(struct pkt *pk)
 {
@@ -940,9 +954,14 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk)
 		int act;
 
 		if (v) {
-			if (v->timeout != PFTM_PURGE)
-				return env->seen_by_xdp ? ACT_PASS
-							: state_hit(env, pk, src_side, v);
+			if (v->timeout != PFTM_PURGE) {
+				if (env->seen_by_xdp)
+					return ACT_PASS;
+				act = state_hit(env, pk, src_side, v);
+				if (act != ACT_PASS || !env->xdp)
+					return act;
+				return fastpath_verdict(env, pk, src_side, v);
+			}
 			purge_state(env, pk, v);
 		}
 		cfg = config_get();
@@ -998,6 +1017,7 @@ static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 i
 	env.dir = dir;
 	env.defer = 0;
 	env.seen_by_xdp = seen_by_xdp;
+	env.xdp = pc->xdp;
 	act = handle_ip(&env, pk);
 	if (act == ACT_PASS)
 		c->packets_passed++;
@@ -1153,6 +1173,8 @@ int pfsync_xdp(struct xdp_md *ctx)
 			err = defer_copy(ctx, NULL, d, len);
 		act = defer_commit(&pk, d, err);
 	}
+	if (act == ACT_FASTPATH)
+		return XDP_REDIRECT;
 	return act == ACT_PASS ? XDP_PASS : XDP_DROP;
 }
 

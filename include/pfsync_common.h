@@ -18,25 +18,27 @@
 #include <linux/types.h>
 
 /* ---- map names (pinned by name, LIBBPF_PIN_BY_NAME) ---------------------- */
-#define PFSYNC_MAP_STATES      "pfsync_states"
-#define PFSYNC_MAP_RULES       "pfsync_rules"
-#define PFSYNC_MAP_EVENTS      "pfsync_events"
-#define PFSYNC_MAP_DEFER       "pfsync_defer"
-#define PFSYNC_MAP_CONFIG      "pfsync_config"
-#define PFSYNC_MAP_GLOBALS     "pfsync_globals"
-#define PFSYNC_MAP_COUNTERS    "pfsync_counters"
-#define PFSYNC_DEFAULT_PIN_DIR "/sys/fs/bpf/tc/globals"
+#define PFSYNC_MAP_STATES	"pfsync_states"
+#define PFSYNC_MAP_RULES	"pfsync_rules"
+#define PFSYNC_MAP_EVENTS	"pfsync_events"
+#define PFSYNC_MAP_DEFER	"pfsync_defer"
+#define PFSYNC_MAP_CONFIG	"pfsync_config"
+#define PFSYNC_MAP_GLOBALS	"pfsync_globals"
+#define PFSYNC_MAP_COUNTERS	"pfsync_counters"
+#define PFSYNC_MAP_FASTPATH_IFS "pfsync_fastpath_ifs"
+#define PFSYNC_DEFAULT_PIN_DIR	"/sys/fs/bpf/tc/globals"
 
 /* ---- sizes --------------------------------------------------------------- */
 #ifndef PFSYNC_STATES_MAX
 #define PFSYNC_STATES_MAX 100000 /* pf's PFSTATE_HIWAT */
 #endif
-#define PFSYNC_RULES_MAX     256       /* rules per bank */
-#define PFSYNC_RULE_BANKS    2	       /* double buffer: load one, flip */
-#define PFSYNC_EVENTS_BYTES  (8 << 20) /* ringbuf size */
-#define PFSYNC_DEFER_MAX     128       /* pf's per-slice deferral limit */
-#define PFSYNC_DEFER_PKT_MAX 1536      /* largest frame that can be held */
-#define PFSYNC_IFNAMSIZ	     16
+#define PFSYNC_RULES_MAX	256	  /* rules per bank */
+#define PFSYNC_RULE_BANKS	2	  /* double buffer: load one, flip */
+#define PFSYNC_EVENTS_BYTES	(8 << 20) /* ringbuf size */
+#define PFSYNC_DEFER_MAX	128	  /* pf's per-slice deferral limit */
+#define PFSYNC_DEFER_PKT_MAX	1536	  /* largest frame that can be held */
+#define PFSYNC_IFNAMSIZ		16
+#define PFSYNC_FASTPATH_IFS_MAX 64 /* egress interfaces of the fast path */
 
 /* ---- address families (Linux values inside; BSD values only on the wire) - */
 #define PFSYNC_AF_INET	2
@@ -229,6 +231,7 @@ struct pfsync_rule {
  */
 #define PFSYNC_CFG_ADAPTIVE_START 0x0002
 #define PFSYNC_CFG_ADAPTIVE_END	  0x0004
+#define PFSYNC_CFG_FASTPATH	  0x0008 /* established flows routed in XDP (bpf/fastpath.h) */
 
 struct pfsync_config {
 	__u32 timeouts[PFTM_MAX]; /* seconds (adaptive: state counts) */
@@ -253,6 +256,42 @@ struct pfsync_globals {
 	__u64 last_sweep_ns; /* when the last sweep ran */
 };
 
+/*
+ * Fast path (bpf/fastpath.h): what became of a packet of a known state at
+ * XDP ingress while the fast path is on. FORWARDED packets were redirected
+ * (an outcome of their own, not in packets_passed); the others went to the
+ * stack (also counted in packets_passed) for the reason named.
+ */
+enum pfsync_fp_reason {
+	PFSYNC_FP_FORWARDED = 0,
+	PFSYNC_FP_NOT_READY,	  /* state has not seen both directions (or closing) */
+	PFSYNC_FP_NOT_OURS,	  /* ingress not in the set, or frame not sent to its MAC */
+	PFSYNC_FP_VLAN,		  /* tagged frame */
+	PFSYNC_FP_IP_OPTIONS,	  /* IPv4 options, IPv6 extension headers */
+	PFSYNC_FP_FRAGMENT,	  /* first fragment (later ones have no state) */
+	PFSYNC_FP_TTL,		  /* TTL / hop limit <= 1 */
+	PFSYNC_FP_NO_ROUTE,	  /* unreachable, blackhole, prohibit, forwarding off */
+	PFSYNC_FP_NO_NEIGH,	  /* next hop not resolved yet */
+	PFSYNC_FP_NOT_FWDED,	  /* local destination, broadcast, or no route at all */
+	PFSYNC_FP_MTU,		  /* larger than the egress MTU */
+	PFSYNC_FP_EGRESS_NOT_SET, /* egress interface not in pfsync_fastpath_ifs */
+	PFSYNC_FP_REASONS,
+};
+
+#define PFSYNC_FP_DIRS 2 /* [0] from the state's initiator, [1] from its responder */
+
+/*
+ * pfsync_fastpath_ifs values (HASH, key ifindex): the interfaces running
+ * pfsync-xdp that the fast path forwards between, with their MAC address:
+ * only a frame sent to the MAC of its ingress interface is forwarded (in
+ * promiscuous mode, under a bridge or tcpdump, others arrive too, which
+ * the stack would drop).
+ */
+struct pfsync_fastpath_if {
+	__u8 mac[6];
+	__u16 pad;
+};
+
 /* ---- datapath counters (pfsync_counters, PERCPU_ARRAY of 1) ------------- */
 struct pfsync_counters {
 	__u64 packets_seen;
@@ -269,6 +308,8 @@ struct pfsync_counters {
 	__u64 defer_held;
 	__u64 defer_too_big;
 	__u64 defer_full;
+	/* ---- fast path (issue 16): a block of its own, keep it last ---- */
+	__u64 fastpath[PFSYNC_FP_REASONS][PFSYNC_FP_DIRS];
 };
 
 /* ---- control programs run with BPF_PROG_RUN (SEC("syscall")) ----------- */

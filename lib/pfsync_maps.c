@@ -3,9 +3,13 @@
 #include "pfsync_maps.h"
 
 #include <errno.h>
+#include <net/if.h>
+#include <net/if_arp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -51,6 +55,7 @@ void pfsync_maps_close(struct pfsync_maps *m)
 	close_fd(&m->config);
 	close_fd(&m->globals);
 	close_fd(&m->counters);
+	close_fd(&m->fastpath_ifs);
 }
 
 int pfsync_maps_open(struct pfsync_maps *m, const char *pin_dir)
@@ -60,7 +65,7 @@ int pfsync_maps_open(struct pfsync_maps *m, const char *pin_dir)
 
 	memset(m, 0, sizeof(*m));
 	m->states = m->rules = m->events = m->defer = -1;
-	m->config = m->globals = m->counters = -1;
+	m->config = m->globals = m->counters = m->fastpath_ifs = -1;
 	snprintf(m->pin_dir, sizeof(m->pin_dir), "%s", dir);
 	/* the states map first: if it is missing nothing is loaded, one message is enough */
 	err = map_get(dir, PFSYNC_MAP_STATES, &m->states, 1);
@@ -77,6 +82,9 @@ int pfsync_maps_open(struct pfsync_maps *m, const char *pin_dir)
 		err = map_get(dir, PFSYNC_MAP_EVENTS, &m->events, 0);
 	if (!err)
 		err = map_get(dir, PFSYNC_MAP_DEFER, &m->defer, 0);
+	/* absent when an object without the fast path pinned these maps */
+	if (!err)
+		err = map_get(dir, PFSYNC_MAP_FASTPATH_IFS, &m->fastpath_ifs, 0);
 	if (err)
 		pfsync_maps_close(m);
 	return err;
@@ -151,6 +159,24 @@ int pfsync_counters_sum(const struct pfsync_maps *m, struct pfsync_counters *out
 	}
 out:
 	free(percpu);
+	return err;
+}
+
+int pfsync_counters_zero(const struct pfsync_maps *m)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	struct pfsync_counters *zeros;
+	__u32 zero = 0;
+	int err = 0;
+
+	if (ncpus <= 0)
+		return ncpus ? ncpus : -EINVAL;
+	zeros = calloc((size_t)ncpus, sizeof(*zeros));
+	if (!zeros)
+		return -ENOMEM;
+	if (bpf_map_update_elem(m->counters, &zero, zeros, BPF_ANY))
+		err = -errno;
+	free(zeros);
 	return err;
 }
 
@@ -244,4 +270,90 @@ __u32 pfsync_states_capacity(const struct pfsync_maps *m)
 	if (bpf_obj_get_info_by_fd(m->states, &info, &len))
 		return 0;
 	return info.max_entries;
+}
+
+/* The interface's MAC address, as the calling process's namespace sees it. */
+static int if_mac(__u32 ifindex, __u8 mac[6])
+{
+	struct ifreq ifr;
+	int fd, err = 0;
+
+	memset(&ifr, 0, sizeof(ifr));
+	if (!if_indextoname(ifindex, ifr.ifr_name))
+		return -errno;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr))
+		err = -errno;
+	else if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER)
+		err = -EPFNOSUPPORT; /* the fast path rewrites Ethernet headers only */
+	else
+		memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	close(fd);
+	return err;
+}
+
+int pfsync_fastpath_if_add(const struct pfsync_maps *m, __u32 ifindex)
+{
+	struct pfsync_fastpath_if val;
+	int err;
+
+	if (m->fastpath_ifs < 0)
+		return -EOPNOTSUPP;
+	memset(&val, 0, sizeof(val));
+	err = if_mac(ifindex, val.mac);
+	if (err)
+		return err;
+	return bpf_map_update_elem(m->fastpath_ifs, &ifindex, &val, BPF_ANY) ? -errno : 0;
+}
+
+int pfsync_fastpath_if_del(const struct pfsync_maps *m, __u32 ifindex)
+{
+	if (m->fastpath_ifs < 0)
+		return -EOPNOTSUPP;
+	return bpf_map_delete_elem(m->fastpath_ifs, &ifindex) ? -errno : 0;
+}
+
+int pfsync_fastpath_if_list(const struct pfsync_maps *m, __u32 *ifindexes, int max)
+{
+	__u32 key, *prev = NULL;
+	int n = 0;
+
+	if (m->fastpath_ifs < 0)
+		return -EOPNOTSUPP;
+	while (n < max && bpf_map_get_next_key(m->fastpath_ifs, prev, &key) == 0) {
+		ifindexes[n++] = key;
+		prev = &ifindexes[n - 1];
+	}
+	return n;
+}
+
+static const struct {
+	const char *name, *text;
+} fastpath_reasons[PFSYNC_FP_REASONS] = {
+    [PFSYNC_FP_FORWARDED] = {"forwarded", "forwarded in XDP"},
+    [PFSYNC_FP_NOT_READY] = {"not_ready", "to the stack: state not established both ways"},
+    [PFSYNC_FP_NOT_OURS] = {"not_ours",
+			    "to the stack: not sent to the MAC of a fast-path interface"},
+    [PFSYNC_FP_VLAN] = {"vlan", "to the stack: VLAN tag"},
+    [PFSYNC_FP_IP_OPTIONS] = {"ip_options", "to the stack: IP options or IPv6 extension headers"},
+    [PFSYNC_FP_FRAGMENT] = {"fragment", "to the stack: fragment"},
+    [PFSYNC_FP_TTL] = {"ttl", "to the stack: TTL or hop limit <= 1"},
+    [PFSYNC_FP_NO_ROUTE] = {"no_route", "to the stack: unreachable, blackhole or prohibit"},
+    [PFSYNC_FP_NO_NEIGH] = {"no_neigh", "to the stack: next hop not resolved"},
+    [PFSYNC_FP_NOT_FWDED] = {"not_fwded", "to the stack: local, broadcast or no route"},
+    [PFSYNC_FP_MTU] = {"mtu", "to the stack: larger than the egress MTU"},
+    [PFSYNC_FP_EGRESS_NOT_SET] = {"egress_not_set",
+				  "to the stack: egress interface not in the fast-path set"},
+};
+
+const char *pfsync_fastpath_reason_name(unsigned int reason)
+{
+	return reason < PFSYNC_FP_REASONS ? fastpath_reasons[reason].name : NULL;
+}
+
+const char *pfsync_fastpath_reason_text(unsigned int reason)
+{
+	return reason < PFSYNC_FP_REASONS ? fastpath_reasons[reason].text : NULL;
 }

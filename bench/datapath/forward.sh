@@ -23,6 +23,16 @@
 #               veths: nftables paying the same veth XDP cost as pfsync-xdp
 #   pfsync-xdp  build/pfsync_xdp.o (XDP + tc egress on both interfaces),
 #               the same policy as a pf ruleset
+#   nft-flowtable  nftables as above plus a flowtable on both veths
+#               (`flow add @ft` for established connections): the kernel's
+#               software fast path
+#   pfsync-xdp+fp  pfsync-xdp with its fast path on (pfsyncctl set fastpath)
+#   xdp-fwd     the fast path's floor: build/bench_fwd.o on both veths, fib
+#               lookup and redirect for every packet, no state, no filter
+# The last two redirect frames between veths: the hosts' ends get GRO on
+# (veth takes redirected frames only with NAPI) and transmit checksums off
+# (a redirected frame loses veth's CHECKSUM_PARTIAL mark) for those two
+# modes only, so the client computes its checksums in them (a handicap).
 # Offloads are off on every veth, so one TCP segment is one packet in all
 # modes (XDP on a veth turns GSO off on its peer anyway).
 #
@@ -203,6 +213,64 @@ RULES
 	fi
 }
 
+flowtable_up()
+{
+	nl_fw nft -f - <<NFT
+table inet pfbench_ft {
+	flowtable ft {
+		hook ingress priority 0; devices = { $NL_FW_IN, $NL_FW_OUT };
+	}
+	chain forward {
+		type filter hook forward priority 0; policy drop;
+		meta l4proto { tcp, udp } ct state established flow add @ft
+		ct state established,related accept
+		iifname "$NL_FW_IN" ct state new accept
+	}
+}
+NFT
+}
+
+flowtable_down()
+{
+	nl_fw nft delete table inet pfbench_ft
+}
+
+# hosts_redirect_ready on|off: the hosts' veth ends for redirected frames
+hosts_redirect_ready()
+{
+	local ns gro=off tx=on
+	[ "$1" = on ] && gro=on tx=off
+	for ns in "$NL_CLIENT" "$NL_SERVER"; do
+		nl_in "$ns" ethtool -K eth0 gro "$gro" tx "$tx" >/dev/null
+	done
+}
+
+# fp_set_fill: in0 and out0 (ifindex, MAC) in the pinned pfsync_fastpath_ifs
+# by bpftool, for bench_fwd (pfsync-xdp's fast path fills it with pfsyncctl)
+fp_set_fill()
+{
+	local ifname idx mac key val
+	for ifname in "$NL_FW_IN" "$NL_FW_OUT"; do
+		idx=$(ip -n "$NL_FW" -j link show dev "$ifname" | jq '.[0].ifindex')
+		mac=$(ip -n "$NL_FW" -j link show dev "$ifname" | jq -r '.[0].address')
+		key=$(printf '0x%02x 0x%02x 0x%02x 0x%02x' $((idx & 255)) $((idx >> 8 & 255)) \
+			$((idx >> 16 & 255)) $((idx >> 24 & 255)))
+		val="0x${mac//:/ 0x} 0 0"
+		# shellcheck disable=SC2086 # byte lists
+		nl_fw bpftool map update pinned "$NL_FW_PIN/pfsync_fastpath_ifs" key $key value $val ||
+			return 1
+	done
+}
+
+# Kernels built without CONFIG_NF_FLOW_TABLE (this machine's) refuse it
+have_flowtable=1
+if flowtable_up 2>"$NL_TMP/flowtable.err"; then
+	flowtable_down
+else
+	nl_log "nftables flowtable refused (kernel without CONFIG_NF_FLOW_TABLE?): nft-flowtable rows skipped: $(head -1 "$NL_TMP/flowtable.err")"
+	have_flowtable=0
+fi
+
 have_pfsync=0
 if [ -f "$BUILD/pfsync_xdp.o" ]; then
 	have_pfsync=1
@@ -235,10 +303,34 @@ for ((round = 0; round < ROUNDS; round++)); do
 			nl_wait_until 5 nl_in "$NL_CLIENT" ping -c1 -W1 -q "$NL_SERVER4" >/dev/null ||
 				nl_log "$mode: ping through the firewall fails"
 			run_mode "$mode"
+			hosts_redirect_ready on
+			if nl_fw "$BUILD/pfsyncctl" set fastpath on "$NL_FW_IN" "$NL_FW_OUT" >&2; then
+				run_mode "$mode+fp"
+				nl_fw "$BUILD/pfsyncctl" set fastpath off >&2
+			else
+				nl_log "cannot turn the fast path on: $mode+fp rows skipped"
+			fi
+			hosts_redirect_ready off
 		else
 			nl_log "cannot attach $BUILD/pfsync_xdp.o with iproute2"
 			have_pfsync=0
 		fi
 		xdp_detach
 	fi
+
+	if [ "$have_flowtable" = 1 ]; then
+		flowtable_up
+		run_mode nft-flowtable
+		flowtable_down
+	fi
+
+	if [ -f "$BUILD/bench_fwd.o" ] && [ -n "${NL_FW_MNTNS:-}" ] &&
+		xdp_attach "$BUILD/bench_fwd.o" && fp_set_fill; then
+		hosts_redirect_ready on
+		run_mode xdp-fwd
+		hosts_redirect_ready off
+	else
+		nl_log "cannot attach $BUILD/bench_fwd.o: xdp-fwd rows skipped"
+	fi
+	xdp_detach
 done

@@ -210,3 +210,26 @@ size_t pkt_build(const struct pkt_spec *s, __u8 *buf, size_t cap)
 	}
 	return total;
 }
+
+struct pkt_spec pkt_udp(int af, const char *src, const char *dst, __u16 sport, __u16 dport)
+{
+	struct pkt_spec s = {.af = af,
+			     .saddr = src,
+			     .daddr = dst,
+			     .proto = IPPROTO_UDP,
+			     .sport = sport,
+			     .dport = dport,
+			     .wscale = -1};
+	return s;
+}
+
+struct pkt_spec pkt_reverse(const struct pkt_spec *s)
+{
+	struct pkt_spec r = *s;
+
+	r.saddr = s->daddr;
+	r.daddr = s->saddr;
+	r.sport = s->dport;
+	r.dport = s->sport;
+	return r;
+}

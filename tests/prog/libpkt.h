@@ -42,6 +42,12 @@ struct pkt_spec {
 	size_t payload_len;
 };
 
+/* A UDP spec (no window scale option, as every non-SYN). */
+struct pkt_spec pkt_udp(int af, const char *src, const char *dst, __u16 sport, __u16 dport);
+
+/* The same spec in the other direction: addresses and ports swapped. */
+struct pkt_spec pkt_reverse(const struct pkt_spec *s);
+
 /* Builds the frame into buf; returns its length, 0 if it does not fit. */
 size_t pkt_build(const struct pkt_spec *s, __u8 *buf, size_t cap);
 

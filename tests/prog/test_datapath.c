@@ -372,29 +372,6 @@ static struct pkt_spec tcp4(const char *src, const char *dst, __u16 sport, __u16
 	return s;
 }
 
-static struct pkt_spec udp(int af, const char *src, const char *dst, __u16 sport, __u16 dport)
-{
-	struct pkt_spec s = {.af = af,
-			     .saddr = src,
-			     .daddr = dst,
-			     .proto = IPPROTO_UDP,
-			     .sport = sport,
-			     .dport = dport,
-			     .wscale = -1};
-	return s;
-}
-
-static struct pkt_spec reverse(const struct pkt_spec *s)
-{
-	struct pkt_spec r = *s;
-
-	r.saddr = s->daddr;
-	r.daddr = s->saddr;
-	r.sport = s->dport;
-	r.dport = s->sport;
-	return r;
-}
-
 #define A4  "10.1.0.2"
 #define B4  "192.0.2.10"
 #define A6  "2001:db8::2"
@@ -408,7 +385,7 @@ static struct pkt_spec reverse(const struct pkt_spec *s)
 static void check_tcp_handshake(struct fixture *f, struct pkt_spec syn)
 {
 	struct pfsync_state_value v;
-	struct pkt_spec synack = reverse(&syn), ack = syn;
+	struct pkt_spec synack = pkt_reverse(&syn), ack = syn;
 	int src_side;
 	struct pfsync_key k = key_of(&syn, &src_side);
 
@@ -484,7 +461,7 @@ static void test_tcp6_handshake(void **state)
 
 static void establish(struct fixture *f, struct pkt_spec *syn)
 {
-	struct pkt_spec synack = reverse(syn), ack = *syn;
+	struct pkt_spec synack = pkt_reverse(syn), ack = *syn;
 
 	assert_int_equal(xdp_spec(f, syn), XDP_PASS);
 	synack.tcp_flags = SYN | ACK;
@@ -534,7 +511,7 @@ static void test_tcp_rst(void **state)
 	struct pfsync_state_value v;
 
 	establish(f, &syn);
-	rst = reverse(&syn);
+	rst = pkt_reverse(&syn);
 	rst.tcp_flags = RST | ACK;
 	rst.seq = 5001;
 	rst.ack = 1001;
@@ -580,7 +557,7 @@ static void test_tcp_port_reuse(void **state)
 	fin.seq = 1001;
 	fin.ack = 5001;
 	assert_int_equal(xdp_spec(f, &fin), XDP_PASS);
-	fin_back = reverse(&syn);
+	fin_back = pkt_reverse(&syn);
 	fin_back.tcp_flags = FIN | ACK;
 	fin_back.seq = 5001;
 	fin_back.ack = 1002;
@@ -681,7 +658,7 @@ static void test_state_ids_unique(void **state)
 	int i, j;
 
 	for (i = 0; i < N; i++) {
-		struct pkt_spec s = udp(AF_INET, A4, B4, (__u16)(20000 + i), 53);
+		struct pkt_spec s = pkt_udp(AF_INET, A4, B4, (__u16)(20000 + i), 53);
 		struct pfsync_state_value v;
 
 		assert_int_equal(xdp_spec(f, &s), XDP_PASS);
@@ -702,7 +679,7 @@ static void test_state_ids_unique(void **state)
 static void test_udp(void **state)
 {
 	struct fixture *f = *state;
-	struct pkt_spec out = udp(AF_INET, A4, B4, 5353, 53), back = reverse(&out);
+	struct pkt_spec out = pkt_udp(AF_INET, A4, B4, 5353, 53), back = pkt_reverse(&out);
 	struct pfsync_state_value v;
 
 	assert_int_equal(xdp_spec(f, &out), XDP_PASS);
@@ -730,8 +707,9 @@ static void test_udp(void **state)
 static void test_forwarded_counted_once(void **state)
 {
 	struct fixture *f = *state;
-	struct pkt_spec syn = tcp4(A4, B4, 40009, 80, SYN, 1000, 0), synack = reverse(&syn), ack;
-	struct pkt_spec dgram = udp(AF_INET, A4, B4, 5454, 53);
+	struct pkt_spec syn = tcp4(A4, B4, 40009, 80, SYN, 1000, 0), synack = pkt_reverse(&syn),
+			ack;
+	struct pkt_spec dgram = pkt_udp(AF_INET, A4, B4, 5454, 53);
 	struct pfsync_state_value v;
 
 	synack.tcp_flags = SYN | ACK;
@@ -853,14 +831,14 @@ static void test_arp_passes_uncounted(void **state)
 static void test_vlan(void **state)
 {
 	struct fixture *f = *state;
-	struct pkt_spec s = udp(AF_INET, A4, B4, 1111, 2222);
+	struct pkt_spec s = pkt_udp(AF_INET, A4, B4, 1111, 2222);
 	struct pfsync_state_value v;
 
 	s.vlan = 100;
 	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
 	assert_int_equal(state_get(f, &s, &v), 0);
 	s.vlan = 0; /* the untagged reverse finds the same state */
-	s = reverse(&s);
+	s = pkt_reverse(&s);
 	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
 	assert_int_equal(state_get(f, &s, &v), 0);
 	assert_int_equal(v.packets[1], 1);
@@ -881,7 +859,7 @@ static void test_ipv4_options(void **state)
 static void test_ipv6_ext_headers(void **state)
 {
 	struct fixture *f = *state;
-	struct pkt_spec s = udp(AF_INET6, A6, B6, 3000, 4000);
+	struct pkt_spec s = pkt_udp(AF_INET6, A6, B6, 3000, 4000);
 	struct pfsync_state_value v;
 
 	s.n_ext = 3;
@@ -896,7 +874,7 @@ static void test_ipv6_ext_headers(void **state)
 static void test_ipv6_ext_chain_too_long(void **state)
 {
 	struct fixture *f = *state;
-	struct pkt_spec s = udp(AF_INET6, A6, B6, 3000, 4001);
+	struct pkt_spec s = pkt_udp(AF_INET6, A6, B6, 3000, 4001);
 	int i;
 
 	s.n_ext = 7;
@@ -910,8 +888,8 @@ static void test_ipv6_ext_chain_too_long(void **state)
 static void test_fragments(void **state)
 {
 	struct fixture *f = *state;
-	struct pkt_spec first = udp(AF_INET, A4, B4, 7000, 53), later = first;
-	struct pkt_spec later6 = udp(AF_INET6, A6, B6, 7000, 53);
+	struct pkt_spec first = pkt_udp(AF_INET, A4, B4, 7000, 53), later = first;
+	struct pkt_spec later6 = pkt_udp(AF_INET6, A6, B6, 7000, 53);
 	struct pfsync_state_value v;
 
 	first.more_frags = 1;
@@ -935,7 +913,7 @@ static void test_fragments_rules(void **state)
 {
 	struct fixture *f = *state;
 	struct pfsync_rule rules[2] = {};
-	struct pkt_spec later = udp(AF_INET, A4, B4, 7001, 53);
+	struct pkt_spec later = pkt_udp(AF_INET, A4, B4, 7001, 53);
 
 	/* a port rule cannot match a later fragment: it falls to `block in` */
 	rules[0].action = PFSYNC_RULE_BLOCK;
@@ -980,8 +958,8 @@ static void test_malformed(void **state)
 {
 	struct fixture *f = *state;
 	struct pkt_spec t = tcp4(A4, B4, 40006, 80, SYN, 1, 0);
-	struct pkt_spec u6 = udp(AF_INET6, A6, B6, 1, 2);
-	struct pkt_spec vl = udp(AF_INET, A4, B4, 1, 2);
+	struct pkt_spec u6 = pkt_udp(AF_INET6, A6, B6, 1, 2);
+	struct pkt_spec vl = pkt_udp(AF_INET, A4, B4, 1, 2);
 	__u8 buf[PKT_MAX];
 	size_t len, l3 = pkt_l3_off(&t), l4 = pkt_l4_off(&t);
 	__u64 n = 0;
@@ -1097,7 +1075,7 @@ static void test_rule_quick(void **state)
 {
 	struct fixture *f = *state;
 	struct pfsync_rule rules[2] = {};
-	struct pkt_spec s = udp(AF_INET, B4, A4, 999, 53);
+	struct pkt_spec s = pkt_udp(AF_INET, B4, A4, 999, 53);
 	struct pfsync_state_value v;
 
 	rules[0].action = PFSYNC_RULE_PASS;
@@ -1116,9 +1094,9 @@ static void test_rule_addr(void **state)
 {
 	struct fixture *f = *state;
 	struct pfsync_rule rules[2] = {};
-	struct pkt_spec in_net = udp(AF_INET, "10.9.8.7", A4, 1000, 2000);
-	struct pkt_spec outside = udp(AF_INET, "192.168.1.1", A4, 1000, 2000);
-	struct pkt_spec v6 = udp(AF_INET6, A6, B6, 1000, 2000);
+	struct pkt_spec in_net = pkt_udp(AF_INET, "10.9.8.7", A4, 1000, 2000);
+	struct pkt_spec outside = pkt_udp(AF_INET, "192.168.1.1", A4, 1000, 2000);
+	struct pkt_spec v6 = pkt_udp(AF_INET6, A6, B6, 1000, 2000);
 
 	rules[0].action = PFSYNC_RULE_BLOCK;
 	rules[0].dir = PF_IN;
@@ -1160,7 +1138,7 @@ static void test_icmp_error_related(void **state)
 {
 	struct fixture *f = *state;
 	struct pfsync_rule rules[2] = {};
-	struct pkt_spec out = udp(AF_INET, A4, B4, 6000, 7000), quoted = out, unrelated;
+	struct pkt_spec out = pkt_udp(AF_INET, A4, B4, 6000, 7000), quoted = out, unrelated;
 	struct pkt_spec err = {.af = AF_INET,
 			       .saddr = B4,
 			       .daddr = A4,
@@ -1196,7 +1174,7 @@ static void test_nosync(void **state)
 	struct fixture *f = *state;
 	struct pfsync_rule r = {.action = PFSYNC_RULE_PASS,
 				.rflags = PFSYNC_RF_KEEP_STATE | PFSYNC_RF_NOSYNC};
-	struct pkt_spec s = udp(AF_INET, A4, B4, 1234, 4321), back = reverse(&s);
+	struct pkt_spec s = pkt_udp(AF_INET, A4, B4, 1234, 4321), back = pkt_reverse(&s);
 	struct pfsync_state_value v;
 
 	rules_load(f, &r, 1, 0);
@@ -1290,7 +1268,7 @@ static void test_sweep_expires(void **state)
 {
 	struct fixture *f = *state;
 	struct pfsync_config cfg = {};
-	struct pkt_spec short_lived = udp(AF_INET, A4, B4, 1, 2);
+	struct pkt_spec short_lived = pkt_udp(AF_INET, A4, B4, 1, 2);
 	struct pkt_spec long_lived = tcp4(A4, B4, 3, 4, SYN, 1, 0);
 	struct pfsync_sweep_args a = {};
 	struct pfsync_state_value v;
@@ -1325,7 +1303,7 @@ static void test_flush(void **state)
 	struct pfsync_sweep_args quiet = {.sweep_flags = PFSYNC_SWEEP_FLUSH | PFSYNC_SWEEP_QUIET};
 	struct pfsync_sweep_args creator = {
 	    .sweep_flags = PFSYNC_SWEEP_FLUSH | PFSYNC_SWEEP_CREATOR, .creatorid = 0x1234};
-	struct pkt_spec s = udp(AF_INET, A4, B4, 10, 20);
+	struct pkt_spec s = pkt_udp(AF_INET, A4, B4, 10, 20);
 	struct pfsync_state_value v;
 	struct pfsync_key k;
 	int i;
@@ -1379,7 +1357,7 @@ static __u64 boot_ns(void)
  */
 static __u64 overflow_ring(struct fixture *f)
 {
-	struct pkt_spec s = udp(AF_INET, "10.200.0.0", B4, 0, 9);
+	struct pkt_spec s = pkt_udp(AF_INET, "10.200.0.0", B4, 0, 9);
 	struct pfsync_sweep_args flush = {.sweep_flags = PFSYNC_SWEEP_FLUSH};
 	__u32 rec = (__u32)(sizeof(struct pfsync_event) + 8), fill = PFSYNC_EVENTS_BYTES / rec;
 	__u32 i, n = fill / 2 + 1000;
@@ -1415,7 +1393,7 @@ static void check_lost_report(struct fixture *f, __u64 lost, __u64 t_before)
 static void test_lost_records_reported(void **state)
 {
 	struct fixture *f = *state;
-	struct pkt_spec s = udp(AF_INET, "10.201.0.1", B4, 1000, 9);
+	struct pkt_spec s = pkt_udp(AF_INET, "10.201.0.1", B4, 1000, 9);
 	__u64 lost = overflow_ring(f), t_drained = boot_ns();
 
 	/* space again: the next record is preceded by the loss report */
@@ -1444,7 +1422,7 @@ static void test_lost_records_reported_by_sweep(void **state)
 static void check_defer(struct fixture *f, int egress)
 {
 	struct pfsync_config cfg = {.cfg_flags = PFSYNC_CFG_DEFER};
-	struct pkt_spec s = udp(AF_INET, A4, B4, 4444, 5555);
+	struct pkt_spec s = pkt_udp(AF_INET, A4, B4, 4444, 5555);
 	struct pfsync_key k = key_of(&s, NULL);
 	struct pfsync_state_value v;
 	struct pfsync_deferred d;
@@ -1493,7 +1471,7 @@ static void test_defer_nosync_not_held(void **state)
 	struct pfsync_rule r = {.action = PFSYNC_RULE_PASS,
 				.rflags = PFSYNC_RF_KEEP_STATE | PFSYNC_RF_NOSYNC};
 	struct pfsync_config cfg = {.cfg_flags = PFSYNC_CFG_DEFER};
-	struct pkt_spec s = udp(AF_INET, A4, B4, 4445, 5555);
+	struct pkt_spec s = pkt_udp(AF_INET, A4, B4, 4445, 5555);
 	struct pfsync_deferred d;
 
 	rules_load(f, &r, 1, 0);
@@ -1511,7 +1489,7 @@ static void test_defer_too_big_passes(void **state)
 	struct fixture *f = *state;
 	struct pfsync_config cfg = {.cfg_flags = PFSYNC_CFG_DEFER};
 	static const __u8 payload[PFSYNC_DEFER_PKT_MAX] = {0};
-	struct pkt_spec s = udp(AF_INET, A4, B4, 4446, 5555);
+	struct pkt_spec s = pkt_udp(AF_INET, A4, B4, 4446, 5555);
 	struct pfsync_state_value v;
 	struct pfsync_deferred d;
 	__u8 frame[PKT_MAX];
@@ -1543,8 +1521,8 @@ static void test_defer_group_not_held(void **state)
 {
 	struct fixture *f = *state;
 	struct pfsync_config cfg = {.cfg_flags = PFSYNC_CFG_DEFER};
-	struct pkt_spec s = udp(AF_INET, A4, "224.0.0.251", 5353, 5353);
-	struct pkt_spec b = udp(AF_INET, A4, "10.1.0.255", 137, 137);
+	struct pkt_spec s = pkt_udp(AF_INET, A4, "224.0.0.251", 5353, 5353);
+	struct pkt_spec b = pkt_udp(AF_INET, A4, "10.1.0.255", 137, 137);
 	struct pfsync_state_value v;
 	struct pfsync_deferred d;
 	__u8 frame[PKT_MAX];
@@ -1632,7 +1610,7 @@ static void test_defer_released_syn_untracked(void **state)
 static void test_table_full(void **state)
 {
 	struct fixture *f = *state;
-	struct pkt_spec s = udp(AF_INET, A4, B4, 100, 200);
+	struct pkt_spec s = pkt_udp(AF_INET, A4, B4, 100, 200);
 	struct pfsync_state_value v;
 	int i;
 
@@ -1655,7 +1633,7 @@ static void test_loader_reuses_pins(void **state)
 {
 	struct fixture *f = *state;
 	struct pfsync_sweep_args a = {.sweep_flags = PFSYNC_SWEEP_FLUSH | PFSYNC_SWEEP_QUIET};
-	struct pkt_spec s = udp(AF_INET, A4, B4, 300, 400);
+	struct pkt_spec s = pkt_udp(AF_INET, A4, B4, 300, 400);
 	struct bpf_map_info info = {};
 	__u32 info_len = sizeof(info);
 	struct pfsync_bpf b2;

@@ -39,6 +39,8 @@ static void test_every_key_kind(void **unused)
 				   "defer no\n"
 				   "defer yes\n"
 				   "defer-release redirect\n"
+				   "fastpath no\n"
+				   "fastpath yes\n"
 				   "hostid 0x0a0a0a0a\n"
 				   "rules \"/etc/pf sync/rules.conf\"\n"
 				   "auth-key k3y\r\n"
@@ -48,13 +50,12 @@ static void test_every_key_kind(void **unused)
 
 	(void)unused;
 	assert_int_equal(config_parse("t.conf", text, NULL, &a, err, sizeof(err)), 0);
-	assert_string_equal(
-	    joined(&a),
-	    "--syncdev eth2 --syncpeer 10.0.0.2 --syncpeer 10.0.0.3 "
-	    "--attach eth0 --attach eth1 --maxupd 64 --defer --defer "
-	    "--defer-release redirect --hostid 0x0a0a0a0a --rules /etc/pf sync/rules.conf "
-	    "--auth-key k3y --interval 5");
-	assert_string_equal(a.argv[19], "/etc/pf sync/rules.conf");
+	assert_string_equal(joined(&a), "--syncdev eth2 --syncpeer 10.0.0.2 --syncpeer 10.0.0.3 "
+					"--attach eth0 --attach eth1 --maxupd 64 --defer --defer "
+					"--defer-release redirect --fastpath --hostid 0x0a0a0a0a "
+					"--rules /etc/pf sync/rules.conf "
+					"--auth-key k3y --interval 5");
+	assert_string_equal(a.argv[20], "/etc/pf sync/rules.conf");
 	config_args_free(&a);
 }
 

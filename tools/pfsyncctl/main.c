@@ -24,6 +24,8 @@ void ctl_usage(FILE *f)
 	    "  set timeout NAME SECONDS   e.g. set timeout tcp.established 3600 (0 = default)\n"
 	    "  set maxupd N               updates before a TCP state is sent again (0..255)\n"
 	    "  set limit states N         adaptive timeout base (<= table size)\n"
+	    "  set fastpath on [IF...]    forward established flows in XDP to the IFs\n"
+	    "  set fastpath off [IF...]   turn it off, or take the IFs out of the set\n"
 	    "  status [--json]            the agent's pfsync status\n"
 	    "  index [--json]             the agent's identity index checked against the table\n"
 	    "  decode [-v] FILE.pcap      print pfsync packets (also: decode -i IF [-c N])\n"

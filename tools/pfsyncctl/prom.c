@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pfsync_maps.h"
 #include "pfsync_wire.h"
 #include "prom.h"
 
@@ -56,6 +57,21 @@ void prom_datapath(FILE *f, const struct prom_counter *c, unsigned int n, __u32 
 		snprintf(name, sizeof(name), "pfsync_datapath_%s_total", c[i].key);
 		sample(f, name, "counter", c[i].help, c[i].value);
 	}
+}
+
+void prom_fastpath(FILE *f, const __u64 counts[PFSYNC_FP_REASONS][PFSYNC_FP_DIRS],
+		   const char *const dir_names[PFSYNC_FP_DIRS])
+{
+	const char *name = "pfsync_datapath_fastpath_packets_total";
+
+	family(f, name, "counter",
+	       "Packets of known states at XDP ingress with the fast path on: reason=\"forwarded\" "
+	       "were redirected in XDP, the others went to the stack for that reason.");
+	for (unsigned int r = 0; r < PFSYNC_FP_REASONS; r++)
+		for (unsigned int d = 0; d < PFSYNC_FP_DIRS; d++)
+			fprintf(f, "%s{reason=\"%s\",direction=\"%s\"} %" PRIu64 "\n", name,
+				pfsync_fastpath_reason_name(r), dir_names[d],
+				(uint64_t)counts[r][d]);
 }
 
 /* ---- a reader for the agent's flat JSON objects (known shape) ------------- */

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <linux/types.h>
 
+#include "pfsync_common.h"
+
 struct prom_counter {
 	const char *key;  /* metric name part: pfsync_datapath_<key>_total */
 	const char *help; /* one line */
@@ -19,6 +21,9 @@ struct prom_counter {
 };
 
 void prom_datapath(FILE *f, const struct prom_counter *c, unsigned int n, __u32 states);
+/* pfsync_datapath_fastpath_packets_total{reason=...,direction=...} */
+void prom_fastpath(FILE *f, const __u64 counts[PFSYNC_FP_REASONS][PFSYNC_FP_DIRS],
+		   const char *const dir_names[PFSYNC_FP_DIRS]);
 /* the agent's `stats --json` and `status --json` replies; NULL = not reachable */
 void prom_agent(FILE *f, const char *stats_json, const char *status_json);
 

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /* pfsyncctl timeouts / set ...: the runtime configuration in pfsync_config. */
 #include <errno.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <bpf/libbpf.h>
 
 #include "ctl.h"
 #include "pfsync_fmt.h"
@@ -74,9 +77,9 @@ int cmd_timeouts(const struct ctl_opts *o, int argc, char **argv)
 	}
 	/* the limit in force: `set limit states`, else the table size */
 	if (o->json)
-		printf(",\"maxupd\":%u,\"limit_states\":%u,\"table_size\":%u}\n",
+		printf(",\"maxupd\":%u,\"limit_states\":%u,\"table_size\":%u,\"fastpath\":%s}\n",
 		       cfg.maxupd ? cfg.maxupd : MAXUPD_DEFAULT, pfsync_state_limit(&cfg),
-		       cfg.table_size);
+		       cfg.table_size, cfg.cfg_flags & PFSYNC_CFG_FASTPATH ? "true" : "false");
 	else
 		printf("%-20s %10u states\n", "limit states", pfsync_state_limit(&cfg));
 	return CTL_EXIT_OK;
@@ -107,15 +110,18 @@ static int timeout_index(const char *name)
 	return -1;
 }
 
-enum set_kind { SET_TIMEOUT, SET_MAXUPD, SET_LIMIT_STATES };
+enum set_kind { SET_TIMEOUT, SET_MAXUPD, SET_LIMIT_STATES, SET_FASTPATH };
 
 struct set_req {
 	enum set_kind kind;
 	int timeout_idx;
-	__u32 value;
+	__u32 value; /* SET_FASTPATH: 1 = on, 0 = off */
+	int nifs;    /* SET_FASTPATH: interfaces named after on/off */
+	char **ifs;
 };
 
-static const char set_usage[] = "set timeout NAME SECONDS | set maxupd N | set limit states N";
+static const char set_usage[] = "set timeout NAME SECONDS | set maxupd N | set limit states N | "
+				"set fastpath on|off [IF...]";
 
 /* Checks the words before any map is touched, so bad input is a usage error (2). */
 static int parse_set(int argc, char **argv, struct set_req *req)
@@ -152,7 +158,96 @@ static int parse_set(int argc, char **argv, struct set_req *req)
 		}
 		return 0;
 	}
+	if (argc >= 2 && !strcmp(argv[0], "fastpath") &&
+	    (!strcmp(argv[1], "on") || !strcmp(argv[1], "off"))) {
+		req->kind = SET_FASTPATH;
+		req->value = !strcmp(argv[1], "on");
+		req->nifs = argc - 2;
+		req->ifs = argv + 2;
+		return 0;
+	}
 	return ctl_bad_usage(set_usage);
+}
+
+/*
+ * The fast path redirects only to interfaces whose XDP program is ours:
+ * an interface without one is refused here, and the datapath refuses (and
+ * counts) a redirect to any interface not in the set.
+ */
+static int fastpath_if_check(const char *name, __u32 *ifindex)
+{
+	__u32 prog_id = 0;
+
+	*ifindex = if_nametoindex(name);
+	if (!*ifindex) {
+		fprintf(stderr, "pfsyncctl: fastpath: no interface \"%s\"\n", name);
+		return -1;
+	}
+	if (bpf_xdp_query_id((int)*ifindex, 0, &prog_id) || !prog_id) {
+		fprintf(stderr,
+			"pfsyncctl: fastpath: %s runs no XDP program: the fast path redirects "
+			"only to interfaces that run pfsync-xdp\n",
+			name);
+		return -1;
+	}
+	return 0;
+}
+
+/* on IF...: adds them (each checked first); off IF...: removes them. */
+static int fastpath_ifs_apply(const struct pfsync_maps *m, const struct set_req *req)
+{
+	__u32 ifindex[PFSYNC_FASTPATH_IFS_MAX];
+	int i, err = 0;
+
+	if (req->nifs > PFSYNC_FASTPATH_IFS_MAX) {
+		fprintf(stderr, "pfsyncctl: fastpath: at most %d interfaces\n",
+			PFSYNC_FASTPATH_IFS_MAX);
+		return CTL_EXIT_ERR;
+	}
+	for (i = 0; i < req->nifs; i++) {
+		if (!req->value) {
+			ifindex[i] = if_nametoindex(req->ifs[i]);
+			continue;
+		}
+		if (fastpath_if_check(req->ifs[i], &ifindex[i]))
+			return CTL_EXIT_ERR;
+	}
+	for (i = 0; i < req->nifs && !err; i++) {
+		if (req->value)
+			err = pfsync_fastpath_if_add(m, ifindex[i]);
+		else if (ifindex[i])
+			err = pfsync_fastpath_if_del(m, ifindex[i]);
+		if (err == -ENOENT)
+			err = 0; /* not in the set: nothing to remove */
+	}
+	if (err) {
+		fprintf(stderr, "pfsyncctl: fastpath: updating %s/%s failed: %s\n", m->pin_dir,
+			PFSYNC_MAP_FASTPATH_IFS,
+			err == -EOPNOTSUPP ? "the loaded object has no fast path" : strerror(-err));
+		return CTL_EXIT_ERR;
+	}
+	return 0;
+}
+
+/* Turning it on with an empty set would only count egress_not_set. */
+static int set_fastpath(const struct pfsync_maps *m, struct pfsync_config *cfg,
+			const struct set_req *req)
+{
+	__u32 one;
+	int rc = fastpath_ifs_apply(m, req);
+
+	if (rc)
+		return rc;
+	if (req->value && pfsync_fastpath_if_list(m, &one, 1) <= 0) {
+		fprintf(stderr, "pfsyncctl: fastpath: no interfaces in the set: name them "
+				"(set fastpath on IF...)\n");
+		return CTL_EXIT_ERR;
+	}
+	if (req->value)
+		cfg->cfg_flags |= PFSYNC_CFG_FASTPATH;
+	else if (!req->nifs)
+		cfg->cfg_flags &= ~PFSYNC_CFG_FASTPATH;
+	return 0;
 }
 
 static int apply_set(const struct pfsync_maps *m, struct pfsync_config *cfg,
@@ -182,6 +277,8 @@ static int apply_set(const struct pfsync_maps *m, struct pfsync_config *cfg,
 		}
 		cfg->state_limit = req->value;
 		return 0;
+	case SET_FASTPATH:
+		return set_fastpath(m, cfg, req);
 	}
 	return CTL_EXIT_ERR;
 }

@@ -44,6 +44,30 @@ static __u64 counter_value(const struct pfsync_counters *c, unsigned int i)
 	return v;
 }
 
+static const char *const fp_dir_names[PFSYNC_FP_DIRS] = {"initiator", "responder"};
+
+static void print_fastpath_text(const struct pfsync_counters *c)
+{
+	printf("fast path (packets from the initiator / from the responder):\n");
+	for (unsigned int r = 0; r < PFSYNC_FP_REASONS; r++)
+		printf("\t%" PRIu64 " / %" PRIu64 " %s\n", (uint64_t)c->fastpath[r][0],
+		       (uint64_t)c->fastpath[r][1], pfsync_fastpath_reason_text(r));
+}
+
+/* ,"fastpath":{"forwarded":{"initiator":N,"responder":N},...} */
+static void print_fastpath_json(const struct pfsync_counters *c)
+{
+	printf(",\"fastpath\":{");
+	for (unsigned int r = 0; r < PFSYNC_FP_REASONS; r++) {
+		printf("%s\"%s\":{", r ? "," : "", pfsync_fastpath_reason_name(r));
+		for (unsigned int d = 0; d < PFSYNC_FP_DIRS; d++)
+			printf("%s\"%s\":%" PRIu64, d ? "," : "", fp_dir_names[d],
+			       (uint64_t)c->fastpath[r][d]);
+		putchar('}');
+	}
+	putchar('}');
+}
+
 static void print_text(const struct pfsync_counters *c, __u32 states, const char *agent,
 		       const char *ctl_path)
 {
@@ -53,6 +77,7 @@ static void print_text(const struct pfsync_counters *c, __u32 states, const char
 	printf("\t%" PRIu64 " states in the table\n", (uint64_t)states);
 	for (i = 0; i < NCOUNTERS; i++)
 		printf("\t%" PRIu64 " %s\n", (uint64_t)counter_value(c, i), counter_fields[i].text);
+	print_fastpath_text(c);
 	if (agent) {
 		fputs(agent, stdout);
 		if (*agent && agent[strlen(agent) - 1] != '\n')
@@ -71,6 +96,7 @@ static void print_json(const struct pfsync_counters *c, __u32 states, char *agen
 	printf("{\"datapath\":{\"states\":%u", states);
 	for (i = 0; i < NCOUNTERS; i++)
 		printf(",\"%s\":%" PRIu64, counter_fields[i].key, (uint64_t)counter_value(c, i));
+	print_fastpath_json(c);
 	printf("},\"pfsync\":");
 	if (agent) {
 		len = strlen(agent);
@@ -92,6 +118,7 @@ static void print_prometheus(const struct pfsync_counters *c, __u32 states, cons
 		pc[i].value = counter_value(c, i);
 	}
 	prom_datapath(stdout, pc, NCOUNTERS, states);
+	prom_fastpath(stdout, c->fastpath, fp_dir_names);
 	if (agent && (ctl_agent_request(ctl_path, "status --json", &status) != 0 ||
 		      ctl_agent_failed(status))) {
 		free(status);

@@ -19,6 +19,11 @@ int pfsync_config_write(const struct pfsync_maps *m, const struct pfsync_config 
 int pfsync_globals_read(const struct pfsync_maps *m, struct pfsync_globals *g);
 int pfsync_globals_write(const struct pfsync_maps *m, const struct pfsync_globals *g);
 int pfsync_counters_sum(const struct pfsync_maps *m, struct pfsync_counters *out);
+/*
+ * Packets a program saw that ended in no outcome (issue 12's invariant: 0).
+ * Read while traffic flows it may be off by the packets in flight, either way.
+ */
+long long pfsync_prog_unaccounted(const struct pfsync_prog_outcomes *p);
 /* Calls fn for every state; stops early (returning fn's value) if fn returns non-zero. */
 int pfsync_states_foreach(const struct pfsync_maps *m,
 			  int (*fn)(const struct pfsync_key *, const struct pfsync_state_value *,

@@ -990,8 +990,14 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk)
 /* Counts the outcome of one packet of program `prog` (a constant). */
 static __always_inline void count_outcome(struct pfsync_counters *c, int prog, int out)
 {
+	if (out == PFSYNC_OUT_PASSED) {
+		/* the established path: constant offsets, no index arithmetic */
+		c->prog[prog].outcome[PFSYNC_OUT_PASSED]++;
+		c->packets_passed++;
+		return;
+	}
 	c->prog[prog].outcome[out & (PFSYNC_OUT_SLOTS - 1)]++;
-	if (out == PFSYNC_OUT_PASSED || out == PFSYNC_OUT_STATELESS)
+	if (out == PFSYNC_OUT_STATELESS)
 		c->packets_passed++;
 }
 

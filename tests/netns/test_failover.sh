@@ -65,6 +65,7 @@ agent_start()
 		--rules "$NL_TMP/rules.conf" -v >>"$NL_TMP/agent-$run$name.log" 2>&1 &
 	pid=$!
 	nl_on_cleanup "kill $pid; wait $pid"
+	nl_acct_watch "agent $run$name" "$pin"
 	printf -v "AGENT_$run$name" '%s' "$pid"
 	nl_wait_until 10 test -S "$NL_TMP/$run$name.sock" ||
 		{ tail "$NL_TMP/agent-$run$name.log" >&2; nl_die "agent $run$name did not start"; }

@@ -378,9 +378,10 @@ nl_acct_field()
 
 nl_acct_stats()
 {
-	local pin=$1 runner=$2
-	$runner "${CTL:-$NL_ROOT/build/pfsyncctl}" --pin-dir "$pin" \
-		--ctl "$NL_TMP/nl-acct-none.sock" stats --json 2>/dev/null
+	local pin=$1 runner=$2 ctl=${CTL:-}
+	# the test's pfsyncctl, or the build's when that one is gone (uninstalled)
+	[ -x "$ctl" ] || ctl=${PFSYNC_BUILD:-$NL_ROOT/build}/pfsyncctl
+	$runner "$ctl" --pin-dir "$pin" --ctl "$NL_TMP/nl-acct-none.sock" stats --json 2>/dev/null
 }
 
 # true when no program of PIN has a packet without an outcome

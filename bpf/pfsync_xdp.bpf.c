@@ -167,7 +167,7 @@ struct {
 /* ---- parsed packet ------------------------------------------------------ */
 enum parse_result {
 	PARSE_OK = 0,
-	PARSE_NOT_IP,	 /* ARP and friends: pass, only packets_seen */
+	PARSE_NOT_IP,	 /* ARP and friends: pass (outcome not_ip) */
 	PARSE_BAD,	 /* truncated or inconsistent: bad_packet, drop */
 	PARSE_STATELESS, /* pfsync / CARP: pass, never a state */
 };
@@ -184,7 +184,7 @@ struct pkt {
 	struct pfsync_key key; /* side 0 = packet source, not normalised yet */
 	struct pfsync_tcp_seg seg;
 	__u32 ip_len; /* IP total length, for byte counters */
-	__u64 new_id; /* ACT_DEFER: identity of the state just created */
+	__u64 new_id; /* PFSYNC_OUT_DEFERRED: identity of the state just created */
 	__u32 new_creatorid;
 	__u32 new_flags;
 	__u8 later_frag;
@@ -757,9 +757,15 @@ static __always_inline int xdp_if_saw(__u32 ingress_ifindex)
 	       (__u32)bpf_jiffies64() - e->jiffies <= XDP_IF_FRESH_JIF;
 }
 
-/* ACT_DEFER: new state inserted, its first packet is to be held */
-/* ACT_FASTPATH: redirected by the fast path (bpf/fastpath.h) */
-enum { ACT_PASS = 0, ACT_DROP = 1, ACT_RETRY = 2, ACT_DEFER = 3, ACT_FASTPATH = 4 };
+/*
+ * The state functions return an outcome (enum pfsync_outcome, counted once
+ * by process()) or one of these, which handle_ip resolves: ACT_RETRY, the
+ * insert met a state another CPU just created (handle it as a hit);
+ * ACT_REUSE, a SYN reuses a closed connection's tuple (purge, create anew).
+ * PFSYNC_OUT_DEFERRED from create_state means "to be held": defer_commit
+ * decides and counts.
+ */
+enum { ACT_RETRY = PFSYNC_OUT_SLOTS, ACT_REUSE };
 
 /* The next id of this CPU's block, reserving a new block when it is used up. */
 static __always_inline __u64 next_state_id(struct pfx_percpu *pcpu, struct pfsync_globals *g)
@@ -781,7 +787,7 @@ static __always_inline int create_state(struct pfx_env *env, struct pkt *pk, int
 	long err;
 
 	if (!g)
-		return ACT_DROP;
+		return PFSYNC_OUT_INTERNAL;
 	__builtin_memset(nv, 0, sizeof(*nv));
 	ensure_identity(g);
 	nv->id = next_state_id(env->pcpu, g);
@@ -809,20 +815,20 @@ static __always_inline int create_state(struct pfx_env *env, struct pkt *pk, int
 		return ACT_RETRY; /* another CPU created it: handle as a hit */
 	if (err) {
 		env->c->table_full++;
-		return ACT_DROP;
+		return PFSYNC_OUT_TABLE_FULL;
 	}
 	env->c->states_inserted++;
 	if (nv->flags & PFSYNC_SF_NOSYNC)
-		return ACT_PASS;
+		return PFSYNC_OUT_PASSED;
 	if (env->defer) {
 		/* the program holds the packet, then emits the insert */
 		pk->new_id = nv->id;
 		pk->new_creatorid = nv->creatorid;
 		pk->new_flags = nv->flags;
-		return ACT_DEFER;
+		return PFSYNC_OUT_DEFERRED;
 	}
 	emit_event(env->c, PFSYNC_EV_INSERT, 0, &pk->key, nv->id, nv->creatorid, nv->flags);
-	return ACT_PASS;
+	return PFSYNC_OUT_PASSED;
 }
 
 /* ---- established path --------------------------------------------------- */
@@ -870,16 +876,18 @@ static __always_inline int state_hit(struct pfx_env *env, struct pkt *pk, int sr
 
 		if (r == PFSYNC_TCP_REUSE) {
 			/*
-			 * A new SYN on a closed connection's tuple: as pf, the old
-			 * state is marked for purge and this SYN dropped; the
-			 * retransmission finds it due and creates a fresh state.
+			 * A new SYN on a closed connection's tuple: the old state
+			 * is purged and this very SYN goes on to the rules, as in
+			 * pf_test (pf_test_state drops and forgets the state,
+			 * then pf_test_rule creates a new one). Dropping it made
+			 * every reused tuple wait for a SYN retransmission (issue
+			 * 12).
 			 */
-			env->c->no_state++;
-			return ACT_DROP;
+			return ACT_REUSE;
 		}
 		if (r != PFSYNC_TCP_PASS) {
 			env->c->out_of_window++;
-			return ACT_DROP;
+			return PFSYNC_OUT_WINDOW;
 		}
 	} else {
 		pfsync_other_track(v, pk->key.proto, from_init);
@@ -894,7 +902,7 @@ static __always_inline int state_hit(struct pfx_env *env, struct pkt *pk, int sr
 	__sync_fetch_and_add(&v->packets[i & 1], 1);
 	__sync_fetch_and_add(&v->bytes[i & 1], pk->ip_len);
 	note_change(env, v, &pk->key);
-	return ACT_PASS;
+	return PFSYNC_OUT_PASSED;
 }
 
 /* A state due for purge (TCP port reuse) is removed and treated as absent. */
@@ -911,7 +919,7 @@ static __always_inline void purge_state(struct pfx_env *env, struct pkt *pk,
 	}
 }
 
-/* The fast path's hook: ACT_FASTPATH when redirected, else ACT_PASS. */
+/* The fast path's hook: PFSYNC_OUT_FASTPATH when redirected, else PFSYNC_OUT_PASSED. */
 static __always_inline int fastpath_verdict(struct pfx_env *env, const struct pkt *pk, int src_side,
 					    const struct pfsync_state_value *v)
 {
@@ -919,7 +927,7 @@ static __always_inline int fastpath_verdict(struct pfx_env *env, const struct pk
 	int xact = fastpath_forward(env->xdp, env->c, config_get(), v, pk->key.proto, echo,
 				    src_side != v->init_side);
 
-	return xact == XDP_REDIRECT ? ACT_FASTPATH : ACT_PASS;
+	return xact == XDP_REDIRECT ? PFSYNC_OUT_FASTPATH : PFSYNC_OUT_PASSED;
 }
 
 /* ICMP error quoting a packet of a known state: related, pass. */
@@ -931,9 +939,31 @@ static __always_inline int related_state_exists(struct pkt *pk)
 	return bpf_map_lookup_elem(&pfsync_states, &pk->inner) != NULL;
 }
 
+/* Rules for a packet without a usable state, and the state they keep. */
+static __always_inline int handle_new(struct pfx_env *env, struct pkt *pk, int src_side)
+{
+	struct pfsync_config *cfg = config_get();
+	struct verdict vd;
+
+	env->defer = cfg && (cfg->cfg_flags & PFSYNC_CFG_DEFER);
+	evaluate_rules(cfg, pk, src_side, env->dir, env->ifindex, &vd);
+	if (vd.block) {
+		env->c->blocked_rule++;
+		return PFSYNC_OUT_BLOCKED;
+	}
+	if (!vd.keep_state)
+		return PFSYNC_OUT_PASSED;
+	if (pk->key.proto == IPPROTO_TCP && vd.rule != RULE_NONE &&
+	    (pk->seg.flags & (PFSYNC_TH_SYN | PFSYNC_TH_ACK)) != PFSYNC_TH_SYN) {
+		env->c->no_state++;
+		return PFSYNC_OUT_NO_STATE;
+	}
+	return create_state(env, pk, src_side, &vd);
+}
+
+/* The packet's outcome (enum pfsync_outcome). */
 static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk)
 {
-	struct pfsync_config *cfg;
 	struct verdict vd;
 	int src_side, attempt;
 
@@ -942,86 +972,100 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk)
 		evaluate_rules(config_get(), pk, 0, env->dir, env->ifindex, &vd);
 		if (vd.block) {
 			env->c->blocked_rule++;
-			return ACT_DROP;
+			return PFSYNC_OUT_BLOCKED;
 		}
-		return ACT_PASS;
+		return PFSYNC_OUT_PASSED;
 	}
 	if (pk->icmp_kind == ICMPK_ERROR && related_state_exists(pk))
-		return ACT_PASS;
+		return PFSYNC_OUT_PASSED;
 	src_side = pfsync_key_normalize(&pk->key);
 	for (attempt = 0; attempt < 2; attempt++) {
 		struct pfsync_state_value *v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
-		int act;
+		int out;
 
-		if (v) {
-			if (v->timeout != PFTM_PURGE) {
-				if (env->seen_by_xdp)
-					return ACT_PASS;
-				act = state_hit(env, pk, src_side, v);
-				if (act != ACT_PASS || !env->xdp)
-					return act;
+		if (v && v->timeout != PFTM_PURGE) {
+			if (env->seen_by_xdp)
+				return PFSYNC_OUT_PASSED;
+			out = state_hit(env, pk, src_side, v);
+			if (out == PFSYNC_OUT_PASSED && env->xdp)
 				return fastpath_verdict(env, pk, src_side, v);
-			}
+			if (out != ACT_REUSE)
+				return out;
+		}
+		if (v)
 			purge_state(env, pk, v);
-		}
-		cfg = config_get();
-		env->defer = cfg && (cfg->cfg_flags & PFSYNC_CFG_DEFER);
-		evaluate_rules(cfg, pk, src_side, env->dir, env->ifindex, &vd);
-		if (vd.block) {
-			env->c->blocked_rule++;
-			return ACT_DROP;
-		}
-		if (!vd.keep_state)
-			return ACT_PASS;
-		if (pk->key.proto == IPPROTO_TCP && vd.rule != RULE_NONE &&
-		    (pk->seg.flags & (PFSYNC_TH_SYN | PFSYNC_TH_ACK)) != PFSYNC_TH_SYN) {
-			env->c->no_state++;
-			return ACT_DROP;
-		}
-		act = create_state(env, pk, src_side, &vd);
-		if (act != ACT_RETRY)
-			return act;
+		out = handle_new(env, pk, src_side);
+		if (out != ACT_RETRY)
+			return out;
 	}
-	return ACT_DROP;
+	/* two inserts lost to other CPUs and no state found in between */
+	return PFSYNC_OUT_RACE;
 }
 
+/* Counts the outcome of one packet of program `prog` (a constant). */
+static __always_inline void count_outcome(struct pfsync_counters *c, int prog, int out)
+{
+	if (out == PFSYNC_OUT_PASSED) {
+		/* the established path: constant offsets, no index arithmetic */
+		c->prog[prog].outcome[PFSYNC_OUT_PASSED]++;
+		c->packets_passed++;
+		return;
+	}
+	c->prog[prog].outcome[out & (PFSYNC_OUT_SLOTS - 1)]++;
+	if (out == PFSYNC_OUT_STATELESS)
+		c->packets_passed++;
+}
+
+/*
+ * Parses and judges one packet; returns its outcome, counted here except
+ * PFSYNC_OUT_DEFERRED (the caller holds the packet, defer_commit counts).
+ */
 static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 ifindex, __u8 dir,
-				   __u8 seen_by_xdp)
+				   __u8 seen_by_xdp, int prog)
 {
 	struct pfsync_counters *c;
 	struct pfx_percpu *pcpu;
 	struct pfx_env env;
 	__u32 zero = 0;
-	int res, act;
+	int res, out;
 
 	c = bpf_map_lookup_elem(&pfsync_counters, &zero);
-	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
-	if (!c || !pcpu)
-		return ACT_PASS;
+	if (!c)
+		return PFSYNC_OUT_PASSED; /* cannot happen; nowhere to count it */
 	c->packets_seen++;
+	c->prog[prog].seen++;
+	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
 	res = parse_frame(pc, pk);
-	if (res == PARSE_NOT_IP)
-		return ACT_PASS;
-	if (res == PARSE_BAD) {
+	if (res == PARSE_NOT_IP) {
+		out = PFSYNC_OUT_NOT_IP;
+	} else if (res == PARSE_BAD) {
 		c->bad_packet++;
-		return ACT_DROP;
+		out = PFSYNC_OUT_BAD;
+	} else if (res == PARSE_STATELESS) {
+		out = PFSYNC_OUT_STATELESS;
+	} else if (!pcpu) {
+		out = PFSYNC_OUT_INTERNAL;
+	} else {
+		env.c = c;
+		env.pcpu = pcpu;
+		env.now = pfx_now(pcpu);
+		env.ifindex = ifindex;
+		env.dir = dir;
+		env.defer = 0;
+		env.seen_by_xdp = seen_by_xdp;
+		env.xdp = pc->xdp;
+		out = handle_ip(&env, pk);
+		if (out == PFSYNC_OUT_DEFERRED)
+			return out;
 	}
-	if (res == PARSE_STATELESS) {
-		c->packets_passed++;
-		return ACT_PASS;
-	}
-	env.c = c;
-	env.pcpu = pcpu;
-	env.now = pfx_now(pcpu);
-	env.ifindex = ifindex;
-	env.dir = dir;
-	env.defer = 0;
-	env.seen_by_xdp = seen_by_xdp;
-	env.xdp = pc->xdp;
-	act = handle_ip(&env, pk);
-	if (act == ACT_PASS)
-		c->packets_passed++;
-	return act;
+	count_outcome(c, prog, out);
+	return out;
+}
+
+/* The verdict of an outcome: pass or drop. */
+static __always_inline int outcome_passes(int out)
+{
+	return out == PFSYNC_OUT_PASSED || out == PFSYNC_OUT_NOT_IP || out == PFSYNC_OUT_STATELESS;
 }
 
 /*
@@ -1062,8 +1106,12 @@ static __always_inline struct pfsync_deferred *defer_slot(const struct pkt *pk, 
 	return d;
 }
 
-/* Queues the copy; on any failure the packet passes and the state is plain. */
-static __always_inline int defer_commit(struct pkt *pk, struct pfsync_deferred *d, long copy_err)
+/*
+ * Queues the copy; on any failure the packet passes and the state is plain.
+ * Returns and counts the outcome: PFSYNC_OUT_DEFERRED or PFSYNC_OUT_PASSED.
+ */
+static __always_inline int defer_commit(struct pkt *pk, struct pfsync_deferred *d, long copy_err,
+					int prog)
 {
 	struct pfsync_state_value *v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
 	struct pfsync_counters *c;
@@ -1072,19 +1120,20 @@ static __always_inline int defer_commit(struct pkt *pk, struct pfsync_deferred *
 
 	c = bpf_map_lookup_elem(&pfsync_counters, &zero);
 	if (!c)
-		return ACT_PASS;
+		return PFSYNC_OUT_PASSED;
 	if (d && !copy_err) {
 		held = bpf_map_push_elem(&pfsync_defer, d, 0) == 0;
 		if (!held)
 			c->defer_full++;
 	}
 	if (!held) {
-		c->packets_passed++;
+		count_outcome(c, prog, PFSYNC_OUT_PASSED);
 		emit_event(c, PFSYNC_EV_INSERT, 0, &pk->key, pk->new_id, pk->new_creatorid,
 			   pk->new_flags);
-		return ACT_PASS;
+		return PFSYNC_OUT_PASSED;
 	}
 	c->defer_held++;
+	count_outcome(c, prog, PFSYNC_OUT_DEFERRED);
 	if (v) {
 		/* cleared again by the agent when it releases the packet */
 		__sync_fetch_and_or(&v->flags, PFSYNC_SF_DEFERRED);
@@ -1092,7 +1141,7 @@ static __always_inline int defer_commit(struct pkt *pk, struct pfsync_deferred *
 	}
 	emit_event(c, PFSYNC_EV_INSERT, PFSYNC_EVF_ACK, &pk->key, pk->new_id, pk->new_creatorid,
 		   pk->new_flags | PFSYNC_SF_DEFERRED);
-	return ACT_DROP;
+	return PFSYNC_OUT_DEFERRED;
 }
 
 /* Frame length re-checked in the register the helper gets (1..MAX). */
@@ -1133,6 +1182,19 @@ static __always_inline int defer_released(struct xdp_md *ctx)
 	       *(__u32 *)meta == PFSYNC_DEFER_META;
 }
 
+/* A released held frame is seen by XDP too: one more outcome, passed. */
+static __always_inline void count_released(void)
+{
+	struct pfsync_counters *c;
+	__u32 zero = 0;
+
+	c = bpf_map_lookup_elem(&pfsync_counters, &zero);
+	if (!c)
+		return;
+	c->prog[PFSYNC_PROG_XDP].seen++;
+	c->prog[PFSYNC_PROG_XDP].outcome[PFSYNC_OUT_RELEASED]++;
+}
+
 /* pf defers no broadcast or multicast packet: the dst MAC's group bit */
 static __always_inline int defer_group_dst(const struct parse_ctx *pc)
 {
@@ -1150,6 +1212,7 @@ int pfsync_xdp(struct xdp_md *ctx)
 	/* first thing: checked after process(), it costs the verifier a third more */
 	if (defer_released(ctx)) {
 		xdp_if_mark(ctx->ingress_ifindex);
+		count_released();
 		return XDP_PASS;
 	}
 	pc.data = (void *)(long)ctx->data;
@@ -1162,8 +1225,8 @@ int pfsync_xdp(struct xdp_md *ctx)
 	/* once: each read of the field is three dependent loads */
 	ifindex = ctx->ingress_ifindex;
 	xdp_if_mark(ifindex);
-	act = process(&pc, &pk, ifindex, PF_IN, 0);
-	if (act == ACT_DEFER) {
+	act = process(&pc, &pk, ifindex, PF_IN, 0, PFSYNC_PROG_XDP);
+	if (act == PFSYNC_OUT_DEFERRED) {
 		struct pfsync_deferred *d =
 		    group ? NULL : defer_slot(&pk, pc.frame_len, ctx->ingress_ifindex, 0);
 		__u32 len = defer_len(pc.frame_len);
@@ -1171,11 +1234,11 @@ int pfsync_xdp(struct xdp_md *ctx)
 
 		if (d)
 			err = defer_copy(ctx, NULL, d, len);
-		act = defer_commit(&pk, d, err);
+		act = defer_commit(&pk, d, err, PFSYNC_PROG_XDP);
 	}
-	if (act == ACT_FASTPATH)
-		return XDP_REDIRECT;
-	return act == ACT_PASS ? XDP_PASS : XDP_DROP;
+	if (act == PFSYNC_OUT_FASTPATH)
+		return XDP_REDIRECT; /* bpf_redirect() was set up by the fast path */
+	return outcome_passes(act) ? XDP_PASS : XDP_DROP;
 }
 
 #define TC_PULL_LEN 256 /* headers we need linear: L2 + IPv6 ext chain + L4 */
@@ -1197,8 +1260,9 @@ int pfsync_tc(struct __sk_buff *skb)
 	pc.skb = skb;
 	group = defer_group_dst(&pc);
 	pkt_init(&pk);
-	act = process(&pc, &pk, skb->ifindex, PF_OUT, xdp_if_saw(skb->ingress_ifindex));
-	if (act == ACT_DEFER) {
+	act = process(&pc, &pk, skb->ifindex, PF_OUT, xdp_if_saw(skb->ingress_ifindex),
+		      PFSYNC_PROG_TC);
+	if (act == PFSYNC_OUT_DEFERRED) {
 		struct pfsync_deferred *d =
 		    group ? NULL : defer_slot(&pk, skb->len, skb->ifindex, 1);
 		__u32 len = defer_len(skb->len);
@@ -1206,9 +1270,9 @@ int pfsync_tc(struct __sk_buff *skb)
 
 		if (d)
 			err = defer_copy(NULL, skb, d, len);
-		act = defer_commit(&pk, d, err);
+		act = defer_commit(&pk, d, err, PFSYNC_PROG_TC);
 	}
-	return act == ACT_PASS ? TC_ACT_OK : TC_ACT_SHOT;
+	return outcome_passes(act) ? TC_ACT_OK : TC_ACT_SHOT;
 }
 
 /*

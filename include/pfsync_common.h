@@ -293,6 +293,45 @@ struct pfsync_fastpath_if {
 };
 
 /* ---- datapath counters (pfsync_counters, PERCPU_ARRAY of 1) ------------- */
+/*
+ * Accounting (issue 12): every packet a program sees ends in exactly one
+ * outcome, counted per program in pfsync_counters.prog[]. `unaccounted`
+ * (seen minus the sum of the outcomes) must be 0 once traffic is quiet: a
+ * packet that is dropped or passed without an outcome is a bug. The reason
+ * counters further down (blocked_rule, no_state, ...) add up both programs
+ * and keep their names; the outcomes split them per program.
+ * Slots up to PFSYNC_OUT_SLOTS are reserved, so that outcomes can be added
+ * (e.g. a fast path) without changing the layout.
+ */
+enum pfsync_outcome {
+	PFSYNC_OUT_PASSED = 0,	   /* tracked (or ruled) and passed */
+	PFSYNC_OUT_NOT_IP = 1,	   /* ARP and other non-IP: passed untouched */
+	PFSYNC_OUT_STATELESS = 2,  /* pfsync / CARP: passed, never a state */
+	PFSYNC_OUT_DEFERRED = 3,   /* held in pfsync_defer, released later */
+	PFSYNC_OUT_RELEASED = 4,   /* a held frame the agent released: passed */
+	PFSYNC_OUT_BAD = 5,	   /* drop: truncated or malformed */
+	PFSYNC_OUT_BLOCKED = 6,	   /* drop: block rule */
+	PFSYNC_OUT_NO_STATE = 7,   /* drop: no state, no rule creates one */
+	PFSYNC_OUT_WINDOW = 8,	   /* drop: TCP outside the tracked window */
+	PFSYNC_OUT_TABLE_FULL = 9, /* drop: state refused, table full */
+	PFSYNC_OUT_RACE = 10,	   /* drop: insert lost to another CPU twice */
+	PFSYNC_OUT_INTERNAL = 11,  /* drop: a map lookup that cannot fail failed */
+	PFSYNC_OUT_FASTPATH = 12,  /* forwarded by the XDP fast path (redirect) */
+	PFSYNC_OUT_COUNT = 13,	   /* outcomes defined */
+};
+#define PFSYNC_OUT_SLOTS 16 /* power of two: the datapath masks the index */
+
+enum pfsync_prog_idx {
+	PFSYNC_PROG_XDP = 0,
+	PFSYNC_PROG_TC = 1,
+	PFSYNC_PROG_COUNT = 2,
+};
+
+struct pfsync_prog_outcomes {
+	__u64 seen;
+	__u64 outcome[PFSYNC_OUT_SLOTS]; /* enum pfsync_outcome */
+};
+
 struct pfsync_counters {
 	__u64 packets_seen;
 	__u64 packets_passed;
@@ -308,8 +347,10 @@ struct pfsync_counters {
 	__u64 defer_held;
 	__u64 defer_too_big;
 	__u64 defer_full;
-	/* ---- fast path (issue 16): a block of its own, keep it last ---- */
+	/* ---- fast path (issue 16): a block of its own ---- */
 	__u64 fastpath[PFSYNC_FP_REASONS][PFSYNC_FP_DIRS];
+	/* accounting (issue 12): outcomes per program, see enum pfsync_outcome */
+	struct pfsync_prog_outcomes prog[PFSYNC_PROG_COUNT];
 };
 
 /* ---- control programs run with BPF_PROG_RUN (SEC("syscall")) ----------- */

@@ -288,9 +288,9 @@ struct pfsync_tcp_seg {
 /*
  * A bare SYN for a connection both of whose ends are closed (FIN_WAIT_2 or
  * later): like pf, the old state is marked PFTM_PURGE (due at once, see
- * pfsync_state_expires_ns) and the SYN is dropped; the client's
- * retransmission should then create a fresh state, so a lookup that finds
- * a state already due ought to treat it as absent.
+ * pfsync_state_expires_ns) and treated as absent: the caller removes it and
+ * judges the same SYN as the first packet of a new connection (pf_test goes
+ * on to pf_test_rule), so the SYN is not lost.
  */
 #define PFSYNC_TCP_REUSE 2
 

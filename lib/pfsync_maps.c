@@ -180,6 +180,16 @@ int pfsync_counters_zero(const struct pfsync_maps *m)
 	return err;
 }
 
+long long pfsync_prog_unaccounted(const struct pfsync_prog_outcomes *p)
+{
+	__u64 sum = 0;
+	unsigned int i;
+
+	for (i = 0; i < PFSYNC_OUT_SLOTS; i++)
+		sum += p->outcome[i];
+	return (long long)(p->seen - sum);
+}
+
 typedef int (*pfsync_state_fn)(const struct pfsync_key *, const struct pfsync_state_value *,
 			       void *);
 

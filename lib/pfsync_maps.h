@@ -22,6 +22,12 @@ int pfsync_globals_write(const struct pfsync_maps *m, const struct pfsync_global
 int pfsync_counters_sum(const struct pfsync_maps *m, struct pfsync_counters *out);
 /* Every CPU's counters back to 0 (tests and benchmarks start from there). */
 int pfsync_counters_zero(const struct pfsync_maps *m);
+
+/*
+ * Packets a program saw that ended in no outcome (issue 12's invariant: 0).
+ * Read while traffic flows it may be off by the packets in flight, either way.
+ */
+long long pfsync_prog_unaccounted(const struct pfsync_prog_outcomes *p);
 /* Calls fn for every state; stops early (returning fn's value) if fn returns non-zero. */
 int pfsync_states_foreach(const struct pfsync_maps *m,
 			  int (*fn)(const struct pfsync_key *, const struct pfsync_state_value *,

@@ -313,6 +313,7 @@ nl_fw_bpffs()
 	NL_FW_MNTNS="$holder/mnt"
 	# shellcheck disable=SC2034 # for the scripts that source this file
 	NL_FW_PIN=/sys/fs/bpf/tc/globals
+	nl_acct_watch fw "$NL_FW_PIN" nl_fw
 }
 
 # nl_fw CMD...: runs CMD in the firewall's network namespace and, after
@@ -422,11 +423,83 @@ nl_absent()
 	esac
 }
 
-# nl_finish: stops the agents still running (their exit status checked),
-# prints a summary and exits 1 if any check failed.
+# ---- accounting (issue 12) ------------------------------------------------------
+# Every packet a datapath program sees ends in exactly one outcome counter;
+# `pfsyncctl stats --json` gives, per program, `unaccounted` (seen minus the
+# outcomes), which must be 0. nl_finish checks every pin dir registered here:
+# nl_fw_bpffs registers the firewall's, nl_agent_run each --pin-dir DIR it is
+# given. Other pin dirs: one nl_acct_watch line (or nl_assert_accounted).
+
+declare -gA NL_ACCT_RUNNER=()
+
+# nl_acct_watch LABEL PIN [RUNNER]: check PIN's accounting in nl_finish;
+# RUNNER (e.g. nl_fw) prefixes the pfsyncctl command.
+nl_acct_watch()
+{
+	NL_ACCT_RUNNER["$1|$2"]=${3:-}
+}
+
+# the named program's unaccounted packets in `pfsyncctl stats --json` JSON
+nl_acct_field()
+{
+	python3 "$NL_LIB_DIR/ctlq.py" - "datapath.outcomes.$2.$3" <<<"$1"
+}
+
+nl_acct_stats()
+{
+	local pin=$1 runner=$2 ctl=${CTL:-}
+	# the test's pfsyncctl, or the build's when that one is gone (uninstalled)
+	[ -x "$ctl" ] || ctl=${PFSYNC_BUILD:-$NL_ROOT/build}/pfsyncctl
+	$runner "$ctl" --pin-dir "$pin" --ctl "$NL_TMP/nl-acct-none.sock" stats --json 2>/dev/null
+}
+
+# true when no program of PIN has a packet without an outcome
+nl_acct_zero()
+{
+	local json prog
+	json=$(nl_acct_stats "$1" "$2") || return 1
+	for prog in xdp tc; do
+		[ "$(nl_acct_field "$json" "$prog" unaccounted)" = 0 ] || return 1
+	done
+}
+
+# nl_assert_accounted LABEL PIN [RUNNER]: fails unless every packet each
+# program of PIN saw ended in one outcome. Polled for a moment: a packet in
+# flight is counted as seen a few microseconds before its outcome.
+nl_assert_accounted()
+{
+	local label=$1 pin=$2 runner=${3:-} json prog report=""
+	if ! json=$(nl_acct_stats "$pin" "$runner"); then
+		nl_log "accounting $label: no datapath maps at $pin (nothing loaded), not checked"
+		return 0
+	fi
+	if ! nl_wait_until 3 nl_acct_zero "$pin" "$runner"; then
+		json=$(nl_acct_stats "$pin" "$runner")
+		nl_fail "accounting $label: unaccounted packets: xdp $(nl_acct_field "$json" xdp unaccounted), tc $(nl_acct_field "$json" tc unaccounted)"
+		return 1
+	fi
+	json=$(nl_acct_stats "$pin" "$runner")
+	for prog in xdp tc; do
+		report+=" $prog $(nl_acct_field "$json" "$prog" seen) seen,"
+	done
+	nl_pass "accounting $label:$report 0 unaccounted"
+}
+
+nl_acct_check_all()
+{
+	local entry
+	for entry in "${!NL_ACCT_RUNNER[@]}"; do
+		nl_assert_accounted "${entry%%|*}" "${entry#*|}" "${NL_ACCT_RUNNER[$entry]}"
+	done
+}
+
+# nl_finish: checks the accounting of every watched pin dir, stops the
+# agents still running (their exit status checked), prints a summary and
+# exits 1 if any check failed.
 nl_finish()
 {
 	local name
+	nl_acct_check_all
 	for name in "${!NL_AGENT_PID[@]}"; do
 		nl_agent_stop "$name"
 	done
@@ -448,8 +521,12 @@ declare -gA NL_AGENT_PID=() NL_AGENT_SOCK=()
 # exists, dies with the log's tail if it does not appear.
 nl_agent_run()
 {
-	local name=$1 ns=$2 sock=$3 pid
+	local name=$1 ns=$2 sock=$3 pid arg prev=
 	shift 3
+	for arg in "$@"; do
+		[ "$prev" = --pin-dir ] && nl_acct_watch "agent $name" "$arg"
+		prev=$arg
+	done
 	nsenter --net="/run/netns/$ns" -- "${AGENT:?}" --ctl "$sock" "$@" \
 		>>"$NL_TMP/agent$name.log" 2>&1 &
 	pid=$!

@@ -165,6 +165,7 @@ nl_addr "$FWB" sync0 10.211.9.2/24
 # nl_bpffs_tmp runs in a $(...) subshell: its own cleanup entry is lost, so register the umount here
 PIN_A=$(nl_bpffs_tmp) && nl_on_cleanup "umount -l '$PIN_A'"
 PIN_B=$(nl_bpffs_tmp) && nl_on_cleanup "umount -l '$PIN_B'"
+nl_acct_watch A "$PIN_A" && nl_acct_watch B "$PIN_B"
 ctl_a() { "$CTL" --pin-dir "$PIN_A" --ctl "$NL_TMP/a.sock" "$@"; }
 
 # B first, so that A's bulk request is answered. B runs with only the

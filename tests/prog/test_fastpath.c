@@ -324,6 +324,8 @@ static void check_udp_redirect(struct fixture *f, int af, const char *a, const c
 	/* a fast-pathed packet is its own outcome: seen 4, passed only the 2 that went up */
 	assert_int_equal(c.packets_seen, 4);
 	assert_int_equal(c.packets_passed, 2);
+	assert_int_equal(c.prog[PFSYNC_PROG_XDP].outcome[PFSYNC_OUT_FASTPATH], 2);
+	assert_int_equal(pfsync_prog_unaccounted(&c.prog[PFSYNC_PROG_XDP]), 0);
 }
 
 static void test_udp4_redirect(void **state)

@@ -74,6 +74,33 @@ void prom_fastpath(FILE *f, const __u64 counts[PFSYNC_FP_REASONS][PFSYNC_FP_DIRS
 				(uint64_t)counts[r][d]);
 }
 
+void prom_outcomes(FILE *f, const struct pfsync_prog_outcomes *progs, unsigned int nprogs,
+		   const char *const *prog_names, const struct prom_outcome_name *outcomes,
+		   unsigned int noutcomes)
+{
+	unsigned int p, i;
+
+	family(f, "pfsync_datapath_program_packets_total", "counter",
+	       "Packets each datapath program saw.");
+	for (p = 0; p < nprogs; p++)
+		fprintf(f, "pfsync_datapath_program_packets_total{program=\"%s\"} %" PRIu64 "\n",
+			prog_names[p], (uint64_t)progs[p].seen);
+	family(f, "pfsync_datapath_outcome_packets_total", "counter",
+	       "Packets by the outcome they ended in, per program.");
+	for (p = 0; p < nprogs; p++)
+		for (i = 0; i < noutcomes; i++)
+			fprintf(
+			    f,
+			    "pfsync_datapath_outcome_packets_total{program=\"%s\",outcome=\"%s\"}"
+			    " %" PRIu64 "\n",
+			    prog_names[p], outcomes[i].key, (uint64_t)progs[p].outcome[i]);
+	family(f, "pfsync_datapath_unaccounted_packets", "gauge",
+	       "Packets seen minus packets in an outcome, per program: must be 0.");
+	for (p = 0; p < nprogs; p++)
+		fprintf(f, "pfsync_datapath_unaccounted_packets{program=\"%s\"} %lld\n",
+			prog_names[p], pfsync_prog_unaccounted(&progs[p]));
+}
+
 /* ---- a reader for the agent's flat JSON objects (known shape) ------------- */
 /* the text after "key": inside [start, end), or NULL */
 static const char *json_value(const char *start, const char *end, const char *key)

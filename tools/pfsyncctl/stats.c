@@ -36,6 +36,51 @@ static const struct {
 
 #define NCOUNTERS (sizeof(counter_fields) / sizeof(counter_fields[0]))
 
+/* enum pfsync_outcome: JSON/Prometheus key and text, by number */
+static const struct prom_outcome_name outcome_names[PFSYNC_OUT_COUNT] = {
+    [PFSYNC_OUT_PASSED] = {"passed", "passed"},
+    [PFSYNC_OUT_NOT_IP] = {"not_ip", "not IP, passed untouched"},
+    [PFSYNC_OUT_STATELESS] = {"stateless", "pfsync/CARP, passed without state"},
+    [PFSYNC_OUT_DEFERRED] = {"deferred", "held by defer"},
+    [PFSYNC_OUT_RELEASED] = {"released", "released from defer, passed"},
+    [PFSYNC_OUT_BAD] = {"bad_packet", "dropped: bad packet"},
+    [PFSYNC_OUT_BLOCKED] = {"blocked_rule", "dropped: blocked by rule"},
+    [PFSYNC_OUT_NO_STATE] = {"no_state", "dropped: no state, no rule creates one"},
+    [PFSYNC_OUT_WINDOW] = {"out_of_window", "dropped: TCP out of window"},
+    [PFSYNC_OUT_TABLE_FULL] = {"table_full", "dropped: state table full"},
+    [PFSYNC_OUT_RACE] = {"insert_race", "dropped: state insert lost to other CPUs"},
+    [PFSYNC_OUT_INTERNAL] = {"internal", "dropped: internal map lookup failed"},
+    [PFSYNC_OUT_FASTPATH] = {"fastpath", "forwarded by the XDP fast path"},
+};
+
+static const char *const prog_names[PFSYNC_PROG_COUNT] = {"xdp", "tc"};
+
+static void print_outcomes_text(const struct pfsync_counters *c)
+{
+	printf("outcomes (each packet a program saw ends in exactly one):\n");
+	for (unsigned int p = 0; p < PFSYNC_PROG_COUNT; p++) {
+		printf("\t%s: %" PRIu64 " seen, %lld unaccounted\n", prog_names[p],
+		       (uint64_t)c->prog[p].seen, pfsync_prog_unaccounted(&c->prog[p]));
+		for (unsigned int i = 0; i < PFSYNC_OUT_COUNT; i++)
+			printf("\t\t%" PRIu64 " %s\n", (uint64_t)c->prog[p].outcome[i],
+			       outcome_names[i].text);
+	}
+}
+
+static void print_outcomes_json(const struct pfsync_counters *c)
+{
+	printf(",\"outcomes\":{");
+	for (unsigned int p = 0; p < PFSYNC_PROG_COUNT; p++) {
+		printf("%s\"%s\":{\"seen\":%" PRIu64, p ? "," : "", prog_names[p],
+		       (uint64_t)c->prog[p].seen);
+		for (unsigned int i = 0; i < PFSYNC_OUT_COUNT; i++)
+			printf(",\"%s\":%" PRIu64, outcome_names[i].key,
+			       (uint64_t)c->prog[p].outcome[i]);
+		printf(",\"unaccounted\":%lld}", pfsync_prog_unaccounted(&c->prog[p]));
+	}
+	printf("}");
+}
+
 static __u64 counter_value(const struct pfsync_counters *c, unsigned int i)
 {
 	__u64 v;
@@ -78,6 +123,7 @@ static void print_text(const struct pfsync_counters *c, __u32 states, const char
 	for (i = 0; i < NCOUNTERS; i++)
 		printf("\t%" PRIu64 " %s\n", (uint64_t)counter_value(c, i), counter_fields[i].text);
 	print_fastpath_text(c);
+	print_outcomes_text(c);
 	if (agent) {
 		fputs(agent, stdout);
 		if (*agent && agent[strlen(agent) - 1] != '\n')
@@ -97,6 +143,7 @@ static void print_json(const struct pfsync_counters *c, __u32 states, char *agen
 	for (i = 0; i < NCOUNTERS; i++)
 		printf(",\"%s\":%" PRIu64, counter_fields[i].key, (uint64_t)counter_value(c, i));
 	print_fastpath_json(c);
+	print_outcomes_json(c);
 	printf("},\"pfsync\":");
 	if (agent) {
 		len = strlen(agent);
@@ -119,6 +166,8 @@ static void print_prometheus(const struct pfsync_counters *c, __u32 states, cons
 	}
 	prom_datapath(stdout, pc, NCOUNTERS, states);
 	prom_fastpath(stdout, c->fastpath, fp_dir_names);
+	prom_outcomes(stdout, c->prog, PFSYNC_PROG_COUNT, prog_names, outcome_names,
+		      PFSYNC_OUT_COUNT);
 	if (agent && (ctl_agent_request(ctl_path, "status --json", &status) != 0 ||
 		      ctl_agent_failed(status))) {
 		free(status);

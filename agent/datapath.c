@@ -5,15 +5,11 @@
  * chosen, the rules loaded, and then the programs attached.
  */
 #include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <errno.h>
-#include <net/if.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
-#include <xdp/libxdp.h>
 
 #include "agent.h"
 #include "process.h"

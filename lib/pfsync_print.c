@@ -3,7 +3,6 @@
  * The text printer for one pfsync v6 payload (see pfsync_print.h); the JSON
  * one is pfsync_print_json.c, the walker both use pfsync_walk.c.
  */
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <sys/socket.h>

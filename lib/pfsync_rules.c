@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <bpf/bpf.h>
 
 #define TOK_MAX		64 /* longest token kept (an IPv6 prefix is 49) */
 #define RULE_TOKENS_MAX 64 /* tokens in one rule */

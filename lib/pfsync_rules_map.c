@@ -3,7 +3,6 @@
 #include "pfsync_rules.h"
 
 #include <errno.h>
-#include <string.h>
 #include <bpf/bpf.h>
 
 int pfsync_rules_load(const struct pfsync_maps *m, const struct pfsync_rule *rules,

@@ -4,7 +4,6 @@
  * the words both printers use.
  */
 #include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /* Rules back to pf.conf(5) text, and to JSON (pfsyncctl show rules) */
 #include "pfsync_rules.h"
+#include "pfsync_print.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -108,24 +109,6 @@ static void json_host(FILE *f, const char *name, __u8 af, const __u32 *addr, __u
 		fprintf(f, "null}");
 }
 
-static void json_escaped(FILE *f, const char *s, size_t max)
-{
-	size_t i;
-
-	fputc('"', f);
-	for (i = 0; i < max && s[i]; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 void pfsync_rule_print_json(FILE *f, const struct pfsync_rule *r)
 {
 	static const char *const dirs[] = {"any", "in", "out"};
@@ -136,7 +119,7 @@ void pfsync_rule_print_json(FILE *f, const struct pfsync_rule *r)
 		r->action == PFSYNC_RULE_BLOCK ? "block" : "pass", r->dir <= 2 ? dirs[r->dir] : "?",
 		(r->rflags & PFSYNC_RF_QUICK) ? "true" : "false");
 	if (r->ifindex)
-		json_escaped(f, r->ifname, PFSYNC_IFNAMSIZ);
+		pfsync_json_string(f, r->ifname, PFSYNC_IFNAMSIZ);
 	else
 		fprintf(f, "null");
 	fprintf(f, ",\"ifindex\":%u,\"af\":%s,\"proto\":", r->ifindex,
@@ -156,6 +139,6 @@ void pfsync_rule_print_json(FILE *f, const struct pfsync_rule *r)
 		(r->rflags & PFSYNC_RF_KEEP_STATE) ? "true" : "false",
 		(r->rflags & PFSYNC_RF_NOSYNC) ? "true" : "false",
 		(r->rflags & PFSYNC_RF_SLOPPY) ? "true" : "false");
-	json_escaped(f, text, sizeof(text));
+	pfsync_json_string(f, text, sizeof(text));
 	fputc('}', f);
 }

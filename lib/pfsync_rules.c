@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <bpf/bpf.h>
 
 #define TOK_MAX		64 /* longest token kept (an IPv6 prefix is 49) */
 #define RULE_TOKENS_MAX 64 /* tokens in one rule */
@@ -250,6 +249,17 @@ static const struct {
     {"udp", IPPROTO_NUM_UDP},
     {"icmp6", IPPROTO_NUM_ICMP6},
 };
+
+/* the rule keyword of a protocol number, NULL if it has none */
+const char *pfsync_rule_proto_name(__u8 proto)
+{
+	unsigned int i;
+
+	for (i = 0; i < sizeof(proto_names) / sizeof(proto_names[0]); i++)
+		if (proto_names[i].num == proto)
+			return proto_names[i].name;
+	return NULL;
+}
 
 static int parse_proto(struct parser *ps, struct pfsync_rule *r)
 {
@@ -558,230 +568,4 @@ int pfsync_rules_parse_file(const char *path, struct pfsync_rule *rules, unsigne
 	free(text);
 	fclose(f);
 	return ret;
-}
-
-/* ---- printing ------------------------------------------------------------ */
-
-struct out {
-	char *buf;
-	size_t len, used; /* used may exceed len: the snprintf convention */
-};
-
-static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(o->used < o->len ? o->buf + o->used : NULL,
-		      o->used < o->len ? o->len - o->used : 0, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		o->used += (size_t)n;
-}
-
-static const char *proto_name(__u8 proto)
-{
-	unsigned int i;
-
-	for (i = 0; i < sizeof(proto_names) / sizeof(proto_names[0]); i++)
-		if (proto_names[i].num == proto)
-			return proto_names[i].name;
-	return NULL;
-}
-
-static void put_host(struct out *o, __u8 af, const __u32 *addr, __u8 plen, __u32 has_port,
-		     __u16 port)
-{
-	char text[INET6_ADDRSTRLEN];
-	int family = af == PFSYNC_AF_INET6 ? AF_INET6 : AF_INET;
-
-	if (!plen) {
-		put(o, "any");
-	} else {
-		inet_ntop(family, addr, text, sizeof(text));
-		put(o, "%s", text);
-		if (plen != (af == PFSYNC_AF_INET6 ? 128 : 32))
-			put(o, "/%u", plen);
-	}
-	if (has_port)
-		put(o, " port %u", ntohs(port));
-}
-
-int pfsync_rule_print(const struct pfsync_rule *r, char *buf, size_t len)
-{
-	__u32 opts = r->rflags & (PFSYNC_RF_NOSYNC | PFSYNC_RF_SLOPPY);
-	struct out o = {.buf = buf, .len = len};
-	const char *pname;
-
-	if (len)
-		buf[0] = '\0';
-	put(&o, "%s", r->action == PFSYNC_RULE_BLOCK ? "block" : "pass");
-	if (r->dir == PF_IN || r->dir == PF_OUT)
-		put(&o, " %s", r->dir == PF_IN ? "in" : "out");
-	if (r->rflags & PFSYNC_RF_QUICK)
-		put(&o, " quick");
-	if (r->ifindex)
-		put(&o, " on %.*s", PFSYNC_IFNAMSIZ, r->ifname);
-	if (r->af)
-		put(&o, " %s", r->af == PFSYNC_AF_INET6 ? "inet6" : "inet");
-	if (r->rflags & PFSYNC_RF_PROTO) {
-		pname = proto_name(r->proto);
-		if (pname)
-			put(&o, " proto %s", pname);
-		else
-			put(&o, " proto %u", r->proto);
-	}
-	if (!r->src_plen && !r->dst_plen &&
-	    !(r->rflags & (PFSYNC_RF_SRC_PORT | PFSYNC_RF_DST_PORT))) {
-		put(&o, " all");
-	} else {
-		put(&o, " from ");
-		put_host(&o, r->af, r->src_addr, r->src_plen, r->rflags & PFSYNC_RF_SRC_PORT,
-			 r->src_port);
-		put(&o, " to ");
-		put_host(&o, r->af, r->dst_addr, r->dst_plen, r->rflags & PFSYNC_RF_DST_PORT,
-			 r->dst_port);
-	}
-	/* like pfctl: "keep state" is the default, printed only with options */
-	if (r->action == PFSYNC_RULE_PASS && !(r->rflags & PFSYNC_RF_KEEP_STATE))
-		put(&o, " no state");
-	else if (opts)
-		put(&o, " keep state (%s%s%s)", (opts & PFSYNC_RF_NOSYNC) ? "no-sync" : "",
-		    opts == (PFSYNC_RF_NOSYNC | PFSYNC_RF_SLOPPY) ? ", " : "",
-		    (opts & PFSYNC_RF_SLOPPY) ? "sloppy" : "");
-	return (int)o.used;
-}
-
-static void json_host(FILE *f, const char *name, __u8 af, const __u32 *addr, __u8 plen,
-		      int has_port, __u16 port)
-{
-	char text[INET6_ADDRSTRLEN] = "";
-
-	if (plen)
-		inet_ntop(af == PFSYNC_AF_INET6 ? AF_INET6 : AF_INET, addr, text, sizeof(text));
-	fprintf(f, "\"%s\":{\"any\":%s,\"addr\":", name, plen ? "false" : "true");
-	if (plen)
-		fprintf(f, "\"%s\"", text);
-	else
-		fprintf(f, "null");
-	fprintf(f, ",\"prefixlen\":%u,\"port\":", plen);
-	if (has_port)
-		fprintf(f, "%u}", ntohs(port));
-	else
-		fprintf(f, "null}");
-}
-
-static void json_escaped(FILE *f, const char *s, size_t max)
-{
-	size_t i;
-
-	fputc('"', f);
-	for (i = 0; i < max && s[i]; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
-void pfsync_rule_print_json(FILE *f, const struct pfsync_rule *r)
-{
-	static const char *const dirs[] = {"any", "in", "out"};
-	char text[512];
-
-	pfsync_rule_print(r, text, sizeof(text));
-	fprintf(f, "{\"action\":\"%s\",\"direction\":\"%s\",\"quick\":%s,\"interface\":",
-		r->action == PFSYNC_RULE_BLOCK ? "block" : "pass", r->dir <= 2 ? dirs[r->dir] : "?",
-		(r->rflags & PFSYNC_RF_QUICK) ? "true" : "false");
-	if (r->ifindex)
-		json_escaped(f, r->ifname, PFSYNC_IFNAMSIZ);
-	else
-		fprintf(f, "null");
-	fprintf(f, ",\"ifindex\":%u,\"af\":%s,\"proto\":", r->ifindex,
-		r->af == PFSYNC_AF_INET6  ? "\"inet6\""
-		: r->af == PFSYNC_AF_INET ? "\"inet\""
-					  : "null");
-	if (r->rflags & PFSYNC_RF_PROTO)
-		fprintf(f, "%u,", r->proto);
-	else
-		fprintf(f, "null,");
-	json_host(f, "from", r->af, r->src_addr, r->src_plen, !!(r->rflags & PFSYNC_RF_SRC_PORT),
-		  r->src_port);
-	fputc(',', f);
-	json_host(f, "to", r->af, r->dst_addr, r->dst_plen, !!(r->rflags & PFSYNC_RF_DST_PORT),
-		  r->dst_port);
-	fprintf(f, ",\"keep_state\":%s,\"no_sync\":%s,\"sloppy\":%s,\"text\":",
-		(r->rflags & PFSYNC_RF_KEEP_STATE) ? "true" : "false",
-		(r->rflags & PFSYNC_RF_NOSYNC) ? "true" : "false",
-		(r->rflags & PFSYNC_RF_SLOPPY) ? "true" : "false");
-	json_escaped(f, text, sizeof(text));
-	fputc('}', f);
-}
-
-/* ---- the pinned map ------------------------------------------------------ */
-
-int pfsync_rules_load(const struct pfsync_maps *m, const struct pfsync_rule *rules,
-		      unsigned int count)
-{
-	struct pfsync_config cfg;
-	__u32 bank, i, key;
-	int err;
-
-	if (count > PFSYNC_RULES_MAX)
-		return -E2BIG;
-	err = pfsync_config_read(m, &cfg);
-	if (err)
-		return err;
-	/* fill the bank the datapath is not reading, then switch with one write */
-	bank = (cfg.rules_bank & 1) ^ 1;
-	for (i = 0; i < count; i++) {
-		key = bank * PFSYNC_RULES_MAX + i;
-		if (bpf_map_update_elem(m->rules, &key, &rules[i], BPF_ANY))
-			return -errno;
-	}
-	cfg.rules_bank = bank;
-	cfg.nrules = count;
-	return pfsync_config_write(m, &cfg);
-}
-
-int pfsync_rules_flush(const struct pfsync_maps *m)
-{
-	struct pfsync_config cfg;
-	int err = pfsync_config_read(m, &cfg);
-
-	if (err)
-		return err;
-	cfg.nrules = 0;
-	return pfsync_config_write(m, &cfg);
-}
-
-int pfsync_rules_read(const struct pfsync_maps *m, struct pfsync_rule *rules, unsigned int max,
-		      unsigned int *count)
-{
-	struct pfsync_config cfg;
-	__u32 i, key, n;
-	int err;
-
-	*count = 0;
-	err = pfsync_config_read(m, &cfg);
-	if (err)
-		return err;
-	n = cfg.nrules < max ? cfg.nrules : max;
-	if (n > PFSYNC_RULES_MAX)
-		n = PFSYNC_RULES_MAX;
-	for (i = 0; i < n; i++) {
-		key = (cfg.rules_bank & 1) * PFSYNC_RULES_MAX + i;
-		if (bpf_map_lookup_elem(m->rules, &key, &rules[i]))
-			return -errno;
-	}
-	*count = n;
-	return 0;
 }

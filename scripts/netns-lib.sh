@@ -547,7 +547,9 @@ nl_agent_run()
 	nl_on_cleanup "kill $pid; wait $pid"
 	NL_AGENT_PID[$name]=$pid
 	NL_AGENT_SOCK[$name]=$sock
-	nl_wait_until 10 test -S "$sock" ||
+	# a deadline, not a wait: loading and verifying the datapath took over
+	# 10 s on a loaded 2-core machine (load average 17)
+	nl_wait_until 30 test -S "$sock" ||
 		{ tail -5 "$NL_TMP/agent$name.log" >&2; nl_die "agent $name did not start"; }
 }
 

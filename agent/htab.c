@@ -7,8 +7,10 @@
 
 #include "htab.h"
 
-#define HTAB_MIN_CAP	  64
-#define HTAB_MARK	  4 /* bytes of the used mark at the start of a slot */
+#define HTAB_MIN_CAP 64
+#define HTAB_MARK    4 /* bytes of the used mark at the start of a slot (htab_init) */
+/* an emptied table this big is given back (a drained send queue keeps no burst's worth) */
+#define HTAB_RELEASE_CAP  65536
 #define HTAB_HUGE_PAGE	  ((size_t)2 << 20)
 #define HTAB_MIGRATE_STEP 8 /* old slots moved per put or del while growing */
 
@@ -62,14 +64,29 @@ static __u8 *slot_at(const struct htab *h, size_t i)
 	return slot_in(h, cur_tab(h), i);
 }
 
-static int slot_used(const __u8 *slot)
+static __u8 slot_mark(const struct htab *h, const __u8 *slot)
 {
-	return slot[0] == MARK_USED;
+	return slot[h->mark_off];
 }
 
-static const __u8 *slot_key(const __u8 *slot)
+static void set_mark(const struct htab *h, __u8 *slot, __u8 mark)
 {
-	return slot + HTAB_MARK;
+	slot[h->mark_off] = mark;
+}
+
+static int slot_used(const struct htab *h, const __u8 *slot)
+{
+	return slot_mark(h, slot) == MARK_USED;
+}
+
+static const __u8 *slot_key(const struct htab *h, const __u8 *slot)
+{
+	return slot + h->key_off;
+}
+
+static __u8 *slot_val(const struct htab *h, __u8 *slot)
+{
+	return slot + h->key_off + h->key_size;
 }
 
 static __u64 hash_of(const struct htab *h, const void *key)
@@ -92,7 +109,19 @@ void htab_init(struct htab *h, size_t key_size, size_t val_size)
 	memset(h, 0, sizeof(*h));
 	h->key_size = key_size;
 	h->val_size = val_size;
+	h->key_off = HTAB_MARK;
+	h->mark_off = 0;
 	h->slot_size = (HTAB_MARK + key_size + val_size + 7) & ~(size_t)7;
+}
+
+void htab_init_packed(struct htab *h, size_t key_size, size_t val_size, size_t mark_in_val)
+{
+	memset(h, 0, sizeof(*h));
+	h->key_size = key_size;
+	h->val_size = val_size;
+	h->key_off = 0;
+	h->mark_off = key_size + mark_in_val;
+	h->slot_size = (key_size + val_size + 3) & ~(size_t)3;
 }
 
 static void drop_old(struct htab *h)
@@ -123,7 +152,7 @@ static size_t probe(const struct htab *h, const void *key, __u64 hash)
 	for (;;) {
 		const __u8 *s = slot_at(h, i);
 
-		if (!slot_used(s) || memcmp(slot_key(s), key, h->key_size) == 0)
+		if (!slot_used(h, s) || memcmp(slot_key(h, s), key, h->key_size) == 0)
 			return i;
 		i = (i + 1) & (h->cap - 1);
 	}
@@ -140,9 +169,9 @@ static __u8 *probe_old(const struct htab *h, const void *key, __u64 hash)
 	for (i = hash & (t.cap - 1);; i = (i + 1) & (t.cap - 1)) {
 		__u8 *s = slot_in(h, t, i);
 
-		if (s[0] == MARK_EMPTY)
+		if (slot_mark(h, s) == MARK_EMPTY)
 			return NULL;
-		if (s[0] == MARK_USED && memcmp(slot_key(s), key, h->key_size) == 0)
+		if (slot_used(h, s) && memcmp(slot_key(h, s), key, h->key_size) == 0)
 			return s;
 	}
 }
@@ -167,10 +196,10 @@ void *htab_get(const struct htab *h, const void *key)
 		return NULL;
 	hash = hash_of(h, key);
 	s = slot_at(h, probe(h, key, hash));
-	if (slot_used(s))
-		return s + HTAB_MARK + h->key_size;
+	if (slot_used(h, s))
+		return slot_val(h, s);
 	s = probe_old(h, key, hash);
-	return s ? s + HTAB_MARK + h->key_size : NULL;
+	return s ? slot_val(h, s) : NULL;
 }
 
 /*
@@ -189,8 +218,8 @@ static void advise_huge(void *mem, size_t bytes)
 /* an old entry into the current table (its key is never there already) */
 static void move_slot(struct htab *h, __u8 *old_slot, __u64 hash)
 {
-	memcpy(slot_at(h, probe(h, slot_key(old_slot), hash)), old_slot, h->slot_size);
-	old_slot[0] = MARK_MOVED;
+	memcpy(slot_at(h, probe(h, slot_key(h, old_slot), hash)), old_slot, h->slot_size);
+	set_mark(h, old_slot, MARK_MOVED);
 }
 
 /*
@@ -212,9 +241,9 @@ static void migrate(struct htab *h, size_t n)
 		for (; n && k < HTAB_MIGRATE_STEP && h->migrated < t.cap; n--, h->migrated++) {
 			__u8 *s = slot_in(h, t, h->migrated);
 
-			if (s[0] != MARK_USED)
+			if (!slot_used(h, s))
 				continue;
-			hashes[k] = hash_of(h, slot_key(s));
+			hashes[k] = hash_of(h, slot_key(h, s));
 			__builtin_prefetch(slot_at(h, hashes[k] & (h->cap - 1)), 1);
 			moving[k++] = s;
 		}
@@ -270,21 +299,21 @@ void *htab_put(struct htab *h, const void *key, int *created)
 	if ((h->count + 1) * 4 > h->cap * 3 && grow(h) != 0)
 		return NULL;
 	s = slot_at(h, probe(h, key, hash));
-	if (slot_used(s))
-		return s + HTAB_MARK + h->key_size;
+	if (slot_used(h, s))
+		return slot_val(h, s);
 	old = probe_old(h, key, hash);
 	if (old) {
 		/* an entry still in the old table moves first: values live in one place */
 		memcpy(s, old, h->slot_size);
-		old[0] = MARK_MOVED;
-		return s + HTAB_MARK + h->key_size;
+		set_mark(h, old, MARK_MOVED);
+		return slot_val(h, s);
 	}
 	memset(s, 0, h->slot_size);
-	s[0] = MARK_USED;
-	memcpy(s + HTAB_MARK, key, h->key_size);
+	set_mark(h, s, MARK_USED);
+	memcpy(s + h->key_off, key, h->key_size);
 	h->count++;
 	*created = 1;
-	return s + HTAB_MARK + h->key_size;
+	return slot_val(h, s);
 }
 
 /* empties slot i and shifts later members of its probe chain back */
@@ -299,9 +328,9 @@ static void remove_at(struct htab *h, size_t i)
 
 		j = (j + 1) & mask;
 		sj = slot_at(h, j);
-		if (!slot_used(sj))
+		if (!slot_used(h, sj))
 			break;
-		home = home_of(h, slot_key(sj));
+		home = home_of(h, slot_key(h, sj));
 		/* sj may move to i only if its home is not in (i, j] (cyclically) */
 		if (((j - home) & mask) >= ((j - i) & mask)) {
 			memcpy(slot_at(h, i), sj, h->slot_size);
@@ -310,6 +339,16 @@ static void remove_at(struct htab *h, size_t i)
 	}
 	memset(slot_at(h, i), 0, h->slot_size);
 	h->count--;
+}
+
+/*
+ * A table that held a burst (the send queue's) keeps its pages while it
+ * sits empty: give a big one back, the next puts grow a new one.
+ */
+static void release_if_empty(struct htab *h)
+{
+	if (h->count == 0 && h->cap + h->old_cap > HTAB_RELEASE_CAP)
+		htab_free(h);
 }
 
 int htab_del(struct htab *h, const void *key)
@@ -324,15 +363,17 @@ int htab_del(struct htab *h, const void *key)
 	__builtin_prefetch(slot_at(h, hash & (h->cap - 1)));
 	migrate(h, HTAB_MIGRATE_STEP);
 	i = probe(h, key, hash);
-	if (slot_used(slot_at(h, i))) {
+	if (slot_used(h, slot_at(h, i))) {
 		remove_at(h, i);
+		release_if_empty(h);
 		return 1;
 	}
 	old = probe_old(h, key, hash);
 	if (!old)
 		return 0;
-	old[0] = MARK_MOVED; /* gone: the migration skips it */
+	set_mark(h, old, MARK_MOVED); /* gone: the migration skips it */
 	h->count--;
+	release_if_empty(h);
 	return 1;
 }
 
@@ -354,13 +395,14 @@ size_t htab_remove_if(struct htab *h, int (*fn)(const void *key, void *val, void
 		__u8 *s = slot_at(h, i);
 
 		/* after a removal slot i holds a shifted entry: look at it again */
-		if (slot_used(s) && fn(s + HTAB_MARK, s + HTAB_MARK + h->key_size, arg)) {
+		if (slot_used(h, s) && fn(slot_key(h, s), slot_val(h, s), arg)) {
 			remove_at(h, i);
 			removed++;
 			continue;
 		}
 		i++;
 	}
+	release_if_empty(h);
 	return removed;
 }
 

@@ -185,8 +185,8 @@ int apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex);
 extern const struct pfsync_decode_ops apply_ops;
 
 /* ---- intake.c ------------------------------------------------------------ */
-/* one ringbuf record (libbpf ring_buffer_sample_fn shape) */
-/* ringbuf callback; the records of a drain are all acted on by intake_settle */
+/* one ringbuf record (libbpf ring_buffer_sample_fn shape); the records of a
+ * drain are all acted on by intake_settle */
 int intake_record(void *ctx, void *data, size_t size);
 /* after a turn's records: the one rebuild and resend their loss reports ask for */
 void intake_settle(struct agent *a);

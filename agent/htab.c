@@ -94,9 +94,38 @@ static __u64 hash_of(const struct htab *h, const void *key)
 	return hash_bytes(key, h->key_size);
 }
 
+/*
+ * Capacities step by 1.5x and 4/3x (64, 96, 128, 192, ...), not only by
+ * powers of two, so a table's load stays between 1/2 and 3/4 with less
+ * room wasted (1M entries: 1.5M slots, not 2M). A hash's high half is
+ * scaled to the capacity (multiply and shift) instead of masked.
+ */
+static size_t slot_home(__u64 hash, size_t cap)
+{
+	return (size_t)(((hash >> 32) * (__u64)cap) >> 32);
+}
+
+static size_t next_slot(size_t i, size_t cap)
+{
+	return i + 1 == cap ? 0 : i + 1;
+}
+
+/* steps from `from` forward to `to`, around the end of the table */
+static size_t cyclic_dist(size_t from, size_t to, size_t cap)
+{
+	return to >= from ? to - from : to + cap - from;
+}
+
+static size_t grown_cap(size_t cap)
+{
+	if (!cap)
+		return HTAB_MIN_CAP;
+	return (cap & (cap - 1)) == 0 ? cap + cap / 2 : cap / 3 * 4;
+}
+
 static size_t home_in(const struct htab *h, struct tab t, const __u8 *key)
 {
-	return hash_of(h, key) & (t.cap - 1);
+	return slot_home(hash_of(h, key), t.cap);
 }
 
 static size_t home_of(const struct htab *h, const __u8 *key)
@@ -147,14 +176,14 @@ void htab_free(struct htab *h)
  */
 static size_t probe(const struct htab *h, const void *key, __u64 hash)
 {
-	size_t i = hash & (h->cap - 1);
+	size_t i = slot_home(hash, h->cap);
 
 	for (;;) {
 		const __u8 *s = slot_at(h, i);
 
 		if (!slot_used(h, s) || memcmp(slot_key(h, s), key, h->key_size) == 0)
 			return i;
-		i = (i + 1) & (h->cap - 1);
+		i = next_slot(i, h->cap);
 	}
 }
 
@@ -166,7 +195,7 @@ static __u8 *probe_old(const struct htab *h, const void *key, __u64 hash)
 
 	if (!t.slots)
 		return NULL;
-	for (i = hash & (t.cap - 1);; i = (i + 1) & (t.cap - 1)) {
+	for (i = slot_home(hash, t.cap);; i = next_slot(i, t.cap)) {
 		__u8 *s = slot_in(h, t, i);
 
 		if (slot_mark(h, s) == MARK_EMPTY)
@@ -244,7 +273,7 @@ static void migrate(struct htab *h, size_t n)
 			if (!slot_used(h, s))
 				continue;
 			hashes[k] = hash_of(h, slot_key(h, s));
-			__builtin_prefetch(slot_at(h, hashes[k] & (h->cap - 1)), 1);
+			__builtin_prefetch(slot_at(h, slot_home(hashes[k], h->cap)), 1);
 			moving[k++] = s;
 		}
 		for (size_t i = 0; i < k; i++)
@@ -255,17 +284,17 @@ static void migrate(struct htab *h, size_t n)
 }
 
 /*
- * Growth is incremental: the full table becomes the old one, a table twice
- * its size the current one, and every put or del moves HTAB_MIGRATE_STEP
+ * Growth is incremental: the full table becomes the old one, a table 1.5x
+ * or 4/3x its size the current one, and every put or del moves HTAB_MIGRATE_STEP
  * old slots over (a lookup tries both). Moving a million entries at once
  * stalled the agent's loop for 300 ms, long enough to overflow the sync
  * socket's receive buffer during a bulk update. The old table is empty
  * long before the new one fills: old_cap / HTAB_MIGRATE_STEP puts, with
- * 3/4 old_cap of room.
+ * at least old_cap / 4 of room.
  */
 static int grow(struct htab *h)
 {
-	size_t new_cap = h->cap ? h->cap * 2 : HTAB_MIN_CAP;
+	size_t new_cap = grown_cap(h->cap);
 	__u8 *slots;
 
 	if (h->old)
@@ -293,7 +322,7 @@ void *htab_put(struct htab *h, const void *key, int *created)
 	*created = 0;
 	/* the key's home slot loads while the migration step works */
 	if (h->cap)
-		__builtin_prefetch(slot_at(h, hash & (h->cap - 1)));
+		__builtin_prefetch(slot_at(h, slot_home(hash, h->cap)));
 	migrate(h, HTAB_MIGRATE_STEP);
 	/* keep the load at or below 3/4 so probe chains stay short */
 	if ((h->count + 1) * 4 > h->cap * 3 && grow(h) != 0)
@@ -319,20 +348,19 @@ void *htab_put(struct htab *h, const void *key, int *created)
 /* empties slot i and shifts later members of its probe chain back */
 static void remove_at(struct htab *h, size_t i)
 {
-	size_t mask = h->cap - 1;
 	size_t j = i;
 
 	for (;;) {
 		__u8 *sj;
 		size_t home;
 
-		j = (j + 1) & mask;
+		j = next_slot(j, h->cap);
 		sj = slot_at(h, j);
 		if (!slot_used(h, sj))
 			break;
 		home = home_of(h, slot_key(h, sj));
 		/* sj may move to i only if its home is not in (i, j] (cyclically) */
-		if (((j - home) & mask) >= ((j - i) & mask)) {
+		if (cyclic_dist(home, j, h->cap) >= cyclic_dist(i, j, h->cap)) {
 			memcpy(slot_at(h, i), sj, h->slot_size);
 			i = j;
 		}
@@ -360,7 +388,7 @@ int htab_del(struct htab *h, const void *key)
 	if (!h->cap)
 		return 0;
 	hash = hash_of(h, key);
-	__builtin_prefetch(slot_at(h, hash & (h->cap - 1)));
+	__builtin_prefetch(slot_at(h, slot_home(hash, h->cap)));
 	migrate(h, HTAB_MIGRATE_STEP);
 	i = probe(h, key, hash);
 	if (slot_used(h, slot_at(h, i))) {

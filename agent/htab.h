@@ -20,7 +20,7 @@ struct htab {
 			   * htab_init_packed: key + value, rounded up to 4 */
 	size_t key_off;	  /* where a slot's key starts (its value follows it) */
 	size_t mark_off;  /* the slot's used-mark byte */
-	size_t cap;	  /* power of two, 0 until the first put */
+	size_t cap;	  /* 64, 96, 128, 192, ... (htab.c: grown_cap), 0 until the first put */
 	size_t count;	  /* entries, in both tables while growing */
 	__u8 *old;	  /* growing: the previous table, being emptied (else NULL) */
 	size_t old_cap;

@@ -108,6 +108,9 @@ static void test_growth_is_incremental(void **unused)
 		size_t cap = h.cap;
 
 		put(&h, m, n, (__u64)n * 3 + 1);
+		/* load between 1/2 and 3/4: capacities are not only powers of two */
+		assert_true(h.count * 4 <= h.cap * 3);
+		assert_true(h.cap < 1024 || h.count * 2 + 2 >= h.cap);
 		if (h.cap != cap && cap >= 1024) {
 			/* the old table is still there, entries in both answer */
 			assert_non_null(h.old);

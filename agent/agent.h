@@ -62,6 +62,13 @@ struct upd_req_ident {
 	__u32 creatorid;
 };
 
+/*
+ * Ringbuf records are acted on in groups of this many, in order: the index
+ * and send-queue slots of a group are prefetched as its records arrive, so
+ * a burst waits for memory about once a group instead of twice a record.
+ */
+#define AGENT_INTAKE_AHEAD 16
+
 struct agent {
 	struct agent_opts opts;
 	__u32 hostid;
@@ -96,6 +103,9 @@ struct agent {
 	__u64 lost_rebuild_ns; /* when the last rebuild for a loss began (CLOCK_BOOTTIME) */
 	int lost_rebuild_due;  /* a loss report asked for a rebuild (intake_settle) */
 	__u64 lost_poll_ns;    /* next look at the datapath's unreported losses */
+	/* records taken but not yet acted on (their tables' slots are loading) */
+	struct pfsync_event intake_held[AGENT_INTAKE_AHEAD];
+	unsigned int intake_nheld;
 	/* apply.c */
 	__u64 imported, merged, deleted_by_peer, cleared_by_peer;
 	/* sends a payload; NULL = the sync socket (tests capture packets here) */
@@ -190,7 +200,8 @@ int apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex);
 extern const struct pfsync_decode_ops apply_ops;
 
 /* ---- intake.c ------------------------------------------------------------ */
-/* one ringbuf record (libbpf ring_buffer_sample_fn shape) */
+/* one ringbuf record (libbpf ring_buffer_sample_fn shape); the records of a
+ * drain are all acted on by intake_settle */
 int intake_record(void *ctx, void *data, size_t size);
 /* after a turn's records: the one rebuild and resend their loss reports ask for */
 void intake_settle(struct agent *a);

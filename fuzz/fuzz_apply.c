@@ -341,7 +341,7 @@ static void agent_setup(int batch)
 	    .unqueue = mem_unqueue,
 	};
 	index_init(&a->index);
-	defer_init(&a->defer, -1, -1, 20);
+	defer_init(&a->defer, -1, 20);
 	CHECK(sendq_init(&a->sendq, a->sock.mtu) == 0);
 	agent_bind_sendq_io(a);
 	a->builder = pfsync_builder_new(a->sock.mtu);

@@ -84,7 +84,7 @@ nl_on_cleanup load_stop
 
 # fp_diag: where the packets of a failed transfer went: the firewall's
 # outcomes and fast-path reasons, the state's windows, the veths' drop and
-# XDP counters, the hosts' TCP drop counters (nstat -s: the history file is
+# XDP counters, the sink's socket, the hosts' TCP drop counters (nstat -s: the history file is
 # shared with other runs and must not move)
 fp_diag()
 {
@@ -98,6 +98,8 @@ fp_diag()
 		nl_in "$ns" ethtool -S "$ifname" 2>/dev/null | grep -v ': 0$' >&2
 		nl_in "$ns" ip -s link show dev "$ifname" >&2
 	done
+	nl_log "---- the sink's socket (still open: receive queue, window, drops)"
+	nl_in "$NL_SERVER" ss -tinm "sport = :$PORT" >&2
 	for ns in "$NL_CLIENT" "$NL_SERVER"; do
 		nl_log "---- $ns TCP drops"
 		nl_in "$ns" nstat -asz 2>/dev/null | grep -E 'Drop|Prune|Csum|Retrans|Timeouts|Lost' |

@@ -336,16 +336,6 @@ done
 
 # ---- run 4: the agent stops while it holds a packet ----------------------------------
 
-# server: every UDP datagram's payload, one line each
-cat >"$NL_TMP/udp.py" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], int(sys.argv[2])))
-out = open(sys.argv[3], "a", buffering=1)
-out.write("listening\n")
-while True:
-    out.write(s.recv(100).decode(errors="replace") + "\n")
-PY
 send_udp() # PAYLOAD [SPORT]: one datagram client -> server
 {
 	nl_in "$CLI" python3 -c 'import socket, sys
@@ -364,7 +354,7 @@ for s in json.load(sys.stdin):
         print(s["packets"][0])' "$1"
 }
 held_one() { [ "$(status A defer_held)" -ge 1 ]; }
-nl_bg UDP_PID "$SRV" python3 "$NL_TMP/udp.py" 10.79.2.10 7200 "$NL_TMP/udp.txt"
+nl_bg UDP_PID "$SRV" python3 "$NL_LIB_DIR/udp_sink.py" 10.79.2.10 7200 "$NL_TMP/udp.txt"
 nl_wait_until 10 nl_file_has "$NL_TMP/udp.txt" listening || nl_die "UDP server did not start"
 run_stop_holding() # PATH SPORT
 {

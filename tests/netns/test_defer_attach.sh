@@ -39,16 +39,7 @@ block all
 pass in on in0
 pass out on out0
 RULES
-cat >"$NL_TMP/udp.py" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], int(sys.argv[2])))
-out = open(sys.argv[3], "a", buffering=1)
-out.write("listening\n")
-while True:
-    out.write(s.recv(100).decode(errors="replace") + "\n")
-PY
-nl_bg UDP_PID "$NL_SERVER" python3 "$NL_TMP/udp.py" "$NL_SERVER4" "$UDP_PORT" "$NL_TMP/udp.txt"
+nl_bg UDP_PID "$NL_SERVER" python3 "$NL_LIB_DIR/udp_sink.py" "$NL_SERVER4" "$UDP_PORT" "$NL_TMP/udp.txt"
 nl_wait_until 10 nl_file_has "$NL_TMP/udp.txt" listening || nl_die "UDP server did not start"
 
 # the paths this kernel allows, probed before anything is attached to lo

@@ -108,6 +108,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pfsync_counters SEC(".maps");
 
+#include "nat_keys.h"
+
 /*
  * The datapath's per-CPU scratch, all behind one lookup:
  * - CLOCK_BOOTTIME read once per jiffy: the helper costs about as much as

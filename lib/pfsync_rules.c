@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * pf rule syntax subset. The grammar follows pf.conf(5) in pf's order:
- *   pass|block [in|out] [quick] [on IF] [inet|inet6] [proto P]
+ *   pass|block|match [in|out] [quick] [on IF] [inet|inet6] [proto P]
  *   (all | [from HOST [port N]] [to HOST [port N]])
- *   [keep state [(OPTS)] | no state] [(OPTS)]      OPTS: no-sync, sloppy
+ *   [NAT] [keep state [(OPTS)] | no state] [(OPTS)]      OPTS: no-sync, sloppy
+ *   NAT: nat-to ADDR|(IF) [port LOW[:HIGH]] [static-port]   (out rules)
+ *      | rdr-to ADDR [port N]                               (in rules)
+ *      | binat-to ADDR                                      (from one host)
  * A rule ends at a newline; `\` at the end of a line continues it; `#`
  * starts a comment.
  */
@@ -11,7 +14,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +218,8 @@ static int parse_action(struct parser *ps, struct pfsync_rule *r)
 		r->rflags |= PFSYNC_RF_KEEP_STATE; /* pf: pass keeps state by default */
 	} else if (take(ps, "block")) {
 		r->action = PFSYNC_RULE_BLOCK;
+	} else if (take(ps, "match")) {
+		r->action = PFSYNC_RULE_MATCH; /* decides nothing, keeps no state */
 	} else {
 		return unexpected(ps);
 	}
@@ -401,6 +408,182 @@ static int parse_hosts(struct parser *ps, struct pfsync_rule *r)
 	return 0;
 }
 
+/* ---- translation (issue 15) ---------------------------------------------- */
+
+/* LOW or LOW:HIGH, 1..65535, LOW <= HIGH. */
+static int parse_port_range(const char *text, __u16 *low, __u16 *high)
+{
+	char buf[TOK_MAX];
+	char *colon;
+	unsigned long lo, hi;
+
+	snprintf(buf, sizeof(buf), "%s", text);
+	colon = strchr(buf, ':');
+	if (colon)
+		*colon = '\0';
+	if (parse_uint(buf, 65535, &lo) || lo == 0)
+		return -1;
+	hi = lo;
+	if (colon && (parse_uint(colon + 1, 65535, &hi) || hi < lo))
+		return -1;
+	*low = (__u16)lo;
+	*high = (__u16)hi;
+	return 0;
+}
+
+/* The first address of family af (0: IPv4 first, else IPv6) on interface name. */
+static int iface_first_addr(const char *name, __u8 af, __u32 *addr, __u8 *af_out)
+{
+	const int families[2] = {AF_INET, AF_INET6};
+	struct ifaddrs *ifa, *it;
+	int f, found = 0;
+
+	if (getifaddrs(&ifa))
+		return -errno;
+	for (f = 0; f < 2 && !found; f++) {
+		int fam = families[f];
+
+		if (af && af != (fam == AF_INET ? PFSYNC_AF_INET : PFSYNC_AF_INET6))
+			continue;
+		for (it = ifa; it && !found; it = it->ifa_next) {
+			if (!it->ifa_addr || it->ifa_addr->sa_family != fam ||
+			    strcmp(it->ifa_name, name))
+				continue;
+			memset(addr, 0, 16);
+			if (fam == AF_INET)
+				memcpy(addr, &((struct sockaddr_in *)it->ifa_addr)->sin_addr, 4);
+			else
+				memcpy(addr, &((struct sockaddr_in6 *)it->ifa_addr)->sin6_addr, 16);
+			*af_out = fam == AF_INET ? PFSYNC_AF_INET : PFSYNC_AF_INET6;
+			found = 1;
+		}
+	}
+	freeifaddrs(ifa);
+	return found ? 0 : -ENOENT;
+}
+
+/* "(" IF ")": the interface's first address now; the agent follows changes. */
+static int parse_nat_iface(struct parser *ps, struct pfsync_rule *r)
+{
+	const struct tok *t;
+	unsigned int idx;
+	int err = 0;
+
+	t = value_after(ps, &err);
+	if (!t)
+		return err;
+	if (strlen(t->text) >= PFSYNC_IFNAMSIZ || is_punct(t->text[0]))
+		return fail(ps, t, "invalid interface name \"%s\"", t->text);
+	idx = if_nametoindex(t->text);
+	if (!idx)
+		return fail(ps, t, "unknown interface \"%s\"", t->text);
+	if (iface_first_addr(t->text, r->af, r->nat.addr, &r->nat.af))
+		return fail(ps, t, "interface has no %saddress \"%s\"",
+			    r->af == PFSYNC_AF_INET6 ? "IPv6 "
+			    : r->af		     ? "IPv4 "
+						     : "",
+			    t->text);
+	r->nat.ifindex = idx;
+	r->nat.nflags |= PFSYNC_NATF_IFADDR;
+	memcpy(r->nat_ifname, t->text, strlen(t->text) + 1);
+	if (!take(ps, ")"))
+		return unexpected(ps);
+	return set_family(ps, r, r->nat.af, t);
+}
+
+/* The translation address: one host, or (IF) for nat-to. */
+static int parse_nat_addr(struct parser *ps, struct pfsync_rule *r)
+{
+	const struct tok *t = peek(ps);
+	__u32 mask[4];
+	__u8 plen;
+	int err = 0, af;
+
+	if (r->nat.type == PFSYNC_NAT_NAT && take(ps, "("))
+		return parse_nat_iface(ps, r);
+	t = value_after(ps, &err);
+	if (!t)
+		return err;
+	af = parse_prefix(t->text, r->nat.addr, mask, &plen);
+	if (af <= 0 || plen != (af == PFSYNC_AF_INET6 ? 128 : 32))
+		return fail(ps, t, "invalid translation address \"%s\"", t->text);
+	r->nat.af = (__u8)af;
+	return set_family(ps, r, (__u8)af, t);
+}
+
+/* port LOW[:HIGH] after nat-to, port N after rdr-to */
+static int parse_nat_port(struct parser *ps, struct pfsync_rule *r)
+{
+	const struct tok *kw = peek(ps), *t;
+	int err = 0;
+
+	if (!take(ps, "port"))
+		return 0;
+	if (r->nat.type == PFSYNC_NAT_BINAT)
+		return fail(ps, kw, "binat-to takes no port \"%s\"", kw->text);
+	if (!port_allowed(r))
+		return fail(ps, kw, "port needs proto tcp or udp \"%s\"", kw->text);
+	t = value_after(ps, &err);
+	if (!t)
+		return err;
+	if (parse_port_range(t->text, &r->nat.port_low, &r->nat.port_high) ||
+	    (r->nat.type == PFSYNC_NAT_RDR && r->nat.port_low != r->nat.port_high))
+		return fail(ps, t, "invalid translation port \"%s\"", t->text);
+	r->nat.nflags |= PFSYNC_NATF_PORT;
+	return 0;
+}
+
+/* pf's placement rules: nat-to on outbound rules, rdr-to on inbound ones. */
+static int check_nat_rule(struct parser *ps, struct pfsync_rule *r, const struct tok *kw)
+{
+	static const __u32 host_ones[4] = {0xffffffffU, 0xffffffffU, 0xffffffffU, 0xffffffffU};
+	int v6 = r->af == PFSYNC_AF_INET6;
+
+	if (r->action == PFSYNC_RULE_BLOCK)
+		return fail(ps, kw, "translation on a block rule \"%s\"", kw->text);
+	if (r->nat.type == PFSYNC_NAT_NAT && r->dir != PF_OUT)
+		return fail(ps, kw, "nat-to needs an outbound rule (pass out) \"%s\"", kw->text);
+	if (r->nat.type == PFSYNC_NAT_RDR && r->dir != PF_IN)
+		return fail(ps, kw, "rdr-to needs an inbound rule (pass in) \"%s\"", kw->text);
+	if (r->nat.type == PFSYNC_NAT_BINAT &&
+	    (r->src_plen != (v6 ? 128 : 32) || memcmp(r->src_mask, host_ones, v6 ? 16 : 4)))
+		return fail(ps, kw, "binat-to needs one source host (from ADDR) \"%s\"", kw->text);
+	return 0;
+}
+
+static int parse_nat(struct parser *ps, struct pfsync_rule *r)
+{
+	const struct tok *kw = peek(ps);
+	int err;
+
+	if (take(ps, "nat-to"))
+		r->nat.type = PFSYNC_NAT_NAT;
+	else if (take(ps, "rdr-to"))
+		r->nat.type = PFSYNC_NAT_RDR;
+	else if (take(ps, "binat-to"))
+		r->nat.type = PFSYNC_NAT_BINAT;
+	else
+		return 0;
+	err = check_nat_rule(ps, r, kw);
+	if (!err)
+		err = parse_nat_addr(ps, r);
+	if (!err)
+		err = parse_nat_port(ps, r);
+	if (err)
+		return err;
+	if (take(ps, "static-port")) {
+		if (r->nat.type != PFSYNC_NAT_NAT)
+			return fail(ps, prev_tok(ps), "static-port needs nat-to \"%s\"",
+				    prev_tok(ps)->text);
+		r->nat.nflags |= PFSYNC_NATF_STATIC_PORT;
+	}
+	kw = peek(ps);
+	if (kw && (!strcmp(kw->text, "nat-to") || !strcmp(kw->text, "rdr-to") ||
+		   !strcmp(kw->text, "binat-to")))
+		return fail(ps, kw, "one translation per rule \"%s\"", kw->text);
+	return 0;
+}
+
 /* "(" opt ["," opt]... ")" with opt = no-sync | sloppy */
 static int parse_state_opts(struct parser *ps, struct pfsync_rule *r)
 {
@@ -432,7 +615,8 @@ static int parse_state(struct parser *ps, struct pfsync_rule *r)
 		if (!take(ps, "state"))
 			return unexpected(ps);
 		if (r->action != PFSYNC_RULE_PASS)
-			return fail(ps, kw, "keep state on a block rule \"%s\"", kw->text);
+			return fail(ps, kw, "keep state on a %s rule \"%s\"",
+				    r->action == PFSYNC_RULE_MATCH ? "match" : "block", kw->text);
 		r->rflags |= PFSYNC_RF_KEEP_STATE;
 	} else if (take(ps, "no")) {
 		if (!take(ps, "state"))
@@ -474,7 +658,11 @@ static int parse_rule(struct parser *ps, struct pfsync_rule *r)
 	if (!err)
 		err = parse_hosts(ps, r);
 	if (!err)
+		err = parse_nat(ps, r);
+	if (!err)
 		err = parse_state(ps, r);
+	if (!err && r->action == PFSYNC_RULE_MATCH)
+		r->rflags &= ~(__u32)PFSYNC_RF_KEEP_STATE; /* pf: match rules create nothing */
 	if (!err && peek(ps))
 		err = unexpected(ps);
 	return err;
@@ -610,6 +798,50 @@ static void put_host(struct out *o, __u8 af, const __u32 *addr, __u8 plen, __u32
 		put(o, " port %u", ntohs(port));
 }
 
+static const char *nat_keyword(__u8 type)
+{
+	switch (type) {
+	case PFSYNC_NAT_NAT:
+		return "nat-to";
+	case PFSYNC_NAT_RDR:
+		return "rdr-to";
+	case PFSYNC_NAT_BINAT:
+		return "binat-to";
+	}
+	return NULL;
+}
+
+static const char *action_keyword(__u8 action)
+{
+	if (action == PFSYNC_RULE_BLOCK)
+		return "block";
+	return action == PFSYNC_RULE_MATCH ? "match" : "pass";
+}
+
+/* " nat-to 198.51.100.1 port 1024:65535 static-port", " nat-to (wan0)", ... */
+static void put_nat(struct out *o, const struct pfsync_rule *r)
+{
+	const struct pfsync_rule_nat *n = &r->nat;
+	char text[INET6_ADDRSTRLEN];
+
+	if (!nat_keyword(n->type))
+		return;
+	put(o, " %s ", nat_keyword(n->type));
+	if (n->nflags & PFSYNC_NATF_IFADDR) {
+		put(o, "(%.*s)", PFSYNC_IFNAMSIZ, r->nat_ifname);
+	} else {
+		inet_ntop(n->af == PFSYNC_AF_INET6 ? AF_INET6 : AF_INET, n->addr, text,
+			  sizeof(text));
+		put(o, "%s", text);
+	}
+	if ((n->nflags & PFSYNC_NATF_PORT) && n->port_low == n->port_high)
+		put(o, " port %u", n->port_low);
+	else if (n->nflags & PFSYNC_NATF_PORT)
+		put(o, " port %u:%u", n->port_low, n->port_high);
+	if (n->nflags & PFSYNC_NATF_STATIC_PORT)
+		put(o, " static-port");
+}
+
 int pfsync_rule_print(const struct pfsync_rule *r, char *buf, size_t len)
 {
 	__u32 opts = r->rflags & (PFSYNC_RF_NOSYNC | PFSYNC_RF_SLOPPY);
@@ -618,7 +850,7 @@ int pfsync_rule_print(const struct pfsync_rule *r, char *buf, size_t len)
 
 	if (len)
 		buf[0] = '\0';
-	put(&o, "%s", r->action == PFSYNC_RULE_BLOCK ? "block" : "pass");
+	put(&o, "%s", action_keyword(r->action));
 	if (r->dir == PF_IN || r->dir == PF_OUT)
 		put(&o, " %s", r->dir == PF_IN ? "in" : "out");
 	if (r->rflags & PFSYNC_RF_QUICK)
@@ -645,6 +877,7 @@ int pfsync_rule_print(const struct pfsync_rule *r, char *buf, size_t len)
 		put_host(&o, r->af, r->dst_addr, r->dst_plen, r->rflags & PFSYNC_RF_DST_PORT,
 			 r->dst_port);
 	}
+	put_nat(&o, r);
 	/* like pfctl: "keep state" is the default, printed only with options */
 	if (r->action == PFSYNC_RULE_PASS && !(r->rflags & PFSYNC_RF_KEEP_STATE))
 		put(&o, " no state");
@@ -692,6 +925,31 @@ static void json_escaped(FILE *f, const char *s, size_t max)
 	fputc('"', f);
 }
 
+/* "nat":null or {"type":"nat-to","addr":..,"interface":..,"port_low":..,...} */
+static void json_nat(FILE *f, const struct pfsync_rule *r)
+{
+	const struct pfsync_rule_nat *n = &r->nat;
+	char text[INET6_ADDRSTRLEN];
+
+	if (!nat_keyword(n->type)) {
+		fprintf(f, "\"nat\":null");
+		return;
+	}
+	inet_ntop(n->af == PFSYNC_AF_INET6 ? AF_INET6 : AF_INET, n->addr, text, sizeof(text));
+	fprintf(f, "\"nat\":{\"type\":\"%s\",\"addr\":\"%s\",\"interface\":", nat_keyword(n->type),
+		text);
+	if (n->nflags & PFSYNC_NATF_IFADDR)
+		json_escaped(f, r->nat_ifname, PFSYNC_IFNAMSIZ);
+	else
+		fprintf(f, "null");
+	if (n->nflags & PFSYNC_NATF_PORT)
+		fprintf(f, ",\"port_low\":%u,\"port_high\":%u", n->port_low, n->port_high);
+	else
+		fprintf(f, ",\"port_low\":null,\"port_high\":null");
+	fprintf(f, ",\"static_port\":%s}",
+		(n->nflags & PFSYNC_NATF_STATIC_PORT) ? "true" : "false");
+}
+
 void pfsync_rule_print_json(FILE *f, const struct pfsync_rule *r)
 {
 	static const char *const dirs[] = {"any", "in", "out"};
@@ -699,7 +957,7 @@ void pfsync_rule_print_json(FILE *f, const struct pfsync_rule *r)
 
 	pfsync_rule_print(r, text, sizeof(text));
 	fprintf(f, "{\"action\":\"%s\",\"direction\":\"%s\",\"quick\":%s,\"interface\":",
-		r->action == PFSYNC_RULE_BLOCK ? "block" : "pass", r->dir <= 2 ? dirs[r->dir] : "?",
+		action_keyword(r->action), r->dir <= 2 ? dirs[r->dir] : "?",
 		(r->rflags & PFSYNC_RF_QUICK) ? "true" : "false");
 	if (r->ifindex)
 		json_escaped(f, r->ifname, PFSYNC_IFNAMSIZ);
@@ -723,6 +981,8 @@ void pfsync_rule_print_json(FILE *f, const struct pfsync_rule *r)
 		(r->rflags & PFSYNC_RF_NOSYNC) ? "true" : "false",
 		(r->rflags & PFSYNC_RF_SLOPPY) ? "true" : "false");
 	json_escaped(f, text, sizeof(text));
+	fputc(',', f);
+	json_nat(f, r);
 	fputc('}', f);
 }
 

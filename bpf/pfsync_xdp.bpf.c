@@ -108,7 +108,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pfsync_counters SEC(".maps");
 
-#include "nat_keys.h"
+#include "nat_maps.h"
 
 /*
  * The datapath's per-CPU scratch, all behind one lookup:
@@ -132,6 +132,8 @@ struct pfx_percpu {
 	__u64 id_next; /* next id of this CPU's block */
 	__u64 id_end;  /* first id past it */
 	struct pfsync_state_value nv;
+	struct nat_alloc na;   /* nat-to's port search (nat.h) */
+	struct nat_rewrite rw; /* what NAT makes of this packet's headers (nat.h) */
 };
 
 struct {
@@ -193,6 +195,8 @@ struct pkt {
 	__u8 icmp_kind;
 	__u8 has_inner;
 	__u8 pad;
+	__u16 l3_off; /* IP header */
+	__u16 l4_off; /* TCP/UDP/ICMP header */
 	/* last: pkt_init leaves it alone, parse_icmp_inner clears it */
 	struct pfsync_key inner; /* ICMP error: the embedded packet's key */
 };
@@ -466,6 +470,8 @@ static __always_inline int parse_ipv4(const struct parse_ctx *pc, __u32 off, str
 		return PARSE_BAD;
 	pk->key.af = PFSYNC_AF_INET;
 	pk->key.proto = ip->protocol;
+	pk->l3_off = (__u16)off;
+	pk->l4_off = (__u16)(off + ihl);
 	pk->key.addr[0][0] = ip->saddr;
 	pk->key.addr[1][0] = ip->daddr;
 	pk->ip_len = tot;
@@ -522,6 +528,8 @@ static __always_inline int parse_ipv6(const struct parse_ctx *pc, __u32 off, str
 	if (ipv6_is_ext(nh) || l4 > end)
 		return PARSE_BAD; /* chain too long or running past the payload */
 	pk->key.proto = nh;
+	pk->l3_off = (__u16)off;
+	pk->l4_off = (__u16)l4;
 	return parse_l4(pc, l4, end - l4, pk);
 }
 
@@ -616,6 +624,7 @@ struct rule_walk {
 	struct pfsync_rule_pkt p;
 	__u32 base;
 	__s32 match;
+	__s32 nat_match; /* last match rule with a translation */
 };
 
 static long rule_walk_step(__u32 i, void *data)
@@ -627,7 +636,7 @@ static long rule_walk_step(__u32 i, void *data)
 	r = bpf_map_lookup_elem(&pfsync_rules, &idx);
 	if (!r)
 		return 1;
-	return pfsync_rule_step(r, i, &w->p, &w->match);
+	return pfsync_rule_step_nat(r, i, &w->p, &w->match, &w->nat_match);
 }
 
 struct verdict {
@@ -640,7 +649,7 @@ struct verdict {
 /* pf_test_rule over the active bank; nrules == 0 means pass all with state. */
 static __always_inline void evaluate_rules(const struct pfsync_config *cfg, const struct pkt *pk,
 					   int src_side, __u8 dir, __u32 ifindex,
-					   struct verdict *vd)
+					   struct verdict *vd, struct nat_rewrite *pcpu_rw)
 {
 	struct rule_walk w = {};
 	struct pfsync_rule *r;
@@ -651,12 +660,17 @@ static __always_inline void evaluate_rules(const struct pfsync_config *cfg, cons
 	vd->rflags = 0;
 	vd->block = 0;
 	vd->keep_state = 1;
+	if (pcpu_rw) {
+		pcpu_rw->decider = -1;
+		pcpu_rw->nat_match = -1;
+	}
 	if (!nrules)
 		return;
 	if (nrules > PFSYNC_RULES_MAX)
 		nrules = PFSYNC_RULES_MAX;
 	w.base = (cfg->rules_bank & 1) * PFSYNC_RULES_MAX;
 	w.match = -1;
+	w.nat_match = -1;
 	/*
 	 * The key may be normalised already: src_side says where the source
 	 * is. Constant indexes only: clang turns a variable one into pointer
@@ -680,16 +694,25 @@ static __always_inline void evaluate_rules(const struct pfsync_config *cfg, cons
 	w.p.has_ports = !pk->later_frag;
 	bpf_loop(nrules, rule_walk_step, &w, 0);
 	vd->keep_state = 0; /* pf's default rule keeps no state */
-	if (w.match < 0)
-		return;
-	idx = w.base + ((__u32)w.match & (PFSYNC_RULES_MAX - 1));
-	r = bpf_map_lookup_elem(&pfsync_rules, &idx);
-	if (!r)
-		return;
-	vd->rule = (__u32)w.match;
-	vd->rflags = r->rflags;
-	vd->block = r->action == PFSYNC_RULE_BLOCK;
-	vd->keep_state = !vd->block && (r->rflags & PFSYNC_RF_KEEP_STATE);
+	r = NULL;
+	if (w.match >= 0) {
+		idx = w.base + ((__u32)w.match & (PFSYNC_RULES_MAX - 1));
+		r = bpf_map_lookup_elem(&pfsync_rules, &idx);
+		if (!r)
+			return;
+		vd->rule = (__u32)w.match;
+		vd->rflags = r->rflags;
+		vd->block = r->action == PFSYNC_RULE_BLOCK;
+		vd->keep_state = !vd->block && (r->rflags & PFSYNC_RF_KEEP_STATE);
+	}
+	/*
+	 * Handed to nat.h through the per-CPU scratch, without a branch here:
+	 * a branch on it doubled the verifier's walk of state creation.
+	 */
+	if (pcpu_rw) {
+		pcpu_rw->decider = w.match;
+		pcpu_rw->nat_match = w.nat_match;
+	}
 }
 
 /* ---- state creation ----------------------------------------------------- */
@@ -781,8 +804,34 @@ static __always_inline __u64 next_state_id(struct pfx_percpu *pcpu, struct pfsyn
 	return pcpu->id_next++;
 }
 
+#include "nat.h"
+
+/* The new state's entry: under the packet's key, or NAT's two keys. */
+static __always_inline long insert_state(struct pkt *pk, int src_side,
+					 struct pfsync_state_value *nv, int prog)
+{
+	__u32 kind = pk->key.proto | ((__u32)pk->icmp_kind << 8);
+	int rc;
+
+	/*
+	 * prog is a constant: XDP links only rdr-to's insert, tc only nat-to's,
+	 * whose port search would take XDP's call chain past 512 stack bytes.
+	 * Called whether or not a rule translates: the rules are looked at in
+	 * there, so that this program does not branch on them.
+	 */
+	if (prog == PFSYNC_PROG_XDP)
+		rc = pfsync_nat_insert_rdr(&pk->key, src_side, kind);
+	else if (pfsync_nat_prepare(&pk->key, src_side, kind) == 0)
+		rc = pfsync_nat_search(&pk->key);
+	else
+		rc = 1;
+	if (rc != 1)
+		return rc;
+	return bpf_map_update_elem(&pfsync_states, &pk->key, nv, BPF_NOEXIST);
+}
+
 static __always_inline int create_state(struct pfx_env *env, struct pkt *pk, int src_side,
-					const struct verdict *vd)
+					const struct verdict *vd, int prog)
 {
 	struct pfsync_globals *g = globals_get();
 	struct pfsync_state_value *nv = &env->pcpu->nv;
@@ -812,7 +861,11 @@ static __always_inline int create_state(struct pfx_env *env, struct pkt *pk, int
 		pfsync_tcp_init(nv, &pk->seg);
 	else
 		pfsync_other_init(nv, pk->key.proto);
-	err = bpf_map_update_elem(&pfsync_states, &pk->key, nv, BPF_NOEXIST);
+	err = insert_state(pk, src_side, nv, prog);
+	if (err == -NAT_ERR_EXHAUSTED) {
+		env->c->nat_exhausted++; /* every candidate tuple was in use */
+		return PFSYNC_OUT_NAT_EXHAUSTED;
+	}
 	if (err == -EEXIST)
 		return ACT_RETRY; /* another CPU created it: handle as a hit */
 	if (err) {
@@ -914,6 +967,8 @@ static __always_inline void purge_state(struct pfx_env *env, struct pkt *pk,
 	__u64 id = v->id;
 	__u32 creatorid = v->creatorid, flags = v->flags;
 
+	if (v->nat.type != PFSYNC_NAT_NONE)
+		nat_forget(&pk->key, &v->nat.stack_key);
 	if (bpf_map_delete_elem(&pfsync_states, &pk->key) == 0) {
 		env->c->states_removed++;
 		if (!(flags & PFSYNC_SF_NOSYNC))
@@ -942,13 +997,13 @@ static __always_inline int related_state_exists(struct pkt *pk)
 }
 
 /* Rules for a packet without a usable state, and the state they keep. */
-static __always_inline int handle_new(struct pfx_env *env, struct pkt *pk, int src_side)
+static __always_inline int handle_new(struct pfx_env *env, struct pkt *pk, int src_side, int prog)
 {
 	struct pfsync_config *cfg = config_get();
 	struct verdict vd;
 
 	env->defer = cfg && (cfg->cfg_flags & PFSYNC_CFG_DEFER);
-	evaluate_rules(cfg, pk, src_side, env->dir, env->ifindex, &vd);
+	evaluate_rules(cfg, pk, src_side, env->dir, env->ifindex, &vd, &env->pcpu->rw);
 	if (vd.block) {
 		env->c->blocked_rule++;
 		return PFSYNC_OUT_BLOCKED;
@@ -960,18 +1015,19 @@ static __always_inline int handle_new(struct pfx_env *env, struct pkt *pk, int s
 		env->c->no_state++;
 		return PFSYNC_OUT_NO_STATE;
 	}
-	return create_state(env, pk, src_side, &vd);
+	return create_state(env, pk, src_side, &vd, prog);
 }
 
 /* The packet's outcome (enum pfsync_outcome). */
-static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk)
+static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk, int prog)
 {
+	struct pfsync_state_value *v;
 	struct verdict vd;
 	int src_side, attempt;
 
 	if (pk->later_frag) {
 		env->c->fragments++;
-		evaluate_rules(config_get(), pk, 0, env->dir, env->ifindex, &vd);
+		evaluate_rules(config_get(), pk, 0, env->dir, env->ifindex, &vd, NULL);
 		if (vd.block) {
 			env->c->blocked_rule++;
 			return PFSYNC_OUT_BLOCKED;
@@ -981,22 +1037,42 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk)
 	if (pk->icmp_kind == ICMPK_ERROR && related_state_exists(pk))
 		return PFSYNC_OUT_PASSED;
 	src_side = pfsync_key_normalize(&pk->key);
+	v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
+	if (!v) {
+		/* a translated state's stack key? then pk->key becomes its wire key */
+		int found = pfsync_nat_lookup_stack(&pk->key, src_side);
+
+		/* in the map value, where the verifier does not split paths on it */
+		env->pcpu->rw.via_stack = found & NAT_VIA_STACK;
+		/* constants, as from the normalisation: the verifier prunes this path */
+		if (found & 1)
+			src_side = 1;
+		else
+			src_side = 0;
+		v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
+	}
 	for (attempt = 0; attempt < 2; attempt++) {
-		struct pfsync_state_value *v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
 		int out;
 
+		if (attempt)
+			v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
+
 		if (v && v->timeout != PFTM_PURGE) {
+			pfsync_nat_plan(&pk->key, v, src_side,
+					(env->xdp ? NAT_AT_XDP : 0) | env->pcpu->rw.via_stack,
+					&env->pcpu->rw);
 			if (env->seen_by_xdp)
 				return PFSYNC_OUT_PASSED;
 			out = state_hit(env, pk, src_side, v);
-			if (out == PFSYNC_OUT_PASSED && env->xdp)
+			/* translated packets stay on the stack's path (nat.h rewrites them) */
+			if (out == PFSYNC_OUT_PASSED && env->xdp && v->nat.type == PFSYNC_NAT_NONE)
 				return fastpath_verdict(env, pk, src_side, v);
 			if (out != ACT_REUSE)
 				return out;
 		}
 		if (v)
 			purge_state(env, pk, v);
-		out = handle_new(env, pk, src_side);
+		out = handle_new(env, pk, src_side, prog);
 		if (out != ACT_RETRY)
 			return out;
 	}
@@ -1056,7 +1132,11 @@ static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 i
 		env.defer = 0;
 		env.seen_by_xdp = seen_by_xdp;
 		env.xdp = pc->xdp;
-		out = handle_ip(&env, pk);
+		pcpu->rw.op = NAT_OP_NONE;
+		pcpu->rw.via_stack = 0;
+		out = handle_ip(&env, pk, prog);
+		if (out == PFSYNC_OUT_PASSED || out == PFSYNC_OUT_DEFERRED)
+			out = nat_apply(pc, pk, &pcpu->rw, c, out, prog);
 		if (out == PFSYNC_OUT_DEFERRED)
 			return out;
 	}
@@ -1361,6 +1441,8 @@ static __always_inline void sweep_entry(struct pfsync_key *k, struct pfsync_stat
 	id = v->id;
 	creatorid = v->creatorid;
 	flags = v->flags;
+	if (v->nat.type != PFSYNC_NAT_NONE)
+		nat_forget(&key, &v->nat.stack_key);
 	if (bpf_map_delete_elem(&pfsync_states, &key))
 		return;
 	w->deleted++;

@@ -18,8 +18,9 @@
 #include "pfsync_wire.h"
 #include "repair.h"
 #include "sendq.h"
-#include "sock.h"
+#include "transport.h"
 #include "store.h"
+#include "transport.h"
 #include "tun.h"
 
 #define AGENT_MAX_ATTACH	 16
@@ -32,9 +33,9 @@
 
 struct agent_opts {
 	const char *syncdev;
-	const char *syncpeers[SYNC_MAX_PEERS]; /* none = the group (sock.h) */
+	const char *syncpeers[SYNC_MAX_PEERS]; /* none = the group (peers.h) */
 	unsigned int nsyncpeers;
-	const char *auth_keys[AGENT_MAX_AUTH_KEYS]; /* --auth-key files (sock.c, auth.c) */
+	const char *auth_keys[AGENT_MAX_AUTH_KEYS]; /* --auth-key files (transport.c, auth.c) */
 	unsigned int nauth_keys;
 	unsigned int min_ttl; /* --min-ttl, 0 = not given (then 255) */
 	unsigned int maxupd;
@@ -61,6 +62,13 @@ struct upd_req_ident {
 	__u32 creatorid;
 };
 
+/*
+ * Ringbuf records are acted on in groups of this many, in order: the index
+ * and send-queue slots of a group are prefetched as its records arrive, so
+ * a burst waits for memory about once a group instead of twice a record.
+ */
+#define AGENT_INTAKE_AHEAD 16
+
 struct agent {
 	struct agent_opts opts;
 	__u32 hostid;
@@ -70,7 +78,7 @@ struct agent {
 	struct state_index index; /* index.c */
 	struct sendq sendq;	  /* sendq.c */
 	struct sendq_io sendq_io; /* bound to the store and the socket (sendq use in intake.c) */
-	struct sync_sock sock;	  /* sock.c */
+	struct sync_sock sock;	  /* transport.c, peers.c */
 	struct tun_dev tun;	  /* tun.c */
 	struct bulk_req bulk_req; /* bulk.c: our request for a bulk update */
 	struct walker walker;	  /* bulk.c: bulk answers and full resends */
@@ -95,12 +103,15 @@ struct agent {
 	__u64 lost_rebuild_ns; /* when the last rebuild for a loss began (CLOCK_BOOTTIME) */
 	int lost_rebuild_due;  /* a loss report asked for a rebuild (intake_settle) */
 	__u64 lost_poll_ns;    /* next look at the datapath's unreported losses */
+	/* records taken but not yet acted on (their tables' slots are loading) */
+	struct pfsync_event intake_held[AGENT_INTAKE_AHEAD];
+	unsigned int intake_nheld;
 	/* apply.c */
 	__u64 imported, merged, deleted_by_peer, cleared_by_peer;
 	/* sends a payload; NULL = the sync socket (tests capture packets here) */
 	int (*xmit)(struct agent *a, const __u8 *payload, size_t len);
 	int config_fd, globals_fd;
-	/* sock.c: receive drops seen, and whether they hit a bulk update */
+	/* rx.c: receive drops seen, and whether they hit a bulk update */
 	__u32 rx_dropped_seen;
 	int bulk_lossy;
 	__u64 resync_due_ns;	      /* packets were dropped: ask a bulk update then (0: no) */
@@ -126,27 +137,41 @@ static inline __u64 agent_clock_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/* ---- sock.c (agent side of the transport) -------------------------------- */
-/* sends one pfsync payload, counts opackets/oerrors/oacts, copies it to pfsync0 */
-int agent_send_payload(struct agent *a, const __u8 *payload, size_t len, const unsigned int *acts);
-/* a bare pfsync header with this repair trailer (BEACON, NAK, DONE); 0 or -errno */
-int agent_send_control(struct agent *a, const __u8 *trailer, size_t tlen);
-/* one packet with just these messages (UPD_REQ, CLR, BUS); 0 or -errno */
-int agent_send_msgs(struct agent *a, __u8 action, const void *msgs, unsigned int n);
-/* reads and applies up to max queued packets; returns packets read */
-int agent_receive(struct agent *a, unsigned int max);
-/* the kernel dropped received packets (sock.rx_dropped moved): recovery */
-void agent_note_rx_drops(struct agent *a);
-/* the sendq callbacks bound to a's store and socket */
-void agent_bind_sendq_io(struct agent *a);
-/* send what the queue's rules say is due now */
-void agent_flush_sendq(struct agent *a);
+/* wall-clock seconds for the auth trailer's freshness field (tx.c, rx.c) */
+static inline __u32 agent_wall_seconds(void)
+{
+	return (__u32)time(NULL);
+}
+
+/* ---- transport.c (the agent's side of opening the sockets) -------------- */
 /* --auth-key files (refused if group/world-readable) and --min-ttl; 0 or -1 after logging */
 int agent_auth_load(struct agent *a);
 void agent_auth_free(struct agent *a);
 /* the sync sockets for opts.syncdev / opts.syncpeers, with the loaded keys */
 int agent_sock_open(struct agent *a);
 void agent_sock_close(struct agent *a);
+
+/* ---- tx.c (transmit) ------------------------------------------------------ */
+/* sends one pfsync payload, counts opackets/oerrors/oacts, copies it to pfsync0 */
+int agent_send_payload(struct agent *a, const __u8 *payload, size_t len, const unsigned int *acts);
+/* a bare pfsync header with this repair trailer (BEACON, NAK, DONE); 0 or -errno */
+int agent_send_control(struct agent *a, const __u8 *trailer, size_t tlen);
+/* one packet with just these messages (UPD_REQ, CLR, BUS); 0 or -errno */
+int agent_send_msgs(struct agent *a, __u8 action, const void *msgs, unsigned int n);
+/* the sendq callbacks bound to a's store and socket */
+void agent_bind_sendq_io(struct agent *a);
+/* send what the queue's rules say is due now */
+void agent_flush_sendq(struct agent *a);
+/* "INS 3, UPD_C 2" for debug lines */
+const char *agent_acts_summary(const unsigned int *acts, char *buf, size_t cap);
+
+/* ---- rx.c (receive: transport checks, then apply.c and repair_io.c) ------ */
+/* reads and applies up to max queued packets; returns packets read */
+int agent_receive(struct agent *a, unsigned int max);
+/* the kernel dropped received packets (sock.rx_dropped moved): recovery */
+void agent_note_rx_drops(struct agent *a);
+
+/* ---- status.c (control socket output of the transport) ------------------- */
 /* control socket: peers, transport and auth lines (JSON: fields, each with a comma) */
 void agent_transport_status(const struct agent *a, FILE *out, int json);
 /* control socket: the pfsync counters, then per-peer and auth counters */
@@ -175,7 +200,8 @@ int apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex);
 extern const struct pfsync_decode_ops apply_ops;
 
 /* ---- intake.c ------------------------------------------------------------ */
-/* one ringbuf record (libbpf ring_buffer_sample_fn shape) */
+/* one ringbuf record (libbpf ring_buffer_sample_fn shape); the records of a
+ * drain are all acted on by intake_settle */
 int intake_record(void *ctx, void *data, size_t size);
 /* after a turn's records: the one rebuild and resend their loss reports ask for */
 void intake_settle(struct agent *a);

@@ -7,8 +7,10 @@
 
 #include "htab.h"
 
-#define HTAB_MIN_CAP	  64
-#define HTAB_MARK	  4 /* bytes of the used mark at the start of a slot */
+#define HTAB_MIN_CAP 64
+#define HTAB_MARK    4 /* bytes of the used mark at the start of a slot (htab_init) */
+/* an emptied table this big is given back (a drained send queue keeps no burst's worth) */
+#define HTAB_RELEASE_CAP  65536
 #define HTAB_HUGE_PAGE	  ((size_t)2 << 20)
 #define HTAB_MIGRATE_STEP 8 /* old slots moved per put or del while growing */
 
@@ -62,14 +64,29 @@ static __u8 *slot_at(const struct htab *h, size_t i)
 	return slot_in(h, cur_tab(h), i);
 }
 
-static int slot_used(const __u8 *slot)
+static __u8 slot_mark(const struct htab *h, const __u8 *slot)
 {
-	return slot[0] == MARK_USED;
+	return slot[h->mark_off];
 }
 
-static const __u8 *slot_key(const __u8 *slot)
+static void set_mark(const struct htab *h, __u8 *slot, __u8 mark)
 {
-	return slot + HTAB_MARK;
+	slot[h->mark_off] = mark;
+}
+
+static int slot_used(const struct htab *h, const __u8 *slot)
+{
+	return slot_mark(h, slot) == MARK_USED;
+}
+
+static const __u8 *slot_key(const struct htab *h, const __u8 *slot)
+{
+	return slot + h->key_off;
+}
+
+static __u8 *slot_val(const struct htab *h, __u8 *slot)
+{
+	return slot + h->key_off + h->key_size;
 }
 
 static __u64 hash_of(const struct htab *h, const void *key)
@@ -77,9 +94,38 @@ static __u64 hash_of(const struct htab *h, const void *key)
 	return hash_bytes(key, h->key_size);
 }
 
+/*
+ * Capacities step by 1.5x and 4/3x (64, 96, 128, 192, ...), not only by
+ * powers of two, so a table's load stays between 1/2 and 3/4 with less
+ * room wasted (1M entries: 1.5M slots, not 2M). A hash's high half is
+ * scaled to the capacity (multiply and shift) instead of masked.
+ */
+static size_t slot_home(__u64 hash, size_t cap)
+{
+	return (size_t)(((hash >> 32) * (__u64)cap) >> 32);
+}
+
+static size_t next_slot(size_t i, size_t cap)
+{
+	return i + 1 == cap ? 0 : i + 1;
+}
+
+/* steps from `from` forward to `to`, around the end of the table */
+static size_t cyclic_dist(size_t from, size_t to, size_t cap)
+{
+	return to >= from ? to - from : to + cap - from;
+}
+
+static size_t grown_cap(size_t cap)
+{
+	if (!cap)
+		return HTAB_MIN_CAP;
+	return (cap & (cap - 1)) == 0 ? cap + cap / 2 : cap / 3 * 4;
+}
+
 static size_t home_in(const struct htab *h, struct tab t, const __u8 *key)
 {
-	return hash_of(h, key) & (t.cap - 1);
+	return slot_home(hash_of(h, key), t.cap);
 }
 
 static size_t home_of(const struct htab *h, const __u8 *key)
@@ -92,7 +138,19 @@ void htab_init(struct htab *h, size_t key_size, size_t val_size)
 	memset(h, 0, sizeof(*h));
 	h->key_size = key_size;
 	h->val_size = val_size;
+	h->key_off = HTAB_MARK;
+	h->mark_off = 0;
 	h->slot_size = (HTAB_MARK + key_size + val_size + 7) & ~(size_t)7;
+}
+
+void htab_init_packed(struct htab *h, size_t key_size, size_t val_size, size_t mark_in_val)
+{
+	memset(h, 0, sizeof(*h));
+	h->key_size = key_size;
+	h->val_size = val_size;
+	h->key_off = 0;
+	h->mark_off = key_size + mark_in_val;
+	h->slot_size = (key_size + val_size + 3) & ~(size_t)3;
 }
 
 static void drop_old(struct htab *h)
@@ -118,14 +176,14 @@ void htab_free(struct htab *h)
  */
 static size_t probe(const struct htab *h, const void *key, __u64 hash)
 {
-	size_t i = hash & (h->cap - 1);
+	size_t i = slot_home(hash, h->cap);
 
 	for (;;) {
 		const __u8 *s = slot_at(h, i);
 
-		if (!slot_used(s) || memcmp(slot_key(s), key, h->key_size) == 0)
+		if (!slot_used(h, s) || memcmp(slot_key(h, s), key, h->key_size) == 0)
 			return i;
-		i = (i + 1) & (h->cap - 1);
+		i = next_slot(i, h->cap);
 	}
 }
 
@@ -137,12 +195,12 @@ static __u8 *probe_old(const struct htab *h, const void *key, __u64 hash)
 
 	if (!t.slots)
 		return NULL;
-	for (i = hash & (t.cap - 1);; i = (i + 1) & (t.cap - 1)) {
+	for (i = slot_home(hash, t.cap);; i = next_slot(i, t.cap)) {
 		__u8 *s = slot_in(h, t, i);
 
-		if (s[0] == MARK_EMPTY)
+		if (slot_mark(h, s) == MARK_EMPTY)
 			return NULL;
-		if (s[0] == MARK_USED && memcmp(slot_key(s), key, h->key_size) == 0)
+		if (slot_used(h, s) && memcmp(slot_key(h, s), key, h->key_size) == 0)
 			return s;
 	}
 }
@@ -167,10 +225,10 @@ void *htab_get(const struct htab *h, const void *key)
 		return NULL;
 	hash = hash_of(h, key);
 	s = slot_at(h, probe(h, key, hash));
-	if (slot_used(s))
-		return s + HTAB_MARK + h->key_size;
+	if (slot_used(h, s))
+		return slot_val(h, s);
 	s = probe_old(h, key, hash);
-	return s ? s + HTAB_MARK + h->key_size : NULL;
+	return s ? slot_val(h, s) : NULL;
 }
 
 /*
@@ -189,8 +247,8 @@ static void advise_huge(void *mem, size_t bytes)
 /* an old entry into the current table (its key is never there already) */
 static void move_slot(struct htab *h, __u8 *old_slot, __u64 hash)
 {
-	memcpy(slot_at(h, probe(h, slot_key(old_slot), hash)), old_slot, h->slot_size);
-	old_slot[0] = MARK_MOVED;
+	memcpy(slot_at(h, probe(h, slot_key(h, old_slot), hash)), old_slot, h->slot_size);
+	set_mark(h, old_slot, MARK_MOVED);
 }
 
 /*
@@ -212,10 +270,10 @@ static void migrate(struct htab *h, size_t n)
 		for (; n && k < HTAB_MIGRATE_STEP && h->migrated < t.cap; n--, h->migrated++) {
 			__u8 *s = slot_in(h, t, h->migrated);
 
-			if (s[0] != MARK_USED)
+			if (!slot_used(h, s))
 				continue;
-			hashes[k] = hash_of(h, slot_key(s));
-			__builtin_prefetch(slot_at(h, hashes[k] & (h->cap - 1)), 1);
+			hashes[k] = hash_of(h, slot_key(h, s));
+			__builtin_prefetch(slot_at(h, slot_home(hashes[k], h->cap)), 1);
 			moving[k++] = s;
 		}
 		for (size_t i = 0; i < k; i++)
@@ -226,17 +284,17 @@ static void migrate(struct htab *h, size_t n)
 }
 
 /*
- * Growth is incremental: the full table becomes the old one, a table twice
- * its size the current one, and every put or del moves HTAB_MIGRATE_STEP
+ * Growth is incremental: the full table becomes the old one, a table 1.5x
+ * or 4/3x its size the current one, and every put or del moves HTAB_MIGRATE_STEP
  * old slots over (a lookup tries both). Moving a million entries at once
  * stalled the agent's loop for 300 ms, long enough to overflow the sync
  * socket's receive buffer during a bulk update. The old table is empty
  * long before the new one fills: old_cap / HTAB_MIGRATE_STEP puts, with
- * 3/4 old_cap of room.
+ * at least old_cap / 4 of room.
  */
 static int grow(struct htab *h)
 {
-	size_t new_cap = h->cap ? h->cap * 2 : HTAB_MIN_CAP;
+	size_t new_cap = grown_cap(h->cap);
 	__u8 *slots;
 
 	if (h->old)
@@ -264,52 +322,61 @@ void *htab_put(struct htab *h, const void *key, int *created)
 	*created = 0;
 	/* the key's home slot loads while the migration step works */
 	if (h->cap)
-		__builtin_prefetch(slot_at(h, hash & (h->cap - 1)));
+		__builtin_prefetch(slot_at(h, slot_home(hash, h->cap)));
 	migrate(h, HTAB_MIGRATE_STEP);
 	/* keep the load at or below 3/4 so probe chains stay short */
 	if ((h->count + 1) * 4 > h->cap * 3 && grow(h) != 0)
 		return NULL;
 	s = slot_at(h, probe(h, key, hash));
-	if (slot_used(s))
-		return s + HTAB_MARK + h->key_size;
+	if (slot_used(h, s))
+		return slot_val(h, s);
 	old = probe_old(h, key, hash);
 	if (old) {
 		/* an entry still in the old table moves first: values live in one place */
 		memcpy(s, old, h->slot_size);
-		old[0] = MARK_MOVED;
-		return s + HTAB_MARK + h->key_size;
+		set_mark(h, old, MARK_MOVED);
+		return slot_val(h, s);
 	}
 	memset(s, 0, h->slot_size);
-	s[0] = MARK_USED;
-	memcpy(s + HTAB_MARK, key, h->key_size);
+	set_mark(h, s, MARK_USED);
+	memcpy(s + h->key_off, key, h->key_size);
 	h->count++;
 	*created = 1;
-	return s + HTAB_MARK + h->key_size;
+	return slot_val(h, s);
 }
 
 /* empties slot i and shifts later members of its probe chain back */
 static void remove_at(struct htab *h, size_t i)
 {
-	size_t mask = h->cap - 1;
 	size_t j = i;
 
 	for (;;) {
 		__u8 *sj;
 		size_t home;
 
-		j = (j + 1) & mask;
+		j = next_slot(j, h->cap);
 		sj = slot_at(h, j);
-		if (!slot_used(sj))
+		if (!slot_used(h, sj))
 			break;
-		home = home_of(h, slot_key(sj));
+		home = home_of(h, slot_key(h, sj));
 		/* sj may move to i only if its home is not in (i, j] (cyclically) */
-		if (((j - home) & mask) >= ((j - i) & mask)) {
+		if (cyclic_dist(home, j, h->cap) >= cyclic_dist(i, j, h->cap)) {
 			memcpy(slot_at(h, i), sj, h->slot_size);
 			i = j;
 		}
 	}
 	memset(slot_at(h, i), 0, h->slot_size);
 	h->count--;
+}
+
+/*
+ * A table that held a burst (the send queue's) keeps its pages while it
+ * sits empty: give a big one back, the next puts grow a new one.
+ */
+static void release_if_empty(struct htab *h)
+{
+	if (h->count == 0 && h->cap + h->old_cap > HTAB_RELEASE_CAP)
+		htab_free(h);
 }
 
 int htab_del(struct htab *h, const void *key)
@@ -321,18 +388,20 @@ int htab_del(struct htab *h, const void *key)
 	if (!h->cap)
 		return 0;
 	hash = hash_of(h, key);
-	__builtin_prefetch(slot_at(h, hash & (h->cap - 1)));
+	__builtin_prefetch(slot_at(h, slot_home(hash, h->cap)));
 	migrate(h, HTAB_MIGRATE_STEP);
 	i = probe(h, key, hash);
-	if (slot_used(slot_at(h, i))) {
+	if (slot_used(h, slot_at(h, i))) {
 		remove_at(h, i);
+		release_if_empty(h);
 		return 1;
 	}
 	old = probe_old(h, key, hash);
 	if (!old)
 		return 0;
-	old[0] = MARK_MOVED; /* gone: the migration skips it */
+	set_mark(h, old, MARK_MOVED); /* gone: the migration skips it */
 	h->count--;
+	release_if_empty(h);
 	return 1;
 }
 
@@ -354,13 +423,14 @@ size_t htab_remove_if(struct htab *h, int (*fn)(const void *key, void *val, void
 		__u8 *s = slot_at(h, i);
 
 		/* after a removal slot i holds a shifted entry: look at it again */
-		if (slot_used(s) && fn(s + HTAB_MARK, s + HTAB_MARK + h->key_size, arg)) {
+		if (slot_used(h, s) && fn(slot_key(h, s), slot_val(h, s), arg)) {
 			remove_at(h, i);
 			removed++;
 			continue;
 		}
 		i++;
 	}
+	release_if_empty(h);
 	return removed;
 }
 

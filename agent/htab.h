@@ -16,8 +16,11 @@ struct htab {
 	__u8 *slots;	  /* cap * slot_size bytes */
 	size_t key_size;  /* bytes compared with memcmp */
 	size_t val_size;  /* bytes of value after the key */
-	size_t slot_size; /* 4-byte used mark + key + value, rounded up to 8 */
-	size_t cap;	  /* power of two, 0 until the first put */
+	size_t slot_size; /* htab_init: 4-byte used mark + key + value, rounded up to 8;
+			   * htab_init_packed: key + value, rounded up to 4 */
+	size_t key_off;	  /* where a slot's key starts (its value follows it) */
+	size_t mark_off;  /* the slot's used-mark byte */
+	size_t cap;	  /* 64, 96, 128, 192, ... (htab.c: grown_cap), 0 until the first put */
 	size_t count;	  /* entries, in both tables while growing */
 	__u8 *old;	  /* growing: the previous table, being emptied (else NULL) */
 	size_t old_cap;
@@ -25,6 +28,12 @@ struct htab {
 };
 
 void htab_init(struct htab *h, size_t key_size, size_t val_size);
+/*
+ * No mark of its own: byte mark_in_val of the value is the table's (zero
+ * in a fresh value, never written by the user), so a slot is key + value
+ * and a big table spends nothing on marks and alignment.
+ */
+void htab_init_packed(struct htab *h, size_t key_size, size_t val_size, size_t mark_in_val);
 void htab_free(struct htab *h);
 /* value of key or NULL; the pointer is valid until the next put/del */
 void *htab_get(const struct htab *h, const void *key);

@@ -14,8 +14,15 @@
 #include "htab.h"
 #include "pfsync_common.h"
 
+/*
+ * Two tables: an IPv4 key (the usual case) is held in 16 bytes, so its
+ * entry is 28 bytes with the identity and no mark; any other key (IPv6, or
+ * a key that does not fit that form) whole, in a table of its own. An
+ * identity is in at most one of them.
+ */
 struct state_index {
-	struct htab tab;
+	struct htab v4;	   /* identity -> struct index_v4 (index.c) */
+	struct htab other; /* identity -> struct pfsync_key */
 };
 
 void index_init(struct state_index *ix);

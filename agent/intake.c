@@ -90,8 +90,66 @@ void intake_poll_lost(struct agent *a)
 		log_debug("loss report: the sweep program did not run");
 }
 
+static void act_on(struct agent *a, const struct pfsync_event *ev)
+{
+	switch (ev->type) {
+	case PFSYNC_EV_INSERT:
+		on_insert(a, ev);
+		break;
+	case PFSYNC_EV_UPDATE:
+		on_update(a, ev);
+		break;
+	case PFSYNC_EV_DELETE:
+		on_delete(a, ev);
+		break;
+	case PFSYNC_EV_LOST:
+		on_lost(a, ev);
+		break;
+	default:
+		a->records_bad++;
+		break;
+	}
+}
+
+/* the held records, in the order they came */
+static void intake_drain_held(struct agent *a)
+{
+	for (unsigned int i = 0; i < a->intake_nheld; i++)
+		act_on(a, &a->intake_held[i]);
+	a->intake_nheld = 0;
+}
+
+/* the slots this record's handler will touch start loading now */
+static void prefetch_for(struct agent *a, const struct pfsync_event *ev)
+{
+	if (ev->type < PFSYNC_EV_INSERT || ev->type > PFSYNC_EV_DELETE)
+		return;
+	index_prefetch(&a->index, ev->id, ev->creatorid);
+	if (!(ev->state_flags_local & PFSYNC_SF_NOSYNC))
+		htab_prefetch(&a->sendq.bykey, &ev->key);
+}
+
+int intake_record(void *ctx, void *data, size_t size)
+{
+	struct agent *a = ctx;
+	struct pfsync_event *ev;
+
+	if (size < sizeof(*ev)) {
+		a->records_bad++;
+		return 0;
+	}
+	a->records++;
+	ev = &a->intake_held[a->intake_nheld++];
+	memcpy(ev, data, sizeof(*ev)); /* the ring's copy is gone after this call */
+	prefetch_for(a, ev);
+	if (a->intake_nheld == AGENT_INTAKE_AHEAD)
+		intake_drain_held(a);
+	return 0;
+}
+
 void intake_settle(struct agent *a)
 {
+	intake_drain_held(a);
 	if (!a->lost_rebuild_due)
 		return;
 	a->lost_rebuild_due = 0;
@@ -99,37 +157,6 @@ void intake_settle(struct agent *a)
 	if (intake_rebuild_index(a) != 0)
 		log_err("index rebuild failed");
 	walker_start(a, 0);
-}
-
-int intake_record(void *ctx, void *data, size_t size)
-{
-	struct agent *a = ctx;
-	struct pfsync_event ev;
-
-	if (size < sizeof(ev)) {
-		a->records_bad++;
-		return 0;
-	}
-	memcpy(&ev, data, sizeof(ev));
-	a->records++;
-	switch (ev.type) {
-	case PFSYNC_EV_INSERT:
-		on_insert(a, &ev);
-		break;
-	case PFSYNC_EV_UPDATE:
-		on_update(a, &ev);
-		break;
-	case PFSYNC_EV_DELETE:
-		on_delete(a, &ev);
-		break;
-	case PFSYNC_EV_LOST:
-		on_lost(a, &ev);
-		break;
-	default:
-		a->records_bad++;
-		break;
-	}
-	return 0;
 }
 
 /* a walk over the map with the agent: the rebuild's, or the index check's */

@@ -5,7 +5,8 @@
 
 #include "sendq.h"
 
-#define SENDQ_MIN_CAP 256
+#define SENDQ_MIN_CAP	 256
+#define SENDQ_SHRINK_CAP 16384 /* an empty ring bigger than this shrinks */
 
 static const __u8 kind_action[SQ_KINDS] = {
     [SQ_INS] = PFSYNC_ACT_INS,	   [SQ_UPD_C] = PFSYNC_ACT_UPD_C,     [SQ_UPD] = PFSYNC_ACT_UPD,
@@ -127,12 +128,33 @@ static void msg_kill(struct sendq *q, struct sendq_msg *m)
 	}
 }
 
+/*
+ * An emptied ring that grew for a burst (64 bytes a message) goes back to
+ * its first size, as the key table does (htab.c): the memory a burst took
+ * is not kept per state. Best effort: without memory the big ring stays.
+ */
+static void shrink_if_empty(struct sendq *q)
+{
+	struct sendq_msg *ring;
+
+	if (q->cap <= SENDQ_SHRINK_CAP)
+		return;
+	ring = calloc(SENDQ_MIN_CAP, sizeof(*ring));
+	if (!ring)
+		return;
+	free(q->ring);
+	q->ring = ring;
+	q->cap = SENDQ_MIN_CAP;
+}
+
 static void advance_head(struct sendq *q)
 {
 	while (q->head < q->tail && !msg_at(q, q->head)->live)
 		q->head++;
-	if (q->head == q->tail)
+	if (q->head == q->tail) {
 		q->head = q->tail = 0;
+		shrink_if_empty(q);
+	}
 }
 
 static struct sendq_msg *pending_for(const struct sendq *q, const struct pfsync_key *key)

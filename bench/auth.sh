@@ -101,11 +101,6 @@ stop_agents()
 	PID=()
 }
 
-bulk_quiet() # NAME: its start-up bulk request is over
-{
-	"$DRV" ctl "$NL_TMP/$1.sock" "status --json" | nl_has '"bulk":"\(done\|failed\)"'
-}
-
 declare -A R # R[config.key]
 # measure CONFIG NPEERS AUTH(0|1)
 measure()
@@ -118,7 +113,7 @@ measure()
 	start_agent B1 0 --syncpeer "${ADDR[A]}" --hostid 0xb1 "${key[@]}"
 	start_agent A "$CPU_A" "${peers[@]}" --hostid 0xa0 "${key[@]}"
 	for name in A B1; do
-		nl_wait_until 30 bulk_quiet "$name" || nl_log "$cfg: $name's start-up bulk still running"
+		nl_wait_until 30 nl_bulk_settled "$name" || nl_log "$cfg: $name's start-up bulk still running"
 	done
 	a0=$(cpu_ticks "${PID[A]}") b0=$(cpu_ticks "${PID[B1]}")
 	out=$(taskset -c 0 "$DRV" run "${PIN[A]}" "${PIN[B1]}" "$BURST" 0 0 200 30) ||

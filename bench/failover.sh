@@ -38,6 +38,9 @@
 # (one part, debugging), FAILOVER_KEEP=1 keep the temporary files.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=scripts/netns-lib.sh
+. scripts/netns-lib.sh # nl_in, nl_wait_quiet
+NL_POLL_S=0.02          # polls that end a timed wait: finer than the tests'
 ROOT=$PWD
 BUILD=${PFSYNC_BUILD:-$ROOT/build}
 AGENT=$BUILD/pfsync-agent
@@ -123,25 +126,6 @@ cleanup()
 	return "$rc"
 }
 
-# wait_until SECONDS CMD...: polls CMD every 20 ms until it succeeds or the
-# deadline passes (returns 1): a deadline, not a delay.
-wait_until()
-{
-	local end=$((SECONDS + $1))
-	shift
-	while ! "$@" >/dev/null 2>&1; do
-		[ "$SECONDS" -ge "$end" ] && return 1
-		sleep 0.02
-	done
-}
-
-in_ns() # NS CMD...: network namespace only (the bpffs mounts stay visible)
-{
-	local ns=$1
-	shift
-	nsenter --net="/run/netns/$ns" "$@"
-}
-
 now_ms() { date +%s%3N; }
 
 preflight()
@@ -198,10 +182,10 @@ topology()
 		ip -n "$fw" link set lan0 up
 		ip -n "$fw" link set wan0 up
 		ip -n "$fw" link set sync0 up
-		in_ns "$fw" sysctl -qw net.ipv4.ip_forward=1 || fail "ip_forward in $fw" || return 1
+		nl_in "$fw" sysctl -qw net.ipv4.ip_forward=1 || fail "ip_forward in $fw" || return 1
 		n=$((n + 1))
 	done
-	wait_until 5 in_ns "$FWA" ping -c1 -W1 10.201.3.2 || fail "$t: sync link is down"
+	nl_wait_quiet 5 nl_in "$FWA" ping -c1 -W1 10.201.3.2 || fail "$t: sync link is down"
 }
 
 has_gateway() { ip -n "$1" -4 -o addr show dev lan0 | grep " 10.201.1.1/" >/dev/null; }
@@ -209,8 +193,8 @@ no_gateway() { ! has_gateway "$1"; }
 
 start_server()
 {
-	in_ns "$SRV" python3 "$STREAM" server 10.201.2.10 $PORT >"$TMP/$1-server.log" 2>&1 &
-	wait_until 10 in_ns "$SRV" sh -c "ss -ltn | grep -q ':$PORT '" ||
+	nl_in "$SRV" python3 "$STREAM" server 10.201.2.10 $PORT >"$TMP/$1-server.log" 2>&1 &
+	nl_wait_quiet 10 nl_in "$SRV" sh -c "ss -ltn | grep -q ':$PORT '" ||
 		fail "$1: the stream server did not start"
 }
 
@@ -222,12 +206,12 @@ pf_start()
 	shift 3
 	[ "$name" = b ] && ns=$FWB
 	mkdir -p "$dir" && mount -t bpf bpf "$dir" || fail "cannot mount a bpffs on $dir" || return 1
-	in_ns "$ns" "$AGENT" --syncdev sync0 --attach lan0 --attach wan0 --obj "$OBJ" \
+	nl_in "$ns" "$AGENT" --syncdev sync0 --attach lan0 --attach wan0 --obj "$OBJ" \
 		--pin-dir "$dir" --ctl "$TMP/$t-$name.sock" --hostid "$hostid" -q "$@" \
 		2>"$TMP/$t-agent-$name.log" &
-	wait_until 10 test -S "$TMP/$t-$name.sock" || fail "$t: pfsync-agent on fw$name did not start" ||
+	nl_wait_quiet 10 test -S "$TMP/$t-$name.sock" || fail "$t: pfsync-agent on fw$name did not start" ||
 		return 1
-	in_ns "$ns" "$CTL" --pin-dir "$dir" rules load "$TMP/rules.conf" >/dev/null ||
+	nl_in "$ns" "$CTL" --pin-dir "$dir" rules load "$TMP/rules.conf" >/dev/null ||
 		fail "$t: cannot load the rules on fw$name"
 }
 
@@ -247,7 +231,7 @@ pf_tcp_states() # TAG a|b: TCP states in that firewall's table
 {
 	local ns=$FWA
 	[ "$2" = b ] && ns=$FWB
-	in_ns "$ns" "$CTL" --pin-dir "$TMP/$1-bpf-$2" states --json | python3 -c \
+	nl_in "$ns" "$CTL" --pin-dir "$TMP/$1-bpf-$2" states --json | python3 -c \
 		'import json,sys; print(sum(1 for s in json.load(sys.stdin) if s["proto"] == 6))'
 }
 
@@ -269,15 +253,15 @@ ka_start() # TAG a|b
 {
 	local ns=$FWA
 	[ "$2" = b ] && ns=$FWB
-	in_ns "$ns" keepalived -n -l -D -f "$TMP/$1-keepalived-$2.conf" -p "$TMP/$1-ka-$2.pid" \
+	nl_in "$ns" keepalived -n -l -D -f "$TMP/$1-keepalived-$2.conf" -p "$TMP/$1-ka-$2.pid" \
 		-r "$TMP/$1-vrrp-$2.pid" >"$TMP/$1-keepalived-$2.log" 2>&1 &
 }
 
 ka_wait_master_a()
 {
-	wait_until 20 has_gateway "$FWA" || fail "$1: fwA never became VRRP master" || return 1
+	nl_wait_quiet 20 has_gateway "$FWA" || fail "$1: fwA never became VRRP master" || return 1
 	# both start as master until they hear each other
-	wait_until 15 no_gateway "$FWB" || fail "$1: fwB did not step down to backup"
+	nl_wait_quiet 15 no_gateway "$FWB" || fail "$1: fwB did not step down to backup"
 }
 
 # ---- conntrackd -------------------------------------------------------------------
@@ -322,8 +306,8 @@ ctd_notify_script() # TAG a|b
 
 ctd_nft() # NS: the anchor's stateful forward chain
 {
-	in_ns "$1" nft -f "$ROOT/bench/conf/anchor-forward.nft" || return 1
-	in_ns "$1" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0 net.netfilter.nf_conntrack_events=1
+	nl_in "$1" nft -f "$ROOT/bench/conf/anchor-forward.nft" || return 1
+	nl_in "$1" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0 net.netfilter.nf_conntrack_events=1
 }
 
 ctd_start() # TAG a|b LOCAL PEER
@@ -331,13 +315,13 @@ ctd_start() # TAG a|b LOCAL PEER
 	local ns=$FWA
 	[ "$2" = b ] && ns=$FWB
 	ctd_conf "$@"
-	in_ns "$ns" conntrackd -C "$TMP/$1-ctd-$2.conf" >"$TMP/$1-ctd-$2.out" 2>&1 &
-	wait_until 10 python3 "$CTDPOLL" count "$TMP/conntrackd-$1-$2.ctl" ||
+	nl_in "$ns" conntrackd -C "$TMP/$1-ctd-$2.conf" >"$TMP/$1-ctd-$2.out" 2>&1 &
+	nl_wait_quiet 10 python3 "$CTDPOLL" count "$TMP/conntrackd-$1-$2.ctl" ||
 		fail "$1: conntrackd on fw$2 did not start"
 }
 
 # established TCP entries in fwB's external cache
-ctd_b_established() { in_ns "$FWB" conntrackd -C "$TMP/$1-ctd-b.conf" -e | grep -c 'tcp.*ESTABLISHED'; }
+ctd_b_established() { nl_in "$FWB" conntrackd -C "$TMP/$1-ctd-b.conf" -e | grep -c 'tcp.*ESTABLISHED'; }
 ctd_b_synced() { [ "$(ctd_b_established "$1")" -ge "$STREAMS" ]; }
 
 notify_logged() { grep -q "$2" "$1" 2>/dev/null; }
@@ -353,16 +337,16 @@ failover()
 {
 	local t=$1 synced=$2 st=$TMP/$1-client.status client marker t0 t1 rc=0 per_s
 	start_server "$t" || return 1
-	in_ns "$CLI" python3 "$STREAM" client 10.201.2.10 $PORT "$STREAMS" 120 "$st" "$STATUS_INTERVAL" \
+	nl_in "$CLI" python3 "$STREAM" client 10.201.2.10 $PORT "$STREAMS" 120 "$st" "$STATUS_INTERVAL" \
 		>"$TMP/$t-client.log" 2>&1 &
 	client=$!
-	wait_until 30 grep -q "^open $STREAMS" "$st" ||
+	nl_wait_quiet 30 grep -q "^open $STREAMS" "$st" ||
 		fail "$t: the client could not open $STREAMS connections: $(tail -1 "$TMP/$t-client.log")" ||
 		return 1
-	wait_until 20 "$synced" "$t" || fail "$t: fwB did not learn the $STREAMS states" || return 1
+	nl_wait_quiet 20 "$synced" "$t" || fail "$t: fwB did not learn the $STREAMS states" || return 1
 	# every stream moves (through fwA) before the failure
 	marker=$(lines "$st")
-	wait_until 10 all_moving "$st" "$marker" || fail "$t: not every stream moves before the failure" ||
+	nl_wait_quiet 10 all_moving "$st" "$marker" || fail "$t: not every stream moves before the failure" ||
 		return 1
 	log "$t: $STREAMS streams through fwA, fwB synced; taking all of fwA's links down"
 	marker=$(lines "$st")
@@ -370,19 +354,19 @@ failover()
 	ip -n "$FWA" link set lan0 down
 	ip -n "$FWA" link set wan0 down
 	ip -n "$FWA" link set sync0 down
-	if wait_until 10 has_gateway "$FWB"; then
+	if nl_wait_quiet 10 has_gateway "$FWB"; then
 		t1=$(now_ms)
 		R[$t.vip_ms]=$((t1 - t0))
 	else
 		fail "$t: fwB did not take over the gateway addresses"
 		rc=1
 	fi
-	if ! wait_until "$RECOVER_S" all_moving "$st" "$marker"; then
+	if ! nl_wait_quiet "$RECOVER_S" all_moving "$st" "$marker"; then
 		log "$t: not every stream moved again within ${RECOVER_S} s"
 	fi
 	# one more second of status lines, so `survived` (data in the last second) sees recovery
 	per_s=$(awk -v i="$STATUS_INTERVAL" 'BEGIN { printf "%d", 1 / i + 1 }')
-	wait_until 5 has_lines "$st" $(($(lines "$st") + per_s))
+	nl_wait_quiet 5 has_lines "$st" $(($(lines "$st") + per_s))
 	kill_pids "$client"
 	while IFS='=' read -r k v; do
 		R[$t.$k]=$v
@@ -431,7 +415,7 @@ setup_ctd()
 	ka_start ctd a
 	ka_start ctd b
 	ka_wait_master_a ctd || return 1
-	wait_until 10 notify_logged "$TMP/ctd-notify-a.log" "primary done" ||
+	nl_wait_quiet 10 notify_logged "$TMP/ctd-notify-a.log" "primary done" ||
 		log "ctd: fwA's primary notify script has not finished"
 }
 
@@ -481,12 +465,12 @@ setup_defer()
 	ip -n "$FWA" addr add 10.201.1.1/24 dev lan0
 	ip -n "$FWA" addr add 10.201.2.1/24 dev wan0
 	# full TCP checksums from the client, as from a wire (see OFFLOAD below)
-	in_ns "$CLI" ethtool -K eth0 tx off >/dev/null || fail "$t: ethtool -K eth0 tx off" || return 1
-	wait_until 30 pf_bulk_done "$t" a && wait_until 30 pf_bulk_done "$t" b ||
+	nl_in "$CLI" ethtool -K eth0 tx off >/dev/null || fail "$t: ethtool -K eth0 tx off" || return 1
+	nl_wait_quiet 30 pf_bulk_done "$t" a && nl_wait_quiet 30 pf_bulk_done "$t" b ||
 		fail "$t: the pfsync bulk exchange did not finish" || return 1
 	start_server "$t" || return 1
 	# warm-up (ARP, first states): not counted
-	in_ns "$CLI" python3 "$TMP/connect.py" 10.201.2.10 $PORT 5 "$TMP/$t-warmup.txt"
+	nl_in "$CLI" python3 "$TMP/connect.py" 10.201.2.10 $PORT 5 "$TMP/$t-warmup.txt"
 	grep -q fail "$TMP/$t-warmup.txt" && fail "$t: connects through fwA fail"
 	: >"$TMP/$t-connect.txt"
 }
@@ -517,7 +501,7 @@ release_paths()
 {
 	local dir=$TMP/$1-bpf-probe
 	mkdir -p "$dir" && mount -t bpf bpf "$dir" || return 1
-	in_ns "$FWA" "$AGENT" --probe-defer-release --pin-dir "$dir/p" --obj "$OBJ" \
+	nl_in "$FWA" "$AGENT" --probe-defer-release --pin-dir "$dir/p" --obj "$OBJ" \
 		>"$TMP/release-probe.txt" 2>&1
 	umount "$dir"
 	grep ': refused: ' "$TMP/release-probe.txt" >"$TMP/release-refused.txt"
@@ -543,10 +527,10 @@ run_defer()
 		clis+=("$CLI")
 	done
 	for ((i = 0; i < CONNECTS; i += batch)); do
-		in_ns "${clis[0]}" python3 "$TMP/connect.py" 10.201.2.10 $PORT "$batch" "$TMP/dx-connect.txt"
+		nl_in "${clis[0]}" python3 "$TMP/connect.py" 10.201.2.10 $PORT "$batch" "$TMP/dx-connect.txt"
 		for t in "${DEFER_PATHS[@]}"; do
 			t=$(defer_tag "$t")
-			in_ns "$(namespaces_of "$t" | cut -d' ' -f1)" python3 "$TMP/connect.py" 10.201.2.10 \
+			nl_in "$(namespaces_of "$t" | cut -d' ' -f1)" python3 "$TMP/connect.py" 10.201.2.10 \
 				$PORT "$batch" "$TMP/$t-connect.txt"
 		done
 	done
@@ -570,8 +554,8 @@ defer_measure_path()
 	local path=$1 t kv
 	t=$(defer_tag "$path")
 	# OFFLOAD: veth's default, a CHECKSUM_PARTIAL SYN; a few connects only
-	in_ns "$(namespaces_of "$t" | cut -d' ' -f1)" ethtool -K eth0 tx on >/dev/null &&
-		in_ns "$(namespaces_of "$t" | cut -d' ' -f1)" python3 "$TMP/connect.py" 10.201.2.10 $PORT 5 \
+	nl_in "$(namespaces_of "$t" | cut -d' ' -f1)" ethtool -K eth0 tx on >/dev/null &&
+		nl_in "$(namespaces_of "$t" | cut -d' ' -f1)" python3 "$TMP/connect.py" 10.201.2.10 $PORT 5 \
 			"$TMP/${t}o-connect.txt"
 	for kv in $(pctl "$TMP/${t}o-connect.txt"); do R[${t}o.${kv%%=*}]=${kv#*=}; done
 	kv=$("$CTL" --ctl "$TMP/$t-a.sock" status --json)

@@ -45,6 +45,9 @@
 set -uo pipefail
 shopt -s lastpipe # `helper | read_kv` fills R in this shell
 cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=scripts/netns-lib.sh
+. scripts/netns-lib.sh # nl_in, nl_wait_quiet
+NL_POLL_S=0.02          # polls that end a timed wait: finer than the tests'
 ROOT=$PWD
 BUILD=${PFSYNC_BUILD:-$ROOT/build}
 DRV=$BUILD/bench/sync_driver
@@ -93,25 +96,6 @@ run_cleanup()
 trap run_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-in_ns() # NS CMD...: network namespace only (our bpffs mounts stay visible)
-{
-	local ns=$1
-	shift
-	nsenter --net="/run/netns/$ns" "$@"
-}
-
-# wait_until SECONDS CMD...: polls CMD every 20 ms until it succeeds or the
-# deadline passes (returns 1): a deadline, not a delay.
-wait_until()
-{
-	local end=$((SECONDS + $1))
-	shift
-	while ! "$@" >/dev/null 2>&1; do
-		[ "$SECONDS" -ge "$end" ] && return 1
-		sleep 0.02
-	done
-}
 
 # kill_pid PID: SIGTERM, up to 5 s, then SIGKILL (only processes we started).
 kill_pid()
@@ -190,17 +174,17 @@ topology()
 	ip -n "$NS_FWB" link set sync0 up
 	ip -n "$NS_GEN" route add default via 10.201.1.1
 	ip -n "$NS_FWA" route add 10.202.0.0/16 via 10.201.2.10 || die "routes failed"
-	in_ns "$NS_FWA" sysctl -qw net.ipv4.ip_forward=1 || die "ip_forward in fwA"
-	wait_until 5 in_ns "$NS_GEN" ping -c1 -W1 10.201.1.1 || die "gen cannot reach fwA"
-	wait_until 5 in_ns "$NS_FWA" ping -c1 -W1 10.201.2.10 || die "fwA cannot reach srv"
-	wait_until 5 in_ns "$NS_FWA" ping -c1 -W1 10.201.3.2 || die "sync link is down"
+	nl_in "$NS_FWA" sysctl -qw net.ipv4.ip_forward=1 || die "ip_forward in fwA"
+	nl_wait_quiet 5 nl_in "$NS_GEN" ping -c1 -W1 10.201.1.1 || die "gen cannot reach fwA"
+	nl_wait_quiet 5 nl_in "$NS_FWA" ping -c1 -W1 10.201.2.10 || die "fwA cannot reach srv"
+	nl_wait_quiet 5 nl_in "$NS_FWA" ping -c1 -W1 10.201.3.2 || die "sync link is down"
 }
 
 # nftables conntrack on fwA (the anchor's forward chain), only for conntrackd.
 fwa_conntrack()
 {
 	local need=$1 cur
-	in_ns "$NS_FWA" nft -f "$ROOT/bench/conf/anchor-forward.nft" || die "nftables ruleset on fwA failed"
+	nl_in "$NS_FWA" nft -f "$ROOT/bench/conf/anchor-forward.nft" || die "nftables ruleset on fwA failed"
 	# a netns cannot go above the host's limit: raise it for the run only
 	cur=$(sysctl -n net.netfilter.nf_conntrack_max)
 	if [ "$cur" -lt "$need" ]; then
@@ -209,7 +193,7 @@ fwa_conntrack()
 		on_cleanup "sysctl -qw net.netfilter.nf_conntrack_max=$cur"
 	fi
 	# (a netns cannot write nf_conntrack_max here; it follows the host's)
-	in_ns "$NS_FWA" sysctl -qw net.netfilter.nf_conntrack_events=1 \
+	nl_in "$NS_FWA" sysctl -qw net.netfilter.nf_conntrack_events=1 \
 		net.netfilter.nf_conntrack_udp_timeout=600 \
 		net.netfilter.nf_conntrack_udp_timeout_stream=600 ||
 		die "conntrack sysctls on fwA failed"
@@ -236,7 +220,7 @@ ctd_start() # TAG NS LOCAL PEER CPU
 		>"$TMP/ctd-$tag.out" 2>&1 &
 	pid=$!
 	on_cleanup "kill_pid $pid"
-	wait_until 10 ctd_count "$tag" || {
+	nl_wait_quiet 10 ctd_count "$tag" || {
 		tail -5 "$TMP/ctd-$tag.out" "$TMP/conntrackd-$tag.log" >&2
 		die "conntrackd ($tag) did not come up"
 	}
@@ -248,13 +232,13 @@ ctd_cli() # TAG ARGS...: conntrackd's client, in that firewall's netns
 {
 	local ns=$NS_FWA
 	[ "$1" = b ] && ns=$NS_FWB
-	in_ns "$ns" conntrackd -C "$TMP/ctd-$1.conf" "${@:2}"
+	nl_in "$ns" conntrackd -C "$TMP/ctd-$1.conf" "${@:2}"
 }
 
 # ctd_flows BASE COUNT RATE [TIMES]: single-datagram UDP flows gen -> fwA -> srv
 ctd_flows()
 {
-	in_ns "$NS_GEN" taskset -c 0 "$DRV" udpgen 10.202.0.0 "$2" "$3" "$1" ${4:+"$4"} >/dev/null
+	nl_in "$NS_GEN" taskset -c 0 "$DRV" udpgen 10.202.0.0 "$2" "$3" "$1" ${4:+"$4"} >/dev/null
 }
 
 # ctd_insert BASE COUNT RATE [TIMES]: the same kind of flows' conntrack entries
@@ -265,7 +249,7 @@ ctd_flows()
 # packet I/O as well (BPF_PROG_RUN).
 ctd_insert()
 {
-	in_ns "$NS_FWA" taskset -c 0 "$DRV" ctinsert 10.201.1.10 10.202.0.0 "$2" "$3" "$1" \
+	nl_in "$NS_FWA" taskset -c 0 "$DRV" ctinsert 10.201.1.10 10.202.0.0 "$2" "$3" "$1" \
 		${4:+"$4"} >/dev/null
 }
 
@@ -280,7 +264,7 @@ ctd_burst()
 	taskset -c 0 python3 "$CTDPOLL" poll "$(ctd_sock b)" $((c0 + N_BURST)) 60 \
 		"$TMP/ctd-burst.poll" 5 >/dev/null &
 	pp=$!
-	wait_until 10 test -e "$TMP/ctd-burst.poll.ready" || return 1
+	nl_wait_quiet 10 test -e "$TMP/ctd-burst.poll.ready" || return 1
 	ctd_insert "$CTD_FLOWS" "$N_BURST" 0 "$TMP/ctd-burst.times" || return 1
 	CTD_FLOWS=$((CTD_FLOWS + N_BURST))
 	wait "$pp"
@@ -299,7 +283,7 @@ ctd_lag()
 	taskset -c 0 python3 "$CTDPOLL" poll "$(ctd_sock b)" $((c0 + N_LAG)) 60 \
 		"$TMP/ctd-lag.poll" >/dev/null &
 	pp=$!
-	wait_until 10 test -e "$TMP/ctd-lag.poll.ready" || return 1
+	nl_wait_quiet 10 test -e "$TMP/ctd-lag.poll.ready" || return 1
 	ctd_flows "$CTD_FLOWS" "$N_LAG" "$LAG_RATE" "$TMP/ctd-lag.times" || return 1
 	CTD_FLOWS=$((CTD_FLOWS + N_LAG))
 	wait "$pp"
@@ -324,7 +308,7 @@ ctd_bulk()
 		log "conntrackd fwB holds only $(ctd_count b) of $have before the bulk"
 	}
 	ctd_cli b -f external >/dev/null
-	wait_until 10 test_zero "ctd_count b" || return 1
+	nl_wait_quiet 10 test_zero "ctd_count b" || return 1
 	start=$(now)
 	ctd_cli b -n >/dev/null || return 1
 	python3 "$CTDPOLL" wait "$(ctd_sock b)" "$have" 60 "$start" | read_kv "ctd.bulk$n"
@@ -332,7 +316,7 @@ ctd_bulk()
 	[ "${R[ctd.bulk$n.elapsed]:--1}" != -1 ]
 }
 
-fwb_ct_count() { in_ns "$NS_FWB" cat /proc/sys/net/netfilter/nf_conntrack_count; }
+fwb_ct_count() { nl_in "$NS_FWB" cat /proc/sys/net/netfilter/nf_conntrack_count; }
 
 # ctd_commit N: after `ctd_bulk N`, `conntrackd -c` on B (external cache into
 # fwB's kernel table, what a failover script runs) until fwB's conntrack
@@ -345,7 +329,7 @@ ctd_commit()
 	start=$(now)
 	ctd_cli b -c >/dev/null || return 1
 	# polled every 20 ms like pfsync's bulk (settle's 0.5 s steps would add up to 0.5 s)
-	wait_until 120 test_ge fwb_ct_count "$have" || {
+	nl_wait_quiet 120 test_ge fwb_ct_count "$have" || {
 		log "conntrackd fwB's kernel table holds only $(fwb_ct_count) of $have after -c"
 		return 1
 	}
@@ -439,8 +423,8 @@ conntrackd_side()
 	kill_pid "$CTD_PID_A"
 	kill_pid "$CTD_PID_B"
 	# a million entries per table would keep conntrack's GC busy during pfsync's turn
-	in_ns "$NS_FWA" conntrack -F >/dev/null 2>&1
-	in_ns "$NS_FWB" conntrack -F >/dev/null 2>&1
+	nl_in "$NS_FWA" conntrack -F >/dev/null 2>&1
+	nl_in "$NS_FWB" conntrack -F >/dev/null 2>&1
 }
 
 # ---- pfsync-xdp ---------------------------------------------------------------
@@ -460,7 +444,7 @@ pf_start() # TAG NS PEER HOSTID CPU
 		--states-max "$STATES_MAX" ${PF_AGENT_ARGS:-} >"$TMP/agent-$tag.log" 2>&1 &
 	pid=$!
 	on_cleanup "kill_pid $pid"
-	wait_until 10 "$DRV" ctl "$TMP/agent-$tag.sock" status || {
+	nl_wait_quiet 10 "$DRV" ctl "$TMP/agent-$tag.sock" status || {
 		tail -5 "$TMP/agent-$tag.log" >&2
 		die "pfsync-agent ($tag) did not come up"
 	}
@@ -522,7 +506,7 @@ pf_bulk()
 		log "pfsync B indexed only $(pf_indexed b) of $n before the bulk"
 	}
 	"$DRV" ctl "$TMP/agent-b.sock" flush >/dev/null || return 1
-	wait_until 10 test_zero "pf_count b" || {
+	nl_wait_quiet 10 test_zero "pf_count b" || {
 		log "pfsync B still holds $(pf_count b) states after flush"
 		return 1
 	}
@@ -548,7 +532,7 @@ pfsync_side()
 	pf_start b "$NS_FWB" 10.201.3.1 2 0
 	# A asked for a bulk before B was up and retries every 2 s: let that
 	# exchange end so it does not run during the burst
-	if ! wait_until 30 pf_bulk_idle a || ! wait_until 30 pf_bulk_idle b; then
+	if ! nl_wait_quiet 30 pf_bulk_idle a || ! nl_wait_quiet 30 pf_bulk_idle b; then
 		log "pfsync-xdp: the start-up bulk exchange is still running"
 	fi
 	rss_a=$(rss_kb "$PF_PID_A") rss_b=$(rss_kb "$PF_PID_B")

@@ -29,6 +29,10 @@
 #ifndef PFSYNC_BPF_NAT_H
 #define PFSYNC_BPF_NAT_H
 
+#ifndef EEXIST
+#define EEXIST 17
+#endif
+
 /* ---- endpoints ----------------------------------------------------------- */
 
 /*
@@ -375,6 +379,23 @@ __noinline int pfsync_nat_insert_rdr(struct pfsync_key *key, int src_side, __u32
 	return (int)nat_insert_rdr(key, src_side & 1, nat_has_ports(kind), &pcpu->nv, n, &pcpu->rw);
 }
 
+/* nat-to's rule into pcpu->na.rule: 0, or 1 when none applies */
+__noinline int pfsync_nat_pick_out(void)
+{
+	const struct pfsync_rule_nat *n;
+	struct pfx_percpu *pcpu;
+	__u32 zero = 0;
+
+	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
+	if (!pcpu)
+		return 1;
+	n = nat_rule_of(&pcpu->rw, PF_OUT);
+	if (!n)
+		return 1;
+	__builtin_memcpy(&pcpu->na.rule, n, sizeof(*n));
+	return 0;
+}
+
 /*
  * nat-to in two global functions, called one after the other: each frame
  * adds to the tc program's own on its own (512 bytes at most together).
@@ -382,18 +403,17 @@ __noinline int pfsync_nat_insert_rdr(struct pfsync_key *key, int src_side, __u32
  */
 __noinline int pfsync_nat_prepare(const struct pfsync_key *key, int src_side, __u32 kind)
 {
-	const struct pfsync_rule_nat *n;
 	struct pfx_percpu *pcpu;
 	__u32 zero = 0, hostid, parts, count;
 
+	if (!key || pfsync_nat_pick_out())
+		return 1;
 	parts = nat_parts_and_hostid(&hostid);
 	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
-	if (!key || !pcpu)
+	if (!pcpu)
 		return 1;
-	n = nat_rule_of(&pcpu->rw, PF_OUT);
-	if (!n)
-		return 1;
-	nat_search_setup(pcpu, key, src_side & 1, nat_has_ports(kind), n, hostid, parts);
+	nat_search_setup(pcpu, key, src_side & 1, nat_has_ports(kind), &pcpu->na.rule, hostid,
+			 parts);
 	count = pcpu->na.range.count;
 	pcpu->na.start = count > 1 ? bpf_get_prandom_u32() % count : 0;
 	return 0;

@@ -48,6 +48,7 @@ struct nat_rewrite {
 struct nat_alloc {
 	struct pfsync_key base; /* wire key, initiator at side 0, port to fill */
 	struct pfsync_key cand; /* the candidate, normalised */
+	struct pfsync_rule_nat rule; /* the translation (a copy of the rule's) */
 	struct pfsync_nat_ports range;
 	__u32 start;
 	__u16 port; /* network order: the port that was free */

@@ -22,7 +22,7 @@ static int file_exists(const char *path)
 	return access(path, R_OK) == 0;
 }
 
-const char *pfsync_bpf_default_obj(void)
+const char *pfsync_bpf_find_obj(const char *const *dirs, size_t ndirs, const char *fallback)
 {
 	static char path[PATH_MAX];
 	char exe[PATH_MAX - 64]; /* leaves room for the suffixes below */
@@ -33,20 +33,27 @@ const char *pfsync_bpf_default_obj(void)
 	if (env && *env)
 		return env;
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			snprintf(path, sizeof(path), "%s/pfsync_xdp.o", exe);
-			if (file_exists(path))
-				return path;
-			snprintf(path, sizeof(path), "%s/../lib/bpf/pfsync_xdp.o", exe);
-			if (file_exists(path))
-				return path;
-		}
+	if (n <= 0)
+		return fallback;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return fallback;
+	*slash = '\0';
+	for (size_t i = 0; i < ndirs; i++) {
+		snprintf(path, sizeof(path), "%s/%spfsync_xdp.o", exe, dirs[i]);
+		if (file_exists(path))
+			return path;
 	}
-	return PFSYNC_BPF_OBJ_DEFAULT;
+	return fallback;
+}
+
+const char *pfsync_bpf_default_obj(void)
+{
+	/* beside the binary (the build tree), then an install prefix's lib/bpf */
+	static const char *const dirs[] = {"", "../lib/bpf/"};
+
+	return pfsync_bpf_find_obj(dirs, sizeof(dirs) / sizeof(dirs[0]), PFSYNC_BPF_OBJ_DEFAULT);
 }
 
 /* mkdir -p: the default pin dir's parent (/sys/fs/bpf/tc) may not exist yet. */

@@ -7,6 +7,8 @@
 #ifndef PFSYNC_LOADER_H
 #define PFSYNC_LOADER_H
 
+#include <stddef.h>
+
 #include "pfsync_common.h"
 
 #define PFSYNC_LOAD_XDP	    0x1 /* program "pfsync_xdp", SEC("xdp") */
@@ -39,5 +41,11 @@ int pfsync_bpf_unqueue(const struct pfsync_bpf *b, struct pfsync_unqueue_args *a
  * ($(PREFIX)/lib/bpf/pfsync_xdp.o of the build, mk/install.mk)
  */
 const char *pfsync_bpf_default_obj(void);
+/*
+ * $PFSYNC_BPF_OBJ, else the first pfsync_xdp.o that exists under one of
+ * dirs (each "" or ending in '/', relative to the running executable's
+ * directory), else fallback. The returned path may be a static buffer.
+ */
+const char *pfsync_bpf_find_obj(const char *const *dirs, size_t ndirs, const char *fallback);
 
 #endif /* PFSYNC_LOADER_H */

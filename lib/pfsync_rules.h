@@ -27,6 +27,8 @@ int pfsync_rules_parse_file(const char *path, struct pfsync_rule *rules, unsigne
 			    unsigned int *count, char *err, size_t errlen);
 /* Canonical pf text of a rule (no newline); returns what snprintf returns. */
 int pfsync_rule_print(const struct pfsync_rule *r, char *buf, size_t len);
+/* "tcp" for 6 (the keywords the parser knows); NULL for a number without one */
+const char *pfsync_rule_proto_name(__u8 proto);
 /* One JSON object with every field. */
 void pfsync_rule_print_json(FILE *f, const struct pfsync_rule *r);
 

@@ -31,9 +31,7 @@ start() # NAME NS PIN HOSTID
 		--obj "$OBJ" --pfsync-if none --interval 1
 	"$DRV" config "$3" >/dev/null || nl_die "cannot set long timeouts on $1"
 }
-ctl_status() { python3 "$NL_LIB_DIR/ctlq.py" "$NL_TMP/$1.sock" status; }
-bulk_done() { ctl_status "$1" | nl_has '^bulk: done'; }
-received() { [ "$(python3 "$NL_LIB_DIR/ctlq.py" "$NL_TMP/B.sock" "stats --json" ipackets)" -ge "$1" ]; }
+received() { [ "$(nl_ctlq B "stats --json" ipackets)" -ge "$1" ]; }
 
 start A "$A_NS" "$PIN_A" 0x1234abcd
 nsenter --net="/run/netns/$B_NS" -- tcpdump -i sync0 -U -n -w "$NL_TMP/cap.pcap" 'ip proto 240' \
@@ -42,12 +40,12 @@ TCPDUMP=$!
 nl_on_cleanup "kill $TCPDUMP; wait $TCPDUMP"
 nl_wait_until 10 nl_file_has "$NL_TMP/tcpdump.err" "listening on" || nl_die "tcpdump did not start"
 start B "$B_NS" "$PIN_B" 0x0badcafe
-nl_wait_until 20 bulk_done B || nl_die "B's bulk request was not answered"
+nl_wait_until 20 nl_bulk_done B || nl_die "B's bulk request was not answered"
 nl_in "$A_NS" "$DRV" fill "$PIN_A" 40 0 0 >/dev/null || nl_die "cannot create states on A"
 nl_wait_until 20 received 3 || nl_die "B received nothing after the states"
 nl_agent_stop B
 start B "$B_NS" "$PIN_B" 0x0badcafe # a bulk update of A's 40 states
-nl_wait_until 20 bulk_done B || nl_die "B's second bulk request was not answered"
+nl_wait_until 20 nl_bulk_done B || nl_die "B's second bulk request was not answered"
 python3 "$NL_LIB_DIR/ctlq.py" "$NL_TMP/A.sock" flush >/dev/null || nl_die "flush on A failed"
 nl_wait_until 10 bash -c "[ \"\$(python3 '$NL_LIB_DIR/ctlq.py' '$NL_TMP/B.sock' 'stats --json' in:0)\" -ge 1 ]" ||
 	nl_die "B did not receive A's CLR"

@@ -102,37 +102,14 @@ while True:
         open(out, "w").write(p.hex())
         break
 PY
-cat >"$NL_TMP/states.py" <<'PY'
-import json, sys
-cmd, creator = sys.argv[1], int(sys.argv[2], 0)
-rows = [e.get("formatted", e)["value"] for e in json.load(sys.stdin)]
-mine = [v for v in rows if v["creatorid"] == creator]
-if cmd == "count":
-    print(len(mine))
-elif cmd == "first-id":
-    print(mine[0]["id"] if mine else "")
-elif cmd == "has-id":
-    sys.exit(0 if any(v["id"] == int(sys.argv[3], 0) for v in mine) else 1)
-PY
-
-ctlq() # NAME CMD [FIELD]
+states() # NAME CMD CREATOR [ID]: nl_states on NAME's table
 {
-	local sock=$NL_TMP/$1.sock
-	shift
-	python3 "$NL_LIB_DIR/ctlq.py" "$sock" "$@"
-}
-
-states() # NAME CMD CREATOR [ID]: has-id 1 = absent; 2 = the map could not be read
-{
-	local name=$1 dump
-	shift
-	dump=$(bpftool -j map dump pinned "${PIN[$name]}/pfsync_states") || return 2
-	python3 "$NL_TMP/states.py" "$@" <<<"$dump"
+	nl_states "${PIN[$1]}" "${@:2}"
 }
 
 count_of() # NAME CREATOR_NAME
 {
-	states "$1" count "${HOSTID[$2]}"
+	nl_count_creator "${PIN[$1]}" "${HOSTID[$2]}"
 }
 
 start_agent() # NAME ARGS...
@@ -148,8 +125,6 @@ start_agent() # NAME ARGS...
 
 stop_agent() { nl_agent_stop "$1"; } # NAME
 
-bulk_settled() { ctlq "$1" status | nl_has '^bulk: \(done\|failed\)'; }
-
 BASE=0
 fill() # NAME COUNT: states with fresh tuples
 {
@@ -164,7 +139,7 @@ count_is() # NAME CREATOR_NAME N
 	[ "$(count_of "$1" "$2")" = "$3" ]
 }
 
-badauth() { ctlq "$1" "stats --json" badauth; }
+badauth() { nl_ctlq "$1" "stats --json" badauth; }
 
 # an agent that must refuse to start: exit status 2 and MESSAGE in its output
 refuses() # WHAT MESSAGE ARGS...
@@ -195,20 +170,20 @@ refuses "--min-ttl without --auth-key" "needs --auth-key" --min-ttl 254
 
 start_agent A --auth-key "$NL_TMP/k1"
 start_agent B --auth-key "$NL_TMP/k1"
-nl_wait_until 30 bulk_settled A || nl_fail "A's bulk request did not end"
-nl_wait_until 30 bulk_settled B || nl_fail "B's bulk request did not end"
-ctlq B status | nl_has '^auth: on (HMAC-SHA256, signing key [0-9a-f]\{8\}), min-ttl 255$' ||
-	nl_fail "status auth line: $(ctlq B status | grep auth)"
-[ "$(ctlq B "status --json" auth)" = true ] || nl_fail "status --json auth is not true"
-KEYID1=$(ctlq A "status --json" auth_keys | tr -d '[]" ')
+nl_wait_until 30 nl_bulk_settled A || nl_fail "A's bulk request did not end"
+nl_wait_until 30 nl_bulk_settled B || nl_fail "B's bulk request did not end"
+nl_ctlq B status | nl_has '^auth: on (HMAC-SHA256, signing key [0-9a-f]\{8\}), min-ttl 255$' ||
+	nl_fail "status auth line: $(nl_ctlq B status | grep auth)"
+[ "$(nl_ctlq B "status --json" auth)" = true ] || nl_fail "status --json auth is not true"
+KEYID1=$(nl_ctlq A "status --json" auth_keys | tr -d '[]" ')
 fill A "$N" || nl_fail "creating states on A failed"
 nl_wait_until "$DEADLINE" count_is B A "$N" && nl_pass "A -> B with --auth-key: $N states" ||
 	nl_fail "B holds $(count_of B A) of A's $N states"
 [ "$(badauth B)" = 0 ] && [ "$(badauth A)" = 0 ] ||
 	nl_fail "badauth A=$(badauth A) B=$(badauth B) with the same key"
-[ "$(ctlq B "stats --json" auth_dropped.unauthenticated)" = 0 ] || nl_fail "auth_dropped not 0"
+[ "$(nl_ctlq B "stats --json" auth_dropped.unauthenticated)" = 0 ] || nl_fail "auth_dropped not 0"
 # full packets with the trailer still fit the MTU (DF: an oversized one fails to send)
-[ "$(ctlq A "stats --json" oerrors)" = 0 ] || nl_fail "A had $(ctlq A "stats --json" oerrors) send errors"
+[ "$(nl_ctlq A "stats --json" oerrors)" = 0 ] || nl_fail "A had $(nl_ctlq A "stats --json" oerrors) send errors"
 
 # ---- spoofed packets from the segment -------------------------------------------
 
@@ -223,9 +198,9 @@ nl_in "${NS[S]}" python3 "$NL_LIB_DIR/pfsync_forge.py" --src "${ADDR[A]}" "${ADD
 four_more() { [ "$(badauth B)" -ge $((ba0 + 4)) ]; }
 if nl_wait_until 5 four_more; then
 	[ "$(badauth B)" = $((ba0 + 4)) ] || nl_fail "badauth rose by $(($(badauth B) - ba0)), not 4"
-	[ "$(ctlq B "stats --json" auth_dropped.unauthenticated)" = 3 ] &&
-		[ "$(ctlq B "stats --json" auth_dropped.forged)" = 1 ] ||
-		nl_fail "auth_dropped: $(ctlq B "stats --json" auth_dropped)"
+	[ "$(nl_ctlq B "stats --json" auth_dropped.unauthenticated)" = 3 ] &&
+		[ "$(nl_ctlq B "stats --json" auth_dropped.forged)" = 1 ] ||
+		nl_fail "auth_dropped: $(nl_ctlq B "stats --json" auth_dropped)"
 	nl_pass "spoofed INS, DEL_C, CLR and a forged trailer: badauth counted each (4)"
 else
 	nl_fail "badauth on B rose by $(($(badauth B) - ba0)) for 4 spoofed packets"
@@ -236,7 +211,7 @@ nl_absent states B has-id "$HOST_A" 0x5bad0002 ||
 states B has-id "$HOST_A" "$victim" || nl_fail "spoofed DEL_C removed state $victim"
 [ "$(count_of B A)" = "$held" ] && nl_pass "no state appeared or disappeared on B ($held held)" ||
 	nl_fail "B holds $(count_of B A) of A's states, had $held"
-[ "$(ctlq B "stats --json" in:0)" = 0 ] || nl_fail "B counted a received CLR"
+[ "$(nl_ctlq B "stats --json" in:0)" = 0 ] || nl_fail "B counted a received CLR"
 
 # ---- a captured authenticated packet, replayed later --------------------------------
 
@@ -246,20 +221,20 @@ nsenter --net="/run/netns/${NS[S]}" -- python3 "$NL_TMP/capture.py" "$NL_TMP/clr
 cap_pid=$!
 nl_on_cleanup "kill $cap_pid"
 nl_wait_until 5 test -e "$NL_TMP/cap.ready" || nl_fail "capture did not start"
-ctlq A flush >/dev/null || nl_fail "flush on A failed"
+nl_ctlq A flush >/dev/null || nl_fail "flush on A failed"
 nl_wait_until "$DEADLINE" count_is B A 0 || nl_fail "A's authenticated CLR did not empty B"
 wait "$cap_pid" && [ -s "$NL_TMP/clr.hex" ] || nl_fail "the CLR was not captured"
 fill A "$N" || nl_fail "creating states on A failed"
 nl_wait_until "$DEADLINE" count_is B A "$N" || nl_fail "B holds $(count_of B A) of A's new $N states"
 ba0=$(badauth B)
-rp0=$(ctlq B "stats --json" auth_dropped.replayed)
+rp0=$(nl_ctlq B "stats --json" auth_dropped.replayed)
 nl_in "${NS[S]}" python3 "$NL_LIB_DIR/pfsync_forge.py" --src "${ADDR[A]}" "${ADDR[B]}" replay "$NL_TMP/clr.hex" ||
 	nl_fail "replay failed"
 one_more() { [ "$(badauth B)" -gt "$ba0" ]; }
-if nl_wait_until 5 one_more && [ "$(ctlq B "stats --json" auth_dropped.replayed)" = $((rp0 + 1)) ]; then
+if nl_wait_until 5 one_more && [ "$(nl_ctlq B "stats --json" auth_dropped.replayed)" = $((rp0 + 1)) ]; then
 	nl_pass "replayed CLR rejected (counted as replayed)"
 else
-	nl_fail "replayed CLR: badauth $ba0 -> $(badauth B), replayed $rp0 -> $(ctlq B "stats --json" auth_dropped.replayed)"
+	nl_fail "replayed CLR: badauth $ba0 -> $(badauth B), replayed $rp0 -> $(nl_ctlq B "stats --json" auth_dropped.replayed)"
 fi
 count_is B A "$N" || nl_fail "replayed CLR removed states: B holds $(count_of B A) of $N"
 
@@ -286,17 +261,17 @@ start_agent B --auth-key "$NL_TMP/k1" --auth-key "$NL_TMP/k2" # old signs, new a
 rotate_step "B accepts k2"
 stop_counted A
 start_agent A --auth-key "$NL_TMP/k2" --auth-key "$NL_TMP/k1" # new signs
-nl_wait_until 30 bulk_settled A || nl_fail "A's bulk request (signed k2) not answered"
+nl_wait_until 30 nl_bulk_settled A || nl_fail "A's bulk request (signed k2) not answered"
 rotate_step "A signs with k2"
 stop_counted B
 start_agent B --auth-key "$NL_TMP/k2" # old key gone
-nl_wait_until 30 bulk_settled B || nl_fail "B's bulk request not answered"
+nl_wait_until 30 nl_bulk_settled B || nl_fail "B's bulk request not answered"
 rotate_step "k1 retired"
 rot_bad=$((rot_bad + $(badauth A) + $(badauth B)))
 [ "$rot_bad" = 0 ] &&
 	nl_pass "key rotation: all $expect states reached B, no packet rejected by any instance" ||
 	nl_fail "key rotation: $rot_bad packet(s) rejected (badauth summed over the restarts)"
-ctlq B status | nl_has "signing key $(ctlq B "status --json" auth_keys | tr -d '[]" ')" ||
+nl_ctlq B status | nl_has "signing key $(nl_ctlq B "status --json" auth_keys | tr -d '[]" ')" ||
 	nl_fail "B's status does not name its key"
 
 # ---- a receiver without a key reads the signed packets -------------------------------
@@ -309,8 +284,8 @@ expect=$((expect + N))
 nl_wait_until "$DEADLINE" count_is D A $((d0 + N)) &&
 	nl_pass "D without a key applies A's signed INS (trailer ignored)" ||
 	nl_fail "D holds $(count_of D A) of A's states, expected $((d0 + N))"
-[ "$(ctlq D "stats --json" badlen)" = 0 ] && [ "$(ctlq D "stats --json" badact)" = 0 ] ||
-	nl_fail "D counted errors: $(ctlq D "stats --json" | head -c 300)"
+[ "$(nl_ctlq D "stats --json" badlen)" = 0 ] && [ "$(nl_ctlq D "stats --json" badact)" = 0 ] ||
+	nl_fail "D counted errors: $(nl_ctlq D "stats --json" | head -c 300)"
 # the spoofer's packets are valid pfsync: D, without a key, applies them
 nl_in "${NS[S]}" python3 "$NL_LIB_DIR/pfsync_forge.py" --src "${ADDR[A]}" "${ADDR[D]}" ins 0x5bad0003 "$HOST_A" ||
 	nl_fail "spoofing failed"
@@ -322,7 +297,7 @@ nl_in "${NS[S]}" python3 "$NL_LIB_DIR/pfsync_forge.py" --src "${ADDR[A]}" "${ADD
 nl_wait_until 5 count_is D A 0 && nl_pass "control: the spoofed CLR empties D of A's states" ||
 	nl_fail "the spoofed CLR is not applied even without a key"
 # and A, with a key, drops D's unsigned packets (its bulk request at least)
-[ "$(ctlq A "stats --json" auth_dropped.unauthenticated)" -ge 1 ] ||
+[ "$(nl_ctlq A "stats --json" auth_dropped.unauthenticated)" -ge 1 ] ||
 	nl_fail "A did not count D's unsigned packets"
 stop_agent D
 stop_agent A
@@ -332,14 +307,14 @@ stop_agent B
 
 start_agent R1 --syncpeer 10.213.2.1 --auth-key "$NL_TMP/k1" --min-ttl 254
 start_agent R2 --syncpeer 10.213.1.1 --auth-key "$NL_TMP/k1" --min-ttl 254
-nl_wait_until 30 bulk_settled R1 || nl_fail "R1's bulk request did not end"
-ctlq R1 status | nl_has 'min-ttl 254$' || nl_fail "status does not show min-ttl 254"
+nl_wait_until 30 nl_bulk_settled R1 || nl_fail "R1's bulk request did not end"
+nl_ctlq R1 status | nl_has 'min-ttl 254$' || nl_fail "status does not show min-ttl 254"
 fill R1 "$N" || nl_fail "creating states on R1 failed"
 fill R2 "$N" || nl_fail "creating states on R2 failed"
 nl_wait_until "$DEADLINE" count_is R2 R1 "$N" && nl_wait_until "$DEADLINE" count_is R1 R2 "$N" &&
 	nl_pass "across a router with --auth-key --min-ttl 254: $N states each way" ||
 	nl_fail "routed sync: R2 holds $(count_of R2 R1), R1 holds $(count_of R1 R2) of $N"
-[ "$(ctlq R2 "stats --json" badttl)" = 0 ] || nl_fail "R2 counted badttl with --min-ttl 254"
+[ "$(nl_ctlq R2 "stats --json" badttl)" = 0 ] || nl_fail "R2 counted badttl with --min-ttl 254"
 stop_agent R1
 stop_agent R2
 # no key: TTL 255 stays absolute, the routed packets are dropped
@@ -347,9 +322,9 @@ start_agent R1 --syncpeer 10.213.2.1
 start_agent R2 --syncpeer 10.213.1.1
 r1=$(count_of R2 R1)
 fill R1 "$N" || nl_fail "creating states on R1 failed"
-badttl_up() { [ "$(ctlq R2 "stats --json" badttl)" -ge 1 ]; }
+badttl_up() { [ "$(nl_ctlq R2 "stats --json" badttl)" -ge 1 ]; }
 nl_wait_until "$DEADLINE" badttl_up && nl_pass "without a key, routed packets (TTL 254) are badttl" ||
-	nl_fail "R2 badttl $(ctlq R2 "stats --json" badttl) without a key"
+	nl_fail "R2 badttl $(nl_ctlq R2 "stats --json" badttl) without a key"
 [ "$(count_of R2 R1)" = "$r1" ] || nl_fail "R2 applied routed packets without a key"
 stop_agent R1
 stop_agent R2

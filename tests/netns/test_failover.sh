@@ -65,16 +65,6 @@ agent_start()
 		--rules "$NL_TMP/rules.conf" -v
 }
 
-ctlq() # RUN+NAME COMMAND
-{
-	python3 "$NL_LIB_DIR/ctlq.py" "$NL_TMP/$1.sock" "$2"
-}
-
-bulk_done() # RUN+NAME
-{
-	ctlq "$1" status 2>/dev/null | nl_has '^bulk: done'
-}
-
 # keepalived_start RUN A|B: VRRP for lan0 and wan0 as one sync group
 keepalived_start()
 {
@@ -120,9 +110,9 @@ pair_start()
 	agent_start "$run" A "$PIN_A"
 	agent_start "$run" B "$PIN_B"
 	# A asked while alone: ask again now that B listens (else A retries in 2 s)
-	ctlq "${run}A" bulk >/dev/null
-	nl_wait_until 15 bulk_done "${run}A" && nl_wait_until 15 bulk_done "${run}B" ||
-		nl_die "run $run: bulk updates not done: A $(ctlq "${run}A" status | grep '^bulk:'), B $(ctlq "${run}B" status | grep '^bulk:')"
+	nl_ctlq "${run}A" bulk >/dev/null
+	nl_wait_until 15 nl_bulk_done "${run}A" && nl_wait_until 15 nl_bulk_done "${run}B" ||
+		nl_die "run $run: bulk updates not done: A $(nl_ctlq "${run}A" status | grep '^bulk:'), B $(nl_ctlq "${run}B" status | grep '^bulk:')"
 	keepalived_start "$run" A
 	keepalived_start "$run" B
 	nl_wait_until 15 has_vip "$FWA" || nl_die "run $run: fwA never became VRRP master"
@@ -207,7 +197,7 @@ PIN_B=$(nl_bpffs_tmp)
 agent_start s B "$PIN_B"
 b_faulted() { grep -q "Entering FAULT STATE" "$NL_TMP/keepalived-sB.log"; }
 nl_wait_until 10 b_faulted ||
-	nl_fail "keepalived on fwB did not enter FAULT while its bulk runs ($(ctlq sB status | grep '^bulk:'))"
+	nl_fail "keepalived on fwB did not enter FAULT while its bulk runs ($(nl_ctlq sB status | grep '^bulk:'))"
 # the master's uplinks die (the sync link stays up: the bulk goes on)
 links_down "$FWA" lan0 wan0
 early=0 waiting=0
@@ -217,14 +207,14 @@ b_watch()
 	# means fwB held the addresses before its bulk had completed
 	local vip=0
 	has_vip "$FWB" && vip=1
-	if bulk_done sB; then
+	if nl_bulk_done sB; then
 		return 0
 	fi
 	waiting=$((waiting + 1))
 	[ $vip = 1 ] && early=$((early + 1))
 	return 1
 }
-nl_wait_until 40 b_watch || nl_fail "fwB's bulk update not done: $(ctlq sB status | grep '^bulk')"
+nl_wait_until 40 b_watch || nl_fail "fwB's bulk update not done: $(nl_ctlq sB status | grep '^bulk')"
 b_states=$(all_states "$PIN_B")
 if [ "$early" = 0 ] && [ "$waiting" -ge 2 ]; then
 	nl_pass "fwB held no gateway address during its bulk ($waiting polls with the master gone, bulk not done)"

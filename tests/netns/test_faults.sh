@@ -47,7 +47,6 @@ ip -n "$SRV" route add default via "$NET.2.2"
 od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$NL_TMP/key"
 chmod 600 "$NL_TMP/key"
 
-ctlq() { python3 "$NL_LIB_DIR/ctlq.py" "$NL_TMP/$1.sock" "${@:2}"; } # NAME CMD [FIELD]
 count() { "$DRV" count "${PIN[$1]}"; }                              # NAME
 dpstat() { "$CTL" --pin-dir "${PIN[$1]}" --ctl "$NL_TMP/none.sock" stats --json 2>/dev/null |
 	python3 "$NL_LIB_DIR/ctlq.py" - "datapath.$2"; } # NAME COUNTER
@@ -90,11 +89,10 @@ stop_all()
 }
 # fresh NAME: forget the pin dir (a new, empty table next start)
 fresh() { umount -l "${PIN[$1]}"; PIN[$1]=; }
-bulk_done() { ctlq "$1" status | nl_has '^bulk: done'; }
 both_up()
 {
-	nl_wait_until 20 bulk_done A && nl_wait_until 20 bulk_done B ||
-		nl_die "start-up bulk updates not done: $(ctlq A status | grep bulk) / $(ctlq B status | grep bulk)"
+	nl_wait_until 20 nl_bulk_done A && nl_wait_until 20 nl_bulk_done B ||
+		nl_die "start-up bulk updates not done: $(nl_ctlq A status | grep bulk) / $(nl_ctlq B status | grep bulk)"
 }
 
 BASE=0
@@ -177,12 +175,12 @@ dropped() # packets the loss rules dropped, both sides
 	echo "$sum"
 }
 loss_off() { nl_in "${NS[A]}" nft delete table inet pfloss; nl_in "${NS[B]}" nft delete table inet pfloss; }
-sent_all() { [ "$(ctlq A "status --json" pending)" = 0 ] && [ "$(ctlq A "status --json" states_indexed)" -ge "$1" ]; }
+sent_all() { [ "$(nl_ctlq A "status --json" pending)" = 0 ] && [ "$(nl_ctlq A "status --json" states_indexed)" -ge "$1" ]; }
 repair_figures()
 {
-	echo "fwB: $(ctlq B "status --json" repair_lost) numbers lost, $(ctlq B "status --json" repair_repaired) repaired," \
-		"$(ctlq B "status --json" repair_naks_sent) NAKs; fwA: $(ctlq A "status --json" repair_states_resent) states resent," \
-		"$(ctlq A "status --json" repair_full_resends) full resends"
+	echo "fwB: $(nl_ctlq B "status --json" repair_lost) numbers lost, $(nl_ctlq B "status --json" repair_repaired) repaired," \
+		"$(nl_ctlq B "status --json" repair_naks_sent) NAKs; fwA: $(nl_ctlq A "status --json" repair_states_resent) states resent," \
+		"$(nl_ctlq A "status --json" repair_full_resends) full resends"
 }
 
 # loss_then_recovery MODE PEER_ARGS_A PEER_ARGS_B: fresh tables each time
@@ -255,7 +253,7 @@ fi
 
 # ---- 3. hostile packets ---------------------------------------------------------------
 forge() { nl_in "${NS[A]}" python3 "$NL_LIB_DIR/pfsync_forge.py" --src "${ADDR[A]}" "${ADDR[B]}" "$@"; }
-bstat() { ctlq B "stats --json" "$1"; }
+bstat() { nl_ctlq B "stats --json" "$1"; }
 caps=$NL_TMP/captures.hex
 nl_in "${NS[B]}" timeout 30 python3 "$NL_LIB_DIR/pfsync_forge.py" 0.0.0.0 capture "$caps" 40 &
 cap_pid=$!
@@ -300,7 +298,7 @@ fill 3500 0
 full_a=$(dpstat A table_full)
 nl_wait_until "$DEADLINE" at_least B 2000
 b_only=$("$DRV" missing "${PIN[B]}" "${PIN[A]}" 0 | field missing) # fwB's states fwA lacks
-bad=$(ctlq B "stats --json" badstate)
+bad=$(nl_ctlq B "stats --json" badstate)
 if [ "$(count A)" = 3000 ] && [ "${full_a:-0}" -ge 500 ] && [ "$(count B)" = 2000 ] &&
 	[ "$b_only" = 0 ] && [ "${bad:-0}" -ge 1000 ]; then
 	nl_pass "table full: fwA holds 3000 of 3500 (table_full $full_a), fwB 2000 of fwA's (badstate $bad), nothing else lost"

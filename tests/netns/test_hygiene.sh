@@ -49,13 +49,6 @@ ip -n "$NSA" link set dev lan1 up
 PIN_A=$(nl_bpffs_tmp) && nl_on_cleanup "umount -l '$PIN_A'"
 PIN_B=$(nl_bpffs_tmp) && nl_on_cleanup "umount -l '$PIN_B'"
 
-ctlq() # A|B CMD [FIELD]
-{
-	local sock=$NL_TMP/$1.sock
-	shift
-	python3 "$NL_LIB_DIR/ctlq.py" "$sock" "$@"
-}
-
 start_a() # ARGS...
 {
 	nl_agent_run A "$NSA" "$NL_TMP/A.sock" --syncdev sync0 --pin-dir "$PIN_A" --obj "$OBJ" \
@@ -138,13 +131,13 @@ nl_agent_run B "$NSB" "$NL_TMP/B.sock" --syncdev sync0 --pin-dir "$PIN_B" --obj 
 
 learned_peers() # the senders fwB learned (not its group)
 {
-	ctlq B "stats --json" peers |
+	nl_ctlq B "stats --json" peers |
 		python3 -c 'import json,sys; print(" ".join(p["peer"] for p in json.load(sys.stdin) if not p["group"]))'
 }
 
 rejected() # packets fwB counted as failing a check
 {
-	ctlq B "stats --json" >"$NL_TMP/bstats.json" || return 1
+	nl_ctlq B "stats --json" >"$NL_TMP/bstats.json" || return 1
 	local sum=0 c
 	for c in badttl badver badlen badval; do
 		sum=$((sum + $(python3 "$NL_LIB_DIR/ctlq.py" - "$c" <"$NL_TMP/bstats.json")))
@@ -181,20 +174,13 @@ fi
 
 # ---- identities ------------------------------------------------------------------
 
-count_creator() # PIN CREATOR: states of that creator in the pinned table
-{
-	bpftool -j map dump pinned "$1/pfsync_states" | python3 -c '
-import json, sys
-c = int(sys.argv[1], 0)
-print(sum(1 for e in json.load(sys.stdin) if e.get("formatted", e)["value"]["creatorid"] == c))' "$2"
-}
 forge_ins() # ID SPORT: a valid INS from fwA's address
 {
 	nl_in "$NSA" python3 scripts/pfsync_forge.py --src 10.219.3.1 224.0.0.240 ins "$1" \
 		"$CLASH_CREATOR" "$2"
 }
-has_clash_state() { [ "$(count_creator "$PIN_B" "$CLASH_CREATOR")" = 1 ]; }
-dupident() { ctlq B "stats --json" dupident; }
+has_clash_state() { [ "$(nl_count_creator "$PIN_B" "$CLASH_CREATOR")" = 1 ]; }
+dupident() { nl_ctlq B "stats --json" dupident; }
 dupident_is() { [ "$(dupident)" = "$1" ]; }
 
 forge_ins 0x77 5000
@@ -205,7 +191,7 @@ done
 if nl_wait_until "$DEADLINE" dupident_is 20 && has_clash_state; then
 	nl_pass "20 INS naming a held identity under other keys: refused, dupident 20, one state"
 else
-	nl_fail "identity clash: dupident $(dupident), $(count_creator "$PIN_B" "$CLASH_CREATOR") states"
+	nl_fail "identity clash: dupident $(dupident), $(nl_count_creator "$PIN_B" "$CLASH_CREATOR") states"
 fi
 
 # local states on fwB (BPF_PROG_RUN of its datapath), sent to fwA

@@ -59,29 +59,8 @@ join_segment "$ROGUE" 9
 
 # ---- helpers ---------------------------------------------------------------
 
-# states per creatorid in a pinned map: count PIN CREATOR
-cat >"$NL_TMP/count.py" <<'PY'
-import json, sys
-creator = int(sys.argv[1], 0)
-n = 0
-for e in json.load(sys.stdin):
-    v = e.get("formatted", e)["value"]
-    if v["creatorid"] == creator:
-        n += 1
-print(n)
-PY
-
-ctlq() # INDEX CMD [FIELD]
-{
-	local sock=$NL_TMP/fw$1.sock
-	shift
-	python3 "$NL_LIB_DIR/ctlq.py" "$sock" "$@"
-}
-
-count_creator() # INDEX CREATOR
-{
-	bpftool -j map dump pinned "${PIN[$1]}/pfsync_states" | python3 "$NL_TMP/count.py" "$2"
-}
+ctlq() { nl_ctlq "fw$1" "${@:2}"; } # INDEX CMD [FIELD]: fw$INDEX's socket
+count_creator() { nl_count_creator "${PIN[$1]}" "$2"; } # INDEX CREATOR
 
 hostid() { printf '0x%08x' $((0x51510000 + $1)); }
 
@@ -98,10 +77,7 @@ start_agent() # INDEX ARGS...
 
 stop_agent() { nl_agent_stop "$1"; } # INDEX
 
-bulk_settled() # INDEX
-{
-	ctlq "$1" status | nl_has '^bulk: \(done\|failed\)'
-}
+bulk_settled() { nl_bulk_settled "fw$1"; } # INDEX
 
 fill() # INDEX COUNT BASE
 {

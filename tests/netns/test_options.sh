@@ -57,13 +57,6 @@ ip -n "${NS[D]}" link set sync0 up
 ip -n "${NS[D]}" link set sync1 up
 nl_addr "${NS[D]}" sync0 10.217.0.1/24
 
-ctlq() # NAME CMD [FIELD]
-{
-	local sock=$NL_TMP/$1.sock
-	shift
-	python3 "$NL_LIB_DIR/ctlq.py" "$sock" "$@"
-}
-
 ctl() # NAME ARGS...: pfsyncctl on NAME's pinned maps and control socket
 {
 	local name=$1
@@ -90,31 +83,22 @@ fill() # NAME COUNT: states with fresh tuples
 	return $rc
 }
 
-count_of() # NAME CREATOR: states of that creator in NAME's map
-{
-	local dump
-	dump=$(bpftool -j map dump pinned "${PIN[$1]}/pfsync_states") || return 2
-	python3 -c '
-import json, sys
-c = int(sys.argv[1], 0)
-print(sum(1 for e in json.load(sys.stdin) if e.get("formatted", e)["value"]["creatorid"] == c))' \
-		"$2" <<<"$dump"
-}
+count_of() { nl_count_creator "${PIN[$1]}" "$2"; } # NAME CREATOR: states of that creator in NAME's map
 count_is() { [ "$(count_of "$1" "$2")" = "$3" ]; } # NAME CREATOR N
 
 # ---- fwD: no --hostid, no peer; READY=1 once the bulk update failed ----------------
 # (twelve requests two seconds apart: started first, checked after the sync part)
 nl_notify_listen "$NL_TMP/notify.sock" "$NL_TMP/notify.log"
 NOTIFY_SOCKET=$NL_TMP/notify.sock start_agent D
-HOST_D=$(ctlq D "status --json" hostid)
+HOST_D=$(nl_ctlq D "status --json" hostid)
 
 # ---- IPv4 and IPv6 unicast peers in one agent -----------------------------------------
 start_agent A --hostid "${HOSTID[A]}" --syncpeer 10.216.0.2 --syncpeer fd00:216::3
 start_agent B --hostid "${HOSTID[B]}" --syncpeer 10.216.0.1
 start_agent C --hostid "${HOSTID[C]}" --syncpeer fd00:216::1
-ctlq A status | nl_has '^transport: .*10\.216\.0\.2.*fd00:216::3' &&
-	nl_pass "A's status names an IPv4 and an IPv6 peer: $(ctlq A status | grep '^transport')" ||
-	nl_fail "A's transport line: $(ctlq A status | grep '^transport')"
+nl_ctlq A status | nl_has '^transport: .*10\.216\.0\.2.*fd00:216::3' &&
+	nl_pass "A's status names an IPv4 and an IPv6 peer: $(nl_ctlq A status | grep '^transport')" ||
+	nl_fail "A's transport line: $(nl_ctlq A status | grep '^transport')"
 fill A "$N" || nl_fail "creating states on A failed"
 fill B "$N" || nl_fail "creating states on B failed"
 fill C "$N" || nl_fail "creating states on C failed"
@@ -126,11 +110,11 @@ nl_wait_until "$DEADLINE" count_is A "${HOSTID[B]}" "$N" &&
 	nl_wait_until "$DEADLINE" count_is A "${HOSTID[C]}" "$N" &&
 	nl_pass "A applies both peers' states: B's over IPv4, C's over IPv6" ||
 	nl_fail "A holds $(count_of A "${HOSTID[B]}") of B's and $(count_of A "${HOSTID[C]}") of C's $N states"
-[ "$(ctlq A "stats --json" ipackets)" -ge 1 ] && [ "$(ctlq A "stats --json" ipackets6)" -ge 1 ] &&
+[ "$(nl_ctlq A "stats --json" ipackets)" -ge 1 ] && [ "$(nl_ctlq A "stats --json" ipackets6)" -ge 1 ] &&
 	nl_pass "A counted packets in over IPv4 and over IPv6" ||
-	nl_fail "A's ipackets $(ctlq A "stats --json" ipackets), ipackets6 $(ctlq A "stats --json" ipackets6)"
+	nl_fail "A's ipackets $(nl_ctlq A "stats --json" ipackets), ipackets6 $(nl_ctlq A "stats --json" ipackets6)"
 for peer in 10.216.0.2 fd00:216::3; do
-	[ "$(ctlq A "stats --json" "peer=$peer=packets_out")" -ge 1 ] ||
+	[ "$(nl_ctlq A "stats --json" "peer=$peer=packets_out")" -ge 1 ] ||
 		nl_fail "A sent nothing to $peer"
 done
 
@@ -178,14 +162,14 @@ fi
 fill D "$N" || nl_fail "creating states on D failed"
 nl_agent_stop D
 start_agent D
-[ "$(ctlq D "status --json" hostid)" = "$HOST_D" ] &&
+[ "$(nl_ctlq D "status --json" hostid)" = "$HOST_D" ] &&
 	nl_pass "restarted without --hostid: the hostid from the pinned maps ($(printf '0x%08x' "$HOST_D"))" ||
-	nl_fail "hostid $HOST_D before the restart, $(ctlq D "status --json" hostid) after"
+	nl_fail "hostid $HOST_D before the restart, $(nl_ctlq D "status --json" hostid) after"
 count_is D "$HOST_D" "$N" || nl_fail "D's $N states not kept across the restart: $(count_of D "$HOST_D")"
 PIN[E]=$(nl_bpffs_tmp) NS[E]=${NS[D]}
 nl_agent_stop D
 start_agent E
-host_e=$(ctlq E "status --json" hostid)
+host_e=$(nl_ctlq E "status --json" hostid)
 [ -n "$host_e" ] && [ "$host_e" != "$HOST_D" ] && [ "$host_e" != 0 ] &&
 	nl_pass "a fresh pin dir without --hostid: a new hostid ($(printf '0x%08x' "$host_e"))" ||
 	nl_fail "fresh pin dir: hostid $host_e (the other was $HOST_D)"
@@ -208,9 +192,9 @@ ctl D set timeout tcp.established 0 >/dev/null && [ "$(timeout_of tcp.establishe
 	nl_pass "set timeout tcp.established 0: back to the default ($default_est)" ||
 	nl_fail "set timeout ... 0: $(timeout_of tcp.established), default $default_est"
 ctl D set maxupd 9 >/dev/null && [ "$(timeout_of maxupd)" = 9 ] &&
-	ctlq D status | nl_has ' maxupd: 9 ' &&
+	nl_ctlq D status | nl_has ' maxupd: 9 ' &&
 	nl_pass "set maxupd 9: in the config and in the agent's status" ||
-	nl_fail "set maxupd: $(timeout_of maxupd), agent: $(ctlq D status | grep maxupd)"
+	nl_fail "set maxupd: $(timeout_of maxupd), agent: $(nl_ctlq D status | grep maxupd)"
 ctl D set limit states 5000 >/dev/null && [ "$(timeout_of limit_states)" = 5000 ] &&
 	nl_pass "set limit states 5000" || nl_fail "set limit states: $(timeout_of limit_states)"
 ctl D set limit states 4000000000 >/dev/null 2>"$NL_TMP/limit.err"

@@ -42,7 +42,6 @@ ip -n "${NS[B]}" link set dev sync0 mtu "$SYNC_MTU"
 nl_addr "${NS[A]}" sync0 10.214.0.1/24
 nl_addr "${NS[B]}" sync0 10.214.0.2/24
 
-ctlq() { python3 "$NL_LIB_DIR/ctlq.py" "$NL_TMP/$1.sock" "${@:2}"; } # NAME CMD [FIELD]
 count() { "$DRV" count "${PIN[$1]}"; }                              # NAME
 count_is() { [ "$(count "$1")" = "$2" ]; }                          # NAME N
 pid_of() { echo "${NL_AGENT_PID[$1]}"; }                            # NAME
@@ -70,9 +69,8 @@ stopped() { grep -q '^State:\s*T' "/proc/$1/status"; } # PID
 
 start_agent B 10.214.0.1
 start_agent A 10.214.0.2
-bulk_done() { ctlq "$1" status | nl_has '^bulk: done'; }
-nl_wait_until 20 bulk_done A && nl_wait_until 20 bulk_done B ||
-	nl_die "start-up bulk updates not done: $(ctlq A status | grep bulk) / $(ctlq B status | grep bulk)"
+nl_wait_until 20 nl_bulk_done A && nl_wait_until 20 nl_bulk_done B ||
+	nl_die "start-up bulk updates not done: $(nl_ctlq A status | grep bulk) / $(nl_ctlq B status | grep bulk)"
 
 # ---- ring overflow --------------------------------------------------------------
 kill -STOP "$(pid_of A)"
@@ -87,13 +85,13 @@ if nl_wait_until "$DEADLINE" count_is B "$N_RING"; then
 else
 	nl_fail "after the ring overflow fwB holds $(count B) of $N_RING states"
 fi
-reports=$(ctlq A "status --json" loss_reports)
-covered=$(ctlq A "status --json" loss_reports_covered)
+reports=$(nl_ctlq A "status --json" loss_reports)
+covered=$(nl_ctlq A "status --json" loss_reports_covered)
 rebuilds=$(grep -c "rebuilding the index" "$NL_TMP/agentA.log")
-[ "$(ctlq A "status --json" records_lost)" = "$lost" ] && [ "$reports" -ge 1 ] &&
+[ "$(nl_ctlq A "status --json" records_lost)" = "$lost" ] && [ "$reports" -ge 1 ] &&
 	[ "$rebuilds" -eq $((reports - covered)) ] && [ "$rebuilds" -le 2 ] &&
 	nl_pass "fwA counted the $lost lost records: $reports report(s), $rebuilds rebuild(s)" ||
-	nl_fail "loss accounting: lost $(ctlq A "status --json" records_lost) of $lost, $reports reports, $covered covered, $rebuilds rebuilds"
+	nl_fail "loss accounting: lost $(nl_ctlq A "status --json" records_lost) of $lost, $reports reports, $covered covered, $rebuilds rebuilds"
 
 # ---- receive drops ---------------------------------------------------------------
 kill -STOP "$(pid_of B)"
@@ -101,19 +99,19 @@ nl_wait_until 5 stopped "$(pid_of B)" || nl_die "agent B did not stop"
 fill "$N_DROP" || nl_die "cannot make $N_DROP states on fwA"
 total=$((N_RING + N_DROP))
 # fwA has sent them all once its queue is empty (they pile up in fwB's socket)
-sent_all() { [ "$(ctlq A "status --json" pending)" = 0 ] && [ "$(ctlq A "status --json" states_indexed)" = "$total" ]; }
+sent_all() { [ "$(nl_ctlq A "status --json" pending)" = 0 ] && [ "$(nl_ctlq A "status --json" states_indexed)" = "$total" ]; }
 nl_wait_until "$DEADLINE" sent_all || nl_fail "fwA did not send the $N_DROP new states"
 kill -CONT "$(pid_of B)"
 # the status while fwB catches up: sampled until it holds every state
 statuses=$NL_TMP/b-bulk.txt
-caught_up() { ctlq B status | sed -n 's/^bulk: //p' >>"$statuses"; count_is B "$total"; }
+caught_up() { nl_ctlq B status | sed -n 's/^bulk: //p' >>"$statuses"; count_is B "$total"; }
 if nl_wait_until "$DEADLINE" caught_up; then
 	nl_pass "receive drops: fwB got all $total states"
 else
 	nl_fail "after the receive drops fwB holds $(count B) of $total states"
 fi
-drops=$(ctlq B status | sed -n 's/^receive drops: \([0-9]*\) .*/\1/p')
-resyncs=$(ctlq B status | sed -n 's/.*bulk updates asked to catch up: \([0-9]*\).*/\1/p')
+drops=$(nl_ctlq B status | sed -n 's/^receive drops: \([0-9]*\) .*/\1/p')
+resyncs=$(nl_ctlq B status | sed -n 's/.*bulk updates asked to catch up: \([0-9]*\).*/\1/p')
 [ "${drops:-0}" -gt 0 ] && [ "${resyncs:-0}" -ge 1 ] &&
 	nl_pass "fwB counted $drops dropped packets and asked $resyncs bulk update(s) to catch up" ||
 	nl_fail "drops ${drops:-?}, catch-up bulk updates ${resyncs:-?}: $(grep -i "drop\|catch" "$NL_TMP/agentB.log" | tail -3)"

@@ -59,77 +59,9 @@ PIN_B=$(nl_bpffs_tmp)
 
 # ---- helpers ---------------------------------------------------------------
 
-# Questions about a bpftool JSON dump of pfsync_states, on stdin.
-cat >"$NL_TMP/st.py" <<'PY'
-import ipaddress, json, struct, sys
-
-def rows(dump):
-    out = []
-    for e in dump:
-        f = e.get("formatted", e)
-        k, v = f["key"], f["value"]
-        out.append((k, v))
-    return out
-
-def addr(words, af):
-    raw = b"".join(struct.pack("<I", w & 0xffffffff) for w in words)
-    return str(ipaddress.ip_address(raw[:4] if af == 2 else raw))
-
-def summary(k, v):
-    # what must be equal on both firewalls
-    return {"id": v["id"], "creatorid": v["creatorid"],
-            "addr0": addr(k["addr"][0], k["af"]), "addr1": addr(k["addr"][1], k["af"]),
-            "port": k["port"], "proto": k["proto"], "af": k["af"],
-            "peer0": v["peer"][0]["state"], "peer1": v["peer"][1]["state"],
-            "timeout": v["timeout"], "init_side": v["init_side"]}
-
-cmd = sys.argv[1]
-data = rows(json.load(sys.stdin))
-if cmd == "count":
-    print(len(data))
-elif cmd == "count-creator":
-    print(sum(1 for k, v in data if v["creatorid"] == int(sys.argv[2], 0)))
-elif cmd == "find":
-    # find PROTO ADDR: summary of the first state of that protocol touching ADDR
-    proto, a = int(sys.argv[2]), sys.argv[3]
-    for k, v in data:
-        s = summary(k, v)
-        if s["proto"] == proto and a in (s["addr0"], s["addr1"]):
-            print(json.dumps(s, sort_keys=True))
-            sys.exit(0)
-    sys.exit(1)
-elif cmd == "ident":
-    # ident ID CREATOR: summary of that state
-    for k, v in data:
-        if v["id"] == int(sys.argv[2], 0) and v["creatorid"] == int(sys.argv[3], 0):
-            print(json.dumps(summary(k, v), sort_keys=True))
-            sys.exit(0)
-    sys.exit(1)
-elif cmd == "idents":
-    # every state a peer should hold: no-sync states (flag 0x1) stay local
-    for k, v in data:
-        if not v["flags"] & 1:
-            print("%d/%d" % (v["id"], v["creatorid"]))
-PY
-
 dump_states() # PIN
 {
 	bpftool -j map dump pinned "$1/pfsync_states"
-}
-
-st() # PIN CMD ARGS...: 1 = not found; 2 = the map could not be read
-{
-	local pin=$1 dump
-	shift
-	dump=$(dump_states "$pin") || return 2
-	python3 "$NL_TMP/st.py" "$@" <<<"$dump"
-}
-
-ctlq() # A|B CMD [FIELD]
-{
-	local sock=$NL_TMP/$1.sock
-	shift
-	python3 "$NL_LIB_DIR/ctlq.py" "$sock" "$@"
 }
 
 field() { python3 "$NL_LIB_DIR/ctlq.py" - "$1"; } # FIELD: of the JSON on stdin
@@ -159,8 +91,8 @@ stop_agent() { nl_agent_stop "$1"; } # A|B
 same_on_b() # PROTO ADDR
 {
 	local a b
-	a=$(st "$PIN_A" find "$1" "$2") || return 1
-	b=$(st "$PIN_B" ident "$(jq_id "$a" id)" "$(jq_id "$a" creatorid)") || return 1
+	a=$(nl_states "$PIN_A" find "$1" "$2") || return 1
+	b=$(nl_states "$PIN_B" ident "$(jq_id "$a" id)" "$(jq_id "$a" creatorid)") || return 1
 	[ "$a" = "$b" ]
 }
 
@@ -171,31 +103,26 @@ jq_id() # JSON FIELD
 
 absent_on_b() # ID CREATOR
 {
-	nl_absent st "$PIN_B" ident "$1" "$2"
+	nl_absent nl_states "$PIN_B" ident "$1" "$2"
 }
 
 present_on_b() # ID CREATOR
 {
-	st "$PIN_B" ident "$1" "$2" >/dev/null
-}
-
-bulk_done() # A|B
-{
-	ctlq "$1" status | nl_has '^bulk: done'
+	nl_states "$PIN_B" ident "$1" "$2" >/dev/null
 }
 
 b_count_creator() # CREATOR
 {
-	st "$PIN_B" count-creator "$1"
+	nl_count_creator "$PIN_B" "$1"
 }
 
 b_has_all_of_a()
 {
 	local ident a_idents
-	a_idents=$(st "$PIN_A" idents) || return 1
+	a_idents=$(nl_states "$PIN_A" idents) || return 1
 	[ -n "$a_idents" ] || return 1 # an empty dump of A proves nothing
 	for ident in $a_idents; do
-		st "$PIN_B" idents | nl_has -x "$ident" || return 1
+		nl_states "$PIN_B" idents | nl_has -x "$ident" || return 1
 	done
 }
 
@@ -206,10 +133,10 @@ start_agent B "$PIN_B" "$HOSTID_B" in0 out0
 nl_pass "agents running on fwA and fwB"
 
 # the first agent asked while alone; both must finish a bulk exchange
-nl_wait_until 30 bulk_done B && nl_pass "B's bulk update done" ||
-	nl_fail "B's bulk update not done: $(ctlq B status | grep bulk)"
-ctlq A status | nl_has '^pfsync: syncdev: sync0 maxupd: 128 defer: off$' ||
-	nl_fail "status line: $(ctlq A status | head -1)"
+nl_wait_until 30 nl_bulk_done B && nl_pass "B's bulk update done" ||
+	nl_fail "B's bulk update not done: $(nl_ctlq B status | grep bulk)"
+nl_ctlq A status | nl_has '^pfsync: syncdev: sync0 maxupd: 128 defer: off$' ||
+	nl_fail "status line: $(nl_ctlq A status | head -1)"
 
 TCPDUMP_PID=
 if command -v tcpdump >/dev/null; then
@@ -272,36 +199,36 @@ nl_wait_until 10 nl_file_has "$NL_TMP/client.status" established ||
 tcp_synced()
 {
 	local a
-	a=$(st "$PIN_A" find 6 "$NL_SERVER4") || return 1
+	a=$(nl_states "$PIN_A" find 6 "$NL_SERVER4") || return 1
 	[ "$(jq_id "$a" peer0):$(jq_id "$a" peer1)" = "4:4" ] && same_on_b 6 "$NL_SERVER4"
 }
 if nl_wait_until "$DEADLINE" tcp_synced; then
 	nl_pass "TCP state on B: same id, creatorid, key, peers ESTABLISHED, timeout class"
 else
-	nl_fail "TCP state differs: A=$(st "$PIN_A" find 6 "$NL_SERVER4") B=$(st "$PIN_B" find 6 "$NL_SERVER4")"
+	nl_fail "TCP state differs: A=$(nl_states "$PIN_A" find 6 "$NL_SERVER4") B=$(nl_states "$PIN_B" find 6 "$NL_SERVER4")"
 fi
-tcp_a=$(st "$PIN_A" find 6 "$NL_SERVER4")
+tcp_a=$(nl_states "$PIN_A" find 6 "$NL_SERVER4")
 [ "$(jq_id "$tcp_a" creatorid)" = "$((HOSTID_A))" ] ||
 	nl_fail "A's state creatorid $(jq_id "$tcp_a" creatorid), expected $((HOSTID_A))"
 
 nl_in "$NL_CLIENT" python3 -c 'import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"pfsync", (sys.argv[1], 5353))' "$NL_SERVER4"
 nl_wait_until "$DEADLINE" same_on_b 17 "$NL_SERVER4" && nl_pass "UDP state on B equals A's" ||
-	nl_fail "UDP state differs: A=$(st "$PIN_A" find 17 "$NL_SERVER4") B=$(st "$PIN_B" find 17 "$NL_SERVER4")"
+	nl_fail "UDP state differs: A=$(nl_states "$PIN_A" find 17 "$NL_SERVER4") B=$(nl_states "$PIN_B" find 17 "$NL_SERVER4")"
 
 nl_in "$NL_CLIENT" ping -c2 -i0.2 -W1 -q "$NL_SERVER4" >/dev/null || nl_fail "ping failed"
 nl_wait_until "$DEADLINE" same_on_b 1 "$NL_SERVER4" && nl_pass "ICMP state on B equals A's" ||
-	nl_fail "ICMP state differs: A=$(st "$PIN_A" find 1 "$NL_SERVER4") B=$(st "$PIN_B" find 1 "$NL_SERVER4")"
+	nl_fail "ICMP state differs: A=$(nl_states "$PIN_A" find 1 "$NL_SERVER4") B=$(nl_states "$PIN_B" find 1 "$NL_SERVER4")"
 
 # ---- nothing received is sent back ----------------------------------------------
 
 # (DEL_C from B is legitimate: B expires its copies on its own clock, as pf does)
 for act in 4 13; do # UPD_C, INS
-	n=$(ctlq B "stats --json" "out:$act")
+	n=$(nl_ctlq B "stats --json" "out:$act")
 	[ "$n" = 0 ] || nl_fail "B sent $n messages of action $act (echo of received states)"
 done
-n=$(ctlq A "stats --json" "in:13")
+n=$(nl_ctlq A "stats --json" "in:13")
 [ "$n" = 0 ] || nl_fail "A received $n INS back"
-[ "$(ctlq B "stats --json" "in:13")" -ge 3 ] || nl_fail "B received fewer than 3 INS"
+[ "$(nl_ctlq B "stats --json" "in:13")" -ge 3 ] || nl_fail "B received fewer than 3 INS"
 nl_pass "B sends nothing back (no INS/UPD_C out of B, no INS into A)"
 
 # ---- B lost a state: the next UPD_C makes it ask (UPD_REQ) and recover ----------
@@ -314,19 +241,19 @@ for e in json.load(sys.stdin):
         print(" ".join(b.replace("0x", "") for b in e["key"])); break' "$HOSTID_A")
 tcp_id=$(jq_id "$tcp_a" id)
 if [ -n "$tcp_key_hex" ] && bpftool map delete pinned "$PIN_B/pfsync_states" key hex $tcp_key_hex; then
-	req_before=$(ctlq B "stats --json" "out:5")
+	req_before=$(nl_ctlq B "stats --json" "out:5")
 	absent_on_b "$tcp_id" "$HOSTID_A" || nl_fail "TCP state still on B after deleting it"
 	touch "$NL_TMP/client.status.more"
 	nl_wait_until 10 nl_file_has "$NL_TMP/client.status" more-done || nl_fail "client could not send more"
 	if nl_wait_until "$DEADLINE" present_on_b "$tcp_id" "$HOSTID_A"; then
-		[ "$(ctlq B "stats --json" "out:5")" -gt "$req_before" ] &&
+		[ "$(nl_ctlq B "stats --json" "out:5")" -gt "$req_before" ] &&
 			nl_pass "UPD_C for a state B lost: B sent UPD_REQ and got the state back" ||
 			nl_fail "B recovered the state without an UPD_REQ"
 	else
 		nl_fail "B did not recover the lost TCP state"
 	fi
 	nl_wait_until "$DEADLINE" same_on_b 6 "$NL_SERVER4" ||
-		nl_fail "recovered TCP state differs: A=$(st "$PIN_A" find 6 "$NL_SERVER4") B=$(st "$PIN_B" find 6 "$NL_SERVER4")"
+		nl_fail "recovered TCP state differs: A=$(nl_states "$PIN_A" find 6 "$NL_SERVER4") B=$(nl_states "$PIN_B" find 6 "$NL_SERVER4")"
 else
 	nl_fail "could not delete the TCP state on B"
 fi
@@ -339,9 +266,9 @@ fi
 
 # ---- forged packet with TTL 64 --------------------------------------------------
 
-badttl_before=$(ctlq B "stats --json" badttl)
+badttl_before=$(nl_ctlq B "stats --json" badttl)
 nl_in "$FWA" python3 "$NL_LIB_DIR/pfsync_forge.py" --ttl 64 10.210.9.2 ins 0x5eed0001 0xfeedf00d || nl_fail "forging failed"
-badttl_above() { [ "$(ctlq B "stats --json" badttl)" -gt "$badttl_before" ]; }
+badttl_above() { [ "$(nl_ctlq B "stats --json" badttl)" -gt "$badttl_before" ]; }
 nl_wait_until 5 badttl_above && nl_pass "TTL 64 packet counted as badttl" ||
 	nl_fail "badttl did not rise"
 absent_on_b 0x5eed0001 0xfeedf00d || nl_fail "state from a TTL 64 packet was applied"
@@ -367,7 +294,7 @@ if [ -x "$CTL" ]; then
 	nl_in "$NL_CLIENT" python3 -c 'import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"bye", (sys.argv[1], 6000))' "$NL_SERVER4"
 	udp6000()
 	{
-		st "$PIN_A" find 17 "$NL_SERVER4" >/dev/null
+		nl_states "$PIN_A" find 17 "$NL_SERVER4" >/dev/null
 	}
 	ident_u=""
 	grab_udp6000()
@@ -459,17 +386,17 @@ fi
 stop_agent B
 [ -e "$NL_TMP/B.sock" ] && nl_fail "B's control socket left behind"
 PIN_B=$(nl_bpffs_tmp)
-[ "$(st "$PIN_A" count)" -ge 3 ] || nl_fail "A has fewer than 3 states before B's restart"
+[ "$(nl_states "$PIN_A" count)" -ge 3 ] || nl_fail "A has fewer than 3 states before B's restart"
 SYNCPEER_B=10.210.9.1 start_agent B "$PIN_B" "$HOSTID_B" in0 out0
-ctlq B status | nl_has '^pfsync: syncdev: sync0 syncpeer: 10.210.9.1 maxupd: 128 defer: off$' ||
-	nl_fail "unicast status line: $(ctlq B status | head -1)"
-if nl_wait_until 20 bulk_done B && nl_wait_until 5 b_has_all_of_a; then
-	nl_pass "restarted B (unicast --syncpeer) with an empty table got all $(st "$PIN_A" idents | wc -l) synced states of A by bulk update"
+nl_ctlq B status | nl_has '^pfsync: syncdev: sync0 syncpeer: 10.210.9.1 maxupd: 128 defer: off$' ||
+	nl_fail "unicast status line: $(nl_ctlq B status | head -1)"
+if nl_wait_until 20 nl_bulk_done B && nl_wait_until 5 b_has_all_of_a; then
+	nl_pass "restarted B (unicast --syncpeer) with an empty table got all $(nl_states "$PIN_A" idents | wc -l) synced states of A by bulk update"
 else
-	nl_fail "after restart B has $(st "$PIN_B" count) of A's $(st "$PIN_A" idents | wc -l) synced states; $(ctlq B status | grep bulk)"
+	nl_fail "after restart B has $(nl_states "$PIN_B" count) of A's $(nl_states "$PIN_A" idents | wc -l) synced states; $(nl_ctlq B status | grep bulk)"
 fi
 nl_wait_until "$DEADLINE" same_on_b 6 "$NL_SERVER4" ||
-	nl_fail "bulk-updated TCP state differs: A=$(st "$PIN_A" find 6 "$NL_SERVER4") B=$(st "$PIN_B" find 6 "$NL_SERVER4")"
+	nl_fail "bulk-updated TCP state differs: A=$(nl_states "$PIN_A" find 6 "$NL_SERVER4") B=$(nl_states "$PIN_B" find 6 "$NL_SERVER4")"
 
 # ---- a new state after the restart reaches the unicast B ---------------------------
 nl_in "$NL_CLIENT" python3 -c 'import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"late", (sys.argv[1], 7002))' "$NL_SERVER4"
@@ -486,7 +413,7 @@ sys.exit(1)'
 }
 nl_wait_until "$DEADLINE" late_on_b && nl_pass "new state on A reaches the restarted B" ||
 	nl_fail "new UDP state (port 7002) did not reach the restarted B"
-[ "$(ctlq B "stats --json" opackets)" -gt 0 ] || nl_fail "unicast B sent nothing (its bulk request)"
+[ "$(nl_ctlq B "stats --json" opackets)" -gt 0 ] || nl_fail "unicast B sent nothing (its bulk request)"
 
 # ---- A restarted: finds its pinned states, rebuilds its index, asks for a bulk -----
 
@@ -505,15 +432,15 @@ a_indexed=$(grep "running:.*hostid 0xa1a1a1a1" "$NL_TMP/agentA.log" | tail -1 |
 # (>=: the re-attached datapath may add a state before the index is rebuilt)
 [ "${a_indexed:-0}" -ge "$a_synced" ] && [ "$a_synced" -gt 0 ] && nl_pass "restarted A indexed its $a_synced pinned states" ||
 	nl_fail "restarted A indexed ${a_indexed:-?} of $a_synced pinned states"
-nl_wait_until 20 bulk_done A || nl_fail "restarted A's bulk update not done: $(ctlq A status | grep bulk)"
+nl_wait_until 20 nl_bulk_done A || nl_fail "restarted A's bulk update not done: $(nl_ctlq A status | grep bulk)"
 
 # with --defer, a new connection's first packet waits for B's INS_ACK
-acked() { [ "$(ctlq A "status --json" defer_released_ack)" -gt 0 ]; }
+acked() { [ "$(nl_ctlq A "status --json" defer_released_ack)" -gt 0 ]; }
 # every packet held since A started ($held_before held then) was released once
 accounted()
 {
 	local s
-	s=$(ctlq A "status --json") || return 1
+	s=$(nl_ctlq A "status --json") || return 1
 	[ "$(field defer_held <<<"$s")" = 0 ] &&
 		[ $(($(dp_held) - held_before)) = $(($(field defer_released_ack <<<"$s") +
 			$(field defer_released_timeout <<<"$s") + $(field defer_release_failed <<<"$s"))) ]
@@ -521,10 +448,10 @@ accounted()
 defer_check() # PATH: A runs with --defer --defer-release PATH
 {
 	local path=$1
-	[ "$(ctlq A "status --json" defer_release)" = "$path" ] ||
-		nl_fail "defer ($path): A releases by $(ctlq A "status --json" defer_release)"
-	ctlq A status | nl_has "^defer release: $path at ingress" ||
-		nl_fail "defer ($path): not in pfsyncctl status: $(ctlq A status | grep '^defer')"
+	[ "$(nl_ctlq A "status --json" defer_release)" = "$path" ] ||
+		nl_fail "defer ($path): A releases by $(nl_ctlq A "status --json" defer_release)"
+	nl_ctlq A status | nl_has "^defer release: $path at ingress" ||
+		nl_fail "defer ($path): not in pfsyncctl status: $(nl_ctlq A status | grep '^defer')"
 	"$CTL" --pin-dir "$PIN_A" --ctl "$NL_TMP/A.sock" stats --prometheus |
 		nl_has "^pfsync_defer_release_info{path=\"$path\"} 1\$" ||
 		nl_fail "defer ($path): no pfsync_defer_release_info{path=\"$path\"} in the Prometheus output"
@@ -532,18 +459,18 @@ defer_check() # PATH: A runs with --defer --defer-release PATH
 import socket, sys
 socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()' "$NL_SERVER4" "$TCP_PORT" 2>"$NL_TMP/defer.err"; then
 		nl_wait_until 5 acked && nl_pass "defer ($path): first packet held and released on B's INS_ACK" ||
-			nl_fail "defer ($path): nothing released on ack ($(ctlq A status | grep defer))"
+			nl_fail "defer ($path): nothing released on ack ($(nl_ctlq A status | grep defer))"
 	else
-		nl_fail "defer ($path): TCP connection through fwA failed ($(ctlq A status | grep defer)): $(tail -1 "$NL_TMP/defer.err")"
+		nl_fail "defer ($path): TCP connection through fwA failed ($(nl_ctlq A status | grep defer)): $(tail -1 "$NL_TMP/defer.err")"
 	fi
-	nl_wait_until 5 accounted && nl_pass "defer ($path): every held packet released once ($(ctlq A status | grep '^defer:'))" ||
-		nl_fail "defer ($path): $(($(dp_held) - held_before)) held by the datapath, agent: $(ctlq A status | grep '^defer:')"
-	[ "$(ctlq A "status --json" defer_release_failed)" = 0 ] || nl_fail "defer ($path): releases failed"
+	nl_wait_until 5 accounted && nl_pass "defer ($path): every held packet released once ($(nl_ctlq A status | grep '^defer:'))" ||
+		nl_fail "defer ($path): $(($(dp_held) - held_before)) held by the datapath, agent: $(nl_ctlq A status | grep '^defer:')"
+	[ "$(nl_ctlq A "status --json" defer_release_failed)" = 0 ] || nl_fail "defer ($path): releases failed"
 	if [ "$path" = redirect ]; then
 		# the held SYN came in on in0: lo's program put it back there
-		[ "$(ctlq A "status --json" defer_redirected)" -ge 1 ] &&
-			[ "$(ctlq A "status --json" defer_redirect_refused)" = 0 ] ||
-			nl_fail "defer (redirect): $(ctlq A status | grep '^defer release:')"
+		[ "$(nl_ctlq A "status --json" defer_redirected)" -ge 1 ] &&
+			[ "$(nl_ctlq A "status --json" defer_redirect_refused)" = 0 ] ||
+			nl_fail "defer (redirect): $(nl_ctlq A status | grep '^defer release:')"
 	fi
 }
 defer_check "${NL_RELEASE_PATHS[0]:-auto}"
@@ -551,7 +478,7 @@ for path in "${NL_RELEASE_PATHS[@]:1}"; do
 	stop_agent A
 	held_before=$(dp_held)
 	DEFER_A=$path start_agent A "$PIN_A" "$HOSTID_A" in0 out0
-	nl_wait_until 20 bulk_done A || nl_fail "A ($path) bulk update not done"
+	nl_wait_until 20 nl_bulk_done A || nl_fail "A ($path) bulk update not done"
 	defer_check "$path"
 done
 
@@ -562,19 +489,19 @@ nl_wait_until 5 present_on_b 0x5eed0003 0xfeedf00d || nl_fail "forged INS (TTL 2
 [ "$(b_count_creator "$HOSTID_A")" -gt 0 ] || nl_fail "B holds no state of A before the flush"
 # traffic still running may create new states on A after the flush: judge the
 # CLR by the states B held before it
-a_states_before=$(st "$PIN_B" idents | grep "/$((HOSTID_A))\$")
-ctlq A flush >/dev/null || nl_fail "flush on A failed"
+a_states_before=$(nl_states "$PIN_B" idents | grep "/$((HOSTID_A))\$")
+nl_ctlq A flush >/dev/null || nl_fail "flush on A failed"
 b_left_of() # IDENTS: how many of them B still holds
 {
 	local held
-	held=$(st "$PIN_B" idents)
+	held=$(nl_states "$PIN_B" idents)
 	grep -cxF -f <(printf '%s\n' "$1") <<<"$held"
 }
 b_clear() { [ "$(b_left_of "$a_states_before")" = 0 ]; }
 nl_wait_until "$DEADLINE" b_clear && nl_pass "flush on A (CLR) removed A's states on B" ||
 	nl_fail "B still has $(b_left_of "$a_states_before") of A's states after CLR"
 present_on_b 0x5eed0003 0xfeedf00d || nl_fail "CLR of A removed another creator's state on B"
-[ "$(ctlq A "stats --json" "out:0")" = 1 ] || nl_fail "A did not send exactly one CLR"
+[ "$(nl_ctlq A "stats --json" "out:0")" = 1 ] || nl_fail "A did not send exactly one CLR"
 
 # ---- stop cleanly --------------------------------------------------------------------
 

@@ -11,29 +11,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <bpf/libbpf.h>
+
 #define ETHERTYPE_IPV4 0x0800
 #define ETHERTYPE_IPV6 0x86dd
 #define ETHERTYPE_VLAN 0x8100
 
 const char *pkt_object_path(void)
 {
-	static char path[PATH_MAX];
-	char exe[PATH_MAX - 64];
-	const char *env = getenv("PFSYNC_BPF_OBJ");
-	ssize_t n;
-	char *slash;
+	/* build/tests/prog/test_x -> build/pfsync_xdp.o */
+	static const char *const dirs[] = {"../../"};
 
-	if (env && *env)
-		return env;
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return "build/pfsync_xdp.o";
-	exe[n] = '\0';
-	slash = strrchr(exe, '/');
-	if (slash)
-		*slash = '\0';
-	snprintf(path, sizeof(path), "%s/../../pfsync_xdp.o", exe);
-	return path;
+	return pfsync_bpf_find_obj(dirs, 1, "build/pfsync_xdp.o");
 }
 
 int pkt_bpffs_make(char *dir, size_t len, const char *tag)
@@ -60,6 +49,42 @@ void pkt_bpffs_remove(char *dir)
 	umount2(dir, MNT_DETACH);
 	rmdir(dir);
 	dir[0] = '\0';
+}
+
+int pkt_obj_open(struct pkt_obj *o, const char *tag, __u32 states_max, unsigned int which)
+{
+	memset(o, 0, sizeof(*o));
+	if (pkt_bpffs_make(o->pin_dir, sizeof(o->pin_dir), tag))
+		return -1;
+	if (pfsync_bpf_load(&o->b, pkt_object_path(), o->pin_dir, states_max, which)) {
+		pkt_bpffs_remove(o->pin_dir);
+		return -1;
+	}
+	o->loaded = 1;
+	return 0;
+}
+
+void pkt_obj_close(struct pkt_obj *o)
+{
+	if (o->loaded)
+		pfsync_bpf_close(&o->b);
+	o->loaded = 0;
+	pkt_bpffs_remove(o->pin_dir);
+}
+
+int pkt_obj_map_fd(const struct pkt_obj *o, const char *name)
+{
+	return bpf_object__find_map_fd_by_name(o->b.obj, name);
+}
+
+int pkt_events_record(void *ctx, void *data, size_t size)
+{
+	struct pkt_events *log = ctx;
+
+	if (size < sizeof(struct pfsync_event) || log->n >= PKT_EV_MAX)
+		return 0;
+	memcpy(&log->ev[log->n++], data, sizeof(struct pfsync_event));
+	return 0;
 }
 
 void pkt_addr(int af, const char *text, __u32 w[4])

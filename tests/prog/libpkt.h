@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <linux/types.h>
 
+#include "pfsync_common.h"
+#include "pfsync_loader.h"
+
 #define PKT_MAX		2048
 #define PKT_PAYLOAD_MAX 1600 /* room for frames above PFSYNC_DEFER_PKT_MAX */
 #define PKT_EXT_MAX	10
@@ -72,7 +75,8 @@ void pkt_addr(int af, const char *text, __u32 w[4]);
 /*
  * The BPF object under test: $PFSYNC_BPF_OBJ, else the build's
  * pfsync_xdp.o two directories above the test binary
- * (build/tests/prog/test_x -> build/pfsync_xdp.o).
+ * (build/tests/prog/test_x -> build/pfsync_xdp.o), found by the library's
+ * lookup (pfsync_bpf_find_obj).
  */
 const char *pkt_object_path(void);
 
@@ -84,5 +88,30 @@ const char *pkt_object_path(void);
  */
 int pkt_bpffs_make(char *dir, size_t len, const char *tag);
 void pkt_bpffs_remove(char *dir);
+
+/* The shared fixture: the object under test loaded into a private bpffs. */
+struct pkt_obj {
+	char pin_dir[64];
+	struct pfsync_bpf b;
+	int loaded;
+};
+
+/*
+ * A private bpffs (TAG names it), and the object loaded with the programs
+ * in which (PFSYNC_LOAD_*) and states_max (0: as compiled). 0, or -1 with
+ * nothing left behind. pkt_obj_close undoes it (also after a failed open).
+ */
+int pkt_obj_open(struct pkt_obj *o, const char *tag, __u32 states_max, unsigned int which);
+void pkt_obj_close(struct pkt_obj *o);
+/* the fd of one of the object's maps (PFSYNC_MAP_*), < 0 if it has none */
+int pkt_obj_map_fd(const struct pkt_obj *o, const char *name);
+
+/* ringbuf records collected by pkt_events_record (ring_buffer__new's sample_cb) */
+#define PKT_EV_MAX 64
+struct pkt_events {
+	unsigned int n;
+	struct pfsync_event ev[PKT_EV_MAX];
+};
+int pkt_events_record(void *ctx, void *data, size_t size);
 
 #endif /* LIBPKT_H */

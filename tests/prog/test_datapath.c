@@ -33,46 +33,26 @@
 #include "libpkt.h"
 
 #define LO_IFINDEX  1
-#define EV_MAX	    64
 #define SMALL_TABLE 4
 
-struct ev_log {
-	int n;
-	struct pfsync_event ev[EV_MAX];
-};
-
 struct fixture {
-	char pin_dir[64];
-	struct pfsync_bpf b;
-	int loaded;
+	struct pkt_obj o; /* libpkt's shared fixture */
 	int states, rules, config, globals, counters, events, defer;
 	struct ring_buffer *rb;
-	struct ev_log log;
+	struct pkt_events log;
 };
 
 /* ---- fixture ------------------------------------------------------------ */
-static int on_event(void *ctx, void *data, size_t size)
-{
-	struct ev_log *log = ctx;
-
-	if (size < sizeof(struct pfsync_event) || log->n >= EV_MAX)
-		return 0;
-	memcpy(&log->ev[log->n++], data, sizeof(struct pfsync_event));
-	return 0;
-}
-
 static int map_fd(struct fixture *f, const char *name)
 {
-	return bpf_object__find_map_fd_by_name(f->b.obj, name);
+	return pkt_obj_map_fd(&f->o, name);
 }
 
 static void fixture_free(struct fixture *f)
 {
 	if (f->rb)
 		ring_buffer__free(f->rb);
-	if (f->loaded)
-		pfsync_bpf_close(&f->b);
-	pkt_bpffs_remove(f->pin_dir);
+	pkt_obj_close(&f->o);
 	free(f);
 }
 
@@ -82,12 +62,9 @@ static int fixture_setup(void **state, __u32 states_max)
 
 	if (!f)
 		return -1;
-	if (pkt_bpffs_make(f->pin_dir, sizeof(f->pin_dir), "prog"))
+	if (pkt_obj_open(&f->o, "prog", states_max,
+			 PFSYNC_LOAD_XDP | PFSYNC_LOAD_TC | PFSYNC_LOAD_CTL))
 		goto fail;
-	if (pfsync_bpf_load(&f->b, pkt_object_path(), f->pin_dir, states_max,
-			    PFSYNC_LOAD_XDP | PFSYNC_LOAD_TC | PFSYNC_LOAD_CTL))
-		goto fail;
-	f->loaded = 1;
 	f->states = map_fd(f, PFSYNC_MAP_STATES);
 	f->rules = map_fd(f, PFSYNC_MAP_RULES);
 	f->config = map_fd(f, PFSYNC_MAP_CONFIG);
@@ -95,7 +72,7 @@ static int fixture_setup(void **state, __u32 states_max)
 	f->counters = map_fd(f, PFSYNC_MAP_COUNTERS);
 	f->events = map_fd(f, PFSYNC_MAP_EVENTS);
 	f->defer = map_fd(f, PFSYNC_MAP_DEFER);
-	f->rb = ring_buffer__new(f->events, on_event, &f->log, NULL);
+	f->rb = ring_buffer__new(f->events, pkt_events_record, &f->log, NULL);
 	if (!f->rb)
 		goto fail;
 	*state = f;
@@ -168,7 +145,7 @@ static int test_reset(void **state)
 
 	if (!zeros)
 		return -1;
-	err = pfsync_bpf_sweep(&f->b, &args);
+	err = pfsync_bpf_sweep(&f->o.b, &args);
 	if (!err)
 		err = bpf_map_update_elem(f->counters, &zero, zeros, BPF_ANY);
 	if (!err)
@@ -215,7 +192,7 @@ static int run_xdp(struct fixture *f, const void *frame, size_t len)
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (__u32)len,
 		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
 
-	assert_int_equal(bpf_prog_test_run_opts(f->b.xdp_fd, &opts), 0);
+	assert_int_equal(bpf_prog_test_run_opts(f->o.b.xdp_fd, &opts), 0);
 	return (int)opts.retval;
 }
 
@@ -225,7 +202,7 @@ static int run_tc(struct fixture *f, const void *frame, size_t len)
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (__u32)len,
 		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
 
-	assert_int_equal(bpf_prog_test_run_opts(f->b.tc_fd, &opts), 0);
+	assert_int_equal(bpf_prog_test_run_opts(f->o.b.tc_fd, &opts), 0);
 	return (int)opts.retval;
 }
 
@@ -239,7 +216,7 @@ static int tc_spec_from(struct fixture *f, const struct pkt_spec *s, __u32 ingre
 		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
 
 	assert_true(len > 0);
-	assert_int_equal(bpf_prog_test_run_opts(f->b.tc_fd, &opts), 0);
+	assert_int_equal(bpf_prog_test_run_opts(f->o.b.tc_fd, &opts), 0);
 	return (int)opts.retval;
 }
 
@@ -1212,7 +1189,7 @@ static void test_nosync(void **state)
 	{
 		struct pfsync_sweep_args a = {.sweep_flags = PFSYNC_SWEEP_FLUSH};
 
-		assert_int_equal(pfsync_bpf_sweep(&f->b, &a), 0);
+		assert_int_equal(pfsync_bpf_sweep(&f->o.b, &a), 0);
 		assert_int_equal(a.deleted, 1);
 		events_read(f);
 		assert_int_equal(f->log.n, 0);
@@ -1260,7 +1237,7 @@ static void test_unqueue_and_maxupd(void **state)
 	ua->keys[0] = key_of(&syn, NULL);
 	ua->keys[1] = key_of(&syn, NULL);
 	ua->keys[1].port[0] ^= 1; /* absent: not counted */
-	assert_int_equal(pfsync_bpf_unqueue(&f->b, ua), 0);
+	assert_int_equal(pfsync_bpf_unqueue(&f->o.b, ua), 0);
 	assert_int_equal(ua->done, 1);
 	assert_int_equal(state_get(f, &syn, &v), 0);
 	assert_false(v.flags & PFSYNC_SF_QUEUED);
@@ -1304,7 +1281,7 @@ static void test_sweep_expires(void **state)
 	events_drain(f);
 	/* now = last activity + 2 s: only the 1 s UDP state is due */
 	a.now_ns = v.last_seen + 2 * PFSYNC_NSEC_PER_SEC;
-	assert_int_equal(pfsync_bpf_sweep(&f->b, &a), 0);
+	assert_int_equal(pfsync_bpf_sweep(&f->o.b, &a), 0);
 	assert_int_equal(a.seen, 2);
 	assert_int_equal(a.deleted, 1);
 	assert_int_not_equal(state_get(f, &short_lived, &v), 0);
@@ -1335,7 +1312,7 @@ static void test_flush(void **state)
 		assert_int_equal(xdp_spec(f, &s), XDP_PASS);
 	}
 	events_drain(f);
-	assert_int_equal(pfsync_bpf_sweep(&f->b, &a), 0);
+	assert_int_equal(pfsync_bpf_sweep(&f->o.b, &a), 0);
 	assert_int_equal(a.deleted, 3);
 	assert_int_equal(states_count(f), 0);
 	events_read(f);
@@ -1353,10 +1330,10 @@ static void test_flush(void **state)
 	v.creatorid = 0x1234;
 	assert_int_equal(bpf_map_update_elem(f->states, &k, &v, BPF_EXIST), 0);
 	events_drain(f);
-	assert_int_equal(pfsync_bpf_sweep(&f->b, &creator), 0);
+	assert_int_equal(pfsync_bpf_sweep(&f->o.b, &creator), 0);
 	assert_int_equal(creator.deleted, 1);
 	assert_int_not_equal(bpf_map_lookup_elem(f->states, &k, &v), 0);
-	assert_int_equal(pfsync_bpf_sweep(&f->b, &quiet), 0);
+	assert_int_equal(pfsync_bpf_sweep(&f->o.b, &quiet), 0);
 	assert_int_equal(quiet.deleted, 1);
 	events_read(f);
 	assert_int_equal(f->log.n, 1); /* only the creator flush spoke */
@@ -1393,7 +1370,7 @@ static __u64 overflow_ring(struct fixture *f)
 		assert_int_equal(xdp_spec(f, &s), XDP_PASS);
 	}
 	assert_int_equal(counters_sum(f).ringbuf_lost, 0);
-	assert_int_equal(pfsync_bpf_sweep(&f->b, &flush), 0);
+	assert_int_equal(pfsync_bpf_sweep(&f->o.b, &flush), 0);
 	assert_int_equal(flush.deleted, n);
 	lost = counters_sum(f).ringbuf_lost;
 	assert_int_equal(lost, 2 * (__u64)n - fill);
@@ -1433,7 +1410,7 @@ static void test_lost_records_reported_by_sweep(void **state)
 	struct pfsync_sweep_args none = {.sweep_flags = PFSYNC_SWEEP_KEYS, .count = 0};
 	__u64 lost = overflow_ring(f), t_drained = boot_ns();
 
-	assert_int_equal(pfsync_bpf_sweep(&f->b, &none), 0);
+	assert_int_equal(pfsync_bpf_sweep(&f->o.b, &none), 0);
 	assert_int_equal(none.seen + none.deleted, 0);
 	events_read(f);
 	assert_int_equal(f->log.n, 1);
@@ -1583,7 +1560,7 @@ static int run_xdp_released(struct fixture *f, const void *frame, size_t len)
 
 	memcpy(buf, &meta, sizeof(meta));
 	memcpy(buf + PFSYNC_DEFER_META_LEN, frame, len);
-	assert_int_equal(bpf_prog_test_run_opts(f->b.xdp_fd, &opts), 0);
+	assert_int_equal(bpf_prog_test_run_opts(f->o.b.xdp_fd, &opts), 0);
 	return (int)opts.retval;
 }
 
@@ -1662,7 +1639,7 @@ static void test_loader_reuses_pins(void **state)
 	int fd;
 
 	assert_int_equal(xdp_spec(f, &s), XDP_PASS);
-	assert_int_equal(pfsync_bpf_load(&b2, pkt_object_path(), f->pin_dir, 0, PFSYNC_LOAD_CTL),
+	assert_int_equal(pfsync_bpf_load(&b2, pkt_object_path(), f->o.pin_dir, 0, PFSYNC_LOAD_CTL),
 			 0);
 	assert_int_equal(b2.xdp_fd, -1);
 	assert_int_equal(b2.tc_fd, -1);
@@ -1724,7 +1701,7 @@ static int xdp_nat(struct fixture *f, const struct pkt_spec *s, __u8 *out, __u32
 	assert_true(len > 0);
 	pkt_fill_checksums_v4(buf, len);
 	ctx.data_end = (__u32)len;
-	return run_out(f->b.xdp_fd, &ctx, sizeof(ctx), buf, len, out, out_len);
+	return run_out(f->o.b.xdp_fd, &ctx, sizeof(ctx), buf, len, out, out_len);
 }
 
 /* tc egress of s, forwarded (came in where XDP ran) */
@@ -1736,7 +1713,7 @@ static int tc_nat(struct fixture *f, const struct pkt_spec *s, __u8 *out, __u32 
 
 	assert_true(len > 0);
 	pkt_fill_checksums_v4(buf, len);
-	return run_out(f->b.tc_fd, &ctx, sizeof(ctx), buf, len, out, out_len);
+	return run_out(f->o.b.tc_fd, &ctx, sizeof(ctx), buf, len, out, out_len);
 }
 
 static void assert_checksums_v4(const __u8 *frame, __u32 len)

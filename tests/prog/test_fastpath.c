@@ -68,10 +68,9 @@ static const char *const topology[] = {
 };
 
 struct fixture {
-	char pin_dir[64];
-	struct pfsync_bpf b;
+	struct pkt_obj o; /* libpkt's shared fixture */
 	struct pfsync_maps m;
-	int loaded, maps_open;
+	int maps_open;
 	__u32 if_in, if_out, if_off;
 };
 
@@ -101,9 +100,7 @@ static void fixture_free(struct fixture *f)
 {
 	if (f->maps_open)
 		pfsync_maps_close(&f->m);
-	if (f->loaded)
-		pfsync_bpf_close(&f->b);
-	pkt_bpffs_remove(f->pin_dir);
+	pkt_obj_close(&f->o);
 	free(f);
 }
 
@@ -116,13 +113,9 @@ static int group_setup(void **state)
 	f->if_in = if_nametoindex("fpin");
 	f->if_out = if_nametoindex("fpout");
 	f->if_off = if_nametoindex("fpoff");
-	if (pkt_bpffs_make(f->pin_dir, sizeof(f->pin_dir), "fastpath"))
+	if (pkt_obj_open(&f->o, "fastpath", 0, PFSYNC_LOAD_XDP | PFSYNC_LOAD_CTL))
 		goto fail;
-	if (pfsync_bpf_load(&f->b, pkt_object_path(), f->pin_dir, 0,
-			    PFSYNC_LOAD_XDP | PFSYNC_LOAD_CTL))
-		goto fail;
-	f->loaded = 1;
-	if (pfsync_maps_open(&f->m, f->pin_dir))
+	if (pfsync_maps_open(&f->m, f->o.pin_dir))
 		goto fail;
 	f->maps_open = 1;
 	/* through the library, which reads each interface's MAC */
@@ -157,7 +150,7 @@ static int test_reset(void **state)
 	struct pfsync_sweep_args args = {.sweep_flags = PFSYNC_SWEEP_FLUSH | PFSYNC_SWEEP_QUIET};
 	struct pfsync_config cfg = {.cfg_flags = PFSYNC_CFG_FASTPATH};
 
-	if (pfsync_bpf_sweep(&f->b, &args) || pfsync_counters_zero(&f->m))
+	if (pfsync_bpf_sweep(&f->o.b, &args) || pfsync_counters_zero(&f->m))
 		return -1;
 	return pfsync_config_write(&f->m, &cfg);
 }
@@ -230,7 +223,7 @@ static void xdp_run_ttl(struct fixture *f, const struct pkt_spec *s, __u32 ifind
 		    .data_out = r->out, .data_size_out = sizeof(r->out), .ctx_in = &ctx,
 		    .ctx_size_in = sizeof(ctx), .repeat = 1);
 
-	assert_int_equal(bpf_prog_test_run_opts(f->b.xdp_fd, &opts), 0);
+	assert_int_equal(bpf_prog_test_run_opts(f->o.b.xdp_fd, &opts), 0);
 	r->verdict = (int)opts.retval;
 	r->out_len = opts.data_size_out;
 }
@@ -513,7 +506,7 @@ static void test_fallback_not_ours(void **state)
 	ctx.data_end = (__u32)len;
 	ctx.ingress_ifindex = f->if_in;
 	opts.data_size_in = (__u32)len;
-	assert_int_equal(bpf_prog_test_run_opts(f->b.xdp_fd, &opts), 0);
+	assert_int_equal(bpf_prog_test_run_opts(f->o.b.xdp_fd, &opts), 0);
 	assert_int_equal(opts.retval, XDP_PASS);
 	assert_int_equal(counters_sum(f).fastpath[PFSYNC_FP_NOT_OURS][0],
 			 before.fastpath[PFSYNC_FP_NOT_OURS][0] + 1);

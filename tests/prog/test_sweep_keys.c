@@ -32,35 +32,19 @@
 
 #define NSEC   1000000000ULL
 #define NOW_NS (5000 * NSEC)
-#define EV_MAX 16
 
 struct fixture {
-	char pin_dir[64];
-	struct pfsync_bpf b;
-	int loaded;
+	struct pkt_obj o; /* libpkt's shared fixture */
 	int states, globals;
 	struct ring_buffer *rb;
-	unsigned int nevents;
-	struct pfsync_event ev[EV_MAX];
+	struct pkt_events log;
 };
-
-/* build/tests/prog/test_sweep_keys -> build/pfsync_xdp.o, or $PFSYNC_BPF_OBJ */
-static int on_event(void *ctx, void *data, size_t size)
-{
-	struct fixture *f = ctx;
-
-	if (size >= sizeof(struct pfsync_event) && f->nevents < EV_MAX)
-		memcpy(&f->ev[f->nevents++], data, sizeof(struct pfsync_event));
-	return 0;
-}
 
 static void fixture_free(struct fixture *f)
 {
 	if (f->rb)
 		ring_buffer__free(f->rb);
-	if (f->loaded)
-		pfsync_bpf_close(&f->b);
-	pkt_bpffs_remove(f->pin_dir);
+	pkt_obj_close(&f->o);
 	free(f);
 }
 
@@ -71,15 +55,12 @@ static int setup_sized(void **state, __u32 states_max)
 
 	if (!f)
 		return -1;
-	if (pkt_bpffs_make(f->pin_dir, sizeof(f->pin_dir), "sweep"))
+	if (pkt_obj_open(&f->o, "sweep", states_max, PFSYNC_LOAD_CTL))
 		goto fail;
-	if (pfsync_bpf_load(&f->b, pkt_object_path(), f->pin_dir, states_max, PFSYNC_LOAD_CTL))
-		goto fail;
-	f->loaded = 1;
-	f->states = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_STATES);
-	f->globals = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_GLOBALS);
-	f->rb = ring_buffer__new(bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_EVENTS),
-				 on_event, f, NULL);
+	f->states = pkt_obj_map_fd(&f->o, PFSYNC_MAP_STATES);
+	f->globals = pkt_obj_map_fd(&f->o, PFSYNC_MAP_GLOBALS);
+	f->rb = ring_buffer__new(pkt_obj_map_fd(&f->o, PFSYNC_MAP_EVENTS), pkt_events_record,
+				 &f->log, NULL);
 	if (f->states < 0 || f->globals < 0 || !f->rb)
 		goto fail;
 	*state = f;
@@ -175,7 +156,7 @@ static void test_keys_judged_on_live_values(void **state)
 	args.keys[2] = key_for(3);
 	args.keys[3] = key_for(9); /* gone meanwhile */
 	args.count = 4;
-	assert_int_equal(pfsync_bpf_sweep(&f->b, &args), 0);
+	assert_int_equal(pfsync_bpf_sweep(&f->o.b, &args), 0);
 	assert_int_equal(args.seen, 3);
 	assert_int_equal(args.deleted, 2);
 	assert_false(present(f, 1));
@@ -183,9 +164,9 @@ static void test_keys_judged_on_live_values(void **state)
 	assert_false(present(f, 3));
 	assert_true(present(f, 4)); /* a chunk touches nothing else */
 	assert_true(ring_buffer__consume(f->rb) >= 0);
-	assert_int_equal(f->nevents, 1);
-	assert_int_equal(f->ev[0].type, PFSYNC_EV_DELETE);
-	assert_int_equal(f->ev[0].id, 0x7001);
+	assert_int_equal(f->log.n, 1);
+	assert_int_equal(f->log.ev[0].type, PFSYNC_EV_DELETE);
+	assert_int_equal(f->log.ev[0].id, 0x7001);
 	/* not the pass's end: the adaptive count is left alone */
 	assert_int_equal(globals(f).states_count, count_before);
 }
@@ -203,7 +184,7 @@ static void test_pass_end_sets_count(void **state)
 	put_state(f, 5, 3600, 0);
 	args.keys[0] = key_for(5);
 	args.count = 1;
-	assert_int_equal(pfsync_bpf_sweep(&f->b, &args), 0);
+	assert_int_equal(pfsync_bpf_sweep(&f->o.b, &args), 0);
 	assert_int_equal(args.deleted, 1);
 	g = globals(f);
 	assert_int_equal(g.states_count, 4242);
@@ -218,7 +199,7 @@ static void test_pass_end_sets_count(void **state)
 		args.keys[i] = key_for(100 + i);
 	}
 	args.count = PFSYNC_SWEEP_BATCH + 100;
-	assert_int_equal(pfsync_bpf_sweep(&f->b, &args), 0);
+	assert_int_equal(pfsync_bpf_sweep(&f->o.b, &args), 0);
 	assert_int_equal(args.seen, PFSYNC_SWEEP_BATCH);
 	assert_int_equal(args.deleted, PFSYNC_SWEEP_BATCH);
 }
@@ -254,13 +235,13 @@ static __u32 sweep_at(struct fixture *f, __u64 after_s)
 	struct pfsync_sweep_args args = {.now_ns = NOW_NS + after_s * NSEC,
 					 .sweep_flags = PFSYNC_SWEEP_QUIET};
 
-	assert_int_equal(pfsync_bpf_sweep(&f->b, &args), 0);
+	assert_int_equal(pfsync_bpf_sweep(&f->o.b, &args), 0);
 	return args.deleted;
 }
 
 static struct pfsync_config config_read(struct fixture *f)
 {
-	int fd = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_CONFIG);
+	int fd = pkt_obj_map_fd(&f->o, PFSYNC_MAP_CONFIG);
 	struct pfsync_config cfg;
 	__u32 zero = 0;
 
@@ -271,7 +252,7 @@ static struct pfsync_config config_read(struct fixture *f)
 
 static void config_write(struct fixture *f, const struct pfsync_config *cfg)
 {
-	int fd = bpf_object__find_map_fd_by_name(f->b.obj, PFSYNC_MAP_CONFIG);
+	int fd = pkt_obj_map_fd(&f->o, PFSYNC_MAP_CONFIG);
 	__u32 zero = 0;
 
 	assert_int_equal(bpf_map_update_elem(fd, &zero, cfg, BPF_ANY), 0);

@@ -663,14 +663,20 @@ static void test_intake_records(void **state)
 	/* a short record is counted, not read */
 	intake_record(&W->a, &ev, sizeof(ev) - 1);
 	assert_int_equal(W->a.records_bad, 1);
+	/* acted on once the drain is over, in order */
+	assert_int_equal(sendq_pending(&W->a.sendq), 0);
+	intake_settle(&W->a);
+	assert_int_equal(sendq_pending(&W->a.sendq), 1);
 	assert_int_equal(sendq_decide(&W->a.sendq, W->a.now_ns), SENDQ_ALL);
 	agent_flush_sendq(&W->a);
 	assert_int_equal(W->sent_acts[PFSYNC_ACT_INS], 1);
 	ev = record(PFSYNC_EV_UPDATE, 1, 501, PFSYNC_SF_QUEUED);
 	intake_record(&W->a, &ev, sizeof(ev));
+	intake_settle(&W->a);
 	assert_int_equal(sendq_decide(&W->a.sendq, W->a.now_ns), SENDQ_IDLE);
 	ev.evflags = PFSYNC_EVF_MAXUPD;
 	intake_record(&W->a, &ev, sizeof(ev));
+	intake_settle(&W->a);
 	/* urgent, but a packet just left: held off for 1 ms to batch */
 	assert_int_equal(sendq_decide(&W->a.sendq, W->a.now_ns), SENDQ_IDLE);
 	W->a.now_ns += SENDQ_HOLDOFF_NS;
@@ -679,10 +685,42 @@ static void test_intake_records(void **state)
 	assert_int_equal(W->sent_acts[PFSYNC_ACT_UPD_C], 1);
 	ev = record(PFSYNC_EV_DELETE, 1, 501, 0);
 	intake_record(&W->a, &ev, sizeof(ev));
+	intake_settle(&W->a);
 	W->a.now_ns += SENDQ_HOLDOFF_NS;
 	agent_flush_sendq(&W->a);
 	assert_int_equal(W->sent_acts[PFSYNC_ACT_DEL_C], 1);
 	assert_int_equal(W->a.records, 5);
+}
+
+/*
+ * Records are acted on in groups (their slots prefetched first) but in
+ * the order they came: a delete in a later group cancels an insert held in
+ * an earlier one, whatever the group boundaries, and all are acted on by
+ * the end of the drain.
+ */
+static void test_intake_order_across_groups(void **state)
+{
+	const __u32 n = 2 * AGENT_INTAKE_AHEAD + 3;
+	struct pfsync_event ev;
+	struct pfsync_key k;
+
+	(void)state;
+	for (__u32 i = 1; i <= n; i++) {
+		ev = record(PFSYNC_EV_INSERT, i, 700 + i, 0);
+		intake_record(&W->a, &ev, sizeof(ev));
+	}
+	ev = record(PFSYNC_EV_DELETE, 1, 701, 0);
+	intake_record(&W->a, &ev, sizeof(ev));
+	ev = record(PFSYNC_EV_INSERT, 1, 799, 0); /* its key again, a new state */
+	intake_record(&W->a, &ev, sizeof(ev));
+	intake_settle(&W->a);
+	assert_int_equal(W->a.records, n + 2);
+	assert_int_equal(W->a.intake_nheld, 0);
+	assert_int_equal(index_count(&W->a.index), n);
+	assert_int_equal(index_get(&W->a.index, 701, OUR_ID, &k), -ENOENT);
+	assert_int_equal(index_get(&W->a.index, 799, OUR_ID, &k), 0);
+	assert_int_equal(W->a.sendq.ins_dropped, 1);
+	assert_int_equal(sendq_pending(&W->a.sendq), n);
 }
 
 /* a loss report: index rebuilt, stale QUEUED marks cleared, full resend */
@@ -1167,6 +1205,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_upd_req_single_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_garbage_never_touches_others, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_intake_records, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_intake_order_across_groups, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_intake_lost, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_intake_lost_reports_coalesce, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rx_drops_ask_a_bulk_once_quiet, setup, teardown),

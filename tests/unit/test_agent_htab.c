@@ -38,19 +38,27 @@ static void key_of(__u32 n, __u8 key[12])
 	key[8] = (__u8)(n * 7);
 }
 
+static __u64 val_at(const void *slot)
+{
+	__u64 v;
+
+	memcpy(&v, slot, sizeof(v));
+	return v;
+}
+
 static void put(struct htab *h, struct model *m, __u32 n, __u64 v)
 {
 	__u8 key[12];
 	int created;
-	__u64 *slot;
+	void *slot;
 
 	key_of(n, key);
 	slot = htab_put(h, key, &created);
 	assert_non_null(slot);
 	assert_int_equal(created, !m->present[n]);
 	if (!created) /* an existing entry keeps its value until written */
-		assert_true(*slot == m->val[n]);
-	*slot = v;
+		assert_true(val_at(slot) == m->val[n]);
+	memcpy(slot, &v, sizeof(v)); /* a packed table's values are not aligned */
 	if (!m->present[n])
 		m->count++;
 	m->present[n] = 1;
@@ -74,7 +82,7 @@ static void check_all(const struct htab *h, const struct model *m)
 
 	assert_int_equal(h->count, m->count);
 	for (__u32 n = 0; n < KEYS; n++) {
-		const __u64 *v;
+		const void *v;
 
 		key_of(n, key);
 		v = htab_get(h, key);
@@ -83,7 +91,7 @@ static void check_all(const struct htab *h, const struct model *m)
 			continue;
 		}
 		assert_non_null(v);
-		assert_true(*v == m->val[n]);
+		assert_true(val_at(v) == m->val[n]);
 	}
 }
 
@@ -100,6 +108,9 @@ static void test_growth_is_incremental(void **unused)
 		size_t cap = h.cap;
 
 		put(&h, m, n, (__u64)n * 3 + 1);
+		/* load between 1/2 and 3/4: capacities are not only powers of two */
+		assert_true(h.count * 4 <= h.cap * 3);
+		assert_true(h.cap < 1024 || h.count * 2 + 2 >= h.cap);
 		if (h.cap != cap && cap >= 1024) {
 			/* the old table is still there, entries in both answer */
 			assert_non_null(h.old);
@@ -115,15 +126,13 @@ static void test_growth_is_incremental(void **unused)
 }
 
 /* random puts, overwrites and deletes: many of them hit old entries */
-static void test_random_ops_during_growth(void **unused)
+static void random_ops(struct htab *tab)
 {
-	struct htab h;
+	struct htab h = *tab;
 	struct model *m = calloc(1, sizeof(*m));
 	unsigned int during = 0;
 
-	(void)unused;
 	assert_non_null(m);
-	htab_init(&h, 12, sizeof(__u64));
 	for (unsigned int i = 0; i < 200000; i++) {
 		__u32 n = rnd() % KEYS;
 		unsigned int op = rnd() % 10;
@@ -136,7 +145,7 @@ static void test_random_ops_during_growth(void **unused)
 			del(&h, m, n);
 		if (i % 20000 == 0 || (h.old && i % 97 == 0)) {
 			__u8 key[12];
-			const __u64 *v;
+			const void *v;
 
 			key_of(n, key);
 			v = htab_get(&h, key);
@@ -144,6 +153,70 @@ static void test_random_ops_during_growth(void **unused)
 		}
 	}
 	assert_true(during > 1000);
+	check_all(&h, m);
+	htab_free(&h);
+	free(m);
+}
+
+static void test_random_ops_during_growth(void **unused)
+{
+	struct htab h;
+
+	(void)unused;
+	htab_init(&h, 12, sizeof(__u64));
+	random_ops(&h);
+}
+
+/*
+ * The same with the mark inside the value (byte 8 of a 12-byte value,
+ * which put() never writes): slots are exactly key + value, and an entry
+ * whose other value bytes are all zero is still there.
+ */
+static void test_packed_random_ops(void **unused)
+{
+	struct htab h;
+	struct model *m = calloc(1, sizeof(*m));
+
+	(void)unused;
+	assert_non_null(m);
+	htab_init_packed(&h, 12, 12, 8);
+	assert_int_equal(h.slot_size, 24);
+	put(&h, m, 3, 0);
+	check_all(&h, m);
+	htab_free(&h);
+	free(m);
+	htab_init_packed(&h, 12, 12, 8);
+	random_ops(&h);
+}
+
+/* a big table that empties gives its memory back, and is usable after */
+static void test_emptied_table_is_released(void **unused)
+{
+	struct htab h;
+	struct model *m = calloc(1, sizeof(*m));
+	const __u32 n = 60000; /* needs 128k slots: above the 64k a release starts at */
+	__u8 key[12];
+	int created;
+
+	(void)unused;
+	assert_non_null(m);
+	htab_init(&h, 12, sizeof(__u64));
+	for (__u32 i = 0; i < n; i++) {
+		key_of(i, key);
+		assert_non_null(htab_put(&h, key, &created));
+	}
+	assert_true(h.cap > 65536);
+	for (__u32 i = 0; i + 1 < n; i++) {
+		key_of(i, key);
+		assert_int_equal(htab_del(&h, key), 1);
+	}
+	assert_true(htab_bytes(&h) > 0); /* one left: kept */
+	key_of(n - 1, key);
+	assert_int_equal(htab_del(&h, key), 1);
+	assert_int_equal(htab_bytes(&h), 0);
+	assert_null(h.slots);
+	assert_null(htab_get(&h, key));
+	put(&h, m, 7, 70);
 	check_all(&h, m);
 	htab_free(&h);
 	free(m);
@@ -200,6 +273,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_growth_is_incremental),
 	    cmocka_unit_test(test_random_ops_during_growth),
+	    cmocka_unit_test(test_packed_random_ops),
+	    cmocka_unit_test(test_emptied_table_is_released),
 	    cmocka_unit_test(test_remove_if_and_clear_while_growing),
 	};
 

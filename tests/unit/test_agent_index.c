@@ -118,13 +118,80 @@ static void test_del_creator(void **unused)
 	index_free(&ix);
 }
 
+static struct pfsync_key key6_for(__u32 n)
+{
+	struct pfsync_key k = key_for(n);
+
+	k.af = PFSYNC_AF_INET6;
+	k.addr[0][0] = 0x20010db8;
+	k.addr[0][3] = n;
+	k.addr[1][2] = ~n;
+	return k;
+}
+
+/*
+ * IPv4 keys are held compactly, anything else whole: both come back byte
+ * for byte, and an identity re-pointed from one form to the other is
+ * found once, with its latest key.
+ */
+static void test_key_forms(void **unused)
+{
+	struct state_index ix;
+	struct pfsync_key v4 = key_for(11), v6 = key6_for(12), odd = key_for(13), out;
+
+	(void)unused;
+	odd.addr[1][1] = 5; /* af INET but a word a compact entry cannot hold */
+	index_init(&ix);
+	assert_int_equal(index_put(&ix, 1, 9, &v4), 0);
+	assert_int_equal(index_put(&ix, 2, 9, &v6), 0);
+	assert_int_equal(index_put(&ix, 3, 9, &odd), 0);
+	assert_int_equal(ix.v4.count, 1);
+	assert_int_equal(ix.other.count, 2);
+	assert_int_equal(index_get(&ix, 1, 9, &out), 0);
+	assert_memory_equal(&out, &v4, sizeof(out));
+	assert_int_equal(index_get(&ix, 2, 9, &out), 0);
+	assert_memory_equal(&out, &v6, sizeof(out));
+	assert_int_equal(index_get(&ix, 3, 9, &out), 0);
+	assert_memory_equal(&out, &odd, sizeof(out));
+	/* re-pointed across forms, both ways */
+	assert_int_equal(index_put(&ix, 1, 9, &v6), 0);
+	assert_int_equal(index_put(&ix, 2, 9, &v4), 0);
+	assert_int_equal(index_count(&ix), 3);
+	assert_int_equal(index_get(&ix, 1, 9, &out), 0);
+	assert_memory_equal(&out, &v6, sizeof(out));
+	assert_int_equal(index_get(&ix, 2, 9, &out), 0);
+	assert_memory_equal(&out, &v4, sizeof(out));
+	assert_int_equal(index_del_creator(&ix, 9), 3);
+	assert_int_equal(index_count(&ix), 0);
+	assert_int_equal(index_put(&ix, 4, 9, &v6), 0);
+	assert_int_equal(index_del(&ix, 4, 9), 1);
+	assert_int_equal(index_get(&ix, 4, 9, &out), -ENOENT);
+	index_free(&ix);
+}
+
+/* an IPv4 entry is identity + 16 bytes of key: 28 bytes a slot, nothing else */
+static void test_v4_entry_size(void **unused)
+{
+	struct state_index ix;
+
+	(void)unused;
+	index_init(&ix);
+	/* 10000 or more, until a growth is over: one table */
+	for (__u32 i = 1; i <= 10000 || ix.v4.old; i++) {
+		struct pfsync_key k = key_for(i);
+
+		assert_int_equal(index_put(&ix, i, 1, &k), 0);
+	}
+	assert_int_equal(index_bytes(&ix), ix.v4.cap * 28);
+	index_free(&ix);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_put_get_del),
-	    cmocka_unit_test(test_put_replaces),
-	    cmocka_unit_test(test_many_with_deletes),
-	    cmocka_unit_test(test_del_creator),
+	    cmocka_unit_test(test_put_get_del),	      cmocka_unit_test(test_put_replaces),
+	    cmocka_unit_test(test_many_with_deletes), cmocka_unit_test(test_del_creator),
+	    cmocka_unit_test(test_key_forms),	      cmocka_unit_test(test_v4_entry_size),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

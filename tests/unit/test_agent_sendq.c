@@ -488,6 +488,26 @@ static void test_many_pending(void **state)
 	assert_true(W->max_len <= 1480);
 }
 
+/* a ring that grew for a burst is given back once it empties, and works after */
+static void test_ring_shrinks_when_empty(void **state)
+{
+	struct sendq *q = *state;
+	struct pfsync_key k;
+	const unsigned int n = 20000;
+
+	memset(&k, 0, sizeof(k));
+	for (unsigned int i = 1; i <= n; i++)
+		assert_int_equal(sendq_delete(q, &k, i, 77, NSEC), 0); /* DEL_C: no state needed */
+	assert_int_equal(sendq_pending(q), n);
+	assert_true(q->cap >= n);
+	sendq_forget_all(q);
+	assert_int_equal(sendq_pending(q), 0);
+	assert_true(q->cap <= 256);
+	assert_int_equal(sendq_insert(q, &add_state(1)->key, 1, 77, NSEC), 0);
+	assert_int_equal(sendq_flush(q, NSEC, SENDQ_ALL, &io), 1);
+	assert_int_equal(count_action(PFSYNC_ACT_INS), 1);
+}
+
 /* a stream of inserts: after a packet, the next urgent one waits 1 ms to fill */
 static void test_urgent_holdoff_batches(void **state)
 {
@@ -585,6 +605,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_mixed_batch_one_packet, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_pending, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ring_shrinks_when_empty, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_urgent_holdoff_batches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fetch_packs_like_lookups, setup, teardown),
 	};

@@ -19,8 +19,8 @@
 # Environment:
 #   VMTEST_KDIR           unpacked kernel (default /var/cache/pfsync-vmtest/kernel)
 #   VMTEST_PKG            kernel package to pin (default: linux-image-amd64's)
-#   VMTEST_TIMEOUT        whole VM, seconds (default 900)
-#   VMTEST_SUITE_TIMEOUT  one suite, seconds (default 600)
+#   VMTEST_TIMEOUT        whole VM, seconds (default 1800)
+#   VMTEST_SUITE_TIMEOUT  one suite, seconds (default 900)
 #   VMTEST_RUNNER         auto (vng if installed), qemu or vng (see vmrun.sh)
 #   VMTEST_KERNEL         with vng: the kernel to boot instead of Debian's
 #                         (a built tree or image; see docs/ci-matrix.md)
@@ -36,8 +36,8 @@ cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
 BUILD=${BUILD:-build}
 KDIR=${VMTEST_KDIR:-/var/cache/pfsync-vmtest/kernel}
-VM_TIMEOUT=${VMTEST_TIMEOUT:-900}
-SUITE_TIMEOUT=${VMTEST_SUITE_TIMEOUT:-600}
+VM_TIMEOUT=${VMTEST_TIMEOUT:-1800}
+SUITE_TIMEOUT=${VMTEST_SUITE_TIMEOUT:-900}
 
 # Lines of a failing suite's output that point at a kernel difference
 # (helper, map type, attach mode or program type unknown to the guest).

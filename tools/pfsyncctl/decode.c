@@ -150,6 +150,25 @@ static long link_header(int dlt, const __u8 *p, size_t caplen, __u16 *ethertype)
 	return 0;
 }
 
+/*
+ * Fills pkt from an IP header at ip: family, TTL / hop limit at ip[ttl_at],
+ * the addresses at ip[addr_at] (source, then destination), and the pfsync
+ * payload from hlen up to avail. Returns 1 (found) for the parsers' tail.
+ */
+static int pkt_from_ip(struct pfsync_pkt *pkt, int af, const __u8 *ip, size_t ttl_at,
+		       size_t addr_at, size_t hlen, size_t avail)
+{
+	size_t alen = af == AF_INET ? 4 : 16;
+
+	pkt->af = af;
+	pkt->ttl = ip[ttl_at];
+	inet_ntop(af, ip + addr_at, pkt->src, sizeof(pkt->src));
+	inet_ntop(af, ip + addr_at + alen, pkt->dst, sizeof(pkt->dst));
+	pkt->payload = ip + hlen;
+	pkt->len = avail - hlen;
+	return 1;
+}
+
 /* 1 if ip[0..avail) is a first (or only) IPv4 fragment of protocol 240 */
 static int parse_ipv4(const __u8 *ip, size_t avail, struct pfsync_pkt *pkt)
 {
@@ -166,13 +185,7 @@ static int parse_ipv4(const __u8 *ip, size_t avail, struct pfsync_pkt *pkt)
 	/* what is captured, but never past the IP total length (Ethernet padding) */
 	if (total >= ihl && total < avail)
 		avail = total;
-	pkt->af = AF_INET;
-	pkt->ttl = ip[8];
-	inet_ntop(AF_INET, ip + 12, pkt->src, sizeof(pkt->src));
-	inet_ntop(AF_INET, ip + 16, pkt->dst, sizeof(pkt->dst));
-	pkt->payload = ip + ihl;
-	pkt->len = avail - ihl;
-	return 1;
+	return pkt_from_ip(pkt, AF_INET, ip, 8, 12, ihl, avail);
 }
 
 /* length of the IPv6 extension header at p, 0 if nh is not one we can skip */
@@ -217,13 +230,7 @@ static int parse_ipv6(const __u8 *ip, size_t avail, struct pfsync_pkt *pkt)
 	}
 	if (nh != IPPROTO_PFSYNC)
 		return 0;
-	pkt->af = AF_INET6;
-	pkt->ttl = ip[7];
-	inet_ntop(AF_INET6, ip + 8, pkt->src, sizeof(pkt->src));
-	inet_ntop(AF_INET6, ip + 24, pkt->dst, sizeof(pkt->dst));
-	pkt->payload = ip + off;
-	pkt->len = avail - off;
-	return 1;
+	return pkt_from_ip(pkt, AF_INET6, ip, 7, 8, off, avail);
 }
 
 /* 1 if the frame carries pfsync; fills pkt */

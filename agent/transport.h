@@ -6,14 +6,14 @@
  * 255, traffic class 0x10). The payload handed in starts at the pfsync
  * header.
  *
- * Peers (--syncpeer, repeatable): either groups (224.0.0.240, ff12::f0),
+ * Peers (--syncpeer, repeatable; peers.c): either groups (224.0.0.240, ff12::f0),
  * where anyone on the link is heard, or unicast addresses of either family,
  * where packets from any other source are dropped (badsrc). Every packet
  * goes to every peer. Extensions beyond OpenBSD (pfsync-wire.md §4.2): an
  * OpenBSD receiver still reads each copy it gets.
  */
-#ifndef AGENT_SOCK_H
-#define AGENT_SOCK_H
+#ifndef AGENT_TRANSPORT_H
+#define AGENT_TRANSPORT_H
 
 #include <net/if.h>
 #include <netinet/in.h>
@@ -21,24 +21,9 @@
 #include <sys/types.h>
 #include <linux/types.h>
 
-#define SYNC_MAX_PEERS	16 /* configured, plus senders heard on a group */
-#define SYNC_GROUP6	"ff12::f0"
-#define SYNC_IP6_EXTRA	20 /* an IPv6 header is 20 bytes longer than the IPv4 one */
-#define SYNC_ADDRSTRLEN INET6_ADDRSTRLEN
+#include "peers.h"
 
-union sync_addr {
-	struct sockaddr sa;
-	struct sockaddr_in sin;
-	struct sockaddr_in6 sin6;
-};
-
-struct sync_peer {
-	union sync_addr addr;
-	int configured; /* from --syncpeer; else a sender heard on a group */
-	int group;	/* a multicast group: sent to, never a source */
-	__u64 ipackets, opackets, oerrors, badauth;
-	__u64 last_heard_ns; /* CLOCK_BOOTTIME of its last accepted packet, 0 = never */
-};
+#define SYNC_IP6_EXTRA 20 /* an IPv6 header is 20 bytes longer than the IPv4 one */
 
 struct auth;
 
@@ -94,13 +79,7 @@ int sync_sock_send(struct sync_sock *s, const void *payload, size_t len, const v
  * bytes, or -EAGAIN when empty, -errno.
  */
 ssize_t sync_sock_recv(struct sync_sock *s, int v6, void *buf, size_t cap, struct sync_rx *rx);
-/* a peer's address in text, without port */
-const char *sync_addr_str(const union sync_addr *a, char *buf, size_t cap);
-/* the configured peer or heard sender this address is, or NULL */
-struct sync_peer *sync_sock_find_peer(struct sync_sock *s, const union sync_addr *from);
-/* records a sender heard on a group (when there is room); NULL if not */
-struct sync_peer *sync_sock_learn_peer(struct sync_sock *s, const union sync_addr *from);
 /* "IPv4 multicast", "IPv6 unicast", "IPv4+IPv6 unicast" */
 const char *sync_sock_transport(const struct sync_sock *s, char *buf, size_t cap);
 
-#endif /* AGENT_SOCK_H */
+#endif /* AGENT_TRANSPORT_H */

@@ -678,6 +678,50 @@ static int parse_rule(struct parser *ps, struct pfsync_rule *r)
 	return err;
 }
 
+/*
+ * binat-to ADDR becomes what pf makes of it: nat-to ADDR static-port on the
+ * way out, and rdr-to HOST on the way in for what is sent to ADDR, ports
+ * kept (as pfctl -sr shows it, the datapath sees only the two). A rule
+ * for one direction keeps only that half. *n counts the rules made.
+ */
+static int expand_binat(struct parser *ps, struct pfsync_rule *rules, unsigned int max,
+			unsigned int *n)
+{
+	struct pfsync_rule *r = &rules[*n], in;
+	int both = r->dir == PF_INOUT;
+
+	in = *r;
+	if (both && *n + 1 >= max)
+		return fail(ps, &ps->toks[0], "too many rules (max %u) \"%s\"", max,
+			    ps->toks[0].text);
+	/* inbound: from whatever the rule sends to, to ADDR, rdr-to the host */
+	memcpy(in.src_addr, r->dst_addr, sizeof(in.src_addr));
+	memcpy(in.src_mask, r->dst_mask, sizeof(in.src_mask));
+	in.src_plen = r->dst_plen;
+	in.src_port = r->dst_port;
+	memcpy(in.dst_addr, r->nat.addr, sizeof(in.dst_addr));
+	prefix_mask(in.dst_mask, r->src_plen);
+	in.dst_plen = r->src_plen;
+	in.dst_port = r->src_port;
+	in.rflags = (r->rflags & ~(__u32)(PFSYNC_RF_SRC_PORT | PFSYNC_RF_DST_PORT)) |
+		    ((r->rflags & PFSYNC_RF_SRC_PORT) ? PFSYNC_RF_DST_PORT : 0) |
+		    ((r->rflags & PFSYNC_RF_DST_PORT) ? PFSYNC_RF_SRC_PORT : 0);
+	in.dir = PF_IN;
+	in.nat.type = PFSYNC_NAT_RDR;
+	memcpy(in.nat.addr, r->src_addr, sizeof(in.nat.addr));
+	/* outbound: the rule itself, as nat-to ADDR static-port */
+	r->nat.type = PFSYNC_NAT_NAT;
+	r->nat.nflags |= PFSYNC_NATF_STATIC_PORT;
+	if (r->dir == PF_IN)
+		*r = in;
+	else
+		r->dir = PF_OUT;
+	(*n)++;
+	if (both)
+		rules[(*n)++] = in;
+	return 0;
+}
+
 int pfsync_rules_parse(const char *name, const char *text, struct pfsync_rule *rules,
 		       unsigned int max, unsigned int *count, char *err, size_t errlen)
 {
@@ -706,7 +750,9 @@ int pfsync_rules_parse(const char *name, const char *text, struct pfsync_rule *r
 				   ps->toks[0].text);
 		else
 			ret = parse_rule(ps, &rules[n]);
-		if (!ret)
+		if (!ret && rules[n].nat.type == PFSYNC_NAT_BINAT)
+			ret = expand_binat(ps, rules, max, &n);
+		else if (!ret)
 			n++;
 	}
 	free(ps);

@@ -375,9 +375,27 @@ static void test_rdr_binat_match(void **state)
 	assert_int_equal(r->nat.addr[0], be32("10.0.0.10"));
 	assert_int_equal(r->nat.port_low, 8080);
 	assert_int_equal(r->nat.port_high, 8080);
-	r = one_rule("pass on lo from 10.0.0.5 binat-to 198.51.100.5");
-	assert_int_equal(r->nat.type, PFSYNC_NAT_BINAT);
+	/* binat-to: pf's two halves, nat-to static-port out and rdr-to in */
+	assert_int_equal(
+	    parse_ok("pass on lo proto tcp from 10.0.0.5 port 22 binat-to 198.51.100.5"), 2);
+	r = &rules[0];
+	assert_int_equal(r->dir, PF_OUT);
+	assert_int_equal(r->nat.type, PFSYNC_NAT_NAT);
+	assert_int_equal(r->nat.nflags, PFSYNC_NATF_STATIC_PORT);
 	assert_int_equal(r->nat.addr[0], be32("198.51.100.5"));
+	assert_int_equal(r->src_addr[0], be32("10.0.0.5"));
+	r = &rules[1];
+	assert_int_equal(r->dir, PF_IN);
+	assert_int_equal(r->nat.type, PFSYNC_NAT_RDR);
+	assert_int_equal(r->nat.addr[0], be32("10.0.0.5"));
+	assert_int_equal(r->dst_addr[0], be32("198.51.100.5"));
+	assert_int_equal(r->dst_plen, 32);
+	assert_int_equal(r->rflags & (PFSYNC_RF_SRC_PORT | PFSYNC_RF_DST_PORT), PFSYNC_RF_DST_PORT);
+	assert_int_equal(ntohs(r->dst_port), 22);
+	assert_int_equal(r->src_plen, 0);
+	/* one direction: that half only */
+	r = one_rule("pass in on lo from 10.0.0.5 binat-to 198.51.100.5");
+	assert_int_equal(r->nat.type, PFSYNC_NAT_RDR);
 	r = one_rule("match out on lo inet6 from 2001:db8::/64 nat-to 2001:db8:ffff::1");
 	assert_int_equal(r->action, PFSYNC_RULE_MATCH);
 	assert_int_equal(r->rflags & PFSYNC_RF_KEEP_STATE, 0); /* match creates nothing */
@@ -392,7 +410,8 @@ static void test_nat_round_trip(void **state)
 	    "pass out on lo inet all nat-to (lo)",
 	    "pass in on lo inet proto tcp from any to 198.51.100.1 port 80 rdr-to 10.0.0.10 port "
 	    "8080 keep state (no-sync)",
-	    "pass on lo inet from 10.0.0.5 to any binat-to 198.51.100.5",
+	    "pass out on lo inet from 10.0.0.5 to any nat-to 198.51.100.5 static-port",
+	    "pass in on lo inet all rdr-to 10.0.0.5",
 	    "match out inet6 from 2001:db8::/64 to any nat-to 2001:db8::1",
 	    "pass out inet proto udp all nat-to 198.51.100.1 port 4000",
 	};

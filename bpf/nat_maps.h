@@ -46,8 +46,8 @@ struct nat_rewrite {
 
 /* nat-to's port search (per-CPU scratch: bpf_loop's callback reads it there). */
 struct nat_alloc {
-	struct pfsync_key base; /* wire key, initiator at side 0, port to fill */
-	struct pfsync_key cand; /* the candidate, normalised */
+	struct pfsync_key base;	     /* wire key, initiator at side 0, port to fill */
+	struct pfsync_key cand;	     /* the candidate, normalised */
 	struct pfsync_rule_nat rule; /* the translation (a copy of the rule's) */
 	struct pfsync_nat_ports range;
 	__u32 start;

@@ -86,7 +86,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libpfsync.a $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpfsync.a $(LDLIBS_AGENT)
 
-$(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRCS) $(AGENT_LIB_SRCS) $(HDRS)
+$(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(LIB_SRCS) $(AGENT_LIB_SRCS) $(HDRS)
 	@mkdir -p $(@D)
 	$(CLANG) -std=gnu11 -g -O1 -Iinclude -Ilib -Iagent -D_GNU_SOURCE -DPFSYNC_FUZZ \
 		-fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) $(AGENT_LIB_SRCS) $(LDLIBS_AGENT)

@@ -34,17 +34,11 @@
 #include <netinet/ip.h>
 
 #include "agent.h"
+#include "fuzz_preset.h"
 
-#define NS		  1000000000ULL
 #define STORE_SLOTS	  256
-#define PRESET_STATES	  24
-#define MAX_NAMED	  8192 /* > messages in a 64 KiB packet */
-#define PRESET_CREATOR	  0x1234abcdU
-#define PRESET_CREATOR2	  0x0badcafeU
-#define PRESET_ID	  0x6578a1c000000001ULL
 #define OUR_HOSTID	  0x11111111U
 #define SYNCDEV		  5
-#define FUZZ_NOW	  (100000 * NS)
 #define MODE_IPV4	  0x1
 #define MODE_BATCH	  0x2
 #define MODE_BATCH_FAILS  0x4
@@ -285,25 +279,11 @@ static int check_xmit(struct agent *a, const __u8 *payload, size_t len)
 static void preset_states(void)
 {
 	for (int i = 0; i < PRESET_STATES; i++) {
-		struct pfsync_key k = {0};
-		struct pfsync_state_value v = {0};
+		struct pfsync_key k;
+		struct pfsync_state_value v;
 
-		k.af = PFSYNC_AF_INET;
-		k.proto = i % 3 == 0 ? IPPROTO_TCP : (i % 3 == 1 ? IPPROTO_UDP : IPPROTO_ICMP);
-		k.addr[0][0] = htonl(0x0a000001);
-		k.addr[1][0] = htonl(0x0a000100 + (__u32)i);
-		k.port[0] = htons(1000 + i);
-		k.port[1] = htons(80);
-		v.id = PRESET_ID + (__u64)(i / 2);
-		v.creatorid = i % 2 ? PRESET_CREATOR2 : PRESET_CREATOR;
-		v.creation = FUZZ_NOW - 60 * NS;
-		v.last_seen = FUZZ_NOW - NS;
-		v.direction = PF_IN;
+		fuzz_preset_state(i, &k, &v);
 		v.flags = PFSYNC_SF_FROM_PEER;
-		v.timeout = k.proto == IPPROTO_TCP ? PFTM_TCP_ESTABLISHED : PFTM_UDP_MULTIPLE;
-		v.peer[0].state = k.proto == IPPROTO_TCP ? TCPS_ESTABLISHED : PFUDPS_MULTIPLE;
-		v.peer[1].state = v.peer[0].state;
-		v.peer[0].seqlo = 0x80000000U + (__u32)i;
 		CHECK(mem_insert(NULL, &k, &v) == 0);
 		CHECK(index_put(&A.index, v.id, v.creatorid, &k) == 0);
 	}
@@ -341,7 +321,7 @@ static void agent_setup(int batch)
 	    .unqueue = mem_unqueue,
 	};
 	index_init(&a->index);
-	defer_init(&a->defer, -1, -1, 20);
+	defer_init(&a->defer, -1, 20);
 	CHECK(sendq_init(&a->sendq, a->sock.mtu) == 0);
 	agent_bind_sendq_io(a);
 	a->builder = pfsync_builder_new(a->sock.mtu);

@@ -18,6 +18,10 @@
 # in its fast path.
 #
 # veth: see host_veth for what the hosts' ends need.
+#
+# FP_LOAD=N runs N busy loops beside part 1's transfers, to repeat what a
+# loaded machine does to them (issue 16: a fast transfer stalled for good
+# during a full run). A failed transfer dumps where its packets went.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/netns-lib.sh
@@ -27,6 +31,7 @@ STREAM=$PWD/scripts/stream.py
 TRANSFER_MB=${FP_TRANSFER_MB:-20}
 STREAMS=${FP_STREAMS:-20}
 PORT=7100
+LOAD=${FP_LOAD:-0}
 nl_need "$OBJ" "$AGENT" "$CTL" "$STREAM"
 nl_need_tools python3 ip nsenter nft ethtool jq ss
 nl_init fp
@@ -55,6 +60,51 @@ fp_forwarded() # PIN: packets forwarded in XDP, both directions
 host_veth()
 {
 	nl_in "$1" ethtool -K "$2" gro on tx off >/dev/null || nl_die "cannot set up $1/$2 for the fast path"
+}
+
+# load_start N: N busy loops competing for the CPUs with the transfers;
+# load_stop ends them by PID (also at exit)
+LOAD_PIDS=()
+load_start()
+{
+	local i
+	for ((i = 0; i < $1; i++)); do
+		sh -c 'while :; do :; done' &
+		LOAD_PIDS+=("$!")
+	done
+}
+load_stop()
+{
+	[ ${#LOAD_PIDS[@]} -eq 0 ] && return 0
+	kill "${LOAD_PIDS[@]}" 2>/dev/null
+	wait "${LOAD_PIDS[@]}" 2>/dev/null
+	LOAD_PIDS=()
+}
+nl_on_cleanup load_stop
+
+# fp_diag: where the packets of a failed transfer went: the firewall's
+# outcomes and fast-path reasons, the state's windows, the veths' drop and
+# XDP counters, the sink's socket, the hosts' TCP drop counters (nstat -s: the history file is
+# shared with other runs and must not move)
+fp_diag()
+{
+	local ns ifname
+	nl_log "---- firewall: counters, then the states"
+	"$CTL" --pin-dir "$PIN" --ctl "$NL_TMP/none.sock" stats >&2
+	"$CTL" --pin-dir "$PIN" --ctl "$NL_TMP/none.sock" states -v >&2
+	for ns in "$NL_CLIENT:eth0" "$NL_FW:$NL_FW_IN" "$NL_FW:$NL_FW_OUT" "$NL_SERVER:eth0"; do
+		ifname=${ns#*:} ns=${ns%%:*}
+		nl_log "---- $ns $ifname (nonzero ethtool counters, then ip -s link)"
+		nl_in "$ns" ethtool -S "$ifname" 2>/dev/null | grep -v ': 0$' >&2
+		nl_in "$ns" ip -s link show dev "$ifname" >&2
+	done
+	nl_log "---- the sink's socket (still open: receive queue, window, drops)"
+	nl_in "$NL_SERVER" ss -tinm "sport = :$PORT" >&2
+	for ns in "$NL_CLIENT" "$NL_SERVER"; do
+		nl_log "---- $ns TCP drops"
+		nl_in "$ns" nstat -asz 2>/dev/null | grep -E 'Drop|Prune|Csum|Retrans|Timeouts|Lost' |
+			grep -v ' 0 ' >&2
+	done
 }
 
 # A sink that counts what it receives and answers with the count; the
@@ -132,28 +182,37 @@ fi
 nl_bg SINK "$NL_SERVER" python3 "$NL_TMP/xfer.py" sink "$NL_SERVER4" "$PORT" >"$NL_TMP/sink.out"
 nl_wait_until 10 nl_file_has "$NL_TMP/sink.out" ready || nl_die "sink did not start"
 
-# transfer LABEL: one connection of TRANSFER_MB; sets NFT_<LABEL>, RETR_<LABEL>, FP_<LABEL>
+# transfer LABEL: one connection of TRANSFER_MB; sets NFT_<LABEL>, RETR_<LABEL>, FP_<LABEL>,
+# OOW_<LABEL> (TCP packets the firewall dropped out of window)
 transfer()
 {
-	local label=$1 nft0 retr0 fp0
+	local label=$1 nft0 retr0 fp0 oow0
 	nft0=$(nft_forwarded) retr0=$(retrans) fp0=$(fp_forwarded "$PIN")
+	oow0=$(ctlq_json "$PIN" datapath.out_of_window)
 	if nl_in "$NL_CLIENT" timeout 60 python3 "$NL_TMP/xfer.py" send "$NL_SERVER4" "$PORT" \
 		"$TRANSFER_MB" >"$NL_TMP/xfer-$label.out" 2>&1; then
 		nl_pass "$label: $TRANSFER_MB MB transferred ($(cat "$NL_TMP/xfer-$label.out"))"
 	else
 		nl_fail "$label: transfer failed: $(tail -2 "$NL_TMP/xfer-$label.out")"
+		fp_diag
 	fi
 	printf -v "NFT_$label" '%s' $(($(nft_forwarded) - nft0))
 	printf -v "RETR_$label" '%s' $(($(retrans) - retr0))
 	printf -v "FP_$label" '%s' $(($(fp_forwarded "$PIN") - fp0))
+	printf -v "OOW_$label" '%s' $(($(ctlq_json "$PIN" datapath.out_of_window) - oow0))
 }
 
+load_start "$LOAD"
 nl_fw "$CTL" --pin-dir "$PIN" set fastpath off || nl_fail "pfsyncctl set fastpath off"
 transfer control
 nl_fw "$CTL" --pin-dir "$PIN" set fastpath on || nl_fail "pfsyncctl set fastpath on"
 transfer fast
-echo "control: forward chain $NFT_control packets, fast path $FP_control, client retransmissions $RETR_control"
-echo "fast:    forward chain $NFT_fast packets, fast path $FP_fast, client retransmissions $RETR_fast"
+load_stop
+for label in control fast; do
+	nft=NFT_$label fp=FP_$label retr=RETR_$label oow=OOW_$label
+	printf '%-8s forward chain %s packets, fast path %s, client retransmissions %s, out of window %s\n' \
+		"$label:" "${!nft}" "${!fp}" "${!retr}" "${!oow}"
+done
 [ "$FP_control" = 0 ] || nl_fail "fast path off, yet $FP_control packets were forwarded in XDP"
 # 20 MB in segments of at most 1448 bytes: over 14000 data segments
 [ "$NFT_control" -gt $((TRANSFER_MB * 500)) ] ||
@@ -173,6 +232,13 @@ if [ "$RETR_fast" -le "$retr_limit" ]; then
 	nl_pass "fast path: $RETR_fast retransmissions (control $RETR_control, allowed $retr_limit)"
 else
 	nl_fail "fast path: $RETR_fast retransmissions, the control had $RETR_control (allowed $retr_limit)"
+fi
+# Every segment of one transfer is inside pf's windows, lost ones and their
+# retransmissions included: a drop here is the state tracking failing.
+if [ "$OOW_fast" -le "$OOW_control" ]; then
+	nl_pass "fast path: $OOW_fast TCP packets dropped out of window (control $OOW_control)"
+else
+	nl_fail "fast path: $OOW_fast TCP packets dropped out of window, the control $OOW_control"
 fi
 nl_agent_stop fw
 kill "$SINK" 2>/dev/null

@@ -549,56 +549,6 @@ static int ours_establish(const struct ours *o, const struct flow *f)
 	return 0;
 }
 
-/*
- * A TCP flow through `rdr-to`: f's destination (10.0.0.2:80) goes to
- * 10.0.0.3:8080. The rule is loaded only for the handshake, so the other
- * cases keep running without rules. Sets *inside to the flow as the
- * server's side sees it (the stack key).
- */
-static int ours_establish_rdr(const struct ours *o, const struct flow *f, struct flow *inside)
-{
-	struct pfsync_rule r = {.action = PFSYNC_RULE_PASS,
-				.rflags = PFSYNC_RF_KEEP_STATE,
-				.dir = PF_IN,
-				.af = PFSYNC_AF_INET};
-	int rules = bpf_object__find_map_fd_by_name(o->b.obj, PFSYNC_MAP_RULES);
-	int cfg_fd = bpf_object__find_map_fd_by_name(o->b.obj, PFSYNC_MAP_CONFIG);
-	struct pfsync_config cfg;
-	__u32 zero = 0, nrules;
-	struct pkt p;
-	__u32 v1 = 0, v2 = 0, v3 = 0;
-
-	r.nat.type = PFSYNC_NAT_RDR;
-	r.nat.af = PFSYNC_AF_INET;
-	r.nat.nflags = PFSYNC_NATF_PORT;
-	r.nat.port_low = r.nat.port_high = 8080;
-	inet_pton(AF_INET, "10.0.0.3", r.nat.addr);
-	*inside = *f;
-	memcpy(inside->daddr, r.nat.addr, 4);
-	inside->dport = 8080;
-	if (rules < 0 || cfg_fd < 0 || bpf_map_lookup_elem(cfg_fd, &zero, &cfg) ||
-	    bpf_map_update_elem(rules, &zero, &r, BPF_ANY))
-		return -1;
-	nrules = cfg.nrules;
-	cfg.rules_bank = 0;
-	cfg.nrules = 1;
-	if (bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY))
-		return -1;
-	build_tcp(&p, f, 0, TH_SYN, 1000, 0, 0);
-	prog_run(o->b.xdp_fd, &p, 1, &v1);
-	build_tcp(&p, inside, 1, TH_SYN | TH_ACK, 5000, 1001, 0);
-	prog_run(o->b.xdp_fd, &p, 1, &v2);
-	build_tcp(&p, f, 0, TH_ACK, 1001, 5001, 0);
-	prog_run(o->b.xdp_fd, &p, 1, &v3);
-	cfg.nrules = nrules;
-	bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY);
-	if (v1 != XDP_PASS || v2 != XDP_PASS || v3 != XDP_PASS) {
-		fprintf(stderr, "datapath: rdr-to handshake verdicts %u %u %u\n", v1, v2, v3);
-		return -1;
-	}
-	return 0;
-}
-
 static __u64 ours_inserted(const struct ours *o)
 {
 	return percpu_sum(o->counters_fd, 0, sizeof(struct pfsync_counters),
@@ -1297,17 +1247,6 @@ static void add_hit_cases(struct bench *b, int empty_fd)
 			prog_run(fd, &c->p, 1, NULL); /* creates the state */
 		}
 	}
-	/*
-	 * A translated connection's packet as repeated runs see it: the first
-	 * run rewrites the wire key's destination, every later one carries the
-	 * stack key (alias lookup, then the state), NAT's dearer lookup.
-	 */
-	struct flow wire = make_flow(AF_INET, IPPROTO_TCP, 40002), inside;
-
-	if (ours_establish_rdr(b->ours, &wire, &inside) == 0 &&
-	    (c = case_add(b, "ours: TCP established v4, rdr-to", K_HIT, T_NONE, b->ours->b.xdp_fd,
-			  AF_INET, "64-byte segment, stack key: 2 lookups")))
-		build_tcp(&c->p, &wire, 0, TH_ACK | TH_PSH, 1001, 5001, 64);
 #endif
 }
 

@@ -94,11 +94,7 @@ static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 i
 		env.defer = 0;
 		env.seen_by_xdp = seen_by_xdp;
 		env.xdp = pc->xdp;
-		pcpu->rw.op = NAT_OP_NONE;
-		pcpu->rw.via_stack = 0;
-		out = handle_ip(&env, pk, prog);
-		if (out == PFSYNC_OUT_PASSED || out == PFSYNC_OUT_DEFERRED)
-			out = nat_apply(pc, pk, &pcpu->rw, c, out, prog);
+		out = handle_ip(&env, pk);
 		if (out == PFSYNC_OUT_DEFERRED)
 			return out;
 	}

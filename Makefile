@@ -82,9 +82,16 @@ $(BUILD)/tests/prog/%: tests/prog/%.c $(wildcard tests/prog/lib*) $(BUILD)/libpf
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests/prog -o $@ $< $(wildcard tests/prog/lib*.c) $(BUILD)/libpfsync.a -lcmocka $(LDLIBS_BPF)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libpfsync.a $(HDRS)
+# Each bench links every bench/lib/*.c and, when the folder exists, its own
+# bench/NAME/*.c (the parts of build/bench/NAME).
+BENCH_LIB_SRCS := $(wildcard bench/lib/*.c)
+bench_parts = $(wildcard bench/$(1)/*.c bench/$(1)/*.h)
+.SECONDEXPANSION:
+$(BUILD)/bench/%: bench/%.c $$(call bench_parts,$$*) $(BENCH_LIB_SRCS) $(wildcard bench/lib/*.h) \
+		$(BUILD)/libpfsync.a $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpfsync.a $(LDLIBS_AGENT)
+	$(CC) $(CFLAGS) -Ibench/lib -Ibench/$* -o $@ $< $(wildcard bench/$*/*.c) $(BENCH_LIB_SRCS) \
+		$(BUILD)/libpfsync.a $(LDLIBS_AGENT)
 
 $(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(LIB_SRCS) $(AGENT_LIB_SRCS) $(HDRS)
 	@mkdir -p $(@D)

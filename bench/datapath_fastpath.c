@@ -35,6 +35,7 @@
 #include "pfsync_common.h"
 #include "pfsync_loader.h"
 #include "pfsync_maps.h"
+#include "stats.h"
 
 #define FRAME_LEN  (14 + 20 + 20 + 64)
 #define MAX_ROUNDS 31
@@ -288,22 +289,6 @@ static void bench_free(struct bench *b)
 }
 
 /* ---- measuring ---------------------------------------------------------------- */
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n)
-{
-	double s[MAX_ROUNDS];
-
-	memcpy(s, v, sizeof(double) * (size_t)n);
-	qsort(s, (size_t)n, sizeof(double), cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 static int measure_round(struct bench *b, int r, int calls)
 {
 	double *ns[C_COUNT];

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * bpf/bench_driver.bpf.c and its users (bench/datapath.c, bench/sync_driver.c):
+ * bpf/bench_driver.bpf.c and its users (bench/datapath/, bench/sync_driver/):
  * the run counter and stamping settings in the one-element bench_seq map, and
  * how a run number becomes a fresh tuple.
  */

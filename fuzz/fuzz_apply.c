@@ -34,7 +34,7 @@
 #include <netinet/ip.h>
 
 #include "agent.h"
-#include "fuzz_preset.h"
+#include "fuzz_common.h"
 
 #define STORE_SLOTS	  256
 #define OUR_HOSTID	  0x11111111U
@@ -45,15 +45,6 @@
 #define MODE_SMALL	  0x8
 #define MODE_OTHER_IF	  0x10
 #define SMALL_STORE_SLOTS (PRESET_STATES + 4)
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__,         \
-				__LINE__);                                                         \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 struct mem_entry {
 	int used;
@@ -392,18 +383,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(A.cleared_by_peer == M.removed_by_clr);
 	CHECK(A.stats.ipackets == 1);
 	agent_teardown();
-	return 0;
-}
-
-/* run-fuzz.sh asks each target for seeds of its own (PFSYNC_FUZZ_WRITE_SEEDS=DIR):
- * this one has none beyond fuzz/corpus and the vectors, which it shares */
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	const char *dir = getenv("PFSYNC_FUZZ_WRITE_SEEDS");
-
-	(void)argc;
-	(void)argv;
-	if (dir && *dir)
-		exit(0);
 	return 0;
 }

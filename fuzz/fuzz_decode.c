@@ -27,7 +27,7 @@
 #include <netinet/in.h>
 
 #include "pfsync_wire.h"
-#include "fuzz_preset.h"
+#include "fuzz_common.h"
 
 #define TABLE_SLOTS 512 /* power of two */
 
@@ -56,15 +56,6 @@ struct fuzz_ctx {
 };
 
 static struct fuzz_ctx fctx;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__,         \
-				__LINE__);                                                         \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 /* ---- the map stand-in: open addressing with backward-shift deletion ------- */
 static size_t slot_of(__u64 id, __u32 creatorid)

@@ -66,7 +66,7 @@ for t in "${targets[@]}"; do
 	mkdir -p "$corpus" "$artifacts"
 	write_vectors "$corpus"
 	cp fuzz/corpus/* "$corpus"/
-	# -runs=0: a target that does not know the variable returns at once
+	# -runs=0: a target without seeds of its own (it ignores the variable) returns at once
 	# instead of fuzzing without a time limit
 	PFSYNC_FUZZ_WRITE_SEEDS="$corpus" "$t" -runs=0 >/dev/null 2>&1 || true
 	echo "=== fuzz $name for ${SECONDS_EACH}s ($(ls "$corpus" | wc -l) corpus files)"

@@ -1,16 +1,29 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * The table both pfsync fuzzers start from: PRESET_STATES states of two
+ * What the pfsync fuzzers share: CHECK, an invariant that aborts (the
+ * fuzzer reports the input), and the table fuzz_apply and fuzz_decode
+ * start from: PRESET_STATES states of two
  * creators (TCP, UDP and ICMP in turn; ids shared in pairs, so that a CLR or
  * DEL_C of one creator leaves the other's), old enough to be updated.
  */
-#ifndef PFSYNC_FUZZ_PRESET_H
-#define PFSYNC_FUZZ_PRESET_H
+#ifndef PFSYNC_FUZZ_COMMON_H
+#define PFSYNC_FUZZ_COMMON_H
 
 #include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "pfsync_common.h"
 #include "pfsync_logic.h"
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__,         \
+				__LINE__);                                                         \
+			abort();                                                                   \
+		}                                                                                  \
+	} while (0)
 
 #define NS		1000000000ULL
 #define PRESET_STATES	24
@@ -42,4 +55,4 @@ static inline void fuzz_preset_state(int i, struct pfsync_key *k, struct pfsync_
 	v->peer[0].seqlo = 0x80000000U + (__u32)i;
 }
 
-#endif /* PFSYNC_FUZZ_PRESET_H */
+#endif /* PFSYNC_FUZZ_COMMON_H */

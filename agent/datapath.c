@@ -294,6 +294,7 @@ int process_setup_datapath(struct process *p)
 	a->config_fd = p->maps.config;
 	a->globals_fd = p->maps.globals;
 	p->bstore.states_fd = p->maps.states;
+	p->bstore.nat_keys_fd = p->maps.nat_keys;
 	p->bstore.progs = &p->bpf;
 	p->bstore.run_sweep = run_sweep;
 	p->bstore.run_unqueue = run_unqueue;

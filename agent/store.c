@@ -115,11 +115,40 @@ static int bpf_lookup(void *ctx, const struct pfsync_key *k, struct pfsync_state
 	return bpf_map_lookup_elem(b->states_fd, k, v) ? -errno : 0;
 }
 
+/* drops stack -> wire, unless the stack key has been given to another state since */
+static void alias_remove(int nat_keys_fd, const struct pfsync_key *stack,
+			 const struct pfsync_key *wire)
+{
+	struct pfsync_key target;
+
+	if (bpf_map_lookup_elem(nat_keys_fd, stack, &target) == 0 &&
+	    !memcmp(&target, wire, sizeof(target)))
+		bpf_map_delete_elem(nat_keys_fd, stack);
+}
+
+/* the second key of a translated state; the state is taken back if it fails */
+static int alias_insert(const struct bpf_store *b, const struct pfsync_key *k,
+			const struct pfsync_state_value *v)
+{
+	int rc;
+
+	if (v->nat.type == PFSYNC_NAT_NONE)
+		return 0;
+	rc = b->nat_keys_fd < 0 ? -EOPNOTSUPP : 0;
+	if (!rc && bpf_map_update_elem(b->nat_keys_fd, &v->nat.stack_key, k, BPF_ANY))
+		rc = -errno;
+	if (rc)
+		bpf_map_delete_elem(b->states_fd, k);
+	return rc;
+}
+
 static int bpf_insert(void *ctx, const struct pfsync_key *k, const struct pfsync_state_value *v)
 {
 	const struct bpf_store *b = ctx;
 
-	return bpf_map_update_elem(b->states_fd, k, v, BPF_NOEXIST) ? -errno : 0;
+	if (bpf_map_update_elem(b->states_fd, k, v, BPF_NOEXIST))
+		return -errno;
+	return alias_insert(b, k, v);
 }
 
 static int bpf_update(void *ctx, const struct pfsync_key *k, const struct pfsync_state_value *v)
@@ -132,8 +161,17 @@ static int bpf_update(void *ctx, const struct pfsync_key *k, const struct pfsync
 static int bpf_remove(void *ctx, const struct pfsync_key *k)
 {
 	const struct bpf_store *b = ctx;
+	struct pfsync_state_value v;
+	int translated;
 
-	return bpf_map_delete_elem(b->states_fd, k) ? -errno : 0;
+	/* a translated state's alias goes with it, if it still names this state */
+	translated = b->nat_keys_fd >= 0 && bpf_map_lookup_elem(b->states_fd, k, &v) == 0 &&
+		     v.nat.type != PFSYNC_NAT_NONE;
+	if (bpf_map_delete_elem(b->states_fd, k))
+		return -errno;
+	if (translated)
+		alias_remove(b->nat_keys_fd, &v.nat.stack_key, k);
+	return 0;
 }
 
 /* batch lookup walks hash buckets; the token is the next bucket */
@@ -255,7 +293,7 @@ int bpf_store_open_import(struct state_store *s, struct bpf_store *b, const char
 {
 	char path[PATH_MAX];
 	struct bpf_program *prog, *fetch;
-	struct bpf_map *states, *buf;
+	struct bpf_map *states, *buf, *nat_keys;
 	void *mem;
 	int rc;
 
@@ -270,6 +308,10 @@ int bpf_store_open_import(struct state_store *s, struct bpf_store *b, const char
 		b->import_obj = NULL;
 		return rc;
 	}
+	nat_keys = bpf_object__find_map_by_name(b->import_obj, PFSYNC_MAP_NAT_KEYS);
+	rc = nat_keys && b->nat_keys_fd >= 0 ? bpf_map__reuse_fd(nat_keys, b->nat_keys_fd) : 0;
+	if (rc)
+		goto fail;
 	states = bpf_object__find_map_by_name(b->import_obj, PFSYNC_MAP_STATES);
 	buf = bpf_object__find_map_by_name(b->import_obj, PFSYNC_MAP_BATCH_BUF);
 	prog = bpf_object__find_program_by_name(b->import_obj, PFSYNC_PROG_IMPORT);

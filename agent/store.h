@@ -89,7 +89,8 @@ void store_sweep_free(struct store_sweep *sw);
 /* The BPF-backed store: map fd plus the loader's program runners. */
 struct bpf_store {
 	int states_fd;
-	void *progs; /* handed to run_sweep / run_unqueue */
+	int nat_keys_fd; /* pfsync_nat_keys (stack key -> wire key), -1 if absent */
+	void *progs;	 /* handed to run_sweep / run_unqueue */
 	int (*run_sweep)(void *progs, struct pfsync_sweep_args *args);
 	int (*run_unqueue)(void *progs, struct pfsync_unqueue_args *args);
 	/* batch programs (bpf_store_open_import), else NULL / -1 */
@@ -99,6 +100,11 @@ struct bpf_store {
 	size_t import_buf_len;
 };
 
+/*
+ * The store's insert puts a translated state (v->nat.type) under both keys:
+ * the state under k, then nat.stack_key -> k in pfsync_nat_keys; remove
+ * takes both away. states_fd and nat_keys_fd are set by the caller.
+ */
 void bpf_store_bind(struct state_store *s, struct bpf_store *b);
 /*
  * Loads PFSYNC_BULK_OBJ from the directory of xdp_obj (the datapath object)

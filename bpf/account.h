@@ -94,7 +94,11 @@ static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 i
 		env.defer = 0;
 		env.seen_by_xdp = seen_by_xdp;
 		env.xdp = pc->xdp;
-		out = handle_ip(&env, pk);
+		pcpu->rw.op = NAT_OP_NONE;
+		pcpu->rw.via_stack = 0;
+		out = handle_ip(&env, pk, prog);
+		if (out == PFSYNC_OUT_PASSED || out == PFSYNC_OUT_DEFERRED)
+			out = nat_apply(pc, pk, &pcpu->rw, c, out, prog);
 		if (out == PFSYNC_OUT_DEFERRED)
 			return out;
 	}

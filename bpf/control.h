@@ -48,6 +48,8 @@ static __always_inline void sweep_entry(struct pfsync_key *k, struct pfsync_stat
 	id = v->id;
 	creatorid = v->creatorid;
 	flags = v->flags;
+	if (v->nat.type != PFSYNC_NAT_NONE)
+		nat_forget(&key, &v->nat.stack_key);
 	if (bpf_map_delete_elem(&pfsync_states, &key))
 		return;
 	w->deleted++;

@@ -82,12 +82,16 @@ struct {
  */
 #define PFX_ID_BLOCK 64
 
+#include "nat_maps.h"
+
 struct pfx_percpu {
 	__u64 jiffies;
 	__u64 boot_ns;
 	__u64 id_next; /* next id of this CPU's block */
 	__u64 id_end;  /* first id past it */
 	struct pfsync_state_value nv;
+	struct nat_alloc na;   /* nat-to's port search (nat.h) */
+	struct nat_rewrite rw; /* what NAT makes of this packet's headers (nat.h) */
 };
 
 struct {

@@ -52,6 +52,8 @@ struct pkt {
 	__u8 icmp_kind;
 	__u8 has_inner;
 	__u8 pad;
+	__u16 l3_off; /* IP header (NAT rewrites, nat.h) */
+	__u16 l4_off; /* TCP/UDP/ICMP header */
 	/* last: pkt_init leaves it alone, parse_icmp_inner clears it */
 	struct pfsync_key inner; /* ICMP error: the embedded packet's key */
 };
@@ -325,6 +327,8 @@ static __always_inline int parse_ipv4(const struct parse_ctx *pc, __u32 off, str
 		return PARSE_BAD;
 	pk->key.af = PFSYNC_AF_INET;
 	pk->key.proto = ip->protocol;
+	pk->l3_off = (__u16)off;
+	pk->l4_off = (__u16)(off + ihl);
 	pk->key.addr[0][0] = ip->saddr;
 	pk->key.addr[1][0] = ip->daddr;
 	pk->ip_len = tot;
@@ -381,6 +385,8 @@ static __always_inline int parse_ipv6(const struct parse_ctx *pc, __u32 off, str
 	if (ipv6_is_ext(nh) || l4 > end)
 		return PARSE_BAD; /* chain too long or running past the payload */
 	pk->key.proto = nh;
+	pk->l3_off = (__u16)off;
+	pk->l4_off = (__u16)l4;
 	return parse_l4(pc, l4, end - l4, pk);
 }
 

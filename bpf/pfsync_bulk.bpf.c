@@ -22,6 +22,32 @@ struct {
 	__type(value, struct pfsync_state_value);
 } pfsync_states SEC(".maps");
 
+/* stands in for pfsync_nat_keys (stack key -> wire key), reused the same way */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pfsync_key);
+	__type(value, struct pfsync_key);
+} pfsync_nat_keys SEC(".maps");
+
+/*
+ * A translated state is found from its stack key too. The alias goes in
+ * after the state: a packet seeing the alias always finds the state. If
+ * the alias cannot be stored the state goes again (no half-installed NAT).
+ */
+static __always_inline long import_one(struct pfsync_import_entry *e)
+{
+	long rc = bpf_map_update_elem(&pfsync_states, &e->key, &e->val, BPF_NOEXIST);
+
+	if (rc || e->val.nat.type == PFSYNC_NAT_NONE)
+		return rc;
+	rc = bpf_map_update_elem(&pfsync_nat_keys, &e->val.nat.stack_key, &e->key, BPF_ANY);
+	if (rc)
+		bpf_map_delete_elem(&pfsync_states, &e->key);
+	return rc;
+}
+
 /* the batch, written and read by the agent through mmap; private to it */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -46,8 +72,7 @@ int pfsync_import(void *ctx)
 		if (i >= n)
 			break;
 		/* creates only: a taken key is the agent's to merge */
-		b->rc[i] =
-		    bpf_map_update_elem(&pfsync_states, &b->e[i].key, &b->e[i].val, BPF_NOEXIST);
+		b->rc[i] = import_one(&b->e[i]);
 	}
 	b->done = i;
 	return 0;

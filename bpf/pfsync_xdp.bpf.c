@@ -59,6 +59,7 @@
 #include "parse.h"
 #include "events.h"
 #include "rules.h"
+#include "nat.h"
 #include "state.h"
 #include "track.h"
 #include "account.h"

@@ -21,6 +21,7 @@ struct rule_walk {
 	struct pfsync_rule_pkt p;
 	__u32 base;
 	__s32 match;
+	__s32 nat_match; /* last match rule with a translation */
 };
 
 static long rule_walk_step(__u32 i, void *data)
@@ -32,7 +33,7 @@ static long rule_walk_step(__u32 i, void *data)
 	r = bpf_map_lookup_elem(&pfsync_rules, &idx);
 	if (!r)
 		return 1;
-	return pfsync_rule_step(r, i, &w->p, &w->match);
+	return pfsync_rule_step_nat(r, i, &w->p, &w->match, &w->nat_match);
 }
 
 struct verdict {
@@ -42,10 +43,14 @@ struct verdict {
 	__u8 keep_state;
 };
 
-/* pf_test_rule over the active bank; nrules == 0 means pass all with state. */
+/*
+ * pf_test_rule over the active bank; nrules == 0 means pass all with state.
+ * pcpu_rw (NULL: not wanted) gets the deciding rule and the last match rule
+ * with a translation, for nat.h.
+ */
 static __always_inline void evaluate_rules(const struct pfsync_config *cfg, const struct pkt *pk,
 					   int src_side, __u8 dir, __u32 ifindex,
-					   struct verdict *vd)
+					   struct verdict *vd, struct nat_rewrite *pcpu_rw)
 {
 	struct rule_walk w = {};
 	struct pfsync_rule *r;
@@ -56,12 +61,17 @@ static __always_inline void evaluate_rules(const struct pfsync_config *cfg, cons
 	vd->rflags = 0;
 	vd->block = 0;
 	vd->keep_state = 1;
+	if (pcpu_rw) {
+		pcpu_rw->decider = -1;
+		pcpu_rw->nat_match = -1;
+	}
 	if (!nrules)
 		return;
 	if (nrules > PFSYNC_RULES_MAX)
 		nrules = PFSYNC_RULES_MAX;
 	w.base = (cfg->rules_bank & 1) * PFSYNC_RULES_MAX;
 	w.match = -1;
+	w.nat_match = -1;
 	/*
 	 * The key may be normalised already: src_side says where the source
 	 * is. Constant indexes only: clang turns a variable one into pointer
@@ -84,6 +94,14 @@ static __always_inline void evaluate_rules(const struct pfsync_config *cfg, cons
 	w.p.dir = dir;
 	w.p.has_ports = !pk->later_frag;
 	bpf_loop(nrules, rule_walk_step, &w, 0);
+	/*
+	 * Handed to nat.h through the per-CPU scratch, without a branch here:
+	 * a branch on it doubled the verifier's walk of state creation.
+	 */
+	if (pcpu_rw) {
+		pcpu_rw->decider = w.match;
+		pcpu_rw->nat_match = w.nat_match;
+	}
 	vd->keep_state = 0; /* pf's default rule keeps no state */
 	if (w.match < 0)
 		return;

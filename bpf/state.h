@@ -84,13 +84,39 @@ static __always_inline __u64 next_state_id(struct pfx_percpu *pcpu, struct pfsyn
 	return pcpu->id_next++;
 }
 
+/* The new state's entry: under the packet's key, or NAT's two keys (nat.h). */
+static __always_inline long insert_state(struct pkt *pk, int src_side,
+					 struct pfsync_state_value *nv, int prog)
+{
+	__u32 kind = pk->key.proto | ((__u32)pk->icmp_kind << 8);
+	int rc;
+
+	/*
+	 * prog is a constant: XDP links only rdr-to's insert, tc only nat-to's,
+	 * whose port search would take XDP's call chain past 512 stack bytes.
+	 * Called whether or not a rule translates: the rules are looked at in
+	 * there, so that this program does not branch on them. A translation
+	 * turns pk->key into the state's wire key.
+	 */
+	if (prog == PFSYNC_PROG_XDP)
+		rc = pfsync_nat_insert_rdr(&pk->key, src_side, kind);
+	else if (pfsync_nat_prepare(&pk->key, src_side, kind) == 0)
+		rc = pfsync_nat_search(&pk->key);
+	else
+		rc = 1;
+	if (rc != 1)
+		return rc;
+	return bpf_map_update_elem(&pfsync_states, &pk->key, nv, BPF_NOEXIST);
+}
+
 /*
  * Inserts the state of `pk` under `key` (the table's normalised key; NAT
  * will pass its translated one here, so the key is not taken from pk).
+ * key is pk->key: a translated state's insert makes it the wire key.
  */
 static __always_inline int create_state(struct pfx_env *env, struct pkt *pk,
 					const struct pfsync_key *key, int src_side,
-					const struct verdict *vd)
+					const struct verdict *vd, int prog)
 {
 	struct pfsync_globals *g = globals_get();
 	struct pfsync_state_value *nv = &env->pcpu->nv;
@@ -120,7 +146,11 @@ static __always_inline int create_state(struct pfx_env *env, struct pkt *pk,
 		pfsync_tcp_init(nv, &pk->seg);
 	else
 		pfsync_other_init(nv, pk->key.proto);
-	err = bpf_map_update_elem(&pfsync_states, key, nv, BPF_NOEXIST);
+	err = insert_state(pk, src_side, nv, prog);
+	if (err == -NAT_ERR_EXHAUSTED) {
+		env->c->nat_exhausted++; /* every candidate tuple was in use */
+		return PFSYNC_OUT_NAT_EXHAUSTED;
+	}
 	if (err == -EEXIST)
 		return ACT_RETRY; /* another CPU created it: handle as a hit */
 	if (err) {
@@ -142,13 +172,13 @@ static __always_inline int create_state(struct pfx_env *env, struct pkt *pk,
 }
 
 /* Rules for a packet without a usable state, and the state they keep. */
-static __always_inline int handle_new(struct pfx_env *env, struct pkt *pk, int src_side)
+static __always_inline int handle_new(struct pfx_env *env, struct pkt *pk, int src_side, int prog)
 {
 	struct pfsync_config *cfg = config_get();
 	struct verdict vd;
 
 	env->defer = cfg && (cfg->cfg_flags & PFSYNC_CFG_DEFER);
-	evaluate_rules(cfg, pk, src_side, env->dir, env->ifindex, &vd);
+	evaluate_rules(cfg, pk, src_side, env->dir, env->ifindex, &vd, &env->pcpu->rw);
 	if (vd.block) {
 		env->c->blocked_rule++;
 		return PFSYNC_OUT_BLOCKED;
@@ -160,7 +190,7 @@ static __always_inline int handle_new(struct pfx_env *env, struct pkt *pk, int s
 		env->c->no_state++;
 		return PFSYNC_OUT_NO_STATE;
 	}
-	return create_state(env, pk, &pk->key, src_side, &vd);
+	return create_state(env, pk, &pk->key, src_side, &vd, prog);
 }
 
 #endif /* PFSYNC_BPF_STATE_H */

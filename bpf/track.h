@@ -102,6 +102,8 @@ static __always_inline void purge_state(struct pfx_env *env, struct pkt *pk,
 	__u64 id = v->id;
 	__u32 creatorid = v->creatorid, flags = v->flags;
 
+	if (v->nat.type != PFSYNC_NAT_NONE)
+		nat_forget(&pk->key, &v->nat.stack_key);
 	if (bpf_map_delete_elem(&pfsync_states, &pk->key) == 0) {
 		env->c->states_removed++;
 		if (!(flags & PFSYNC_SF_NOSYNC))
@@ -130,14 +132,15 @@ static __always_inline int related_state_exists(struct pkt *pk)
 }
 
 /* The packet's outcome (enum pfsync_outcome). */
-static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk)
+static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk, int prog)
 {
+	struct pfsync_state_value *v;
 	struct verdict vd;
 	int src_side, attempt;
 
 	if (pk->later_frag) {
 		env->c->fragments++;
-		evaluate_rules(config_get(), pk, 0, env->dir, env->ifindex, &vd);
+		evaluate_rules(config_get(), pk, 0, env->dir, env->ifindex, &vd, NULL);
 		if (vd.block) {
 			env->c->blocked_rule++;
 			return PFSYNC_OUT_BLOCKED;
@@ -147,22 +150,37 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk)
 	if (pk->icmp_kind == ICMPK_ERROR && related_state_exists(pk))
 		return PFSYNC_OUT_PASSED;
 	src_side = pfsync_key_normalize(&pk->key);
+	v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
+	if (!v) {
+		/* a translated state's stack key? then pk->key becomes its wire key */
+		int found = pfsync_nat_lookup_stack(&pk->key, src_side);
+
+		/* in the map value, where the verifier does not split paths on it */
+		env->pcpu->rw.via_stack = found & NAT_VIA_STACK;
+		src_side = found & 1;
+		v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
+	}
 	for (attempt = 0; attempt < 2; attempt++) {
-		struct pfsync_state_value *v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
 		int out;
 
+		if (attempt)
+			v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
 		if (v && v->timeout != PFTM_PURGE) {
+			pfsync_nat_plan(&pk->key, v, src_side,
+					(env->xdp ? NAT_AT_XDP : 0) | env->pcpu->rw.via_stack,
+					&env->pcpu->rw);
 			if (env->seen_by_xdp)
 				return PFSYNC_OUT_PASSED;
 			out = state_hit(env, pk, src_side, v);
-			if (out == PFSYNC_OUT_PASSED && env->xdp)
+			/* translated packets stay on the stack's path (nat.h rewrites them) */
+			if (out == PFSYNC_OUT_PASSED && env->xdp && v->nat.type == PFSYNC_NAT_NONE)
 				return fastpath_verdict(env, pk, src_side, v);
 			if (out != ACT_REUSE)
 				return out;
 		}
 		if (v)
 			purge_state(env, pk, v);
-		out = handle_new(env, pk, src_side);
+		out = handle_new(env, pk, src_side, prog);
 		if (out != ACT_RETRY)
 			return out;
 	}

@@ -145,6 +145,67 @@ struct pfsync_peer {
 	__u8 pad[2];
 };
 
+/* ---- NAT (issue 15) ----------------------------------------------------- */
+/*
+ * A translated state has two keys, as in pf (pfsync-wire.md §2.5-2.6): the
+ * wire key (addresses as on the wire outside: after nat-to, before rdr-to)
+ * and the stack key (as the hosts behind the firewall see them).
+ *
+ * pfsync_states is keyed by the WIRE key, as for every state (a state
+ * without translation has one key, both are equal). A translated state
+ * keeps its stack key in its value (nat.stack_key) and has a second entry
+ * in pfsync_nat_keys: stack key -> wire key. So:
+ *  - an established packet of an untranslated state still costs one lookup
+ *    (the alias map is only read after pfsync_states missed);
+ *  - a packet with the stack key costs two (alias, then state); its state
+ *    value is never duplicated, so counters and TCP windows stay one;
+ *  - a peer's state (imported under key[0], aliased under key[1]) occupies
+ *    its public tuple in pfsync_states, which is exactly where the port
+ *    allocator looks: an allocation never hands out a tuple a peer's state
+ *    holds.
+ * Which packets are rewritten (pf: nat-to after routing, rdr-to before):
+ * XDP ingress turns wire-key packets into stack-key ones when they travel
+ * towards the stack side (a nat-to state's replies, an rdr-to state's
+ * requests); tc egress turns stack-key packets into wire-key ones in the
+ * other direction (nat-to requests, rdr-to replies).
+ */
+#define PFSYNC_MAP_NAT_KEYS "pfsync_nat_keys"
+
+enum pfsync_nat_type {
+	PFSYNC_NAT_NONE = 0,
+	PFSYNC_NAT_NAT = 1,   /* nat-to: the initiator's source is rewritten */
+	PFSYNC_NAT_RDR = 2,   /* rdr-to: the initiator's destination is rewritten */
+	PFSYNC_NAT_BINAT = 3, /* binat-to: nat-to outbound, rdr-to inbound */
+};
+
+#define PFSYNC_NATF_STATIC_PORT 0x01 /* nat-to static-port: the source port is kept */
+#define PFSYNC_NATF_IFADDR	0x02 /* (IF): the address follows nat.ifindex's first one */
+#define PFSYNC_NATF_PORT	0x04 /* a port (rdr-to) or port range (nat-to) was given */
+
+/* pf's nat-to source port range when none is given */
+#define PFSYNC_NAT_PORT_LOW  50001
+#define PFSYNC_NAT_PORT_HIGH 65535
+
+/* The translation a rule asks for (struct pfsync_rule.nat). */
+struct pfsync_rule_nat {
+	__u32 addr[4];	/* network order: nat-to/rdr-to/binat-to ADDR */
+	__u32 ifindex;	/* (IF): the interface whose first address is used */
+	__u16 port_low; /* host order: nat-to range, or rdr-to's port (low == high) */
+	__u16 port_high;
+	__u8 type;   /* enum pfsync_nat_type */
+	__u8 af;     /* family of addr */
+	__u8 nflags; /* PFSYNC_NATF_* */
+	__u8 pad;
+};
+
+/* The other key of a translated state (struct pfsync_state_value.nat). */
+struct pfsync_state_nat {
+	struct pfsync_key stack_key; /* normalised; valid when type != 0 */
+	__u8 type;		     /* enum pfsync_nat_type, 0 = untranslated */
+	__u8 stack_init_side;	     /* side of stack_key that sent the first packet */
+	__u8 pad[2];
+};
+
 /*
  * One connection. peer[0] is pf's "src" (the initiator), peer[1] its "dst".
  * packets[0]/bytes[0] count initiator -> responder.
@@ -166,6 +227,7 @@ struct pfsync_state_value {
 	__u8 init_side;	   /* key side (0/1) that sent the first packet */
 	__u8 timeout;	   /* enum pftm */
 	__u8 pad[7];
+	struct pfsync_state_nat nat; /* translation (issue 15); nat.type 0 = none */
 };
 
 /* ---- change records on the pfsync_events ringbuf ------------------------ */
@@ -195,6 +257,7 @@ struct pfsync_event {
 /* ---- ruleset ------------------------------------------------------------ */
 #define PFSYNC_RULE_PASS  0
 #define PFSYNC_RULE_BLOCK 1
+#define PFSYNC_RULE_MATCH 2 /* pf's match: applies its nat, decides nothing */
 
 #define PFSYNC_RF_QUICK	     0x0001
 #define PFSYNC_RF_KEEP_STATE 0x0002 /* pass rules keep state by default, as pf */
@@ -220,7 +283,9 @@ struct pfsync_rule {
 	__u8 src_plen;	/* 0..128, for display; 0 with af 0 = any */
 	__u8 dst_plen;
 	__u8 pad[2];
-	char ifname[PFSYNC_IFNAMSIZ]; /* for display */
+	char ifname[PFSYNC_IFNAMSIZ];	  /* for display */
+	struct pfsync_rule_nat nat;	  /* nat-to / rdr-to / binat-to (issue 15) */
+	char nat_ifname[PFSYNC_IFNAMSIZ]; /* (IF) of nat-to, for display */
 };
 
 /* ---- runtime configuration (pfsync_config, ARRAY of 1) ------------------ */
@@ -304,20 +369,21 @@ struct pfsync_fastpath_if {
  * (e.g. a fast path) without changing the layout.
  */
 enum pfsync_outcome {
-	PFSYNC_OUT_PASSED = 0,	   /* tracked (or ruled) and passed */
-	PFSYNC_OUT_NOT_IP = 1,	   /* ARP and other non-IP: passed untouched */
-	PFSYNC_OUT_STATELESS = 2,  /* pfsync / CARP: passed, never a state */
-	PFSYNC_OUT_DEFERRED = 3,   /* held in pfsync_defer, released later */
-	PFSYNC_OUT_RELEASED = 4,   /* a held frame the agent released: passed */
-	PFSYNC_OUT_BAD = 5,	   /* drop: truncated or malformed */
-	PFSYNC_OUT_BLOCKED = 6,	   /* drop: block rule */
-	PFSYNC_OUT_NO_STATE = 7,   /* drop: no state, no rule creates one */
-	PFSYNC_OUT_WINDOW = 8,	   /* drop: TCP outside the tracked window */
-	PFSYNC_OUT_TABLE_FULL = 9, /* drop: state refused, table full */
-	PFSYNC_OUT_RACE = 10,	   /* drop: insert lost to another CPU twice */
-	PFSYNC_OUT_INTERNAL = 11,  /* drop: a map lookup that cannot fail failed */
-	PFSYNC_OUT_FASTPATH = 12,  /* forwarded by the XDP fast path (redirect) */
-	PFSYNC_OUT_COUNT = 13,	   /* outcomes defined */
+	PFSYNC_OUT_PASSED = 0,	       /* tracked (or ruled) and passed */
+	PFSYNC_OUT_NOT_IP = 1,	       /* ARP and other non-IP: passed untouched */
+	PFSYNC_OUT_STATELESS = 2,      /* pfsync / CARP: passed, never a state */
+	PFSYNC_OUT_DEFERRED = 3,       /* held in pfsync_defer, released later */
+	PFSYNC_OUT_RELEASED = 4,       /* a held frame the agent released: passed */
+	PFSYNC_OUT_BAD = 5,	       /* drop: truncated or malformed */
+	PFSYNC_OUT_BLOCKED = 6,	       /* drop: block rule */
+	PFSYNC_OUT_NO_STATE = 7,       /* drop: no state, no rule creates one */
+	PFSYNC_OUT_WINDOW = 8,	       /* drop: TCP outside the tracked window */
+	PFSYNC_OUT_TABLE_FULL = 9,     /* drop: state refused, table full */
+	PFSYNC_OUT_RACE = 10,	       /* drop: insert lost to another CPU twice */
+	PFSYNC_OUT_INTERNAL = 11,      /* drop: a map lookup that cannot fail failed */
+	PFSYNC_OUT_FASTPATH = 12,      /* forwarded by the XDP fast path (redirect) */
+	PFSYNC_OUT_NAT_EXHAUSTED = 13, /* drop: nat-to found no free translated tuple */
+	PFSYNC_OUT_COUNT = 14,	       /* outcomes defined */
 };
 #define PFSYNC_OUT_SLOTS 16 /* power of two: the datapath masks the index */
 
@@ -351,6 +417,7 @@ struct pfsync_counters {
 	__u64 fastpath[PFSYNC_FP_REASONS][PFSYNC_FP_DIRS];
 	/* accounting (issue 12): outcomes per program, see enum pfsync_outcome */
 	struct pfsync_prog_outcomes prog[PFSYNC_PROG_COUNT];
+	__u64 nat_exhausted; /* nat-to: every candidate tuple was in use (issue 15) */
 };
 
 /* ---- control programs run with BPF_PROG_RUN (SEC("syscall")) ----------- */

@@ -828,15 +828,107 @@ static __always_inline int pfsync_rule_match(const struct pfsync_rule *r,
 /*
  * One step of pf's evaluation, for idx = 0..nrules-1 with *match_idx
  * starting at -1: the last matching rule wins unless one is quick.
- * Returns 1 when evaluation must stop (a quick rule matched).
+ * Returns 1 when evaluation must stop (a quick rule matched). A match rule
+ * never wins: it decides nothing (see pfsync_rule_step_nat for its nat).
  */
 static __always_inline int pfsync_rule_step(const struct pfsync_rule *r, __u32 idx,
 					    const struct pfsync_rule_pkt *p, __s32 *match_idx)
 {
 	if (!pfsync_rule_match(r, p))
 		return 0;
+	if (r->action == PFSYNC_RULE_MATCH)
+		return 0;
 	*match_idx = (__s32)idx;
 	return (r->rflags & PFSYNC_RF_QUICK) ? 1 : 0;
+}
+
+/*
+ * pfsync_rule_step, and *nat_match_idx (starting at -1) follows the last
+ * matching match rule that translates. pf applies a match rule's nat-to as
+ * the evaluation passes it; the deciding rule's own translation, if it has
+ * one, replaces it: see pfsync_rule_nat_source.
+ */
+static __always_inline int pfsync_rule_step_nat(const struct pfsync_rule *r, __u32 idx,
+						const struct pfsync_rule_pkt *p, __s32 *match_idx,
+						__s32 *nat_match_idx)
+{
+	if (r->action == PFSYNC_RULE_MATCH && r->nat.type != PFSYNC_NAT_NONE &&
+	    pfsync_rule_match(r, p)) {
+		*nat_match_idx = (__s32)idx;
+		return 0;
+	}
+	return pfsync_rule_step(r, idx, p, match_idx);
+}
+
+/*
+ * The rule whose translation a new state takes: the deciding rule's when
+ * it has one, else the last match rule's; -1 for none (or a block).
+ */
+static __always_inline __s32 pfsync_rule_nat_source(const struct pfsync_rule *decider,
+						    __s32 match_idx, __s32 nat_match_idx)
+{
+	if (match_idx < 0 || !decider || decider->action != PFSYNC_RULE_PASS)
+		return match_idx < 0 ? nat_match_idx : -1;
+	return decider->nat.type != PFSYNC_NAT_NONE ? match_idx : nat_match_idx;
+}
+
+/* ---- nat-to port allocation (issue 15) ----------------------------------- */
+
+/*
+ * Where a nat-to state's translated source port comes from:
+ * - static-port: the original port, nothing else (a taken tuple is
+ *   nat_exhausted, as pf gives up too);
+ * - else the rule's `port LOW:HIGH`, or pf's 50001-65535. A free original
+ *   port is not kept: pf does not either, and a port picked from the range
+ *   hides the inside host's port choice.
+ * With parts > 1 (two firewalls both creating states: defer on) the range
+ * is cut into `parts` slices and this host uses slice hostid % parts, so
+ * two hosts with different slices never pick one port for two connections
+ * in the instant before each learns of the other's state. A range too
+ * small to cut (fewer ports than parts) is used whole.
+ * A tuple is never handed out twice all the same: the caller inserts each
+ * candidate as the state's wire key with "create only", and the states map
+ * holds the peers' states under their wire keys too.
+ */
+#define PFSYNC_NAT_TRIES 64 /* candidates tried before nat_exhausted */
+
+struct pfsync_nat_ports {
+	__u32 low;   /* first port of this host's part (host order) */
+	__u32 count; /* ports in it, >= 1 */
+};
+
+static __always_inline void pfsync_nat_port_range(const struct pfsync_rule_nat *n, __u16 orig_port,
+						  __u32 hostid, __u32 parts,
+						  struct pfsync_nat_ports *out)
+{
+	__u32 low = PFSYNC_NAT_PORT_LOW, high = PFSYNC_NAT_PORT_HIGH, slice;
+
+	if (n->nflags & PFSYNC_NATF_STATIC_PORT) {
+		out->low = orig_port;
+		out->count = 1;
+		return;
+	}
+	if (n->nflags & PFSYNC_NATF_PORT) {
+		low = n->port_low;
+		high = n->port_high >= n->port_low ? n->port_high : n->port_low;
+	}
+	out->low = low;
+	out->count = high - low + 1;
+	if (parts < 2 || out->count < parts)
+		return;
+	slice = out->count / parts;
+	out->low = low + (hostid % parts) * slice;
+	/* the last slice takes the remainder */
+	out->count = hostid % parts == parts - 1 ? high - out->low + 1 : slice;
+}
+
+/* The i-th candidate port (host order) starting at offset start within the part. */
+static __always_inline __u16 pfsync_nat_port_candidate(const struct pfsync_nat_ports *r,
+						       __u32 start, __u32 i)
+{
+	__u32 count = r->count ? r->count : 1;
+
+	return (__u16)(r->low + (start + i) % count);
 }
 
 #endif /* PFSYNC_LOGIC_H */

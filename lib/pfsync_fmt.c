@@ -130,6 +130,41 @@ static void print_host(FILE *f, const struct pfsync_key *k, int side)
 		fprintf(f, k->af == PFSYNC_AF_INET6 ? "[%u]" : ":%u", port);
 }
 
+/*
+ * The initiator's (role 0) or responder's (role 1) endpoint in the stack
+ * key (stack 1) or the wire key (stack 0): the key and its side.
+ */
+static const struct pfsync_key *endpoint_of(const struct pfsync_key *k,
+					    const struct pfsync_state_value *v, int role, int stack,
+					    int *side)
+{
+	if (stack && v->nat.type != PFSYNC_NAT_NONE) {
+		*side = (v->nat.stack_init_side & 1) ^ role;
+		return &v->nat.stack_key;
+	}
+	*side = (v->init_side & 1) ^ role;
+	return k;
+}
+
+/* pfctl: the stack's endpoint, the wire's in parentheses when it differs */
+static void print_endpoint(FILE *f, const struct pfsync_key *k, const struct pfsync_state_value *v,
+			   int role)
+{
+	int ss, ws;
+	const struct pfsync_key *sk = endpoint_of(k, v, role, 1, &ss);
+	const struct pfsync_key *wk = endpoint_of(k, v, role, 0, &ws);
+
+	print_host(f, sk, ss);
+	if (sk == wk)
+		return;
+	if (memcmp(sk->addr[ss], wk->addr[ws], sizeof(sk->addr[0])) ||
+	    sk->port[ss] != wk->port[ws] || sk->af != wk->af) {
+		fprintf(f, " (");
+		print_host(f, wk, ws);
+		fprintf(f, ")");
+	}
+}
+
 static void print_levels(FILE *f, __u8 proto, const struct pfsync_peer *src,
 			 const struct pfsync_peer *dst)
 {
@@ -198,9 +233,10 @@ void pfsync_fmt_state(FILE *f, const struct pfsync_key *k, const struct pfsync_s
 		fprintf(f, "%s ", pname);
 	else
 		fprintf(f, "%u ", k->proto);
-	print_host(f, k, sv.left_side);
+	/* left is the initiator for direction out, the responder for in */
+	print_endpoint(f, k, v, sv.left_side != (v->init_side & 1));
 	fprintf(f, " %s ", sv.arrow);
-	print_host(f, k, sv.right_side);
+	print_endpoint(f, k, v, sv.right_side != (v->init_side & 1));
 	fprintf(f, "    ");
 	print_levels(f, k->proto, sv.src, sv.dst);
 	if (k->proto == PFSYNC_IPPROTO_TCP)
@@ -223,6 +259,31 @@ static void json_endpoint(FILE *f, const struct pfsync_key *k, int side)
 
 	addr_text(k, side, text, sizeof(text));
 	fprintf(f, "{\"addr\":\"%s\",\"port\":%u}", text, ntohs(k->port[side]));
+}
+
+static const char *nat_type_name(__u8 type)
+{
+	static const char *const names[] = {"none", "nat", "rdr", "binat"};
+
+	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "?";
+}
+
+/* ,"wire_key":{"initiator":..,"responder":..},"stack_key":{..},"nat":"nat" */
+static void json_both_keys(FILE *f, const struct pfsync_key *k, const struct pfsync_state_value *v)
+{
+	const char *const names[2] = {"wire_key", "stack_key"};
+
+	for (int stack = 0; stack < 2; stack++) {
+		int side;
+		const struct pfsync_key *ek = endpoint_of(k, v, 0, stack, &side);
+
+		fprintf(f, ",\"%s\":{\"initiator\":", names[stack]);
+		json_endpoint(f, ek, side);
+		fprintf(f, ",\"responder\":");
+		json_endpoint(f, ek, side ^ 1);
+		fputc('}', f);
+	}
+	fprintf(f, ",\"nat\":\"%s\"", nat_type_name(v->nat.type));
 }
 
 static void json_peer(FILE *f, __u8 proto, const struct pfsync_peer *p)
@@ -260,7 +321,9 @@ void pfsync_fmt_state_json(FILE *f, const struct pfsync_key *k, const struct pfs
 	json_endpoint(f, k, 0);
 	fputc(',', f);
 	json_endpoint(f, k, 1);
-	fprintf(f, "],\"rdomain\":%u,\"peers\":[", k->rdomain);
+	fputc(']', f);
+	json_both_keys(f, k, v);
+	fprintf(f, ",\"rdomain\":%u,\"peers\":[", k->rdomain);
 	json_peer(f, k->proto, &v->peer[0]);
 	fputc(',', f);
 	json_peer(f, k->proto, &v->peer[1]);

@@ -11,6 +11,11 @@
  *      [1000 + 64240](+0) wscale 7  [2000 + 65160] wscale 7      (TCP only)
  *      age 00:01:02, expires in 23:58:58, 10:5 pkts, 1000:500 bytes, rule 0
  *      id: 6578a1c000000001 creatorid: 1234abcd
+ * A translated state (issue 15) prints each endpoint as the stack sees it
+ * and, in parentheses, as the wire carries it when that differs:
+ *   all tcp 10.0.0.5:1234 (198.51.100.1:50123) -> 203.0.113.9:443  ...
+ * JSON adds "wire_key" and "stack_key" ({initiator, responder} each) and
+ * "nat" ("none", "nat", "rdr", "binat": which endpoints differ).
  */
 #ifndef PFSYNC_FMT_H
 #define PFSYNC_FMT_H

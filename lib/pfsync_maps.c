@@ -56,6 +56,7 @@ void pfsync_maps_close(struct pfsync_maps *m)
 	close_fd(&m->globals);
 	close_fd(&m->counters);
 	close_fd(&m->fastpath_ifs);
+	close_fd(&m->nat_keys);
 }
 
 int pfsync_maps_open(struct pfsync_maps *m, const char *pin_dir)
@@ -65,7 +66,7 @@ int pfsync_maps_open(struct pfsync_maps *m, const char *pin_dir)
 
 	memset(m, 0, sizeof(*m));
 	m->states = m->rules = m->events = m->defer = -1;
-	m->config = m->globals = m->counters = m->fastpath_ifs = -1;
+	m->config = m->globals = m->counters = m->fastpath_ifs = m->nat_keys = -1;
 	snprintf(m->pin_dir, sizeof(m->pin_dir), "%s", dir);
 	/* the states map first: if it is missing nothing is loaded, one message is enough */
 	err = map_get(dir, PFSYNC_MAP_STATES, &m->states, 1);
@@ -85,6 +86,8 @@ int pfsync_maps_open(struct pfsync_maps *m, const char *pin_dir)
 	/* absent when an object without the fast path pinned these maps */
 	if (!err)
 		err = map_get(dir, PFSYNC_MAP_FASTPATH_IFS, &m->fastpath_ifs, 0);
+	if (!err)
+		err = map_get(dir, PFSYNC_MAP_NAT_KEYS, &m->nat_keys, 0);
 	if (err)
 		pfsync_maps_close(m);
 	return err;

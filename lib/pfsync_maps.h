@@ -8,6 +8,7 @@
 struct pfsync_maps {
 	int states, rules, events, defer, config, globals, counters;
 	int fastpath_ifs; /* -1 when the loaded object has no fast path */
+	int nat_keys;	  /* pfsync_nat_keys, -1 when the object has no NAT */
 	char pin_dir[256];
 };
 

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * pf rule syntax subset. The grammar follows pf.conf(5) in pf's order:
- *   pass|block [in|out] [quick] [on IF] [inet|inet6] [proto P]
+ *   pass|block|match [in|out] [quick] [on IF] [inet|inet6] [proto P]
  *   (all | [from HOST [port N]] [to HOST [port N]])
- *   [keep state [(OPTS)] | no state] [(OPTS)]      OPTS: no-sync, sloppy
+ *   [NAT] [keep state [(OPTS)] | no state] [(OPTS)]      OPTS: no-sync, sloppy
+ *   NAT: nat-to ADDR|(IF) [port LOW[:HIGH]] [static-port]   (out rules)
+ *      | rdr-to ADDR [port N]                               (in rules)
+ *      | binat-to ADDR                                      (from one host)
  * A rule ends at a newline; `\` at the end of a line continues it; `#`
  * starts a comment.
  */
@@ -11,7 +14,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +217,8 @@ static int parse_action(struct parser *ps, struct pfsync_rule *r)
 		r->rflags |= PFSYNC_RF_KEEP_STATE; /* pf: pass keeps state by default */
 	} else if (take(ps, "block")) {
 		r->action = PFSYNC_RULE_BLOCK;
+	} else if (take(ps, "match")) {
+		r->action = PFSYNC_RULE_MATCH; /* decides nothing, keeps no state */
 	} else {
 		return unexpected(ps);
 	}
@@ -411,6 +418,182 @@ static int parse_hosts(struct parser *ps, struct pfsync_rule *r)
 	return 0;
 }
 
+/* ---- translation (issue 15) ---------------------------------------------- */
+
+/* LOW or LOW:HIGH, 1..65535, LOW <= HIGH. */
+static int parse_port_range(const char *text, __u16 *low, __u16 *high)
+{
+	char buf[TOK_MAX];
+	char *colon;
+	unsigned long lo, hi;
+
+	snprintf(buf, sizeof(buf), "%s", text);
+	colon = strchr(buf, ':');
+	if (colon)
+		*colon = '\0';
+	if (parse_uint(buf, 65535, &lo) || lo == 0)
+		return -1;
+	hi = lo;
+	if (colon && (parse_uint(colon + 1, 65535, &hi) || hi < lo))
+		return -1;
+	*low = (__u16)lo;
+	*high = (__u16)hi;
+	return 0;
+}
+
+/* The first address of family af (0: IPv4 first, else IPv6) on interface name. */
+static int iface_first_addr(const char *name, __u8 af, __u32 *addr, __u8 *af_out)
+{
+	const int families[2] = {AF_INET, AF_INET6};
+	struct ifaddrs *ifa, *it;
+	int f, found = 0;
+
+	if (getifaddrs(&ifa))
+		return -errno;
+	for (f = 0; f < 2 && !found; f++) {
+		int fam = families[f];
+
+		if (af && af != (fam == AF_INET ? PFSYNC_AF_INET : PFSYNC_AF_INET6))
+			continue;
+		for (it = ifa; it && !found; it = it->ifa_next) {
+			if (!it->ifa_addr || it->ifa_addr->sa_family != fam ||
+			    strcmp(it->ifa_name, name))
+				continue;
+			memset(addr, 0, 16);
+			if (fam == AF_INET)
+				memcpy(addr, &((struct sockaddr_in *)it->ifa_addr)->sin_addr, 4);
+			else
+				memcpy(addr, &((struct sockaddr_in6 *)it->ifa_addr)->sin6_addr, 16);
+			*af_out = fam == AF_INET ? PFSYNC_AF_INET : PFSYNC_AF_INET6;
+			found = 1;
+		}
+	}
+	freeifaddrs(ifa);
+	return found ? 0 : -ENOENT;
+}
+
+/* "(" IF ")": the interface's first address now; the agent follows changes. */
+static int parse_nat_iface(struct parser *ps, struct pfsync_rule *r)
+{
+	const struct tok *t;
+	unsigned int idx;
+	int err = 0;
+
+	t = value_after(ps, &err);
+	if (!t)
+		return err;
+	if (strlen(t->text) >= PFSYNC_IFNAMSIZ || is_punct(t->text[0]))
+		return fail(ps, t, "invalid interface name \"%s\"", t->text);
+	idx = if_nametoindex(t->text);
+	if (!idx)
+		return fail(ps, t, "unknown interface \"%s\"", t->text);
+	if (iface_first_addr(t->text, r->af, r->nat.addr, &r->nat.af))
+		return fail(ps, t, "interface has no %saddress \"%s\"",
+			    r->af == PFSYNC_AF_INET6 ? "IPv6 "
+			    : r->af		     ? "IPv4 "
+						     : "",
+			    t->text);
+	r->nat.ifindex = idx;
+	r->nat.nflags |= PFSYNC_NATF_IFADDR;
+	memcpy(r->nat_ifname, t->text, strlen(t->text) + 1);
+	if (!take(ps, ")"))
+		return unexpected(ps);
+	return set_family(ps, r, r->nat.af, t);
+}
+
+/* The translation address: one host, or (IF) for nat-to. */
+static int parse_nat_addr(struct parser *ps, struct pfsync_rule *r)
+{
+	const struct tok *t = peek(ps);
+	__u32 mask[4];
+	__u8 plen;
+	int err = 0, af;
+
+	if (r->nat.type == PFSYNC_NAT_NAT && take(ps, "("))
+		return parse_nat_iface(ps, r);
+	t = value_after(ps, &err);
+	if (!t)
+		return err;
+	af = parse_prefix(t->text, r->nat.addr, mask, &plen);
+	if (af <= 0 || plen != (af == PFSYNC_AF_INET6 ? 128 : 32))
+		return fail(ps, t, "invalid translation address \"%s\"", t->text);
+	r->nat.af = (__u8)af;
+	return set_family(ps, r, (__u8)af, t);
+}
+
+/* port LOW[:HIGH] after nat-to, port N after rdr-to */
+static int parse_nat_port(struct parser *ps, struct pfsync_rule *r)
+{
+	const struct tok *kw = peek(ps), *t;
+	int err = 0;
+
+	if (!take(ps, "port"))
+		return 0;
+	if (r->nat.type == PFSYNC_NAT_BINAT)
+		return fail(ps, kw, "binat-to takes no port \"%s\"", kw->text);
+	if (!port_allowed(r))
+		return fail(ps, kw, "port needs proto tcp or udp \"%s\"", kw->text);
+	t = value_after(ps, &err);
+	if (!t)
+		return err;
+	if (parse_port_range(t->text, &r->nat.port_low, &r->nat.port_high) ||
+	    (r->nat.type == PFSYNC_NAT_RDR && r->nat.port_low != r->nat.port_high))
+		return fail(ps, t, "invalid translation port \"%s\"", t->text);
+	r->nat.nflags |= PFSYNC_NATF_PORT;
+	return 0;
+}
+
+/* pf's placement rules: nat-to on outbound rules, rdr-to on inbound ones. */
+static int check_nat_rule(struct parser *ps, struct pfsync_rule *r, const struct tok *kw)
+{
+	static const __u32 host_ones[4] = {0xffffffffU, 0xffffffffU, 0xffffffffU, 0xffffffffU};
+	int v6 = r->af == PFSYNC_AF_INET6;
+
+	if (r->action == PFSYNC_RULE_BLOCK)
+		return fail(ps, kw, "translation on a block rule \"%s\"", kw->text);
+	if (r->nat.type == PFSYNC_NAT_NAT && r->dir != PF_OUT)
+		return fail(ps, kw, "nat-to needs an outbound rule (pass out) \"%s\"", kw->text);
+	if (r->nat.type == PFSYNC_NAT_RDR && r->dir != PF_IN)
+		return fail(ps, kw, "rdr-to needs an inbound rule (pass in) \"%s\"", kw->text);
+	if (r->nat.type == PFSYNC_NAT_BINAT &&
+	    (r->src_plen != (v6 ? 128 : 32) || memcmp(r->src_mask, host_ones, v6 ? 16 : 4)))
+		return fail(ps, kw, "binat-to needs one source host (from ADDR) \"%s\"", kw->text);
+	return 0;
+}
+
+static int parse_nat(struct parser *ps, struct pfsync_rule *r)
+{
+	const struct tok *kw = peek(ps);
+	int err;
+
+	if (take(ps, "nat-to"))
+		r->nat.type = PFSYNC_NAT_NAT;
+	else if (take(ps, "rdr-to"))
+		r->nat.type = PFSYNC_NAT_RDR;
+	else if (take(ps, "binat-to"))
+		r->nat.type = PFSYNC_NAT_BINAT;
+	else
+		return 0;
+	err = check_nat_rule(ps, r, kw);
+	if (!err)
+		err = parse_nat_addr(ps, r);
+	if (!err)
+		err = parse_nat_port(ps, r);
+	if (err)
+		return err;
+	if (take(ps, "static-port")) {
+		if (r->nat.type != PFSYNC_NAT_NAT)
+			return fail(ps, prev_tok(ps), "static-port needs nat-to \"%s\"",
+				    prev_tok(ps)->text);
+		r->nat.nflags |= PFSYNC_NATF_STATIC_PORT;
+	}
+	kw = peek(ps);
+	if (kw && (!strcmp(kw->text, "nat-to") || !strcmp(kw->text, "rdr-to") ||
+		   !strcmp(kw->text, "binat-to")))
+		return fail(ps, kw, "one translation per rule \"%s\"", kw->text);
+	return 0;
+}
+
 /* "(" opt ["," opt]... ")" with opt = no-sync | sloppy */
 static int parse_state_opts(struct parser *ps, struct pfsync_rule *r)
 {
@@ -442,7 +625,8 @@ static int parse_state(struct parser *ps, struct pfsync_rule *r)
 		if (!take(ps, "state"))
 			return unexpected(ps);
 		if (r->action != PFSYNC_RULE_PASS)
-			return fail(ps, kw, "keep state on a block rule \"%s\"", kw->text);
+			return fail(ps, kw, "keep state on a %s rule \"%s\"",
+				    r->action == PFSYNC_RULE_MATCH ? "match" : "block", kw->text);
 		r->rflags |= PFSYNC_RF_KEEP_STATE;
 	} else if (take(ps, "no")) {
 		if (!take(ps, "state"))
@@ -484,10 +668,58 @@ static int parse_rule(struct parser *ps, struct pfsync_rule *r)
 	if (!err)
 		err = parse_hosts(ps, r);
 	if (!err)
+		err = parse_nat(ps, r);
+	if (!err)
 		err = parse_state(ps, r);
+	if (!err && r->action == PFSYNC_RULE_MATCH)
+		r->rflags &= ~(__u32)PFSYNC_RF_KEEP_STATE; /* pf: match rules create nothing */
 	if (!err && peek(ps))
 		err = unexpected(ps);
 	return err;
+}
+
+/*
+ * binat-to ADDR becomes what pf makes of it: nat-to ADDR static-port on the
+ * way out, and rdr-to HOST on the way in for what is sent to ADDR, ports
+ * kept (as pfctl -sr shows it, the datapath sees only the two). A rule
+ * for one direction keeps only that half. *n counts the rules made.
+ */
+static int expand_binat(struct parser *ps, struct pfsync_rule *rules, unsigned int max,
+			unsigned int *n)
+{
+	struct pfsync_rule *r = &rules[*n], in;
+	int both = r->dir == PF_INOUT;
+
+	in = *r;
+	if (both && *n + 1 >= max)
+		return fail(ps, &ps->toks[0], "too many rules (max %u) \"%s\"", max,
+			    ps->toks[0].text);
+	/* inbound: from whatever the rule sends to, to ADDR, rdr-to the host */
+	memcpy(in.src_addr, r->dst_addr, sizeof(in.src_addr));
+	memcpy(in.src_mask, r->dst_mask, sizeof(in.src_mask));
+	in.src_plen = r->dst_plen;
+	in.src_port = r->dst_port;
+	memcpy(in.dst_addr, r->nat.addr, sizeof(in.dst_addr));
+	prefix_mask(in.dst_mask, r->src_plen);
+	in.dst_plen = r->src_plen;
+	in.dst_port = r->src_port;
+	in.rflags = (r->rflags & ~(__u32)(PFSYNC_RF_SRC_PORT | PFSYNC_RF_DST_PORT)) |
+		    ((r->rflags & PFSYNC_RF_SRC_PORT) ? PFSYNC_RF_DST_PORT : 0) |
+		    ((r->rflags & PFSYNC_RF_DST_PORT) ? PFSYNC_RF_SRC_PORT : 0);
+	in.dir = PF_IN;
+	in.nat.type = PFSYNC_NAT_RDR;
+	memcpy(in.nat.addr, r->src_addr, sizeof(in.nat.addr));
+	/* outbound: the rule itself, as nat-to ADDR static-port */
+	r->nat.type = PFSYNC_NAT_NAT;
+	r->nat.nflags |= PFSYNC_NATF_STATIC_PORT;
+	if (r->dir == PF_IN)
+		*r = in;
+	else
+		r->dir = PF_OUT;
+	(*n)++;
+	if (both)
+		rules[(*n)++] = in;
+	return 0;
 }
 
 int pfsync_rules_parse(const char *name, const char *text, struct pfsync_rule *rules,
@@ -518,7 +750,9 @@ int pfsync_rules_parse(const char *name, const char *text, struct pfsync_rule *r
 				   ps->toks[0].text);
 		else
 			ret = parse_rule(ps, &rules[n]);
-		if (!ret)
+		if (!ret && rules[n].nat.type == PFSYNC_NAT_BINAT)
+			ret = expand_binat(ps, rules, max, &n);
+		else if (!ret)
 			n++;
 	}
 	free(ps);

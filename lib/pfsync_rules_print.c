@@ -45,6 +45,50 @@ static void put_host(struct out *o, __u8 af, const __u32 *addr, __u8 plen, __u32
 		put(o, " port %u", ntohs(port));
 }
 
+static const char *nat_keyword(__u8 type)
+{
+	switch (type) {
+	case PFSYNC_NAT_NAT:
+		return "nat-to";
+	case PFSYNC_NAT_RDR:
+		return "rdr-to";
+	case PFSYNC_NAT_BINAT:
+		return "binat-to";
+	}
+	return NULL;
+}
+
+static const char *action_keyword(__u8 action)
+{
+	if (action == PFSYNC_RULE_BLOCK)
+		return "block";
+	return action == PFSYNC_RULE_MATCH ? "match" : "pass";
+}
+
+/* " nat-to 198.51.100.1 port 1024:65535 static-port", " nat-to (wan0)", ... */
+static void put_nat(struct out *o, const struct pfsync_rule *r)
+{
+	const struct pfsync_rule_nat *n = &r->nat;
+	char text[INET6_ADDRSTRLEN];
+
+	if (!nat_keyword(n->type))
+		return;
+	put(o, " %s ", nat_keyword(n->type));
+	if (n->nflags & PFSYNC_NATF_IFADDR) {
+		put(o, "(%.*s)", PFSYNC_IFNAMSIZ, r->nat_ifname);
+	} else {
+		inet_ntop(n->af == PFSYNC_AF_INET6 ? AF_INET6 : AF_INET, n->addr, text,
+			  sizeof(text));
+		put(o, "%s", text);
+	}
+	if ((n->nflags & PFSYNC_NATF_PORT) && n->port_low == n->port_high)
+		put(o, " port %u", n->port_low);
+	else if (n->nflags & PFSYNC_NATF_PORT)
+		put(o, " port %u:%u", n->port_low, n->port_high);
+	if (n->nflags & PFSYNC_NATF_STATIC_PORT)
+		put(o, " static-port");
+}
+
 int pfsync_rule_print(const struct pfsync_rule *r, char *buf, size_t len)
 {
 	__u32 opts = r->rflags & (PFSYNC_RF_NOSYNC | PFSYNC_RF_SLOPPY);
@@ -53,7 +97,7 @@ int pfsync_rule_print(const struct pfsync_rule *r, char *buf, size_t len)
 
 	if (len)
 		buf[0] = '\0';
-	put(&o, "%s", r->action == PFSYNC_RULE_BLOCK ? "block" : "pass");
+	put(&o, "%s", action_keyword(r->action));
 	if (r->dir == PF_IN || r->dir == PF_OUT)
 		put(&o, " %s", r->dir == PF_IN ? "in" : "out");
 	if (r->rflags & PFSYNC_RF_QUICK)
@@ -80,6 +124,7 @@ int pfsync_rule_print(const struct pfsync_rule *r, char *buf, size_t len)
 		put_host(&o, r->af, r->dst_addr, r->dst_plen, r->rflags & PFSYNC_RF_DST_PORT,
 			 r->dst_port);
 	}
+	put_nat(&o, r);
 	/* like pfctl: "keep state" is the default, printed only with options */
 	if (r->action == PFSYNC_RULE_PASS && !(r->rflags & PFSYNC_RF_KEEP_STATE))
 		put(&o, " no state");
@@ -109,6 +154,31 @@ static void json_host(FILE *f, const char *name, __u8 af, const __u32 *addr, __u
 		fprintf(f, "null}");
 }
 
+/* "nat":null or {"type":"nat-to","addr":..,"interface":..,"port_low":..,...} */
+static void json_nat(FILE *f, const struct pfsync_rule *r)
+{
+	const struct pfsync_rule_nat *n = &r->nat;
+	char text[INET6_ADDRSTRLEN];
+
+	if (!nat_keyword(n->type)) {
+		fprintf(f, "\"nat\":null");
+		return;
+	}
+	inet_ntop(n->af == PFSYNC_AF_INET6 ? AF_INET6 : AF_INET, n->addr, text, sizeof(text));
+	fprintf(f, "\"nat\":{\"type\":\"%s\",\"addr\":\"%s\",\"interface\":", nat_keyword(n->type),
+		text);
+	if (n->nflags & PFSYNC_NATF_IFADDR)
+		pfsync_json_string(f, r->nat_ifname, PFSYNC_IFNAMSIZ);
+	else
+		fprintf(f, "null");
+	if (n->nflags & PFSYNC_NATF_PORT)
+		fprintf(f, ",\"port_low\":%u,\"port_high\":%u", n->port_low, n->port_high);
+	else
+		fprintf(f, ",\"port_low\":null,\"port_high\":null");
+	fprintf(f, ",\"static_port\":%s}",
+		(n->nflags & PFSYNC_NATF_STATIC_PORT) ? "true" : "false");
+}
+
 void pfsync_rule_print_json(FILE *f, const struct pfsync_rule *r)
 {
 	static const char *const dirs[] = {"any", "in", "out"};
@@ -116,7 +186,7 @@ void pfsync_rule_print_json(FILE *f, const struct pfsync_rule *r)
 
 	pfsync_rule_print(r, text, sizeof(text));
 	fprintf(f, "{\"action\":\"%s\",\"direction\":\"%s\",\"quick\":%s,\"interface\":",
-		r->action == PFSYNC_RULE_BLOCK ? "block" : "pass", r->dir <= 2 ? dirs[r->dir] : "?",
+		action_keyword(r->action), r->dir <= 2 ? dirs[r->dir] : "?",
 		(r->rflags & PFSYNC_RF_QUICK) ? "true" : "false");
 	if (r->ifindex)
 		pfsync_json_string(f, r->ifname, PFSYNC_IFNAMSIZ);
@@ -140,5 +210,7 @@ void pfsync_rule_print_json(FILE *f, const struct pfsync_rule *r)
 		(r->rflags & PFSYNC_RF_NOSYNC) ? "true" : "false",
 		(r->rflags & PFSYNC_RF_SLOPPY) ? "true" : "false");
 	pfsync_json_string(f, text, sizeof(text));
+	fputc(',', f);
+	json_nat(f, r);
 	fputc('}', f);
 }

@@ -104,11 +104,12 @@ static int initiator_wire_index(__u8 direction)
 	return direction == PF_OUT ? 1 : 0;
 }
 
-static void key_export(const struct pfsync_key *k, const struct pfsync_state_value *v,
+/* k's side init_side is the initiator; direction places it in the wire slots */
+static void key_export(const struct pfsync_key *k, __u8 init_side, __u8 direction,
 		       struct pfsync_state_key *out)
 {
-	int init_w = initiator_wire_index(v->direction);
-	int init_k = v->init_side & 1;
+	int init_w = initiator_wire_index(direction);
+	int init_k = init_side & 1;
 	size_t alen = af_addr_len(k->af);
 
 	memset(out, 0, sizeof(*out));
@@ -148,8 +149,11 @@ void pfsync_state_export(const struct pfsync_key *k, const struct pfsync_state_v
 	memset(out, 0, sizeof(*out));
 	pfsync_put_be64(&out->id, v->id);
 	memcpy(out->ifname, "all", 3); /* states float: not bound to an interface */
-	key_export(k, v, &out->key[0]);
-	out->key[1] = out->key[0]; /* no translation */
+	key_export(k, v->init_side, v->direction, &out->key[0]);
+	if (v->nat.type != PFSYNC_NAT_NONE)
+		key_export(&v->nat.stack_key, v->nat.stack_init_side, v->direction, &out->key[1]);
+	else
+		out->key[1] = out->key[0]; /* no translation */
 	pfsync_peer_export(&v->peer[0], &out->src);
 	pfsync_peer_export(&v->peer[1], &out->dst);
 	pfsync_put_be32(&out->rule, v->rule);
@@ -211,14 +215,16 @@ int pfsync_state_check(const struct pfsync_state *s, unsigned int action)
 }
 
 /* ---- import --------------------------------------------------------------- */
-static void key_import(const struct pfsync_state *in, struct pfsync_key *k, __u8 *init_side)
+/* wire key slot -> local key (side 0 the initiator), normalised; returns init_side */
+static __u8 key_import(const struct pfsync_state *in, const struct pfsync_state_key *wk,
+		       struct pfsync_key *k)
 {
-	const struct pfsync_state_key *wk = &in->key[0];
 	int init_w = initiator_wire_index(in->direction);
 	size_t alen;
 
 	memset(k, 0, sizeof(*k));
-	k->af = af_from_wire(in->af);
+	/* a key af of 0 means the state's (§2.5) */
+	k->af = af_from_wire(wk->af ? wk->af : in->af);
 	k->proto = in->proto;
 	k->rdomain = 0; /* Linux VRFs are not mapped (pfsync_common.h) */
 	alen = af_addr_len(k->af);
@@ -227,7 +233,44 @@ static void key_import(const struct pfsync_state *in, struct pfsync_key *k, __u8
 	memcpy(&k->port[0], &wk->port[init_w], sizeof(k->port[0]));
 	memcpy(k->addr[1], wk->addr[!init_w], alen);
 	memcpy(&k->port[1], &wk->port[!init_w], sizeof(k->port[1]));
-	*init_side = (__u8)pfsync_key_normalize(k);
+	return (__u8)pfsync_key_normalize(k);
+}
+
+static int endpoint_differs(const struct pfsync_key *a, int side_a, const struct pfsync_key *b,
+			    int side_b)
+{
+	return memcmp(a->addr[side_a], b->addr[side_b], sizeof(a->addr[0])) ||
+	       a->port[side_a] != b->port[side_b];
+}
+
+/*
+ * Which endpoints two keys of one connection translate: PFSYNC_NAT_NAT when
+ * the initiator's differs, PFSYNC_NAT_RDR the responder's, both or none.
+ */
+__u8 pfsync_nat_type_between(const struct pfsync_key *wire, __u8 wire_init,
+			     const struct pfsync_key *stack, __u8 stack_init)
+{
+	__u8 type = PFSYNC_NAT_NONE;
+
+	if (wire->af != stack->af || wire->proto != stack->proto)
+		return PFSYNC_NAT_BINAT; /* af-to and the like: everything differs */
+	if (endpoint_differs(wire, wire_init & 1, stack, stack_init & 1))
+		type |= PFSYNC_NAT_NAT;
+	if (endpoint_differs(wire, !(wire_init & 1), stack, !(stack_init & 1)))
+		type |= PFSYNC_NAT_RDR;
+	return type;
+}
+
+/* key[1] (stack) into v->nat when it differs from the wire key k */
+static void stack_key_import(const struct pfsync_state *in, const struct pfsync_key *k,
+			     struct pfsync_state_value *v)
+{
+	struct pfsync_state_nat *nat = &v->nat;
+
+	nat->stack_init_side = key_import(in, &in->key[1], &nat->stack_key);
+	nat->type = pfsync_nat_type_between(k, v->init_side, &nat->stack_key, nat->stack_init_side);
+	if (nat->type == PFSYNC_NAT_NONE)
+		memset(nat, 0, sizeof(*nat)); /* one key: an untranslated state */
 }
 
 static __u64 ns_before(__u64 now_ns, __u64 secs)
@@ -246,7 +289,8 @@ int pfsync_state_import(const struct pfsync_state *in, __u64 now_ns,
 	if (pfsync_state_check(in, PFSYNC_ACT_INS) || pfsync_get_be32(&in->creatorid) == 0)
 		return -EINVAL;
 	memset(v, 0, sizeof(*v));
-	key_import(in, k, &v->init_side);
+	v->init_side = key_import(in, &in->key[0], k);
+	stack_key_import(in, k, v);
 	v->id = pfsync_get_be64(&in->id);
 	v->creatorid = pfsync_get_be32(&in->creatorid);
 	v->rule = 0xffffffffU; /* rule numbers are the sender's: pf uses its default rule */

@@ -55,6 +55,13 @@ void pfsync_state_export(const struct pfsync_key *k, const struct pfsync_state_v
  * when state_flags has PFSTATE_NOSYNC), rule = 0xffffffff, k is normalised
  * and v->init_side says where the initiator ended up.
  */
+/*
+ * Import keeps both keys (issue 15): key[0] (wire) becomes k, key[1]
+ * (stack) v->nat.stack_key when it differs, with v->nat.type saying which
+ * endpoints differ (pfsync_nat_type_between); export writes them back.
+ */
+__u8 pfsync_nat_type_between(const struct pfsync_key *wire, __u8 wire_init,
+			     const struct pfsync_key *stack, __u8 stack_init);
 int pfsync_state_import(const struct pfsync_state *in, __u64 now_ns,
 			const struct pfsync_config *cfg, struct pfsync_key *k,
 			struct pfsync_state_value *v); /* marks v->flags FROM_PEER */

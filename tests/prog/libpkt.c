@@ -258,3 +258,70 @@ struct pkt_spec pkt_reverse(const struct pkt_spec *s)
 	r.dport = s->sport;
 	return r;
 }
+
+/* ---- IPv4 checksums -------------------------------------------------------- */
+
+/* one's complement sum of n bytes, 16-bit words in network order */
+static __u32 sum16(const __u8 *p, size_t n, __u32 acc)
+{
+	for (size_t i = 0; i + 1 < n; i += 2)
+		acc += (__u32)(p[i] << 8 | p[i + 1]);
+	if (n & 1)
+		acc += (__u32)p[n - 1] << 8;
+	return acc;
+}
+
+static __u16 fold(__u32 acc)
+{
+	while (acc >> 16)
+		acc = (acc & 0xffff) + (acc >> 16);
+	return (__u16)acc;
+}
+
+/* where the L4 checksum is, 0 if none we know; *acc gets the pseudo header */
+static size_t l4_csum_at(const __u8 *ip, size_t ihl, size_t l4len, __u32 *acc)
+{
+	*acc = 0;
+	if (ip[9] == IPPROTO_ICMP)
+		return ihl + 2;
+	*acc = sum16(ip + 12, 8, 0) + ip[9] + (__u32)l4len;
+	if (ip[9] == IPPROTO_TCP)
+		return ihl + 16;
+	return ip[9] == IPPROTO_UDP ? ihl + 6 : 0;
+}
+
+void pkt_fill_checksums_v4(__u8 *frame, size_t len)
+{
+	__u8 *ip = frame + PKT_ETH_LEN;
+	size_t ihl = (size_t)(ip[0] & 0xf) * 4, tot = (size_t)(ip[2] << 8 | ip[3]), at;
+	__u16 c;
+	__u32 acc;
+
+	if (len < PKT_ETH_LEN + tot || tot < ihl)
+		return;
+	ip[10] = ip[11] = 0;
+	c = (__u16)~fold(sum16(ip, ihl, 0));
+	ip[10] = (__u8)(c >> 8);
+	ip[11] = (__u8)c;
+	at = l4_csum_at(ip, ihl, tot - ihl, &acc);
+	if (!at || at + 2 > tot)
+		return;
+	ip[at] = ip[at + 1] = 0;
+	c = (__u16)~fold(sum16(ip + ihl, tot - ihl, acc));
+	if (ip[9] == IPPROTO_UDP && c == 0)
+		c = 0xffff;
+	ip[at] = (__u8)(c >> 8);
+	ip[at + 1] = (__u8)c;
+}
+
+int pkt_checksums_ok_v4(const __u8 *frame, size_t len)
+{
+	const __u8 *ip = frame + PKT_ETH_LEN;
+	size_t ihl = (size_t)(ip[0] & 0xf) * 4, tot = (size_t)(ip[2] << 8 | ip[3]), at;
+	__u32 acc;
+
+	if (len < PKT_ETH_LEN + tot || tot < ihl || fold(sum16(ip, ihl, 0)) != 0xffff)
+		return 0;
+	at = l4_csum_at(ip, ihl, tot - ihl, &acc);
+	return !at || fold(sum16(ip + ihl, tot - ihl, acc)) == 0xffff;
+}

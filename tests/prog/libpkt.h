@@ -60,6 +60,15 @@ size_t pkt_l3_off(const struct pkt_spec *s);
 /* Offset of the L4 header in a frame built from s. */
 size_t pkt_l4_off(const struct pkt_spec *s);
 
+/*
+ * IPv4 frames (untagged): pkt_build leaves the checksums 0; this fills in
+ * the IP header's and the TCP/UDP/ICMP one, for tests that check how a
+ * program updates them. pkt_checksums_ok_v4 recomputes both from scratch:
+ * 1 when they verify.
+ */
+void pkt_fill_checksums_v4(__u8 *frame, size_t len);
+int pkt_checksums_ok_v4(const __u8 *frame, size_t len);
+
 /* Parses text addresses into network-order words (IPv4 in w[0]). */
 void pkt_addr(int af, const char *text, __u32 w[4]);
 

@@ -1677,6 +1677,219 @@ static int test_accounted(void **state)
 	return bad ? -1 : 0;
 }
 
+/* ---- NAT (issue 15) ------------------------------------------------------- */
+
+static int run_out(int prog_fd, void *ctx, __u32 ctx_size, const void *frame, size_t len, __u8 *out,
+		   __u32 *out_len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (__u32)len,
+		    .data_out = out, .data_size_out = PKT_MAX, .ctx_in = ctx,
+		    .ctx_size_in = ctx_size, .repeat = 1);
+
+	assert_int_equal(bpf_prog_test_run_opts(prog_fd, &opts), 0);
+	*out_len = opts.data_size_out;
+	return (int)opts.retval;
+}
+
+/* XDP ingress of s; the frame as it leaves the program in out */
+static int xdp_nat(struct fixture *f, const struct pkt_spec *s, __u8 *out, __u32 *out_len)
+{
+	struct xdp_md ctx = {.ingress_ifindex = LO_IFINDEX};
+	__u8 buf[PKT_MAX];
+	size_t len = pkt_build(s, buf, sizeof(buf));
+
+	assert_true(len > 0);
+	pkt_fill_checksums_v4(buf, len);
+	ctx.data_end = (__u32)len;
+	return run_out(f->o.b.xdp_fd, &ctx, sizeof(ctx), buf, len, out, out_len);
+}
+
+/* tc egress of s, forwarded (came in where XDP ran) */
+static int tc_nat(struct fixture *f, const struct pkt_spec *s, __u8 *out, __u32 *out_len)
+{
+	struct __sk_buff ctx = {.ifindex = LO_IFINDEX, .ingress_ifindex = LO_IFINDEX};
+	__u8 buf[PKT_MAX];
+	size_t len = pkt_build(s, buf, sizeof(buf));
+
+	assert_true(len > 0);
+	pkt_fill_checksums_v4(buf, len);
+	return run_out(f->o.b.tc_fd, &ctx, sizeof(ctx), buf, len, out, out_len);
+}
+
+static void assert_checksums_v4(const __u8 *frame, __u32 len)
+{
+	assert_int_equal(pkt_checksums_ok_v4(frame, len), 1);
+}
+
+static void assert_v4(const __u8 *p, const char *want)
+{
+	__u32 w[4];
+
+	pkt_addr(AF_INET, want, w);
+	assert_memory_equal(p, &w[0], 4);
+}
+
+static __u16 be16_at(const __u8 *p)
+{
+	return (__u16)(p[0] << 8 | p[1]);
+}
+
+static void rule_nat(struct pfsync_rule *r, __u8 dir, __u8 type, const char *addr, __u16 low,
+		     __u16 high)
+{
+	memset(r, 0, sizeof(*r));
+	r->action = PFSYNC_RULE_PASS;
+	r->rflags = PFSYNC_RF_KEEP_STATE;
+	r->dir = dir;
+	r->af = PFSYNC_AF_INET;
+	r->nat.type = type;
+	r->nat.af = PFSYNC_AF_INET;
+	pkt_addr(AF_INET, addr, r->nat.addr);
+	if (low) {
+		r->nat.nflags = PFSYNC_NATF_PORT;
+		r->nat.port_low = low;
+		r->nat.port_high = high;
+	}
+}
+
+/* nat-to at tc egress, the reply translated back at XDP ingress, checksums right */
+static void test_nat_to_tcp(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec syn = tcp4("10.0.0.5", "203.0.113.9", 1234, 443, SYN, 1000, 0);
+	struct pkt_spec synack;
+	struct pfsync_state_value v;
+	struct pfsync_key stack, alias_wire;
+	struct pfsync_rule r;
+	__u8 out[PKT_MAX];
+	__u32 len;
+	__u16 port;
+
+	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "198.51.100.1", 0, 0);
+	rules_load(f, &r, 1, 0);
+	assert_int_equal(tc_nat(f, &syn, out, &len), TC_ACT_OK);
+	assert_checksums_v4(out, len);
+	assert_v4(out + PKT_ETH_LEN + 12, "198.51.100.1");
+	port = be16_at(out + PKT_ETH_LEN + 20);
+	assert_true(port >= PFSYNC_NAT_PORT_LOW);
+	assert_int_equal(be16_at(out + PKT_ETH_LEN + 22), 443);
+	/* one state, under the wire key, its stack key kept, the alias in place */
+	assert_int_equal(states_count(f), 1);
+	synack = tcp4("203.0.113.9", "198.51.100.1", 443, port, SYN | ACK, 5000, 1001);
+	assert_int_equal(state_get(f, &synack, &v), 0);
+	assert_int_equal(v.nat.type, PFSYNC_NAT_NAT);
+	assert_int_equal(v.direction, PF_OUT);
+	stack = key_of(&syn, NULL);
+	assert_memory_equal(&v.nat.stack_key, &stack, sizeof(stack));
+	assert_int_equal(bpf_map_lookup_elem(map_fd(f, PFSYNC_MAP_NAT_KEYS), &stack, &alias_wire),
+			 0);
+	/* the reply comes in on the wire key and leaves for the inside host */
+	assert_int_equal(xdp_nat(f, &synack, out, &len), XDP_PASS);
+	assert_checksums_v4(out, len);
+	assert_v4(out + PKT_ETH_LEN + 16, "10.0.0.5");
+	assert_int_equal(be16_at(out + PKT_ETH_LEN + 22), 1234);
+	assert_int_equal(be16_at(out + PKT_ETH_LEN + 20), 443);
+	/* the inside host's next packet, seen at XDP on the inside: tracked, not rewritten */
+	syn.tcp_flags = ACK;
+	syn.seq = 1001;
+	syn.ack = 5001;
+	assert_int_equal(xdp_nat(f, &syn, out, &len), XDP_PASS);
+	assert_v4(out + PKT_ETH_LEN + 12, "10.0.0.5");
+	assert_int_equal(state_get(f, &synack, &v), 0);
+	assert_int_equal(v.peer[0].state, TCPS_ESTABLISHED);
+	assert_int_equal(states_count(f), 1);
+}
+
+/* rdr-to at XDP ingress (destination and port), the reply's source at tc egress */
+static void test_rdr_to_udp(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec q = pkt_udp(AF_INET, "192.0.2.7", "198.51.100.1", 40000, 53);
+	struct pkt_spec a = pkt_udp(AF_INET, "10.0.0.10", "192.0.2.7", 5353, 40000);
+	struct pfsync_state_value v;
+	struct pfsync_rule r;
+	__u8 out[PKT_MAX];
+	__u32 len;
+
+	rule_nat(&r, PF_IN, PFSYNC_NAT_RDR, "10.0.0.10", 5353, 5353);
+	r.rflags |= PFSYNC_RF_PROTO;
+	r.proto = IPPROTO_UDP;
+	rules_load(f, &r, 1, 0);
+	assert_int_equal(xdp_nat(f, &q, out, &len), XDP_PASS);
+	assert_checksums_v4(out, len);
+	assert_v4(out + PKT_ETH_LEN + 16, "10.0.0.10");
+	assert_int_equal(be16_at(out + PKT_ETH_LEN + 22), 5353);
+	assert_int_equal(state_get(f, &q, &v), 0); /* the wire key */
+	assert_int_equal(v.nat.type, PFSYNC_NAT_RDR);
+	assert_int_equal(tc_nat(f, &a, out, &len), TC_ACT_OK);
+	assert_checksums_v4(out, len);
+	assert_v4(out + PKT_ETH_LEN + 12, "198.51.100.1");
+	assert_int_equal(be16_at(out + PKT_ETH_LEN + 20), 53);
+	assert_int_equal(states_count(f), 1);
+}
+
+/* nat-to of an echo request: address and echo id out, both back on the reply */
+static void test_nat_to_icmp_echo(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec req = {.af = AF_INET,
+			       .saddr = "10.0.0.5",
+			       .daddr = "203.0.113.9",
+			       .proto = IPPROTO_ICMP,
+			       .icmp_type = 8,
+			       .icmp_id = 0x1234,
+			       .wscale = -1};
+	struct pkt_spec rep = req;
+	struct pfsync_rule r;
+	__u8 out[PKT_MAX];
+	__u32 len;
+	__u16 id;
+
+	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "198.51.100.1", 0, 0);
+	rules_load(f, &r, 1, 0);
+	assert_int_equal(tc_nat(f, &req, out, &len), TC_ACT_OK);
+	assert_checksums_v4(out, len);
+	assert_v4(out + PKT_ETH_LEN + 12, "198.51.100.1");
+	id = be16_at(out + PKT_ETH_LEN + 20 + 4);
+	assert_true(id >= PFSYNC_NAT_PORT_LOW);
+	rep.saddr = "203.0.113.9";
+	rep.daddr = "198.51.100.1";
+	rep.icmp_type = 0;
+	rep.icmp_id = id;
+	assert_int_equal(xdp_nat(f, &rep, out, &len), XDP_PASS);
+	assert_checksums_v4(out, len);
+	assert_v4(out + PKT_ETH_LEN + 16, "10.0.0.5");
+	assert_int_equal(be16_at(out + PKT_ETH_LEN + 20 + 4), 0x1234);
+}
+
+/* a one-port range: the second connection to the same server finds no tuple */
+static void test_nat_exhausted(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec a = tcp4("10.0.0.5", "203.0.113.9", 1234, 443, SYN, 1000, 0);
+	struct pkt_spec b = tcp4("10.0.0.6", "203.0.113.9", 1234, 443, SYN, 1000, 0);
+	struct pkt_spec other = tcp4("10.0.0.6", "203.0.113.10", 1234, 443, SYN, 1000, 0);
+	struct pfsync_counters c;
+	struct pfsync_rule r;
+	__u8 out[PKT_MAX];
+	__u32 len;
+
+	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "198.51.100.1", 60000, 60000);
+	r.rflags |= PFSYNC_RF_PROTO;
+	r.proto = IPPROTO_TCP;
+	rules_load(f, &r, 1, 0);
+	assert_int_equal(tc_nat(f, &a, out, &len), TC_ACT_OK);
+	assert_int_equal(be16_at(out + PKT_ETH_LEN + 20), 60000);
+	assert_int_equal(tc_nat(f, &b, out, &len), TC_ACT_SHOT);
+	c = counters_sum(f);
+	assert_int_equal(c.nat_exhausted, 1);
+	assert_int_equal(c.prog[PFSYNC_PROG_TC].outcome[PFSYNC_OUT_NAT_EXHAUSTED], 1);
+	/* another server: the same public port is a different tuple */
+	assert_int_equal(tc_nat(f, &other, out, &len), TC_ACT_OK);
+	assert_int_equal(be16_at(out + PKT_ETH_LEN + 20), 60000);
+	assert_int_equal(states_count(f), 2);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, test_reset, test_accounted)
 
 int main(void)
@@ -1724,6 +1937,10 @@ int main(void)
 	    T(test_defer_group_not_held),
 	    T(test_defer_too_big_passes),
 	    T(test_defer_released_syn_untracked),
+	    T(test_nat_to_tcp),
+	    T(test_rdr_to_udp),
+	    T(test_nat_to_icmp_echo),
+	    T(test_nat_exhausted),
 	};
 	const struct CMUnitTest small_tests[] = {
 	    T(test_table_full),

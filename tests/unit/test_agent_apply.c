@@ -374,6 +374,29 @@ static void test_insert_imported_not_echoed(void **state)
 	assert_int_equal(sendq_pending(&W->a.sendq), 0);
 }
 
+/* issue 15: a translated peer state goes in under its wire key, its stack key kept */
+static void test_insert_translated_keeps_both_keys(void **state)
+{
+	struct pfsync_key k = key_for(2), stack = key_for(2);
+	struct pfsync_state_value v = value_for(0x77, PEER_ID, 100), got;
+	struct pfsync_state st;
+
+	(void)state;
+	/* the responder (10.0.1.2:80) is reached as 192.168.7.7:8080 inside: rdr-to */
+	stack.addr[1][0] = htobe32(0xc0a80707);
+	stack.port[1] = htobe16(8080);
+	v.nat.type = PFSYNC_NAT_RDR;
+	v.nat.stack_key = stack;
+	v.nat.stack_init_side = 0;
+	pfsync_state_export(&k, &v, 1000 * NSEC, NULL, 0, &st);
+	assert_memory_not_equal(&st.key[0], &st.key[1], sizeof(st.key[0]));
+	deliver_one(PFSYNC_ACT_INS, &st);
+	assert_int_equal(fake_lookup(NULL, &k, &got), 0);
+	assert_int_equal(got.nat.type, PFSYNC_NAT_RDR);
+	assert_memory_equal(&got.nat.stack_key, &stack, sizeof(stack));
+	assert_int_equal(table_count(), 1);
+}
+
 static void test_insert_with_ack_is_acked(void **state)
 {
 	struct pfsync_state st;
@@ -1170,6 +1193,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_insert_imported_not_echoed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_insert_translated_keeps_both_keys, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_insert_with_ack_is_acked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_upd_c_one_request, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upd_c_merges_and_stale_answers, setup, teardown),

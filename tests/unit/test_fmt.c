@@ -237,7 +237,11 @@ static void test_udp_ipv6_json(void **state)
 	    "\"init_side\":0,\"initiator\":{\"addr\":\"2001:db8::1\",\"port\":5353},"
 	    "\"responder\":{\"addr\":\"2001:db8::2\",\"port\":53},"
 	    "\"key\":[{\"addr\":\"2001:db8::1\",\"port\":5353},{\"addr\":\"2001:db8::2\","
-	    "\"port\":53}],\"rdomain\":0,\"peers\":[{\"state\":2,\"state_name\":\"MULTIPLE\","
+	    "\"port\":53}],\"wire_key\":{\"initiator\":{\"addr\":\"2001:db8::1\",\"port\":5353},"
+	    "\"responder\":{\"addr\":\"2001:db8::2\",\"port\":53}},"
+	    "\"stack_key\":{\"initiator\":{\"addr\":\"2001:db8::1\",\"port\":5353},"
+	    "\"responder\":{\"addr\":\"2001:db8::2\",\"port\":53}},\"nat\":\"none\","
+	    "\"rdomain\":0,\"peers\":[{\"state\":2,\"state_name\":\"MULTIPLE\","
 	    "\"seqlo\":0,\"seqhi\":0,\"seqdiff\":0,\"max_win\":0,\"mss\":0,\"wscale\":0},"
 	    "{\"state\":1,\"state_name\":\"SINGLE\",\"seqlo\":0,\"seqhi\":0,\"seqdiff\":0,"
 	    "\"max_win\":0,\"mss\":0,\"wscale\":0}],\"packets\":[4,2],\"bytes\":[400,300],"
@@ -246,6 +250,65 @@ static void test_udp_ipv6_json(void **state)
 	    "\"timeout_name\":\"udp.multiple\",\"state_flags\":2,\"sloppy\":true,"
 	    "\"no_sync\":false,\"flags\":6,\"from_peer\":true,\"queued\":true,"
 	    "\"deferred\":false,\"updates\":0}");
+}
+
+/*
+ * nat-to (issue 15): 10.0.0.5:1234 -> 203.0.113.9:443 leaves as
+ * 198.51.100.1:50123. The wire key is the map key; the stack key sits in
+ * the value, normalised on its own (here the initiator is its side 0).
+ */
+static void nat_out(struct fixture *fx)
+{
+	tcp_in(fx);
+	fx->v.direction = PF_OUT;
+	set_addr(&fx->k, 0, "198.51.100.1", 50123);
+	set_addr(&fx->k, 1, "203.0.113.9", 443);
+	fx->v.init_side = 0;
+	fx->v.nat.type = PFSYNC_NAT_NAT;
+	fx->v.nat.stack_key.af = PFSYNC_AF_INET;
+	fx->v.nat.stack_key.proto = PFSYNC_IPPROTO_TCP;
+	set_addr(&fx->v.nat.stack_key, 0, "10.0.0.5", 1234);
+	set_addr(&fx->v.nat.stack_key, 1, "203.0.113.9", 443);
+	fx->v.nat.stack_init_side = 0;
+}
+
+static void test_nat_to_prints_both_keys(void **state)
+{
+	struct fixture fx;
+
+	(void)state;
+	nat_out(&fx);
+	assert_render_has(&fx, 0,
+			  "all tcp 10.0.0.5:1234 (198.51.100.1:50123) -> 203.0.113.9:443    ");
+	assert_render_has(&fx, 1,
+			  "\"wire_key\":{\"initiator\":{\"addr\":\"198.51.100.1\",\"port\":50123},"
+			  "\"responder\":{\"addr\":\"203.0.113.9\",\"port\":443}},"
+			  "\"stack_key\":{\"initiator\":{\"addr\":\"10.0.0.5\",\"port\":1234},"
+			  "\"responder\":{\"addr\":\"203.0.113.9\",\"port\":443}},\"nat\":\"nat\"");
+}
+
+/* rdr-to: 192.0.2.7:40000 -> 198.51.100.1:80 goes in to 10.0.0.10:8080 */
+static void test_rdr_to_prints_both_keys(void **state)
+{
+	struct fixture fx;
+
+	(void)state;
+	tcp_in(&fx);
+	set_addr(&fx.k, 0, "192.0.2.7", 40000);
+	set_addr(&fx.k, 1, "198.51.100.1", 80);
+	fx.v.nat.type = PFSYNC_NAT_RDR;
+	fx.v.nat.stack_key.af = PFSYNC_AF_INET;
+	fx.v.nat.stack_key.proto = PFSYNC_IPPROTO_TCP;
+	/* normalised: 10.0.0.10 sorts first, so the initiator is side 1 */
+	set_addr(&fx.v.nat.stack_key, 0, "10.0.0.10", 8080);
+	set_addr(&fx.v.nat.stack_key, 1, "192.0.2.7", 40000);
+	fx.v.nat.stack_init_side = 1;
+	/* direction in: responder <- initiator; the initiator is the same on both keys */
+	assert_render_has(&fx, 0,
+			  "all tcp 10.0.0.10:8080 (198.51.100.1:80) <- 192.0.2.7:40000    ");
+	assert_render_has(&fx, 1,
+			  "\"stack_key\":{\"initiator\":{\"addr\":\"192.0.2.7\",\"port\":40000},"
+			  "\"responder\":{\"addr\":\"10.0.0.10\",\"port\":8080}},\"nat\":\"rdr\"");
 }
 
 static void test_tcp_json_fields(void **state)
@@ -345,6 +408,8 @@ int main(void)
 	    cmocka_unit_test(test_udp_ipv6),
 	    cmocka_unit_test(test_udp_ipv6_json),
 	    cmocka_unit_test(test_tcp_json_fields),
+	    cmocka_unit_test(test_nat_to_prints_both_keys),
+	    cmocka_unit_test(test_rdr_to_prints_both_keys),
 	    cmocka_unit_test(test_icmp_expired_and_no_rule),
 	    cmocka_unit_test(test_other_protocols),
 	    cmocka_unit_test(test_hms),

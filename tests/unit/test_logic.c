@@ -1120,6 +1120,73 @@ static void test_rule_last_match_and_quick(void **unused)
 	assert_int_equal(match, 9);
 }
 
+/* match rules decide nothing; their nat applies unless the decider has its own */
+static void test_rule_match_and_nat_source(void **unused)
+{
+	struct pfsync_rule rules[3];
+	struct pfsync_rule_pkt web = tcp_pkt4("10.0.0.1", 1234, "10.0.0.2", 80);
+	__s32 match = -1, nat = -1;
+	__u32 i;
+
+	(void)unused;
+	rules[0] = any_rule(); /* match nat-to */
+	rules[0].action = PFSYNC_RULE_MATCH;
+	rules[0].nat.type = PFSYNC_NAT_NAT;
+	rules[1] = any_rule(); /* pass */
+	rules[2] = any_rule(); /* match without nat */
+	rules[2].action = PFSYNC_RULE_MATCH;
+	for (i = 0; i < 3; i++)
+		assert_int_equal(pfsync_rule_step_nat(&rules[i], i, &web, &match, &nat), 0);
+	assert_int_equal(match, 1); /* the match rules never decide */
+	assert_int_equal(nat, 0);
+	assert_int_equal(pfsync_rule_nat_source(&rules[1], match, nat), 0);
+	/* the deciding rule's own translation wins */
+	rules[1].nat.type = PFSYNC_NAT_NAT;
+	assert_int_equal(pfsync_rule_nat_source(&rules[1], match, nat), 1);
+	/* a block translates nothing */
+	rules[1].action = PFSYNC_RULE_BLOCK;
+	assert_int_equal(pfsync_rule_nat_source(&rules[1], match, nat), -1);
+	/* no deciding rule: the match rule's still applies; none at all: -1 */
+	assert_int_equal(pfsync_rule_nat_source(NULL, -1, nat), 0);
+	assert_int_equal(pfsync_rule_nat_source(NULL, -1, -1), -1);
+	/* plain evaluation: a lone match rule leaves the default */
+	assert_int_equal(evaluate(rules, 1, &web), -1);
+}
+
+static void test_nat_port_ranges(void **unused)
+{
+	struct pfsync_rule_nat n = {0};
+	struct pfsync_nat_ports r, a, b;
+
+	(void)unused;
+	pfsync_nat_port_range(&n, 1234, 7, 1, &r);
+	assert_int_equal(r.low, 50001);
+	assert_int_equal(r.count, 15535);
+	/* two parts: hostids of different parity get disjoint slices covering all */
+	pfsync_nat_port_range(&n, 1234, 6, 2, &a);
+	pfsync_nat_port_range(&n, 1234, 7, 2, &b);
+	assert_int_equal(a.low, 50001);
+	assert_int_equal(a.count, 7767);
+	assert_int_equal(b.low, 50001 + 7767);
+	assert_int_equal(b.low + b.count - 1, 65535);
+	/* wrap-around inside the part, never outside */
+	assert_int_equal(pfsync_nat_port_candidate(&a, 7766, 0), 50001 + 7766);
+	assert_int_equal(pfsync_nat_port_candidate(&a, 7766, 1), 50001);
+	/* the rule's range, and one too small to cut */
+	n.nflags = PFSYNC_NATF_PORT;
+	n.port_low = 2000;
+	n.port_high = 2000;
+	pfsync_nat_port_range(&n, 1234, 7, 2, &r);
+	assert_int_equal(r.low, 2000);
+	assert_int_equal(r.count, 1);
+	/* static-port: the original port only */
+	n.nflags = PFSYNC_NATF_STATIC_PORT;
+	pfsync_nat_port_range(&n, 1234, 7, 2, &r);
+	assert_int_equal(r.low, 1234);
+	assert_int_equal(r.count, 1);
+	assert_int_equal(pfsync_nat_port_candidate(&r, 99, 5), 1234);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1152,6 +1219,8 @@ int main(void)
 	    cmocka_unit_test(test_rule_addresses),
 	    cmocka_unit_test(test_rule_ports_and_fragments),
 	    cmocka_unit_test(test_rule_last_match_and_quick),
+	    cmocka_unit_test(test_rule_match_and_nat_source),
+	    cmocka_unit_test(test_nat_port_ranges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -327,6 +327,189 @@ static void test_json(void **state)
 	free(buf);
 }
 
+/* ---- translation (issue 15) ----------------------------------------------- */
+
+static void test_nat_to_fields(void **state)
+{
+	const struct pfsync_rule *r =
+	    one_rule("pass out on lo proto tcp from 10.0.0.0/8 nat-to 198.51.100.1 port "
+		     "1024:2047 static-port");
+
+	(void)state;
+	assert_int_equal(r->action, PFSYNC_RULE_PASS);
+	assert_int_equal(r->nat.type, PFSYNC_NAT_NAT);
+	assert_int_equal(r->nat.af, PFSYNC_AF_INET);
+	assert_int_equal(r->nat.addr[0], be32("198.51.100.1"));
+	assert_int_equal(r->nat.port_low, 1024);
+	assert_int_equal(r->nat.port_high, 2047);
+	assert_int_equal(r->nat.nflags, PFSYNC_NATF_PORT | PFSYNC_NATF_STATIC_PORT);
+	assert_int_equal(r->af, PFSYNC_AF_INET); /* from the translation address too */
+	/* no range: pf's 50001-65535, chosen by the datapath */
+	r = one_rule("pass out from 10.0.0.5 nat-to 198.51.100.1");
+	assert_int_equal(r->nat.nflags, 0);
+	assert_int_equal(r->nat.port_low, 0);
+}
+
+static void test_nat_to_interface_address(void **state)
+{
+	const struct pfsync_rule *r = one_rule("pass out on lo nat-to (lo)");
+
+	(void)state;
+	/* lo's first IPv4 address, and the interface to follow */
+	assert_int_equal(r->nat.nflags, PFSYNC_NATF_IFADDR);
+	assert_int_equal(r->nat.ifindex, if_nametoindex("lo"));
+	assert_string_equal(r->nat_ifname, "lo");
+	assert_int_equal(r->nat.addr[0], be32("127.0.0.1"));
+	r = one_rule("pass out inet6 nat-to (lo)");
+	assert_int_equal(r->nat.af, PFSYNC_AF_INET6);
+	assert_int_equal(r->nat.addr[3], htonl(1)); /* ::1 */
+}
+
+static void test_rdr_binat_match(void **state)
+{
+	const struct pfsync_rule *r =
+	    one_rule("pass in on lo proto tcp to 198.51.100.1 port 80 rdr-to 10.0.0.10 port 8080");
+
+	(void)state;
+	assert_int_equal(r->nat.type, PFSYNC_NAT_RDR);
+	assert_int_equal(r->nat.addr[0], be32("10.0.0.10"));
+	assert_int_equal(r->nat.port_low, 8080);
+	assert_int_equal(r->nat.port_high, 8080);
+	/* binat-to: pf's two halves, nat-to static-port out and rdr-to in */
+	assert_int_equal(
+	    parse_ok("pass on lo proto tcp from 10.0.0.5 port 22 binat-to 198.51.100.5"), 2);
+	r = &rules[0];
+	assert_int_equal(r->dir, PF_OUT);
+	assert_int_equal(r->nat.type, PFSYNC_NAT_NAT);
+	assert_int_equal(r->nat.nflags, PFSYNC_NATF_STATIC_PORT);
+	assert_int_equal(r->nat.addr[0], be32("198.51.100.5"));
+	assert_int_equal(r->src_addr[0], be32("10.0.0.5"));
+	r = &rules[1];
+	assert_int_equal(r->dir, PF_IN);
+	assert_int_equal(r->nat.type, PFSYNC_NAT_RDR);
+	assert_int_equal(r->nat.addr[0], be32("10.0.0.5"));
+	assert_int_equal(r->dst_addr[0], be32("198.51.100.5"));
+	assert_int_equal(r->dst_plen, 32);
+	assert_int_equal(r->rflags & (PFSYNC_RF_SRC_PORT | PFSYNC_RF_DST_PORT), PFSYNC_RF_DST_PORT);
+	assert_int_equal(ntohs(r->dst_port), 22);
+	assert_int_equal(r->src_plen, 0);
+	/* one direction: that half only */
+	r = one_rule("pass in on lo from 10.0.0.5 binat-to 198.51.100.5");
+	assert_int_equal(r->nat.type, PFSYNC_NAT_RDR);
+	r = one_rule("match out on lo inet6 from 2001:db8::/64 nat-to 2001:db8:ffff::1");
+	assert_int_equal(r->action, PFSYNC_RULE_MATCH);
+	assert_int_equal(r->rflags & PFSYNC_RF_KEEP_STATE, 0); /* match creates nothing */
+	assert_int_equal(r->nat.af, PFSYNC_AF_INET6);
+}
+
+static void test_nat_round_trip(void **state)
+{
+	static const char *const canonical[] = {
+	    "pass out on lo inet proto tcp from 10.0.0.0/8 to any nat-to 198.51.100.1 port "
+	    "50001:65535 static-port",
+	    "pass out on lo inet all nat-to (lo)",
+	    "pass in on lo inet proto tcp from any to 198.51.100.1 port 80 rdr-to 10.0.0.10 port "
+	    "8080 keep state (no-sync)",
+	    "pass out on lo inet from 10.0.0.5 to any nat-to 198.51.100.5 static-port",
+	    "pass in on lo inet all rdr-to 10.0.0.5",
+	    "match out inet6 from 2001:db8::/64 to any nat-to 2001:db8::1",
+	    "pass out inet proto udp all nat-to 198.51.100.1 port 4000",
+	};
+	struct pfsync_rule parsed, again;
+	char text[512];
+	unsigned int i;
+
+	(void)state;
+	for (i = 0; i < sizeof(canonical) / sizeof(canonical[0]); i++) {
+		parsed = *one_rule(canonical[i]);
+		pfsync_rule_print(&parsed, text, sizeof(text));
+		assert_string_equal(text, canonical[i]);
+		again = *one_rule(text);
+		assert_memory_equal(&parsed, &again, sizeof(parsed));
+	}
+}
+
+static void test_nat_json(void **state)
+{
+	const struct pfsync_rule *r =
+	    one_rule("pass out proto tcp nat-to 198.51.100.1 port 2000:2999");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	(void)state;
+	assert_non_null(f);
+	pfsync_rule_print_json(f, r);
+	fclose(f);
+	assert_non_null(strstr(buf, "\"nat\":{\"type\":\"nat-to\",\"addr\":\"198.51.100.1\","
+				    "\"interface\":null,\"port_low\":2000,\"port_high\":2999,"
+				    "\"static_port\":false}"));
+	free(buf);
+	r = one_rule("pass");
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	pfsync_rule_print_json(f, r);
+	fclose(f);
+	assert_non_null(strstr(buf, "\"nat\":null"));
+	free(buf);
+}
+
+static void test_nat_errors(void **state)
+{
+	static const struct {
+		const char *text, *msg;
+	} cases[] = {
+	    {"pass in nat-to 10.0.0.1",
+	     "rules.conf:1: nat-to needs an outbound rule (pass out) \"nat-to\""},
+	    {"pass nat-to 10.0.0.1", "rules.conf:1: nat-to needs an outbound rule (pass out) "
+				     "\"nat-to\""},
+	    {"pass out rdr-to 10.0.0.1",
+	     "rules.conf:1: rdr-to needs an inbound rule (pass in) \"rdr-to\""},
+	    {"block out nat-to 10.0.0.1", "rules.conf:1: translation on a block rule \"nat-to\""},
+	    {"pass from 10.0.0.0/24 binat-to 10.9.9.9",
+	     "rules.conf:1: binat-to needs one source host (from ADDR) \"binat-to\""},
+	    {"pass binat-to 10.9.9.9",
+	     "rules.conf:1: binat-to needs one source host (from ADDR) \"binat-to\""},
+	    {"pass out nat-to 10.0.0.0/24",
+	     "rules.conf:1: invalid translation address \"10.0.0.0/24\""},
+	    {"pass out nat-to wan0", "rules.conf:1: invalid translation address \"wan0\""},
+	    {"pass out nat-to", "rules.conf:1: unexpected end of line after \"nat-to\""},
+	    {"pass out nat-to (nosuchif0)", "rules.conf:1: unknown interface \"nosuchif0\""},
+	    {"pass out nat-to (lo", "rules.conf:1: unexpected end of line after \"lo\""},
+	    {"pass out inet6 nat-to 10.0.0.1",
+	     "rules.conf:1: address family mismatch \"10.0.0.1\""},
+	    {"pass out nat-to 10.0.0.1 port 1024",
+	     "rules.conf:1: port needs proto tcp or udp \"port\""},
+	    {"pass out proto tcp nat-to 10.0.0.1 port 2000:1000",
+	     "rules.conf:1: invalid translation port \"2000:1000\""},
+	    {"pass out proto tcp nat-to 10.0.0.1 port 0",
+	     "rules.conf:1: invalid translation port \"0\""},
+	    {"pass in proto tcp rdr-to 10.0.0.1 port 80:81",
+	     "rules.conf:1: invalid translation port \"80:81\""},
+	    {"pass from 10.0.0.5 binat-to 10.9.9.9 port 1",
+	     "rules.conf:1: binat-to takes no port \"port\""},
+	    {"pass in rdr-to 10.0.0.1 static-port",
+	     "rules.conf:1: static-port needs nat-to \"static-port\""},
+	    {"pass out nat-to 10.0.0.1 nat-to 10.0.0.2",
+	     "rules.conf:1: one translation per rule \"nat-to\""},
+	    {"match keep state", "rules.conf:1: keep state on a match rule \"keep\""},
+	};
+	unsigned int i, n;
+	int ret;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		n = 99;
+		ret = pfsync_rules_parse(NAME, cases[i].text, rules, PFSYNC_RULES_MAX, &n, err,
+					 sizeof(err));
+		if (ret != -EINVAL || strcmp(err, cases[i].msg))
+			fail_msg("input \"%s\": got %d \"%s\", want \"%s\"", cases[i].text, ret,
+				 err, cases[i].msg);
+		assert_int_equal(n, 0);
+	}
+}
+
 /* ---- errors --------------------------------------------------------------- */
 
 static void test_error_messages(void **state)
@@ -706,6 +889,12 @@ int main(void)
 	    cmocka_unit_test(test_canonical_text_and_round_trip),
 	    cmocka_unit_test(test_print_truncates_safely),
 	    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_nat_to_fields),
+	    cmocka_unit_test(test_nat_to_interface_address),
+	    cmocka_unit_test(test_rdr_binat_match),
+	    cmocka_unit_test(test_nat_round_trip),
+	    cmocka_unit_test(test_nat_json),
+	    cmocka_unit_test(test_nat_errors),
 	    cmocka_unit_test(test_error_messages),
 	    cmocka_unit_test(test_too_many_rules),
 	    cmocka_unit_test(test_parse_file),

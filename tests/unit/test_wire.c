@@ -472,6 +472,152 @@ static void test_roundtrip_icmp(void **unused)
 	roundtrip(PFSYNC_AF_INET, IPPROTO_ICMP, PF_OUT, 1);
 }
 
+/*
+ * Issue 15: an OpenBSD INS of a nat-to state, laid out by hand from
+ * pfsync-wire.md §2.5-2.6. 10.0.0.5:1234 connected out to 203.0.113.9:443
+ * and leaves as 198.51.100.1:50123: key[0] (wire) and key[1] (stack)
+ * differ in the initiator's endpoint, which direction OUT puts at [1].
+ */
+static void put_bytes(__u8 *at, const __u8 *bytes, size_t n)
+{
+	memcpy(at, bytes, n);
+}
+
+static void put_key_v4(__u8 *key, const __u8 a0[4], const __u8 a1[4], __u16 p0, __u16 p1)
+{
+	memset(key, 0, 40);
+	put_bytes(key + 0, a0, 4);  /* addr[0] */
+	put_bytes(key + 16, a1, 4); /* addr[1] */
+	key[32] = (__u8)(p0 >> 8);  /* port[0], network order */
+	key[33] = (__u8)p0;
+	key[34] = (__u8)(p1 >> 8);
+	key[35] = (__u8)p1;
+	key[38] = 2; /* af: BSD AF_INET */
+}
+
+static void build_nat_ins(__u8 st[264], __u8 direction, const __u8 *wire_key, const __u8 *stack_key)
+{
+	static const __u8 id[8] = {0x65, 0x78, 0xa1, 0xc0, 0, 0, 0, 0x09};
+	static const __u8 creator[4] = {0x12, 0x34, 0xab, 0xcd};
+	static const __u8 none[4] = {0xff, 0xff, 0xff, 0xff};
+
+	memset(st, 0, 264);
+	put_bytes(st + 0, id, 8);
+	put_bytes(st + 8, (const __u8 *)"all", 3);
+	put_bytes(st + 24, wire_key, 40);
+	put_bytes(st + 64, stack_key, 40);
+	st[104 + 24] = TCPS_ESTABLISHED; /* src.state */
+	st[136 + 24] = TCPS_ESTABLISHED; /* dst.state */
+	put_bytes(st + 184, none, 4);	 /* rule */
+	put_bytes(st + 188, none, 4);	 /* anchor */
+	put_bytes(st + 192, none, 4);	 /* nat_rule */
+	st[199] = 10;			 /* creation: 10 s ago */
+	st[202] = 0x0e;			 /* expire: 3600 s */
+	st[203] = 0x10;
+	put_bytes(st + 236, creator, 4);
+	put_bytes(st + 240, none, 4); /* rtableid[0] */
+	put_bytes(st + 244, none, 4); /* rtableid[1] */
+	st[250] = 2;		      /* af */
+	st[251] = IPPROTO_TCP;
+	st[252] = direction;
+	st[255] = PFTM_TCP_ESTABLISHED;
+}
+
+static const __u8 ip_server[4] = {203, 0, 113, 9}, ip_public[4] = {198, 51, 100, 1},
+		  ip_client[4] = {10, 0, 0, 5}, ip_remote[4] = {192, 0, 2, 7},
+		  ip_inside[4] = {10, 0, 0, 10};
+
+static void assert_endpoint(const struct pfsync_key *k, int side, const __u8 addr[4], __u16 port)
+{
+	assert_memory_equal(k->addr[side], addr, 4);
+	assert_int_equal(ntohs(k->port[side]), port);
+}
+
+static void import_and_export(const __u8 st[264], struct pfsync_key *k,
+			      struct pfsync_state_value *v, struct pfsync_state *out)
+{
+	struct pfsync_state in;
+	__u64 now = 5000 * NS;
+
+	memcpy(&in, st, sizeof(in));
+	assert_int_equal(pfsync_state_check(&in, PFSYNC_ACT_INS), 0);
+	assert_int_equal(pfsync_state_import(&in, now, NULL, k, v), 0);
+	pfsync_state_export(k, v, now, NULL, 10, out);
+}
+
+/* import keeps both keys, export writes the same 80 key bytes back */
+static void import_export_nat(const __u8 st[264], struct pfsync_key *k,
+			      struct pfsync_state_value *v)
+{
+	struct pfsync_state out;
+
+	import_and_export(st, k, v, &out);
+	assert_memory_equal((const __u8 *)&out + 24, st + 24, 80);
+}
+
+static void test_nat_to_ins_both_keys(void **unused)
+{
+	__u8 wire[40], stack[40], st[264];
+	struct pfsync_state_value v;
+	struct pfsync_key k;
+
+	(void)unused;
+	put_key_v4(wire, ip_server, ip_public, 443, 50123);
+	put_key_v4(stack, ip_server, ip_client, 443, 1234);
+	build_nat_ins(st, PF_OUT, wire, stack);
+	import_export_nat(st, &k, &v);
+	/* the map key is the wire key: 198.51.100.1 sorts first, the initiator */
+	assert_int_equal(v.init_side, 0);
+	assert_endpoint(&k, 0, ip_public, 50123);
+	assert_endpoint(&k, 1, ip_server, 443);
+	assert_int_equal(v.nat.type, PFSYNC_NAT_NAT);
+	assert_int_equal(v.nat.stack_init_side, 0);
+	assert_endpoint(&v.nat.stack_key, 0, ip_client, 1234);
+	assert_endpoint(&v.nat.stack_key, 1, ip_server, 443);
+	assert_int_equal(v.nat.stack_key.proto, IPPROTO_TCP);
+	assert_int_equal(v.nat.stack_key.af, PFSYNC_AF_INET);
+}
+
+/* rdr-to, direction IN: [0] is the initiator, the responder's endpoint differs */
+static void test_rdr_to_ins_both_keys(void **unused)
+{
+	__u8 wire[40], stack[40], st[264];
+	struct pfsync_state_value v;
+	struct pfsync_state out;
+	struct pfsync_key k;
+
+	(void)unused;
+	put_key_v4(wire, ip_remote, ip_public, 40000, 80);
+	put_key_v4(stack, ip_remote, ip_inside, 40000, 8080);
+	build_nat_ins(st, PF_IN, wire, stack);
+	st[64 + 38] = 0; /* a key af of 0 means the state's; export fills it in */
+	import_and_export(st, &k, &v, &out);
+	assert_memory_equal((const __u8 *)&out + 24, wire, 40);
+	assert_memory_equal((const __u8 *)&out + 64, stack, 40);
+	assert_int_equal(v.nat.type, PFSYNC_NAT_RDR);
+	/* wire: 192.0.2.7 < 198.51.100.1; stack: 10.0.0.10 sorts before 192.0.2.7 */
+	assert_int_equal(v.init_side, 0);
+	assert_int_equal(v.nat.stack_init_side, 1);
+	assert_endpoint(&v.nat.stack_key, 0, ip_inside, 8080);
+	assert_endpoint(&v.nat.stack_key, 1, ip_remote, 40000);
+}
+
+/* key[1] equal to key[0]: one key, nothing translated, key[1] sent equal */
+static void test_equal_keys_untranslated(void **unused)
+{
+	__u8 wire[40], st[264];
+	struct pfsync_state_value v;
+	struct pfsync_key k;
+
+	(void)unused;
+	put_key_v4(wire, ip_server, ip_client, 443, 1234);
+	build_nat_ins(st, PF_OUT, wire, wire);
+	import_export_nat(st, &k, &v);
+	assert_int_equal(v.nat.type, PFSYNC_NAT_NONE);
+	assert_int_equal(v.nat.stack_init_side, 0);
+	assert_int_equal(v.nat.stack_key.af, 0);
+}
+
 static void test_export_expire(void **unused)
 {
 	struct pfsync_key k;
@@ -1132,6 +1278,9 @@ int main(void)
 	    cmocka_unit_test(test_roundtrip_tcp6_out),
 	    cmocka_unit_test(test_roundtrip_udp),
 	    cmocka_unit_test(test_roundtrip_icmp),
+	    cmocka_unit_test(test_nat_to_ins_both_keys),
+	    cmocka_unit_test(test_rdr_to_ins_both_keys),
+	    cmocka_unit_test(test_equal_keys_untranslated),
 	    cmocka_unit_test(test_export_expire),
 	    cmocka_unit_test(test_import_times_and_checks),
 	    cmocka_unit_test(test_neg_ttl),

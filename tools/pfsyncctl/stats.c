@@ -32,6 +32,7 @@ static const struct {
     COUNTER(defer_held, "packets deferred"),
     COUNTER(defer_too_big, "packets too big to defer"),
     COUNTER(defer_full, "defer queue full"),
+    COUNTER(nat_exhausted, "nat-to: no free translated tuple, dropped"),
 };
 
 #define NCOUNTERS (sizeof(counter_fields) / sizeof(counter_fields[0]))
@@ -51,6 +52,7 @@ static const struct prom_outcome_name outcome_names[PFSYNC_OUT_COUNT] = {
     [PFSYNC_OUT_RACE] = {"insert_race", "dropped: state insert lost to other CPUs"},
     [PFSYNC_OUT_INTERNAL] = {"internal", "dropped: internal map lookup failed"},
     [PFSYNC_OUT_FASTPATH] = {"fastpath", "forwarded by the XDP fast path"},
+    [PFSYNC_OUT_NAT_EXHAUSTED] = {"nat_exhausted", "dropped: no free NAT tuple"},
 };
 
 static const char *const prog_names[PFSYNC_PROG_COUNT] = {"xdp", "tc"};

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# NAT through the firewall namespace (issue 15), real traffic:
+# - nat-to: client 10.201.1.2 reaches the server as the firewall's outside
+#   address 10.201.2.1 (TCP, UDP, ICMP echo). The server has no route back
+#   to the client's network, so an answer only arrives when the firewall
+#   translated the connection (and translated the answer back).
+# - rdr-to: the client connects to the firewall's inside address, port
+#   8080, and lands on the server's port 80 (TCP) and 53 (UDP).
+# pfsyncctl states must show both keys. Client and server send with tx
+# checksum offload off: an XDP program cannot tell a partial checksum from
+# a full one (bpf/nat.h).
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+. scripts/netns-lib.sh
+
+BUILD=${PFSYNC_BUILD:-$PWD/build}
+OBJ=$BUILD/pfsync_xdp.o
+CTL=$BUILD/pfsyncctl
+PIN=/sys/fs/bpf/tc/globals
+
+[ -f "$OBJ" ] || nl_die "$OBJ not built (make)"
+nl_need_tools python3 tc ip nsenter unshare ping ethtool
+
+nl_init nat
+nl_topology
+nl_fw_bpffs
+for ns in "$NL_CLIENT" "$NL_SERVER"; do
+	nl_in "$ns" ethtool -K eth0 tx off >/dev/null 2>&1 || nl_die "ethtool -K eth0 tx off failed in $ns"
+done
+
+for ifname in "$NL_FW_IN" "$NL_FW_OUT"; do
+	nl_fw ip link set dev "$ifname" xdp obj "$OBJ" sec xdp || nl_die "xdp attach on $ifname failed"
+	nl_fw tc qdisc add dev "$ifname" clsact || nl_die "clsact on $ifname failed"
+	nl_fw tc filter add dev "$ifname" egress bpf da obj "$OBJ" sec tc ||
+		nl_die "tc attach on $ifname failed"
+done
+
+cat >"$NL_TMP/rules.conf" <<EOF
+pass out on $NL_FW_OUT inet from 10.201.1.0/24 nat-to $NL_FW_OUT4
+pass in on $NL_FW_IN inet proto tcp to $NL_FW_IN4 port 8080 rdr-to $NL_SERVER4 port 80
+pass in on $NL_FW_IN inet proto udp to $NL_FW_IN4 port 5353 rdr-to $NL_SERVER4 port 53
+EOF
+nl_fw "$CTL" --pin-dir "$PIN" rules load "$NL_TMP/rules.conf" || nl_die "pfsyncctl rules load failed"
+
+# servers: each answers and appends the peer it saw to a file
+cat >"$NL_TMP/servers.py" <<'PY'
+import socket, sys, threading
+
+def tcp(port, log):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(16)
+    while True:
+        c, peer = s.accept()
+        data = c.recv(100)
+        c.sendall(b"tcp:" + data)
+        c.close()
+        with open(log, "a") as f:
+            f.write("tcp %d %s\n" % (port, peer[0]))
+
+def udp(port, log):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    while True:
+        data, peer = s.recvfrom(100)
+        s.sendto(b"udp:" + data, peer)
+        with open(log, "a") as f:
+            f.write("udp %d %s\n" % (port, peer[0]))
+
+log = sys.argv[1]
+for fn, port in ((tcp, 7000), (tcp, 80), (udp, 7001), (udp, 53)):
+    threading.Thread(target=fn, args=(port, log), daemon=True).start()
+open(log + ".ready", "w").close()
+threading.Event().wait()
+PY
+cat >"$NL_TMP/client.py" <<'PY'
+import socket, sys
+proto, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if proto == "tcp":
+    s = socket.create_connection((host, port), timeout=3)
+    s.sendall(b"hello")
+    print(s.recv(100).decode())
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.sendto(b"hello", (host, port))
+    print(s.recvfrom(100)[0].decode())
+PY
+nl_bg SRV_PID "$NL_SERVER" python3 "$NL_TMP/servers.py" "$NL_TMP/peers"
+nl_wait_until 10 test -e "$NL_TMP/peers.ready" || nl_die "servers did not start"
+
+# client_gets PROTO HOST PORT: the client's exchange answered
+client_gets()
+{
+	local out
+	out=$(nl_in "$NL_CLIENT" python3 "$NL_TMP/client.py" "$1" "$2" "$3" 2>/dev/null) &&
+		[ "$out" = "$1:hello" ]
+}
+
+# ---- nat-to: no route back to the client from the server ----
+ip -n "$NL_SERVER" route del default
+if nl_wait_until 5 client_gets tcp "$NL_SERVER4" 7000; then
+	nl_ok "nat-to: TCP connection answered"
+else
+	nl_fail "nat-to: TCP connection not answered"
+fi
+nl_file_has "$NL_TMP/peers" "tcp 7000 $NL_FW_OUT4" && nl_ok "nat-to: the server saw TCP from $NL_FW_OUT4" ||
+	nl_fail "nat-to: the server did not see TCP from $NL_FW_OUT4 ($(cat "$NL_TMP/peers" 2>/dev/null))"
+if client_gets udp "$NL_SERVER4" 7001; then
+	nl_ok "nat-to: UDP answered"
+else
+	nl_fail "nat-to: UDP not answered"
+fi
+nl_file_has "$NL_TMP/peers" "udp 7001 $NL_FW_OUT4" && nl_ok "nat-to: the server saw UDP from $NL_FW_OUT4" ||
+	nl_fail "nat-to: the server did not see UDP from $NL_FW_OUT4"
+if nl_in "$NL_CLIENT" ping -c 2 -W 2 "$NL_SERVER4" >/dev/null; then
+	nl_ok "nat-to: ICMP echo answered"
+else
+	nl_fail "nat-to: ICMP echo not answered"
+fi
+states=$(nl_fw "$CTL" --pin-dir "$PIN" --ctl "$NL_TMP/none.sock" states 2>&1)
+if printf '%s\n' "$states" | nl_has -e "$NL_CLIENT4:[0-9]* ($NL_FW_OUT4:[0-9]*) -> $NL_SERVER4:7000"; then
+	nl_ok "pfsyncctl states shows the TCP state's two keys"
+else
+	nl_fail "pfsyncctl states lacks 'client (public) -> server': $states"
+fi
+json=$(nl_fw "$CTL" --pin-dir "$PIN" --ctl "$NL_TMP/none.sock" states --json 2>&1)
+if printf '%s\n' "$json" | nl_has -F -e "\"stack_key\":{\"initiator\":{\"addr\":\"$NL_CLIENT4\""; then
+	nl_ok "pfsyncctl states --json gives the stack key"
+else
+	nl_fail "pfsyncctl states --json has no stack key with the client"
+fi
+
+# ---- rdr-to: the server routes back through the firewall again ----
+ip -n "$NL_SERVER" route add default via "$NL_FW_OUT4"
+if nl_wait_until 5 client_gets tcp "$NL_FW_IN4" 8080; then
+	nl_ok "rdr-to: TCP to $NL_FW_IN4:8080 answered"
+else
+	nl_fail "rdr-to: TCP to $NL_FW_IN4:8080 not answered"
+fi
+nl_file_has "$NL_TMP/peers" "tcp 80 $NL_CLIENT4" && nl_ok "rdr-to: the server's port 80 got the client" ||
+	nl_fail "rdr-to: nothing reached the server's port 80 from the client"
+if client_gets udp "$NL_FW_IN4" 5353; then
+	nl_ok "rdr-to: UDP to $NL_FW_IN4:5353 answered"
+else
+	nl_fail "rdr-to: UDP to $NL_FW_IN4:5353 not answered"
+fi
+nl_finish

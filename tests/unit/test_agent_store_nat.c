@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * agent/store.c with translated states (issue 15): a state with a stack key
+ * goes in under its wire key and gets the stack key -> wire key alias in
+ * pfsync_nat_keys, one at a time and through the batch import program;
+ * removing the state removes its alias. Real kernel maps (root): skipped
+ * with the reason when the kernel refuses them.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <cmocka.h>
+
+#include "../../agent/store.h"
+
+struct fixture {
+	struct bpf_store b;
+	struct state_store s;
+	char why[160];
+};
+
+static int setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+
+	if (!fx)
+		return -1;
+	fx->b.states_fd = bpf_map_create(BPF_MAP_TYPE_HASH, NULL, sizeof(struct pfsync_key),
+					 sizeof(struct pfsync_state_value), 64, NULL);
+	fx->b.nat_keys_fd = bpf_map_create(BPF_MAP_TYPE_HASH, NULL, sizeof(struct pfsync_key),
+					   sizeof(struct pfsync_key), 64, NULL);
+	if (fx->b.states_fd < 0 || fx->b.nat_keys_fd < 0)
+		snprintf(fx->why, sizeof(fx->why), "kernel refuses BPF maps: %s", strerror(errno));
+	bpf_store_bind(&fx->s, &fx->b);
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	bpf_store_close_import(&fx->s, &fx->b);
+	if (fx->b.states_fd >= 0)
+		close(fx->b.states_fd);
+	if (fx->b.nat_keys_fd >= 0)
+		close(fx->b.nat_keys_fd);
+	free(fx);
+	return 0;
+}
+
+static struct fixture *ready(void **state, const char *test)
+{
+	struct fixture *fx = *state;
+
+	if (fx->why[0]) {
+		print_message("SKIP: %s: %s\n", test, fx->why);
+		skip();
+	}
+	return fx;
+}
+
+static void endpoint(struct pfsync_key *k, int side, const char *addr, __u16 port)
+{
+	assert_int_equal(inet_pton(AF_INET, addr, k->addr[side]), 1);
+	k->port[side] = htons(port);
+}
+
+/* nat-to: 10.0.0.5:1234 -> 203.0.113.9:443 leaves as 198.51.100.1:port */
+static void nat_state(__u16 port, struct pfsync_key *wire, struct pfsync_state_value *v)
+{
+	memset(wire, 0, sizeof(*wire));
+	memset(v, 0, sizeof(*v));
+	wire->af = PFSYNC_AF_INET;
+	wire->proto = 6;
+	endpoint(wire, 0, "198.51.100.1", port);
+	endpoint(wire, 1, "203.0.113.9", 443);
+	v->id = port;
+	v->creatorid = 0x1234;
+	v->nat.type = PFSYNC_NAT_NAT;
+	v->nat.stack_key = *wire;
+	endpoint(&v->nat.stack_key, 0, "10.0.0.5", 1234);
+}
+
+static void assert_alias(const struct fixture *fx, const struct pfsync_key *stack,
+			 const struct pfsync_key *wire)
+{
+	struct pfsync_key got;
+
+	assert_int_equal(bpf_map_lookup_elem(fx->b.nat_keys_fd, stack, &got), 0);
+	assert_memory_equal(&got, wire, sizeof(got));
+}
+
+static void assert_no_alias(const struct fixture *fx, const struct pfsync_key *stack)
+{
+	struct pfsync_key got;
+
+	assert_int_not_equal(bpf_map_lookup_elem(fx->b.nat_keys_fd, stack, &got), 0);
+}
+
+static void test_insert_and_remove_keep_the_alias(void **state)
+{
+	struct fixture *fx = ready(state, __func__);
+	struct pfsync_state_value v, got;
+	struct pfsync_key wire;
+
+	nat_state(50123, &wire, &v);
+	assert_int_equal(fx->s.insert(fx->s.ctx, &wire, &v), 0);
+	assert_alias(fx, &v.nat.stack_key, &wire);
+	assert_int_equal(fx->s.lookup(fx->s.ctx, &wire, &got), 0);
+	assert_memory_equal(&got.nat, &v.nat, sizeof(v.nat));
+	assert_int_equal(fx->s.remove(fx->s.ctx, &wire), 0);
+	assert_no_alias(fx, &v.nat.stack_key);
+	/* an untranslated state has no alias */
+	v.nat.type = PFSYNC_NAT_NONE;
+	assert_int_equal(fx->s.insert(fx->s.ctx, &wire, &v), 0);
+	assert_no_alias(fx, &v.nat.stack_key);
+}
+
+/* an alias that names another state by now stays when the old state goes */
+static void test_remove_spares_a_reused_alias(void **state)
+{
+	struct fixture *fx = ready(state, __func__);
+	struct pfsync_state_value v1, v2;
+	struct pfsync_key w1, w2;
+
+	nat_state(50001, &w1, &v1);
+	nat_state(50002, &w2, &v2); /* same inside tuple, a later connection */
+	assert_int_equal(fx->s.insert(fx->s.ctx, &w1, &v1), 0);
+	assert_int_equal(fx->s.insert(fx->s.ctx, &w2, &v2), 0);
+	assert_alias(fx, &v2.nat.stack_key, &w2);
+	assert_int_equal(fx->s.remove(fx->s.ctx, &w1), 0);
+	assert_alias(fx, &v2.nat.stack_key, &w2);
+}
+
+/* no alias map: the translated state is refused whole, not left half-installed */
+static void test_no_alias_map_refuses(void **state)
+{
+	struct fixture *fx = ready(state, __func__);
+	struct pfsync_state_value v, got;
+	struct pfsync_key wire;
+	int nat_fd = fx->b.nat_keys_fd;
+
+	nat_state(50123, &wire, &v);
+	fx->b.nat_keys_fd = -1;
+	assert_int_equal(fx->s.insert(fx->s.ctx, &wire, &v), -EOPNOTSUPP);
+	assert_int_equal(fx->s.lookup(fx->s.ctx, &wire, &got), -ENOENT);
+	fx->b.nat_keys_fd = nat_fd;
+}
+
+static void test_batch_import_installs_the_alias(void **state)
+{
+	struct fixture *fx = ready(state, __func__);
+	const char *build = getenv("PFSYNC_BUILD");
+	struct pfsync_import_entry e[2];
+	char obj[512];
+	int rc[2], err;
+
+	snprintf(obj, sizeof(obj), "%s/pfsync_xdp.o", build ? build : "build");
+	err = bpf_store_open_import(&fx->s, &fx->b, obj);
+	if (err) {
+		print_message("SKIP: %s: batch import program not loaded: %s\n", __func__,
+			      strerror(-err));
+		skip();
+	}
+	nat_state(50123, &e[0].key, &e[0].val);
+	nat_state(50124, &e[1].key, &e[1].val);
+	e[1].val.nat.type = PFSYNC_NAT_NONE;
+	assert_int_equal(fx->s.insert_batch(fx->s.ctx, e, 2, rc), 0);
+	assert_int_equal(rc[0], 0);
+	assert_int_equal(rc[1], 0);
+	assert_alias(fx, &e[0].val.nat.stack_key, &e[0].key);
+	/* the second's stack key is the first's: still the first's alias */
+	assert_alias(fx, &e[1].val.nat.stack_key, &e[0].key);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_insert_and_remove_keep_the_alias, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_remove_spares_a_reused_alias, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_alias_map_refuses, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_import_installs_the_alias, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

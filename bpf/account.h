@@ -75,7 +75,7 @@ static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 i
 	c->packets_seen++;
 	c->prog[prog].seen++;
 	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
-	res = parse_frame(pc, pk);
+	res = pk ? parse_frame(pc, pk) : PARSE_OK; /* no pk: counted internal below */
 	if (res == PARSE_NOT_IP) {
 		out = PFSYNC_OUT_NOT_IP;
 	} else if (res == PARSE_BAD) {
@@ -83,7 +83,7 @@ static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 i
 		out = PFSYNC_OUT_BAD;
 	} else if (res == PARSE_STATELESS) {
 		out = PFSYNC_OUT_STATELESS;
-	} else if (!pcpu) {
+	} else if (!pcpu || !pk) {
 		out = PFSYNC_OUT_INTERNAL;
 	} else {
 		env.c = c;

@@ -92,6 +92,13 @@ struct pfx_percpu {
 	struct pfsync_state_value nv;
 	struct nat_alloc na;   /* nat-to's port search (nat.h) */
 	struct nat_rewrite rw; /* what NAT makes of this packet's headers (nat.h) */
+	/*
+	 * A key a NAT global function was handed, copied here before it names
+	 * a map element: 6.1's verifier refuses a global function's memory
+	 * argument as a map key (accepted from 6.2), and a stack copy would
+	 * take XDP's frames past 512 bytes.
+	 */
+	struct pfsync_key key_arg;
 };
 
 struct {

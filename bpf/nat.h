@@ -120,12 +120,16 @@ static __always_inline void nat_plan_endpoint(struct nat_rewrite *rw, const stru
 __noinline int pfsync_nat_lookup_stack(struct pfsync_key *key, int src_side)
 {
 	struct pfsync_state_value *v;
+	struct pfx_percpu *pcpu;
 	struct pfsync_key *w;
+	__u32 zero = 0;
 	int from_init;
 
-	if (!key)
+	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
+	if (!key || !pcpu)
 		return src_side;
-	w = bpf_map_lookup_elem(&pfsync_nat_keys, key);
+	__builtin_memcpy(&pcpu->key_arg, key, sizeof(*key));
+	w = bpf_map_lookup_elem(&pfsync_nat_keys, &pcpu->key_arg);
 	if (!w)
 		return src_side;
 	v = bpf_map_lookup_elem(&pfsync_states, w);
@@ -376,7 +380,9 @@ __noinline int pfsync_nat_insert_rdr(struct pfsync_key *key, int src_side, __u32
 	n = nat_rule_of(&pcpu->rw, PF_IN);
 	if (!n)
 		return 1;
-	return (int)nat_insert_rdr(key, src_side & 1, nat_has_ports(kind), &pcpu->nv, n, &pcpu->rw);
+	__builtin_memcpy(&pcpu->key_arg, key, sizeof(*key));
+	return (int)nat_insert_rdr(&pcpu->key_arg, src_side & 1, nat_has_ports(kind), &pcpu->nv, n,
+				   &pcpu->rw);
 }
 
 /* nat-to's rule into pcpu->na.rule: 0, or 1 when none applies */

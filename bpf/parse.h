@@ -58,6 +58,28 @@ struct pkt {
 	struct pfsync_key inner; /* ICMP error: the embedded packet's key */
 };
 
+/*
+ * The packet being judged lives here, not on the stack: the verifier does
+ * not follow what is stored in a map value, so the paths that parsing
+ * splits (IPv4/IPv6, TCP/UDP/ICMP) join again right after it instead of
+ * each being walked through the whole state machine and NAT (Debian 6.1's
+ * verifier ran out of its 1M instructions), and the programs' frames keep
+ * room for NAT's. One slot per CPU: XDP and tc egress never nest on a CPU.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pkt);
+} pfsync_pkt_scratch SEC(".maps");
+
+static __always_inline struct pkt *pkt_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&pfsync_pkt_scratch, &zero);
+}
+
 /* Clears all but `inner`, which only ICMP errors use (fewer stores). */
 static __always_inline void pkt_init(struct pkt *pk)
 {

@@ -73,7 +73,7 @@ SEC("xdp")
 int pfsync_xdp(struct xdp_md *ctx)
 {
 	struct parse_ctx pc;
-	struct pkt pk;
+	struct pkt *pk;
 	__u32 ifindex;
 	int act, group;
 
@@ -89,20 +89,22 @@ int pfsync_xdp(struct xdp_md *ctx)
 	pc.xdp = ctx;
 	pc.skb = NULL;
 	group = defer_group_dst(&pc); /* read here: cheaper to verify than after process() */
-	pkt_init(&pk);
+	pk = pkt_scratch();
+	if (pk)
+		pkt_init(pk);
 	/* once: each read of the field is three dependent loads */
 	ifindex = ctx->ingress_ifindex;
 	xdp_if_mark(ifindex);
-	act = process(&pc, &pk, ifindex, PF_IN, 0, PFSYNC_PROG_XDP);
-	if (act == PFSYNC_OUT_DEFERRED) {
+	act = process(&pc, pk, ifindex, PF_IN, 0, PFSYNC_PROG_XDP);
+	if (act == PFSYNC_OUT_DEFERRED && pk) {
 		struct pfsync_deferred *d =
-		    group ? NULL : defer_slot(&pk, pc.frame_len, ctx->ingress_ifindex, 0);
+		    group ? NULL : defer_slot(pk, pc.frame_len, ctx->ingress_ifindex, 0);
 		__u32 len = defer_len(pc.frame_len);
 		long err = -1;
 
 		if (d)
 			err = defer_copy(ctx, NULL, d, len);
-		act = defer_commit(&pk, d, err, PFSYNC_PROG_XDP);
+		act = defer_commit(pk, d, err, PFSYNC_PROG_XDP);
 	}
 	if (act == PFSYNC_OUT_FASTPATH)
 		return XDP_REDIRECT; /* bpf_redirect() was set up by the fast path */
@@ -115,7 +117,7 @@ SEC("tc")
 int pfsync_tc(struct __sk_buff *skb)
 {
 	struct parse_ctx pc;
-	struct pkt pk;
+	struct pkt *pk;
 	__u32 linear = skb->data_end - skb->data;
 	int act, group;
 
@@ -127,18 +129,20 @@ int pfsync_tc(struct __sk_buff *skb)
 	pc.xdp = NULL;
 	pc.skb = skb;
 	group = defer_group_dst(&pc);
-	pkt_init(&pk);
-	act = process(&pc, &pk, skb->ifindex, PF_OUT, xdp_if_saw(skb->ingress_ifindex),
+	pk = pkt_scratch();
+	if (pk)
+		pkt_init(pk);
+	act = process(&pc, pk, skb->ifindex, PF_OUT, xdp_if_saw(skb->ingress_ifindex),
 		      PFSYNC_PROG_TC);
-	if (act == PFSYNC_OUT_DEFERRED) {
+	if (act == PFSYNC_OUT_DEFERRED && pk) {
 		struct pfsync_deferred *d =
-		    group ? NULL : defer_slot(&pk, skb->len, skb->ifindex, 1);
+		    group ? NULL : defer_slot(pk, skb->len, skb->ifindex, 1);
 		__u32 len = defer_len(skb->len);
 		long err = -1;
 
 		if (d)
 			err = defer_copy(NULL, skb, d, len);
-		act = defer_commit(&pk, d, err, PFSYNC_PROG_TC);
+		act = defer_commit(pk, d, err, PFSYNC_PROG_TC);
 	}
 	return outcome_passes(act) ? TC_ACT_OK : TC_ACT_SHOT;
 }

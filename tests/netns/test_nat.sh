@@ -6,6 +6,8 @@
 #   translated the connection (and translated the answer back).
 # - rdr-to: the client connects to the firewall's inside address, port
 #   8080, and lands on the server's port 80 (TCP) and 53 (UDP).
+# - NAT66: the same over IPv6 with the same rule forms (inet6), on the
+#   server's IPv6 ports (7100/7101 for nat-to, 81/54 for rdr-to).
 # pfsyncctl states must show both keys. Client and server send with tx
 # checksum offload off: an XDP program cannot tell a partial checksum from
 # a full one (bpf/nat.h).
@@ -39,6 +41,9 @@ cat >"$NL_TMP/rules.conf" <<EOF
 pass out on $NL_FW_OUT inet from 10.201.1.0/24 nat-to $NL_FW_OUT4
 pass in on $NL_FW_IN inet proto tcp to $NL_FW_IN4 port 8080 rdr-to $NL_SERVER4 port 80
 pass in on $NL_FW_IN inet proto udp to $NL_FW_IN4 port 5353 rdr-to $NL_SERVER4 port 53
+pass out on $NL_FW_OUT inet6 from fd00:201:1::/64 nat-to $NL_FW_OUT6
+pass in on $NL_FW_IN inet6 proto tcp to $NL_FW_IN6 port 8080 rdr-to $NL_SERVER6 port 81
+pass in on $NL_FW_IN inet6 proto udp to $NL_FW_IN6 port 5353 rdr-to $NL_SERVER6 port 54
 EOF
 nl_fw "$CTL" --pin-dir "$PIN" rules load "$NL_TMP/rules.conf" || nl_die "pfsyncctl rules load failed"
 
@@ -46,10 +51,14 @@ nl_fw "$CTL" --pin-dir "$PIN" rules load "$NL_TMP/rules.conf" || nl_die "pfsyncc
 cat >"$NL_TMP/servers.py" <<'PY'
 import socket, sys, threading
 
+def family(port):
+    return socket.AF_INET6 if port in (7100, 7101, 81, 54) else socket.AF_INET
+
 def tcp(port, log):
-    s = socket.socket()
+    fam = family(port)
+    s = socket.socket(fam)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
+    s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", port))
     s.listen(16)
     while True:
         c, peer = s.accept()
@@ -60,8 +69,9 @@ def tcp(port, log):
             f.write("tcp %d %s\n" % (port, peer[0]))
 
 def udp(port, log):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port))
+    fam = family(port)
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", port))
     while True:
         data, peer = s.recvfrom(100)
         s.sendto(b"udp:" + data, peer)
@@ -69,7 +79,8 @@ def udp(port, log):
             f.write("udp %d %s\n" % (port, peer[0]))
 
 log = sys.argv[1]
-for fn, port in ((tcp, 7000), (tcp, 80), (udp, 7001), (udp, 53)):
+for fn, port in ((tcp, 7000), (tcp, 80), (udp, 7001), (udp, 53), (tcp, 7100), (tcp, 81),
+                 (udp, 7101), (udp, 54)):
     threading.Thread(target=fn, args=(port, log), daemon=True).start()
 open(log + ".ready", "w").close()
 threading.Event().wait()
@@ -82,7 +93,7 @@ if proto == "tcp":
     s.sendall(b"hello")
     print(s.recv(100).decode())
 else:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(3)
     s.sendto(b"hello", (host, port))
     print(s.recvfrom(100)[0].decode())
@@ -145,5 +156,35 @@ if client_gets udp "$NL_FW_IN4" 5353; then
 	nl_ok "rdr-to: UDP to $NL_FW_IN4:5353 answered"
 else
 	nl_fail "rdr-to: UDP to $NL_FW_IN4:5353 not answered"
+fi
+# ---- NAT66: the same rule forms over IPv6 ----
+ip -n "$NL_SERVER" -6 route del default
+if nl_wait_until 5 client_gets tcp "$NL_SERVER6" 7100; then
+	nl_ok "NAT66 nat-to: TCP connection answered"
+else
+	nl_fail "NAT66 nat-to: TCP connection not answered"
+fi
+nl_file_has "$NL_TMP/peers" "tcp 7100 $NL_FW_OUT6" && nl_ok "NAT66 nat-to: the server saw TCP from $NL_FW_OUT6" ||
+	nl_fail "NAT66 nat-to: the server did not see TCP from $NL_FW_OUT6"
+if client_gets udp "$NL_SERVER6" 7101 && nl_file_has "$NL_TMP/peers" "udp 7101 $NL_FW_OUT6"; then
+	nl_ok "NAT66 nat-to: UDP answered, seen from $NL_FW_OUT6"
+else
+	nl_fail "NAT66 nat-to: UDP not answered from $NL_FW_OUT6"
+fi
+if nl_in "$NL_CLIENT" ping -6 -c 2 -W 2 "$NL_SERVER6" >/dev/null; then
+	nl_ok "NAT66 nat-to: ICMPv6 echo answered"
+else
+	nl_fail "NAT66 nat-to: ICMPv6 echo not answered"
+fi
+ip -n "$NL_SERVER" -6 route add default via "$NL_FW_OUT6"
+if nl_wait_until 5 client_gets tcp "$NL_FW_IN6" 8080 && nl_file_has "$NL_TMP/peers" "tcp 81 $NL_CLIENT6"; then
+	nl_ok "NAT66 rdr-to: TCP to [$NL_FW_IN6]:8080 reached the server's port 81"
+else
+	nl_fail "NAT66 rdr-to: TCP to [$NL_FW_IN6]:8080 did not reach port 81"
+fi
+if client_gets udp "$NL_FW_IN6" 5353 && nl_file_has "$NL_TMP/peers" "udp 54 $NL_CLIENT6"; then
+	nl_ok "NAT66 rdr-to: UDP to [$NL_FW_IN6]:5353 reached the server's port 54"
+else
+	nl_fail "NAT66 rdr-to: UDP to [$NL_FW_IN6]:5353 did not reach port 54"
 fi
 nl_finish

@@ -122,15 +122,6 @@ static __always_inline int fastpath_verdict(struct pfx_env *env, const struct pk
 	return xact == XDP_REDIRECT ? PFSYNC_OUT_FASTPATH : PFSYNC_OUT_PASSED;
 }
 
-/* ICMP error quoting a packet of a known state: related, pass. */
-static __always_inline int related_state_exists(struct pkt *pk)
-{
-	if (!pk->has_inner)
-		return 0;
-	pfsync_key_normalize(&pk->inner);
-	return bpf_map_lookup_elem(&pfsync_states, &pk->inner) != NULL;
-}
-
 /* The packet's outcome (enum pfsync_outcome). */
 static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk, int prog)
 {
@@ -147,7 +138,8 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk, int pr
 		}
 		return PFSYNC_OUT_PASSED;
 	}
-	if (pk->icmp_kind == ICMPK_ERROR && related_state_exists(pk))
+	if (pk->icmp_kind == ICMPK_ERROR && pk->has_inner &&
+	    pfsync_nat_icmp_related(env->xdp ? NAT_AT_XDP : 0))
 		return PFSYNC_OUT_PASSED;
 	src_side = pfsync_key_normalize(&pk->key);
 	v = bpf_map_lookup_elem(&pfsync_states, &pk->key);

@@ -41,9 +41,11 @@ cat >"$NL_TMP/rules.conf" <<EOF
 pass out on $NL_FW_OUT inet from 10.201.1.0/24 nat-to $NL_FW_OUT4
 pass in on $NL_FW_IN inet proto tcp to $NL_FW_IN4 port 8080 rdr-to $NL_SERVER4 port 80
 pass in on $NL_FW_IN inet proto udp to $NL_FW_IN4 port 5353 rdr-to $NL_SERVER4 port 53
+pass in on $NL_FW_IN inet proto udp to $NL_FW_IN4 port 5354 rdr-to $NL_SERVER4 port 55
 pass out on $NL_FW_OUT inet6 from fd00:201:1::/64 nat-to $NL_FW_OUT6
 pass in on $NL_FW_IN inet6 proto tcp to $NL_FW_IN6 port 8080 rdr-to $NL_SERVER6 port 81
 pass in on $NL_FW_IN inet6 proto udp to $NL_FW_IN6 port 5353 rdr-to $NL_SERVER6 port 54
+pass in on $NL_FW_IN inet6 proto udp to $NL_FW_IN6 port 5354 rdr-to $NL_SERVER6 port 55
 EOF
 nl_fw "$CTL" --pin-dir "$PIN" rules load "$NL_TMP/rules.conf" || nl_die "pfsyncctl rules load failed"
 
@@ -88,7 +90,19 @@ PY
 cat >"$NL_TMP/client.py" <<'PY'
 import socket, sys
 proto, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-if proto == "tcp":
+if proto == "udperr":
+    # a closed port: the ICMP port unreachable reaches this connected
+    # socket only when it quotes this socket's own tuple
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.connect((host, port))
+    s.send(b"hello")
+    try:
+        s.recv(100)
+        print("answered")
+    except ConnectionRefusedError:
+        print("udperr:hello")
+elif proto == "tcp":
     s = socket.create_connection((host, port), timeout=3)
     s.sendall(b"hello")
     print(s.recv(100).decode())
@@ -130,6 +144,12 @@ if nl_in "$NL_CLIENT" ping -c 2 -W 2 "$NL_SERVER4" >/dev/null; then
 else
 	nl_fail "nat-to: ICMP echo not answered"
 fi
+# the server's port unreachable quotes the public tuple: translated back at XDP
+if client_gets udperr "$NL_SERVER4" 7009; then
+	nl_ok "nat-to: ICMP port unreachable translated back to the client's socket"
+else
+	nl_fail "nat-to: the client's socket got no ICMP port unreachable"
+fi
 states=$(nl_fw "$CTL" --pin-dir "$PIN" --ctl "$NL_TMP/none.sock" states 2>&1)
 if printf '%s\n' "$states" | nl_has -e "$NL_CLIENT4:[0-9]* ($NL_FW_OUT4:[0-9]*) -> $NL_SERVER4:7000"; then
 	nl_ok "pfsyncctl states shows the TCP state's two keys"
@@ -157,6 +177,13 @@ if client_gets udp "$NL_FW_IN4" 5353; then
 else
 	nl_fail "rdr-to: UDP to $NL_FW_IN4:5353 not answered"
 fi
+# the server's port unreachable quotes the inside tuple: translated at tc egress
+if client_gets udperr "$NL_FW_IN4" 5354; then
+	nl_ok "rdr-to: ICMP port unreachable from the server translated to the public tuple"
+else
+	nl_fail "rdr-to: the client's socket got no ICMP port unreachable"
+fi
+
 # ---- NAT66: the same rule forms over IPv6 ----
 ip -n "$NL_SERVER" -6 route del default
 if nl_wait_until 5 client_gets tcp "$NL_SERVER6" 7100; then
@@ -176,6 +203,11 @@ if nl_in "$NL_CLIENT" ping -6 -c 2 -W 2 "$NL_SERVER6" >/dev/null; then
 else
 	nl_fail "NAT66 nat-to: ICMPv6 echo not answered"
 fi
+if client_gets udperr "$NL_SERVER6" 7109; then
+	nl_ok "NAT66 nat-to: ICMPv6 port unreachable translated back"
+else
+	nl_fail "NAT66 nat-to: the client's socket got no ICMPv6 port unreachable"
+fi
 ip -n "$NL_SERVER" -6 route add default via "$NL_FW_OUT6"
 if nl_wait_until 5 client_gets tcp "$NL_FW_IN6" 8080 && nl_file_has "$NL_TMP/peers" "tcp 81 $NL_CLIENT6"; then
 	nl_ok "NAT66 rdr-to: TCP to [$NL_FW_IN6]:8080 reached the server's port 81"
@@ -186,5 +218,10 @@ if client_gets udp "$NL_FW_IN6" 5353 && nl_file_has "$NL_TMP/peers" "udp 54 $NL_
 	nl_ok "NAT66 rdr-to: UDP to [$NL_FW_IN6]:5353 reached the server's port 54"
 else
 	nl_fail "NAT66 rdr-to: UDP to [$NL_FW_IN6]:5353 did not reach port 54"
+fi
+if client_gets udperr "$NL_FW_IN6" 5354; then
+	nl_ok "NAT66 rdr-to: ICMPv6 port unreachable translated to the public tuple"
+else
+	nl_fail "NAT66 rdr-to: the client's socket got no ICMPv6 port unreachable"
 fi
 nl_finish

@@ -107,37 +107,55 @@ static __always_inline void nat_plan_endpoint(struct nat_rewrite *rw, const stru
  * which took the XDP program past the verifier's limit.
  */
 
-#define NAT_VIA_STACK 2 /* pfsync_nat_lookup_stack: the key was a stack key */
+#define NAT_VIA_STACK 2 /* pfsync_nat_via_stack: the key was a stack key */
 
 /*
  * A packet whose key missed pfsync_states: a translated state's stack key?
- * Then *key becomes the wire key (events and purges name the state by it)
- * and NAT_VIA_STACK | the wire key's side of the same sender is returned;
- * else src_side, unchanged. (Pointers to the parts used, not to the whole
- * struct pkt: the verifier forgets what it knew of the memory a global
- * function is given.)
+ * Then *key becomes the wire key its alias names and 1 is returned, the
+ * stack key kept in pfsync_percpu.key_arg for pfsync_nat_via_stack; else 0.
+ * (Pointers to the parts used, not to the whole struct pkt: the verifier
+ * forgets what it knew of the memory a global function is given.)
  */
-__noinline int pfsync_nat_lookup_stack(struct pfsync_key *key, int src_side)
+__noinline int pfsync_nat_alias(struct pfsync_key *key)
 {
-	struct pfsync_state_value *v;
 	struct pfx_percpu *pcpu;
 	struct pfsync_key *w;
+	__u32 zero = 0;
+
+	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
+	if (!key || !pcpu)
+		return 0;
+	__builtin_memcpy(&pcpu->key_arg, key, sizeof(*key));
+	w = bpf_map_lookup_elem(&pfsync_nat_keys, &pcpu->key_arg);
+	if (!w)
+		return 0;
+	__builtin_memcpy(key, w, sizeof(*key));
+	return 1;
+}
+
+/*
+ * v, the state the alias led to, is the one whose stack key the packet
+ * carried: NAT_VIA_STACK | the sender's side in the wire key. Else (an
+ * alias outliving its state, or taken over) -1, and *key is the stack key
+ * again. The caller looked the state up itself: a global function cannot
+ * hand back a map value, and doing it here too cost a lookup a packet.
+ */
+__noinline int pfsync_nat_via_stack(struct pfsync_key *key, const struct pfsync_state_value *v,
+				    int src_side)
+{
+	struct pfx_percpu *pcpu;
 	__u32 zero = 0;
 	int from_init;
 
 	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
 	if (!key || !pcpu)
-		return src_side;
-	__builtin_memcpy(&pcpu->key_arg, key, sizeof(*key));
-	w = bpf_map_lookup_elem(&pfsync_nat_keys, &pcpu->key_arg);
-	if (!w)
-		return src_side;
-	v = bpf_map_lookup_elem(&pfsync_states, w);
-	/* an alias outliving its state, or taken over: not this packet's */
-	if (!v || v->nat.type == PFSYNC_NAT_NONE || !nat_keys_equal(&v->nat.stack_key, key))
-		return src_side;
+		return -1;
+	if (!v || v->nat.type == PFSYNC_NAT_NONE ||
+	    !nat_keys_equal(&v->nat.stack_key, &pcpu->key_arg)) {
+		__builtin_memcpy(key, &pcpu->key_arg, sizeof(*key));
+		return -1;
+	}
 	from_init = src_side == (v->nat.stack_init_side & 1);
-	__builtin_memcpy(key, w, sizeof(*key));
 	return NAT_VIA_STACK | (from_init ? (v->init_side & 1) : !(v->init_side & 1));
 }
 

@@ -143,14 +143,19 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk, int pr
 		return PFSYNC_OUT_PASSED;
 	src_side = pfsync_key_normalize(&pk->key);
 	v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
-	if (!v) {
-		/* a translated state's stack key? then pk->key becomes its wire key */
-		int found = pfsync_nat_lookup_stack(&pk->key, src_side);
+	if (!v && pfsync_nat_alias(&pk->key)) {
+		/* a translated state's stack key: pk->key is its wire key now */
+		int found;
 
-		/* in the map value, where the verifier does not split paths on it */
-		env->pcpu->rw.via_stack = found & NAT_VIA_STACK;
-		src_side = found & 1;
 		v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
+		found = pfsync_nat_via_stack(&pk->key, v, src_side);
+		if (found < 0) {
+			v = NULL; /* not this packet's state: the stack key is new */
+		} else {
+			/* in the map value, where the verifier does not split paths on it */
+			env->pcpu->rw.via_stack = found & NAT_VIA_STACK;
+			src_side = found & 1;
+		}
 	}
 	for (attempt = 0; attempt < 2; attempt++) {
 		int out;

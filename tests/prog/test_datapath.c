@@ -1973,6 +1973,41 @@ static void test_rdr_to_icmp_error(void **state)
 	assert_int_equal(states_count(f), 1);
 }
 
+/*
+ * An alias that names no translated state of its key (left over, or the
+ * wire key now taken by a plain state) is not followed: the packet is new
+ * under its own key, and is not rewritten.
+ */
+static void test_nat_stale_alias(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec inside = pkt_udp(AF_INET, "10.0.0.5", "203.0.113.9", 1234, 53);
+	struct pkt_spec wire = pkt_udp(AF_INET, "198.51.100.1", "203.0.113.9", 50001, 53);
+	struct pfsync_key stack = key_of(&inside, NULL), wkey = key_of(&wire, NULL);
+	struct pfsync_state_value v;
+	__u8 out[PKT_MAX];
+	__u32 len;
+
+	assert_int_equal(
+	    bpf_map_update_elem(map_fd(f, PFSYNC_MAP_NAT_KEYS), &stack, &wkey, BPF_ANY), 0);
+	/* no state under the wire key at all */
+	assert_int_equal(xdp_nat(f, &inside, out, &len), XDP_PASS);
+	assert_v4(out + PKT_ETH_LEN + 12, "10.0.0.5");
+	assert_int_equal(state_get(f, &inside, &v), 0);
+	assert_int_equal(v.nat.type, PFSYNC_NAT_NONE);
+	assert_int_equal(states_count(f), 1);
+	/* a plain state under the wire key: still not this packet's */
+	assert_int_equal(xdp_nat(f, &wire, out, &len), XDP_PASS);
+	inside.sport = 1235;
+	stack = key_of(&inside, NULL);
+	assert_int_equal(
+	    bpf_map_update_elem(map_fd(f, PFSYNC_MAP_NAT_KEYS), &stack, &wkey, BPF_ANY), 0);
+	assert_int_equal(xdp_nat(f, &inside, out, &len), XDP_PASS);
+	assert_int_equal(be16_at(out + PKT_ETH_LEN + 20), 1235);
+	assert_int_equal(state_get(f, &inside, &v), 0);
+	assert_int_equal(states_count(f), 3);
+}
+
 /* a one-port range: the second connection to the same server finds no tuple */
 static void test_nat_exhausted(void **state)
 {
@@ -2054,6 +2089,7 @@ int main(void)
 	    T(test_nat_exhausted),
 	    T(test_nat_to_icmp_error),
 	    T(test_rdr_to_icmp_error),
+	    T(test_nat_stale_alias),
 	};
 	const struct CMUnitTest small_tests[] = {
 	    T(test_table_full),

@@ -797,6 +797,22 @@ __noinline int pfsync_nat_apply_tc(struct __sk_buff *skb, const struct nat_rewri
 	return bpf_skb_store_bytes(skb, f.port_off, &rw->port, 2, 0) ? -1 : 0;
 }
 
+/* where the planned rewrite finds its fields in this packet */
+static __always_inline void nat_rewrite_offsets(struct nat_rewrite *rw, const struct pkt *pk)
+{
+	rw->l3_off = pk->l3_off;
+	rw->l4_off = pk->l4_off;
+	rw->af = pk->key.af;
+	rw->proto = pk->key.proto;
+	rw->later_frag = pk->later_frag;
+	rw->echo = pk->icmp_kind == ICMPK_ECHO_REQ || pk->icmp_kind == ICMPK_ECHO_REPLY;
+	rw->in_l3_off = pk->inner_l3_off;
+	rw->in_l4_off = pk->inner_l4_off;
+	rw->in_proto = pk->inner.proto;
+	/* a quoted ICMP packet is related only when an echo request (parse.h) */
+	rw->in_echo = pk->inner.proto == IPPROTO_ICMP || pk->inner.proto == IPPROTO_ICMPV6;
+}
+
 /*
  * The planned rewrite, if any: the outcome stays, or becomes bad_packet.
  * prog is a constant (enum pfsync_prog_idx): each program keeps only its
@@ -810,17 +826,7 @@ static __always_inline int nat_apply(const struct parse_ctx *pc, const struct pk
 
 	if (rw->op == NAT_OP_NONE)
 		return out;
-	rw->l3_off = pk->l3_off;
-	rw->l4_off = pk->l4_off;
-	rw->af = pk->key.af;
-	rw->proto = pk->key.proto;
-	rw->later_frag = pk->later_frag;
-	rw->echo = pk->icmp_kind == ICMPK_ECHO_REQ || pk->icmp_kind == ICMPK_ECHO_REPLY;
-	rw->in_l3_off = pk->inner_l3_off;
-	rw->in_l4_off = pk->inner_l4_off;
-	rw->in_proto = pk->inner.proto;
-	/* a quoted ICMP packet is related only when an echo request (parse.h) */
-	rw->in_echo = pk->inner.proto == IPPROTO_ICMP || pk->inner.proto == IPPROTO_ICMPV6;
+	nat_rewrite_offsets(rw, pk);
 	err = prog == PFSYNC_PROG_XDP ? pfsync_nat_apply_xdp(pc->xdp, rw)
 				      : pfsync_nat_apply_tc(pc->skb, rw);
 	if (!err)

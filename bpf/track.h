@@ -111,15 +111,38 @@ static __always_inline void purge_state(struct pfx_env *env, struct pkt *pk,
 	}
 }
 
-/* The fast path's hook: PFSYNC_OUT_FASTPATH when redirected, else PFSYNC_OUT_PASSED. */
+/*
+ * The fast path's hook: PFSYNC_OUT_FASTPATH when redirected, else
+ * PFSYNC_OUT_PASSED. A translated packet is translated here when it takes
+ * the fast path, since tc egress never sees it: rdr-to's destination (and
+ * nat-to's reply's) was planned already and is what the route is looked up
+ * for; nat-to's source (and rdr-to's reply's), tc egress's part, is planned
+ * here and dropped again when the packet goes up the stack instead.
+ */
 static __always_inline int fastpath_verdict(struct pfx_env *env, const struct pkt *pk, int src_side,
 					    const struct pfsync_state_value *v)
 {
 	int echo = pk->icmp_kind == ICMPK_ECHO_REQ || pk->icmp_kind == ICMPK_ECHO_REPLY;
-	int xact = fastpath_forward(env->xdp, env->c, config_get(), v, pk->key.proto, echo,
-				    src_side != v->init_side);
+	struct nat_rewrite *rw = &env->pcpu->rw;
+	int nat = v->nat.type != PFSYNC_NAT_NONE, xact;
 
-	return xact == XDP_REDIRECT ? PFSYNC_OUT_FASTPATH : PFSYNC_OUT_PASSED;
+	if (nat && rw->via_stack)
+		pfsync_nat_plan(&pk->key, v, src_side, NAT_VIA_STACK, rw);
+	xact = fastpath_forward(env->xdp, env->c, config_get(), v, pk->key.proto, echo,
+				src_side != v->init_side, rw->op == NAT_OP_DST ? rw->addr : NULL);
+	if (xact != XDP_REDIRECT) {
+		if (rw->op == NAT_OP_SRC)
+			rw->op = NAT_OP_NONE; /* tc egress's, on the stack's path */
+		return PFSYNC_OUT_PASSED;
+	}
+	if (rw->op != NAT_OP_NONE) {
+		nat_rewrite_offsets(rw, pk);
+		if (pfsync_nat_apply_xdp(env->xdp, rw)) {
+			env->c->bad_packet++;
+			return PFSYNC_OUT_BAD;
+		}
+	}
+	return PFSYNC_OUT_FASTPATH;
 }
 
 /* The packet's outcome (enum pfsync_outcome). */
@@ -169,8 +192,7 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk, int pr
 			if (env->seen_by_xdp)
 				return PFSYNC_OUT_PASSED;
 			out = state_hit(env, pk, src_side, v);
-			/* translated packets stay on the stack's path (nat.h rewrites them) */
-			if (out == PFSYNC_OUT_PASSED && env->xdp && v->nat.type == PFSYNC_NAT_NONE)
+			if (out == PFSYNC_OUT_PASSED && env->xdp)
 				return fastpath_verdict(env, pk, src_side, v);
 			if (out != ACT_REUSE)
 				return out;

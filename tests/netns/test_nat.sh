@@ -184,6 +184,41 @@ else
 	nl_fail "rdr-to: the client's socket got no ICMP port unreachable"
 fi
 
+# ---- the fast path: translated in XDP, since tc egress does not see it ----
+# fp_forwarded: packets the fast path redirected, both directions
+fp_forwarded()
+{
+	nl_fw "$CTL" --pin-dir "$PIN" --ctl "$NL_TMP/none.sock" stats --json |
+		python3 -c 'import json,sys; f=json.load(sys.stdin)["datapath"]["fastpath"]["forwarded"]
+print(f["initiator"] + f["responder"])'
+}
+for ns in "$NL_CLIENT" "$NL_SERVER"; do # veth takes redirected frames with NAPI (GRO) on
+	nl_in "$ns" ethtool -K eth0 gro on >/dev/null 2>&1 || nl_die "ethtool -K eth0 gro on failed in $ns"
+done
+nl_fw "$CTL" --pin-dir "$PIN" --ctl "$NL_TMP/none.sock" set fastpath on "$NL_FW_IN" "$NL_FW_OUT" ||
+	nl_die "pfsyncctl set fastpath on failed"
+before=$(fp_forwarded) || nl_die "no fast-path counters"
+ip -n "$NL_SERVER" route del default
+if client_gets tcp "$NL_SERVER4" 7000 && [ "$(grep -c "tcp 7000 $NL_FW_OUT4" "$NL_TMP/peers")" -ge 2 ]; then
+	nl_ok "fast path: a nat-to TCP exchange answered, seen from $NL_FW_OUT4"
+else
+	nl_fail "fast path: the nat-to TCP exchange failed"
+fi
+ip -n "$NL_SERVER" route add default via "$NL_FW_OUT4"
+if client_gets tcp "$NL_FW_IN4" 8080 && [ "$(grep -c "tcp 80 $NL_CLIENT4" "$NL_TMP/peers")" -ge 2 ]; then
+	nl_ok "fast path: an rdr-to TCP exchange answered"
+else
+	nl_fail "fast path: the rdr-to TCP exchange failed"
+fi
+after=$(fp_forwarded) || after=$before
+if [ "$after" -gt "$before" ]; then
+	nl_ok "fast path: $((after - before)) translated packets forwarded in XDP"
+else
+	nl_fail "fast path: no translated packet took the fast path ($before -> $after)"
+fi
+nl_fw "$CTL" --pin-dir "$PIN" --ctl "$NL_TMP/none.sock" set fastpath off ||
+	nl_die "pfsyncctl set fastpath off failed"
+
 # ---- NAT66: the same rule forms over IPv6 ----
 ip -n "$NL_SERVER" -6 route del default
 if nl_wait_until 5 client_gets tcp "$NL_SERVER6" 7100; then

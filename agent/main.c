@@ -330,6 +330,7 @@ static void teardown(struct process *p)
 	free(a->pkt);
 	free(a->rxbuf);
 	index_free(&a->index);
+	bpf_store_close_iter(&a->store, &p->bstore);
 	bpf_store_close_import(&a->store, &p->bstore);
 	if (p->maps_open)
 		pfsync_maps_close(&p->maps);

@@ -70,6 +70,9 @@ struct upd_req_ident {
  */
 #define AGENT_INTAKE_AHEAD 16
 
+/* allocations from this size on are mmaps (main.c: mallopt) */
+#define AGENT_MMAP_THRESHOLD (128 * 1024)
+
 struct agent {
 	struct agent_opts opts;
 	__u32 hostid;

@@ -45,16 +45,21 @@ int pfsync_table_iter(struct bpf_iter__bpf_map_elem *ctx)
 {
 	const struct pfsync_state_value *v = ctx->value;
 	const struct pfsync_key *k = ctx->key;
-	struct pfsync_import_entry rec = {};
+	struct seq_file *seq = ctx->meta->seq;
+	__u8 pad[PFSYNC_ITER_KEY_PAD] = {};
 
 	/* the last call of a pass comes without an element */
 	if (!k || !v)
 		return 0;
-	/* every state, NOSYNC ones too: the expiry pass and the index read them */
-	__builtin_memcpy(&rec.key, k, sizeof(rec.key));
-	__builtin_memcpy(&rec.val, v, sizeof(rec.val));
-	/* whole records only: an entry that does not fit waits for the next read */
-	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	/*
+	 * Every state, NOSYNC ones too: the expiry pass and the index read
+	 * them. Written straight from the map's element in the layout of
+	 * struct pfsync_import_entry; a record that does not fit whole is
+	 * taken back by the kernel and waits for the next read.
+	 */
+	bpf_seq_write(seq, k, sizeof(*k));
+	bpf_seq_write(seq, pad, sizeof(pad));
+	bpf_seq_write(seq, v, sizeof(*v));
 	return 0;
 }
 

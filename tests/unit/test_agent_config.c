@@ -45,7 +45,8 @@ static void test_every_key_kind(void **unused)
 				   "hostid 0x0a0a0a0a\n"
 				   "rules \"/etc/pf sync/rules.conf\"\n"
 				   "auth-key k3y\r\n"
-				   "interval 5";
+				   "interval 5\n"
+				   "bulk-read batch";
 	struct config_args a = {0};
 	char err[CONFIG_ERR_MAX] = "";
 
@@ -55,7 +56,7 @@ static void test_every_key_kind(void **unused)
 					"--attach eth0 --attach eth1 --maxupd 64 --defer --defer "
 					"--defer-release redirect --fastpath --hostid 0x0a0a0a0a "
 					"--rules /etc/pf sync/rules.conf "
-					"--auth-key k3y --interval 5");
+					"--auth-key k3y --interval 5 --bulk-read batch");
 	assert_string_equal(a.argv[20], "/etc/pf sync/rules.conf");
 	config_args_free(&a);
 }

@@ -149,7 +149,7 @@ check_path iter && iter_ok=1
 
 # auto: the iterator exactly when the kernel took it just now
 start_agent A auto || nl_die "agent A did not start with --bulk-read auto"
-want=batch
+want="batch"
 [ "$iter_ok" = 1 ] && want=iter
 [ "$(read_path A)" = "$want" ] && nl_pass "--bulk-read auto took $want" ||
 	nl_fail "--bulk-read auto took $(read_path A), expected $want"

@@ -55,6 +55,7 @@ struct agent_opts {
 	const char *pfsync_if;
 	__u32 states_max;
 	int no_repair; /* --no-repair: no sequence trailer, no NAKs (repair_io.c) */
+	enum store_read_path bulk_read; /* --bulk-read: how whole-table reads go */
 };
 
 struct upd_req_ident {
@@ -68,6 +69,9 @@ struct upd_req_ident {
  * a burst waits for memory about once a group instead of twice a record.
  */
 #define AGENT_INTAKE_AHEAD 16
+
+/* allocations from this size on are mmaps (main.c: mallopt) */
+#define AGENT_MMAP_THRESHOLD (128 * 1024)
 
 struct agent {
 	struct agent_opts opts;
@@ -118,6 +122,7 @@ struct agent {
 	__u64 bulk_resyncs;	      /* bulk updates asked for that reason */
 	unsigned int bulk_rerequests; /* -1 when absent (tests) */
 	__u64 bulk_rate;	      /* states per second a walk may send */
+	int table_iter;		      /* whole-table reads go through pfsync_table_iter */
 	__u64 walk_credit_ns;
 	/* repair_io.c */
 	int repair_on;

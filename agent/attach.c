@@ -37,7 +37,7 @@ int attach_libxdp_log(enum libxdp_print_level level, const char *fmt, va_list ap
  * libbpf messages that are expected failures (libxdp probing its
  * dispatcher, an existing clsact, a filter not there yet): -v only
  */
-static int libbpf_debug_only(enum libbpf_print_level level, const char *fmt, va_list ap)
+int attach_libbpf_debug_only(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	return attach_libxdp_log(level == LIBBPF_WARN ? LIBXDP_WARN : LIBXDP_DEBUG, fmt, ap);
 }
@@ -159,7 +159,7 @@ int attach_iface(struct attachment *at, const char *ifname, struct bpf_object *o
 		log_err("--attach %s: no such interface", at->ifname);
 		return -ENODEV;
 	}
-	prev = libbpf_set_print(libbpf_debug_only);
+	prev = libbpf_set_print(attach_libbpf_debug_only);
 	rc = attach_xdp(at, obj);
 	rc = rc ?: attach_tc(at, tc_fd);
 	libbpf_set_print(prev);
@@ -178,7 +178,7 @@ int attach_egress_only(struct attachment *at, const char *ifname, int prog_fd)
 	at->ifindex = (int)if_nametoindex(at->ifname);
 	if (!at->ifindex)
 		return -ENODEV;
-	prev = libbpf_set_print(libbpf_debug_only);
+	prev = libbpf_set_print(attach_libbpf_debug_only);
 	rc = attach_tc(at, prog_fd);
 	libbpf_set_print(prev);
 	return rc;

@@ -40,5 +40,7 @@ int attach_egress_only(struct attachment *at, const char *ifname, int prog_fd);
 void attach_remove(struct attachment *at);
 /* libxdp's and libbpf's messages during attach only with -v */
 int attach_libxdp_log(enum libxdp_print_level level, const char *fmt, va_list ap);
+/* a libbpf print callback for expected failures (probes): -v only */
+int attach_libbpf_debug_only(enum libbpf_print_level level, const char *fmt, va_list ap);
 
 #endif /* AGENT_ATTACH_H */

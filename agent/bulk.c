@@ -160,6 +160,7 @@ void bulk_on_bus(struct agent *a, __u8 status)
 /* ---- walker -------------------------------------------------------------- */
 void walker_free(struct walker *w)
 {
+	store_cursor_reset(&w->cur);
 	free(w->keys);
 	free(w->vals);
 	pfsync_builder_free(w->builder);
@@ -242,7 +243,7 @@ int walker_start(struct agent *a, int with_bus)
 	w->with_bus = with_bus || (w->active && w->with_bus);
 	w->active = 1;
 	w->bus_started = 0;
-	memset(&w->cur, 0, sizeof(w->cur));
+	store_cursor_reset(&w->cur); /* a walk restarted: its old iterator goes */
 	w->n = w->pos = 0;
 	w->states_sent = 0;
 	w->packets_sent = 0;
@@ -332,6 +333,7 @@ static void walker_finish(struct agent *a)
 		w->last_bus_states = w->states_sent;
 	}
 	walk_send(a);
+	store_cursor_reset(&w->cur);
 	w->active = 0;
 	w->runs++;
 	w->last_states = w->states_sent;

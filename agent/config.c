@@ -27,7 +27,7 @@ static const struct config_key {
     {"interval", VAL_NUMBER},  {"auth-key", VAL_ONE},	      {"ctl", VAL_ONE},
     {"obj", VAL_ONE},	       {"pfsync-if", VAL_ONE},	      {"states-max", VAL_NUMBER},
     {"bulk-rate", VAL_NUMBER}, {"no-repair", VAL_BOOL},	      {"defer-release", VAL_ONE},
-    {"fastpath", VAL_BOOL},
+    {"fastpath", VAL_BOOL},    {"bulk-read", VAL_ONE},
 };
 
 static const struct config_key *find_key(const char *name)

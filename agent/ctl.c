@@ -291,6 +291,7 @@ static void status_json(struct agent *a, FILE *out)
 	fprintf(out, "\"bulk\":\"%s\",\"bulk_tries\":%u,\"bulk_sending\":%s,\"bulks_served\":%llu,",
 		bulk_req_state_name(a->bulk_req.state), a->bulk_req.tries,
 		a->walker.active ? "true" : "false", (unsigned long long)a->walker.runs);
+	fprintf(out, "\"bulk_read\":\"%s\",", a->table_iter ? "iter" : "batch");
 	release_redirect_counters(&a->defer.io, &rc);
 	fprintf(out, "\"defer_redirected\":%llu,\"defer_redirect_refused\":%llu,",
 		(unsigned long long)rc.redirected, (unsigned long long)rc.refused);

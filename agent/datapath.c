@@ -225,6 +225,44 @@ static int setup_release(struct process *p)
 }
 
 /*
+ * --bulk-read: the iterator (pfsync_table_iter) unless told batch; a
+ * kernel that refuses it leaves the batch reads under auto and stops the
+ * agent under iter, so that a forced path is never quietly another one.
+ */
+static int open_table_reader(struct process *p)
+{
+	struct agent *a = &p->a;
+	const char *obj = a->opts.obj_path ? a->opts.obj_path : pfsync_bpf_default_obj();
+	libbpf_print_fn_t prev;
+	int rc;
+
+	a->table_iter = 0;
+	if (a->opts.bulk_read == STORE_READ_BATCH)
+		return 0;
+	/* a refusal is an answer here, not a warning: libbpf's words with -v only */
+	prev = libbpf_set_print(attach_libbpf_debug_only);
+	rc = bpf_store_open_iter(&a->store, &p->bstore, obj);
+	libbpf_set_print(prev);
+	if (rc == 0) {
+		a->table_iter = 1;
+		log_info("whole-table reads through the %s iterator", PFSYNC_ITER_OBJ);
+		return 0;
+	}
+	if (a->opts.bulk_read == STORE_READ_ITER && rc == -ENOENT) {
+		log_err("--bulk-read iter: no %s beside %s", PFSYNC_ITER_OBJ, obj);
+		return rc;
+	}
+	if (a->opts.bulk_read == STORE_READ_ITER) {
+		log_err("--bulk-read iter: the kernel refuses %s: %s", PFSYNC_ITER_OBJ,
+			strerror(-rc));
+		return rc;
+	}
+	log_info("no table iterator (%s: %s): whole-table reads in batches", PFSYNC_ITER_OBJ,
+		 strerror(-rc));
+	return 0;
+}
+
+/*
  * Generic (SKB-mode) XDP runs on every skb an interface receives, a
  * released frame included, whichever path brought it: the state tracks that
  * packet twice. Said at start for every interface of the namespace running
@@ -304,6 +342,9 @@ int process_setup_datapath(struct process *p)
 	if (rc)
 		log_info("no batch import (%s: %s): peer states go in one at a time",
 			 PFSYNC_BULK_OBJ, strerror(-rc));
+	rc = open_table_reader(p);
+	if (rc)
+		return rc;
 	rc = setup_identity(p);
 	rc = rc ?: setup_config(p);
 	if (rc) {

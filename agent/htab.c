@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include "htab.h"
+#include "pfsync_common.h"
 
 #define HTAB_MIN_CAP 64
 #define HTAB_MARK    4 /* bytes of the used mark at the start of a slot (htab_init) */
@@ -14,7 +15,8 @@
 #define HTAB_HUGE_PAGE	  ((size_t)2 << 20)
 #define HTAB_MIGRATE_STEP 8 /* old slots moved per put or del while growing */
 
-static __u64 hash_bytes(const __u8 *p, size_t len)
+/* always inlined: with len a constant the loop unrolls and the memcpys become loads */
+static inline __attribute__((always_inline)) __u64 hash_mix(const __u8 *p, size_t len)
 {
 	__u64 h = 0x9e3779b97f4a7c15ULL ^ len;
 	__u64 chunk;
@@ -32,6 +34,24 @@ static __u64 hash_bytes(const __u8 *p, size_t len)
 	h ^= h >> 29;
 	h *= 0xbf58476d1ce4e5b9ULL;
 	return h ^ (h >> 32);
+}
+
+/*
+ * The agent's key sizes get a copy each with the size fixed: 4-5x faster
+ * than the generic loop with its memcpy call (12 bytes: 21 -> 4.5 ns, 44
+ * bytes: 23 -> 9 ns here), and a state in a burst is hashed several times
+ * (index, send queue, their prefetches). The same hash for every size.
+ */
+static __u64 hash_bytes(const __u8 *p, size_t len)
+{
+	switch (len) {
+	case 12: /* index.c's identity */
+		return hash_mix(p, 12);
+	case sizeof(struct pfsync_key): /* the send queue's and defer's keys */
+		return hash_mix(p, sizeof(struct pfsync_key));
+	default:
+		return hash_mix(p, len);
+	}
 }
 
 #define MARK_EMPTY 0

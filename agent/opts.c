@@ -21,7 +21,7 @@ static void usage(FILE *f)
 		   "         [--states-max N] [--bulk-rate STATES_PER_S] [-v|-q]\n"
 		   "         [--auth-key FILE]... [--min-ttl N] (--syncpeer may repeat: "
 		   "IPv4, IPv6, ff12::f0)\n"
-		   "         [--no-repair]\n"
+		   "         [--no-repair] [--bulk-read auto|iter|batch]\n"
 		   "Synchronises pf-style connection states with peers (OpenBSD pfsync "
 		   "v6).\n");
 	fprintf(f,
@@ -68,6 +68,7 @@ enum {
 	OPT_AUTH_KEY,
 	OPT_MIN_TTL,
 	OPT_NO_REPAIR,
+	OPT_BULK_READ,
 	OPT_HELP,
 };
 
@@ -143,6 +144,7 @@ int agent_parse_opts(struct agent *a, int argc, char **argv)
 	    {"auth-key", required_argument, NULL, OPT_AUTH_KEY},
 	    {"min-ttl", required_argument, NULL, OPT_MIN_TTL},
 	    {"no-repair", no_argument, NULL, OPT_NO_REPAIR},
+	    {"bulk-read", required_argument, NULL, OPT_BULK_READ},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"quiet", no_argument, NULL, 'q'},
@@ -179,6 +181,15 @@ int agent_parse_opts(struct agent *a, int argc, char **argv)
 			break;
 		case OPT_NO_REPAIR:
 			a->opts.no_repair = 1;
+			break;
+		case OPT_BULK_READ:
+			if (store_read_path_parse(optarg, &a->opts.bulk_read)) {
+				fprintf(
+				    stderr,
+				    "pfsync-agent: --bulk-read %s: expected auto, iter or batch\n",
+				    optarg);
+				return -1;
+			}
 			break;
 		case OPT_DEFER:
 			a->opts.defer = 1;

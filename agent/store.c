@@ -13,6 +13,31 @@
 #include "store.h"
 
 #define FOREACH_BATCH 1024
+/* records a read() of the iterator asks for: its seq_file fills 8 pages at most */
+#define ITER_READ_RECS ((8 * 4096) / sizeof(struct pfsync_import_entry))
+
+int store_read_path_parse(const char *s, enum store_read_path *out)
+{
+	static const char *const names[] = {
+	    [STORE_READ_AUTO] = "auto",
+	    [STORE_READ_ITER] = "iter",
+	    [STORE_READ_BATCH] = "batch",
+	};
+
+	for (unsigned int i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(s, names[i])) {
+			*out = (enum store_read_path)i;
+			return 0;
+		}
+	return -1;
+}
+
+void store_cursor_reset(struct store_cursor *cur)
+{
+	if (cur->iter_open)
+		close(cur->iter_fd);
+	memset(cur, 0, sizeof(*cur));
+}
 
 int store_foreach(const struct state_store *s,
 		  int (*fn)(const struct pfsync_key *, const struct pfsync_state_value *, void *),
@@ -36,6 +61,7 @@ int store_foreach(const struct state_store *s,
 				cur.done = 1;
 	}
 out:
+	store_cursor_reset(&cur);
 	free(keys);
 	free(vals);
 	return rc;
@@ -53,7 +79,7 @@ int store_sweep_begin(struct store_sweep *sw, unsigned int batch, __u64 now_ns)
 		}
 		sw->batch = batch;
 	}
-	memset(&sw->cur, 0, sizeof(sw->cur));
+	store_cursor_reset(&sw->cur);
 	sw->seen = sw->deleted = 0;
 	sw->started_ns = now_ns;
 	sw->active = 1;
@@ -96,13 +122,16 @@ int store_sweep_step(const struct state_store *s, struct store_sweep *sw, __u64 
 			rc = sweep_submit(s, sw, &args, 0);
 	}
 	rc = rc ?: sweep_submit(s, sw, &args, sw->cur.done);
-	if (rc || sw->cur.done)
+	if (rc || sw->cur.done) {
+		store_cursor_reset(&sw->cur);
 		sw->active = 0;
+	}
 	return rc ? rc : sw->active;
 }
 
 void store_sweep_free(struct store_sweep *sw)
 {
+	store_cursor_reset(&sw->cur);
 	free(sw->keys);
 	free(sw->vals);
 	memset(sw, 0, sizeof(*sw));
@@ -202,6 +231,57 @@ static int bpf_read_batch(void *ctx, struct store_cursor *cur, struct pfsync_key
 	return 0;
 }
 
+/*
+ * The iterator's records, a read() at a time: the seq_file hands out whole
+ * records only (a state that does not fit waits for the next read), and
+ * each show is bounded by the kernel, so a read may bring none before the
+ * end (-EAGAIN after a million states shown empty): that is a pause.
+ */
+static int iter_read_batch(void *ctx, struct store_cursor *cur, struct pfsync_key *keys,
+			   struct pfsync_state_value *vals, unsigned int *n)
+{
+	const struct bpf_store *b = ctx;
+	size_t want = *n < ITER_READ_RECS ? *n : ITER_READ_RECS;
+	ssize_t got;
+	size_t recs;
+
+	*n = 0;
+	if (!cur->started) {
+		int fd = bpf_iter_create(bpf_link__fd(b->iter_link));
+
+		cur->started = 1;
+		if (fd < 0) {
+			cur->done = 1;
+			return -errno;
+		}
+		cur->iter_fd = fd;
+		cur->iter_open = 1;
+	}
+	if (cur->done)
+		return 0;
+	got = read(cur->iter_fd, b->iter_buf, want * sizeof(*b->iter_buf));
+	if (got < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (got < 0 || (size_t)got % sizeof(*b->iter_buf)) {
+		int rc = got < 0 ? -errno : -EIO;
+
+		store_cursor_reset(cur);
+		cur->started = cur->done = 1;
+		return rc;
+	}
+	recs = (size_t)got / sizeof(*b->iter_buf);
+	for (size_t i = 0; i < recs; i++) {
+		keys[i] = b->iter_buf[i].key;
+		vals[i] = b->iter_buf[i].val;
+	}
+	*n = (unsigned int)recs;
+	if (got == 0) {
+		store_cursor_reset(cur);
+		cur->started = cur->done = 1;
+	}
+	return 0;
+}
+
 static int bpf_sweep(void *ctx, struct pfsync_sweep_args *args)
 {
 	const struct bpf_store *b = ctx;
@@ -280,44 +360,63 @@ void bpf_store_bind(struct state_store *s, struct bpf_store *b)
 	b->import_fd = b->fetch_fd = -1;
 }
 
-static int import_path(const char *xdp_obj, char *buf, size_t cap)
+/* NAME in the directory of the datapath object */
+static int sibling_path(const char *xdp_obj, const char *name, char *buf, size_t cap)
 {
 	const char *slash = strrchr(xdp_obj, '/');
 	int dir_len = slash ? (int)(slash - xdp_obj) : 1;
-	int n = snprintf(buf, cap, "%.*s/%s", dir_len, slash ? xdp_obj : ".", PFSYNC_BULK_OBJ);
+	int n = snprintf(buf, cap, "%.*s/%s", dir_len, slash ? xdp_obj : ".", name);
 
 	return n > 0 && (size_t)n < cap ? 0 : -ENAMETOOLONG;
 }
 
-int bpf_store_open_import(struct state_store *s, struct bpf_store *b, const char *xdp_obj)
+/* opens NAME beside xdp_obj with its states map replaced by b's */
+static struct bpf_object *open_on_states(const struct bpf_store *b, const char *xdp_obj,
+					 const char *name, int *err)
 {
 	char path[PATH_MAX];
+	struct bpf_object *obj;
+	struct bpf_map *states;
+
+	*err = sibling_path(xdp_obj, name, path, sizeof(path));
+	if (*err)
+		return NULL;
+	if (access(path, R_OK) != 0) {
+		*err = -errno;
+		return NULL;
+	}
+	obj = bpf_object__open_file(path, NULL);
+	*err = libbpf_get_error(obj);
+	if (*err)
+		return NULL;
+	states = bpf_object__find_map_by_name(obj, PFSYNC_MAP_STATES);
+	*err = states ? bpf_map__reuse_fd(states, b->states_fd) : -ENOENT;
+	if (*err) {
+		bpf_object__close(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+int bpf_store_open_import(struct state_store *s, struct bpf_store *b, const char *xdp_obj)
+{
 	struct bpf_program *prog, *fetch;
-	struct bpf_map *states, *buf, *nat_keys;
+	struct bpf_map *buf, *nat_keys;
 	void *mem;
 	int rc;
 
-	rc = import_path(xdp_obj, path, sizeof(path));
-	if (rc)
+	b->import_obj = open_on_states(b, xdp_obj, PFSYNC_BULK_OBJ, &rc);
+	if (!b->import_obj)
 		return rc;
-	if (access(path, R_OK) != 0)
-		return -errno;
-	b->import_obj = bpf_object__open_file(path, NULL);
-	rc = libbpf_get_error(b->import_obj);
-	if (rc) {
-		b->import_obj = NULL;
-		return rc;
-	}
+	/* a translated state's import puts its alias in the datapath's map too */
 	nat_keys = bpf_object__find_map_by_name(b->import_obj, PFSYNC_MAP_NAT_KEYS);
 	rc = nat_keys && b->nat_keys_fd >= 0 ? bpf_map__reuse_fd(nat_keys, b->nat_keys_fd) : 0;
 	if (rc)
 		goto fail;
-	states = bpf_object__find_map_by_name(b->import_obj, PFSYNC_MAP_STATES);
 	buf = bpf_object__find_map_by_name(b->import_obj, PFSYNC_MAP_BATCH_BUF);
 	prog = bpf_object__find_program_by_name(b->import_obj, PFSYNC_PROG_IMPORT);
 	fetch = bpf_object__find_program_by_name(b->import_obj, PFSYNC_PROG_FETCH);
-	rc = !states || !buf || !prog || !fetch ? -ENOENT : 0;
-	rc = rc ?: bpf_map__reuse_fd(states, b->states_fd);
+	rc = !buf || !prog || !fetch ? -ENOENT : 0;
 	rc = rc ?: bpf_object__load(b->import_obj);
 	if (rc)
 		goto fail;
@@ -351,4 +450,50 @@ void bpf_store_close_import(struct state_store *s, struct bpf_store *b)
 	b->import_fd = b->fetch_fd = -1;
 	bpf_object__close(b->import_obj);
 	b->import_obj = NULL;
+}
+
+int bpf_store_open_iter(struct state_store *s, struct bpf_store *b, const char *xdp_obj)
+{
+	DECLARE_LIBBPF_OPTS(bpf_iter_attach_opts, opts);
+	union bpf_iter_link_info info = {.map.map_fd = (__u32)b->states_fd};
+	struct bpf_program *prog;
+	int rc;
+
+	b->iter_obj = open_on_states(b, xdp_obj, PFSYNC_ITER_OBJ, &rc);
+	if (!b->iter_obj)
+		return rc;
+	prog = bpf_object__find_program_by_name(b->iter_obj, PFSYNC_PROG_ITER);
+	rc = prog ? bpf_object__load(b->iter_obj) : -ENOENT;
+	if (rc)
+		goto fail;
+	opts.link_info = &info;
+	opts.link_info_len = sizeof(info);
+	b->iter_link = bpf_program__attach_iter(prog, &opts);
+	rc = libbpf_get_error(b->iter_link);
+	if (rc) {
+		b->iter_link = NULL;
+		goto fail;
+	}
+	b->iter_buf = calloc(ITER_READ_RECS, sizeof(*b->iter_buf));
+	if (!b->iter_buf) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	s->read_batch = iter_read_batch;
+	return 0;
+fail:
+	bpf_store_close_iter(s, b);
+	return rc;
+}
+
+void bpf_store_close_iter(struct state_store *s, struct bpf_store *b)
+{
+	if (s->read_batch == iter_read_batch)
+		s->read_batch = bpf_read_batch;
+	free(b->iter_buf);
+	b->iter_buf = NULL;
+	bpf_link__destroy(b->iter_link);
+	b->iter_link = NULL;
+	bpf_object__close(b->iter_obj);
+	b->iter_obj = NULL;
 }

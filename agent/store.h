@@ -17,7 +17,12 @@ struct store_cursor {
 	__u64 token; /* opaque, from the map */
 	int started;
 	int done;
+	int iter_open; /* iter_fd is this walk's iterator (pfsync_table_iter) */
+	int iter_fd;
 };
+
+/* back to the start, closing the walk's iterator if one is open */
+void store_cursor_reset(struct store_cursor *cur);
 
 struct state_store {
 	void *ctx;
@@ -43,7 +48,11 @@ struct state_store {
 	 */
 	int (*fetch)(void *ctx, const struct pfsync_key *keys, unsigned int n,
 		     struct pfsync_state_value *vals, int *rc);
-	/* up to *n entries after cur; *n = entries read; cur->done at the end */
+	/*
+	 * up to *n entries after cur; *n = entries read (0 is no end, a walk
+	 * may pause); cur->done at the end. A walk given up before its end is
+	 * ended with store_cursor_reset.
+	 */
 	int (*read_batch)(void *ctx, struct store_cursor *cur, struct pfsync_key *keys,
 			  struct pfsync_state_value *vals, unsigned int *n);
 	/* the control programs (BPF_PROG_RUN); 0 or -errno */
@@ -98,7 +107,21 @@ struct bpf_store {
 	int import_fd, fetch_fd;
 	struct pfsync_batch_buf *import_buf; /* the programs' buffer, mmapped */
 	size_t import_buf_len;
+	/* the iterator reader (bpf_store_open_iter), else NULL */
+	struct bpf_object *iter_obj;
+	struct bpf_link *iter_link;
+	struct pfsync_import_entry *iter_buf; /* one read()'s records */
 };
+
+/* how the agent reads the whole table (--bulk-read) */
+enum store_read_path {
+	STORE_READ_AUTO,  /* the iterator when the kernel takes it, else batches */
+	STORE_READ_ITER,  /* the iterator or nothing */
+	STORE_READ_BATCH, /* bpf_map_lookup_batch */
+};
+
+/* "auto", "iter" or "batch" into *out: 0, or -1 (*out untouched) */
+int store_read_path_parse(const char *s, enum store_read_path *out);
 
 /*
  * The store's insert puts a translated state (v->nat.type) under both keys:
@@ -113,5 +136,12 @@ void bpf_store_bind(struct state_store *s, struct bpf_store *b);
  */
 int bpf_store_open_import(struct state_store *s, struct bpf_store *b, const char *xdp_obj);
 void bpf_store_close_import(struct state_store *s, struct bpf_store *b);
+/*
+ * Loads PFSYNC_ITER_OBJ from the directory of xdp_obj onto b's states map
+ * and attaches its iterator; s->read_batch then reads through it. 0, or
+ * -errno (the kernel's refusal included: s keeps the batch reads).
+ */
+int bpf_store_open_iter(struct state_store *s, struct bpf_store *b, const char *xdp_obj);
+void bpf_store_close_iter(struct state_store *s, struct bpf_store *b);
 
 #endif /* AGENT_STORE_H */

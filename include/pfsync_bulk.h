@@ -31,10 +31,30 @@
 #define PFSYNC_MAP_BATCH_BUF "pfsync_batch_buf"
 #define PFSYNC_IMPORT_BATCH  256 /* a 65535-byte packet holds 270 full states */
 
+/*
+ * pfsync_table_iter (its own object, PFSYNC_ITER_OBJ): a bpf_map_elem iterator
+ * over the states map that writes every state as one struct
+ * pfsync_import_entry (key, then value) into the iterator's seq_file; the
+ * agent's full-table reads (bulk, resend, expiry pass, index rebuild) read
+ * them with read() on an iterator fd instead of bpf_map_lookup_batch.
+ */
+#define PFSYNC_ITER_OBJ "pfsync_iter.o"
+/* bytes between the key and the value in a struct pfsync_import_entry */
+#define PFSYNC_ITER_KEY_PAD 4
+#define PFSYNC_PROG_ITER    "pfsync_table_iter"
+
 struct pfsync_import_entry {
 	struct pfsync_key key;
 	struct pfsync_state_value val; /* import: in; fetch: out */
 };
+
+_Static_assert(__builtin_offsetof(struct pfsync_import_entry, val) ==
+		   sizeof(struct pfsync_key) + PFSYNC_ITER_KEY_PAD,
+	       "the iterator writes key, pad, value");
+_Static_assert(sizeof(struct pfsync_import_entry) == sizeof(struct pfsync_key) +
+							 PFSYNC_ITER_KEY_PAD +
+							 sizeof(struct pfsync_state_value),
+	       "and nothing after the value");
 
 struct pfsync_batch_buf {
 	__u32 count;		       /* in: entries used */

@@ -32,13 +32,14 @@ INSTALL_SED := sed -e 's|/usr/local/sbin|$(BINDIR)|g' -e 's|/usr/local/lib/bpf|$
 	-e 's|/etc/pfsync|$(SYSCONFDIR)/pfsync|g'
 
 .PHONY: install uninstall
-install: $(BUILD)/pfsync-agent $(BUILD)/pfsyncctl $(BUILD)/pfsync_xdp.o $(BUILD)/pfsync_bulk.o
+install: $(BUILD)/pfsync-agent $(BUILD)/pfsyncctl $(BUILD)/pfsync_xdp.o $(BUILD)/pfsync_bulk.o $(BUILD)/pfsync_iter.o
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(BPFDIR) $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(EXAMPLEDIR)
 	$(INSTALL) -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/pfsync
 	$(INSTALL) -m 0755 $(BUILD)/pfsync-agent $(BUILD)/pfsyncctl $(DESTDIR)$(BINDIR)/
 	$(INSTALL) -m 0644 $(BUILD)/pfsync_xdp.o $(DESTDIR)$(BPFDIR)/pfsync_xdp.o
 	$(INSTALL) -m 0644 $(BUILD)/pfsync_bulk.o $(DESTDIR)$(BPFDIR)/pfsync_bulk.o
+	$(INSTALL) -m 0644 $(BUILD)/pfsync_iter.o $(DESTDIR)$(BPFDIR)/pfsync_iter.o
 	for f in $(MAN_PAGES); do \
 		$(INSTALL_SED) $$f >$(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/} || exit 1; \
 		chmod 0644 $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
@@ -52,6 +53,7 @@ install: $(BUILD)/pfsync-agent $(BUILD)/pfsyncctl $(BUILD)/pfsync_xdp.o $(BUILD)
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/pfsync-agent $(DESTDIR)$(BINDIR)/pfsyncctl \
 		$(DESTDIR)$(BPFDIR)/pfsync_xdp.o $(DESTDIR)$(BPFDIR)/pfsync_bulk.o \
+		$(DESTDIR)$(BPFDIR)/pfsync_iter.o \
 		$(DESTDIR)$(UNITDIR)/pfsync-agent.service \
 		$(DESTDIR)$(MANDIR)/man8/pfsync-agent.8 $(DESTDIR)$(MANDIR)/man8/pfsyncctl.8 \
 		$(DESTDIR)$(MANDIR)/man5/pfsync.conf.5 \

@@ -19,7 +19,7 @@ cd "$(dirname "$0")/../.." || exit 1
 . scripts/netns-lib.sh
 
 BUILD=${PFSYNC_BUILD:-$PWD/build}
-for f in pfsync-agent pfsyncctl pfsync_xdp.o pfsync_bulk.o; do
+for f in pfsync-agent pfsyncctl pfsync_xdp.o pfsync_bulk.o pfsync_iter.o; do
 	[ -e "$BUILD/$f" ] || nl_die "$BUILD/$f not built (make)"
 done
 nl_need_tools make python3 ip nsenter mandoc man
@@ -34,12 +34,13 @@ CTL=$SBIN/pfsyncctl
 # ---- install ------------------------------------------------------------------
 # -o: never rebuild here (other builds may be running in this tree); install what is built
 if ! make -s -C "$PWD" BUILD="$BUILD" -o "$BUILD/pfsync-agent" -o "$BUILD/pfsyncctl" \
-	-o "$BUILD/pfsync_xdp.o" -o "$BUILD/pfsync_bulk.o" DESTDIR="$DEST" install >"$NL_TMP/install.log" 2>&1; then
+	-o "$BUILD/pfsync_xdp.o" -o "$BUILD/pfsync_bulk.o" -o "$BUILD/pfsync_iter.o" DESTDIR="$DEST" install >"$NL_TMP/install.log" 2>&1; then
 	cat "$NL_TMP/install.log" >&2
 	nl_die "make install failed"
 fi
 expected="etc/pfsync/pfsync.conf.example
 usr/local/lib/bpf/pfsync_bulk.o
+usr/local/lib/bpf/pfsync_iter.o
 usr/local/lib/bpf/pfsync_xdp.o
 usr/local/lib/systemd/system/pfsync-agent.service
 usr/local/sbin/pfsync-agent
@@ -68,14 +69,16 @@ fi
 DEST2=$NL_TMP/root2
 B2=$NL_TMP/build2
 mkdir -p "$B2"
-cp "$BUILD/pfsync-agent" "$BUILD/pfsyncctl" "$BUILD/pfsync_xdp.o" "$BUILD/pfsync_bulk.o" "$B2"/
+cp "$BUILD/pfsync-agent" "$BUILD/pfsyncctl" "$BUILD/pfsync_xdp.o" "$BUILD/pfsync_bulk.o" \
+	"$BUILD/pfsync_iter.o" "$B2"/
 paths=(PREFIX=/opt/pfs BINDIR=/opt/pfs/bin MANDIR=/opt/pfs/man SYSCONFDIR=/opt/pfs/etc)
 if make -s -C "$PWD" BUILD="$B2" -o "$B2/pfsync-agent" -o "$B2/pfsyncctl" -o "$B2/pfsync_xdp.o" \
-	-o "$B2/pfsync_bulk.o" DESTDIR="$DEST2" "${paths[@]}" install >"$NL_TMP/install2.log" 2>&1; then
+	-o "$B2/pfsync_bulk.o" -o "$B2/pfsync_iter.o" DESTDIR="$DEST2" "${paths[@]}" install >"$NL_TMP/install2.log" 2>&1; then
 	expected2="opt/pfs/bin/pfsync-agent
 opt/pfs/bin/pfsyncctl
 opt/pfs/etc/pfsync/pfsync.conf.example
 opt/pfs/lib/bpf/pfsync_bulk.o
+opt/pfs/lib/bpf/pfsync_iter.o
 opt/pfs/lib/bpf/pfsync_xdp.o
 opt/pfs/lib/systemd/system/pfsync-agent.service
 opt/pfs/man/man5/pfsync.conf.5

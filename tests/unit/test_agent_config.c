@@ -13,6 +13,7 @@
 
 #include "../../agent/config.h"
 #include "../../agent/release.h"
+#include "../../agent/store.h"
 
 /* the argument vector joined with single blanks, for one comparison */
 static const char *joined(const struct config_args *a)
@@ -44,7 +45,8 @@ static void test_every_key_kind(void **unused)
 				   "hostid 0x0a0a0a0a\n"
 				   "rules \"/etc/pf sync/rules.conf\"\n"
 				   "auth-key k3y\r\n"
-				   "interval 5";
+				   "interval 5\n"
+				   "bulk-read batch";
 	struct config_args a = {0};
 	char err[CONFIG_ERR_MAX] = "";
 
@@ -54,7 +56,7 @@ static void test_every_key_kind(void **unused)
 					"--attach eth0 --attach eth1 --maxupd 64 --defer --defer "
 					"--defer-release redirect --fastpath --hostid 0x0a0a0a0a "
 					"--rules /etc/pf sync/rules.conf "
-					"--auth-key k3y --interval 5");
+					"--auth-key k3y --interval 5 --bulk-read batch");
 	assert_string_equal(a.argv[20], "/etc/pf sync/rules.conf");
 	config_args_free(&a);
 }
@@ -88,6 +90,23 @@ static void expect_error(const char *text, const char *message)
 	if (!strstr(err, message))
 		fail_msg("\"%s\" does not contain \"%s\"", err, message);
 	config_args_free(&a);
+}
+
+/* --bulk-read's values */
+static void test_bulk_read_names(void **unused)
+{
+	enum store_read_path p = STORE_READ_BATCH;
+
+	(void)unused;
+	assert_int_equal(store_read_path_parse("auto", &p), 0);
+	assert_int_equal(p, STORE_READ_AUTO);
+	assert_int_equal(store_read_path_parse("iter", &p), 0);
+	assert_int_equal(p, STORE_READ_ITER);
+	assert_int_equal(store_read_path_parse("batch", &p), 0);
+	assert_int_equal(p, STORE_READ_BATCH);
+	assert_int_equal(store_read_path_parse("iterator", &p), -1);
+	assert_int_equal(store_read_path_parse("", &p), -1);
+	assert_int_equal(p, STORE_READ_BATCH); /* untouched by a refused name */
 }
 
 static void test_errors_name_file_and_line(void **unused)
@@ -193,6 +212,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_key_kind),
 	    cmocka_unit_test(test_defer_release_names),
+	    cmocka_unit_test(test_bulk_read_names),
 	    cmocka_unit_test(test_errors_name_file_and_line),
 	    cmocka_unit_test(test_skip_keeps_checking),
 	    cmocka_unit_test(test_merge_command_line_wins),

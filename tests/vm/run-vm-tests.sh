@@ -8,7 +8,8 @@
 # (build/tests/prog/test_*) and one two-firewall sync test sized for the VM
 # (tests/vm/sync-smoke.sh: two agents, ICMP/UDP/TCP states of fwA on fwB)
 # and the asymmetric-routing defer test, once per release path
-# (tests/vm/asym-defer.sh).
+# (tests/vm/asym-defer.sh), and the whole-table reads by each --bulk-read
+# path (tests/netns/test_bulk_read.sh).
 # Any suite can be named instead, e.g. tests/netns/test_sync.sh.
 # Everything is built on the host; the guest (Debian's 6.1 kernel, see
 # get-kernel.sh) sees the host's / read-only and only runs the suites. Each
@@ -134,6 +135,8 @@ default_suites()
 	echo tests/vm/sync-smoke.sh
 	# defer's release paths on an older kernel (live frames allowed there)
 	echo tests/vm/asym-defer.sh
+	# the table iterator (--bulk-read iter), refused by the host's kernel
+	echo tests/netns/test_bulk_read.sh
 }
 
 prepare()

@@ -38,9 +38,13 @@
 # `pass out on wan0 from 10.201.1.0/24 nat-to 10.201.2.1` (the VRRP address;
 # the server loses its route to the LAN, so only translated packets are
 # answered); the client and server send full checksums in both (ethtool -K
-# eth0 tx off, which NAT on veth needs). Reported: streams that survived,
-# their stalls against the plain run's, and how many of the server's sockets
-# kept their peer address:port (the public port) across the failover.
+# eth0 tx off, which NAT on veth needs). Trials (--trials N,
+# FAILOVER_NAT_TRIALS, default 3) alternate plain and NATed copies: a stall
+# is mostly which TCP retransmission first meets the new master, so one
+# failover is a coin toss. Reported: streams that survived (all trials),
+# medians over the trials of the stalls, against the plain runs', and how
+# many of the server's sockets kept their peer address:port (the public
+# port) across the failover.
 #
 # Options (or environment): --streams N (FAILOVER_STREAMS, default 200),
 # --connects N (FAILOVER_CONNECTS, default 200), FAILOVER_ONLY=pf|ctd|defer
@@ -61,11 +65,13 @@ CTDPOLL=$ROOT/bench/sync_ctdpoll.py
 STREAMS=${FAILOVER_STREAMS:-200}
 CONNECTS=${FAILOVER_CONNECTS:-200}
 NAT_MODE=${FAILOVER_NAT:-0}
+NAT_TRIALS=${FAILOVER_NAT_TRIALS:-3}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--streams) STREAMS=$2 && shift ;;
 	--connects) CONNECTS=$2 && shift ;;
 	--nat) NAT_MODE=1 ;;
+	--trials) NAT_TRIALS=$2 && shift ;;
 	*) echo "[failover] ignoring argument $1" >&2 ;;
 	esac
 	shift
@@ -240,9 +246,9 @@ pf_rules()
 
 # pfnat's rules: states are floating, so the one state of a connection is
 # made where it is translated (wan0 out) and lan0 lets the LAN in without one
-pfnat_rules()
+pfnat_rules() # TAG
 {
-	cat >"$TMP/pfnat-rules.conf" <<-'EOF'
+	cat >"$TMP/$1-rules.conf" <<-'EOF'
 		block all
 		pass in on lan0 from 10.201.1.0/24 to any no state
 		pass out on wan0 from 10.201.1.0/24 nat-to 10.201.2.1
@@ -422,7 +428,8 @@ failover()
 	return $rc
 }
 
-# setup_pf [TAG]: the pfsync-xdp pair (TAG pf, or pfnat: NAT mode's)
+# setup_pf [TAG]: the pfsync-xdp pair (TAG pf; NAT mode: pfN plain, pfnatN
+# with nat-to)
 setup_pf()
 {
 	local t=${1:-pf} name
@@ -431,9 +438,9 @@ setup_pf()
 	if [ "$NAT_MODE" = 1 ]; then
 		full_checksums || return 1
 	fi
-	if [ "$t" = pfnat ]; then
-		pfnat_rules
-		ip -n "$SRV" route del default || fail "pfnat: cannot remove the server's route" || return 1
+	if [[ $t == pfnat* ]]; then
+		pfnat_rules "$t"
+		ip -n "$SRV" route del default || fail "$t: cannot remove the server's route" || return 1
 	fi
 	pf_start "$t" a 0x0a0a0a0a || return 1
 	pf_start "$t" b 0x0b0b0b0b || return 1
@@ -453,7 +460,6 @@ setup_pf()
 	ka_wait_master_a "$t"
 }
 
-setup_pfnat() { setup_pf pfnat; }
 
 setup_ctd()
 {
@@ -476,11 +482,11 @@ setup_ctd()
 		log "ctd: fwA's primary notify script has not finished"
 }
 
-run_failover() # pf|pfnat|ctd
+run_failover() # pf|ctd|pfN|pfnatN
 {
-	local t=$1 synced=pf_b_synced
-	[ "$t" = ctd ] && synced=ctd_b_synced
-	if "setup_$t"; then
+	local t=$1 synced=pf_b_synced setup=setup_pf
+	[ "$t" = ctd ] && synced=ctd_b_synced setup=setup_ctd
+	if "$setup" "$t"; then
 		failover "$t" "$synced"
 	fi
 	if [ "$t" = ctd ] && [ -f "$TMP/ctd-notify-b.log" ] && [ -n "${R[ctd.t0]:-}" ]; then
@@ -668,12 +674,34 @@ defer_report_path() # PATH: its rows in the defer table
 		"n/a" "$(val "${t}o.max")" "$(val "${t}o.fails")"
 }
 
+# nat_fold KIND: R[KIND.*] from the trials KIND1..KINDn: survivors and
+# socket counts summed, stalls and VIP times as medians over the trials
+nat_fold()
+{
+	local kind=$1 i k vals
+	for k in streams survived same_peers public; do
+		for ((i = 1; i <= NAT_TRIALS; i++)); do
+			[ -n "${R[$kind$i.$k]:-}" ] && R[$kind.$k]=$((${R[$kind.$k]:-0} + ${R[$kind$i.$k]}))
+		done
+	done
+	for k in stall_p50_ms stall_p99_ms stall_max_ms vip_ms; do
+		vals=''
+		for ((i = 1; i <= NAT_TRIALS; i++)); do
+			[ -n "${R[$kind$i.$k]:-}" ] && [ "${R[$kind$i.$k]}" != -1 ] && vals+="${R[$kind$i.$k]} "
+		done
+		[ -n "$vals" ] && R[$kind.$k]=$(tr ' ' '\n' <<<"$vals" | grep . | sort -n |
+			awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+	done
+	return 0
+}
+
 # nat_report: NAT mode's table, pfnat against pf
 nat_report()
 {
 	echo
 	echo "bench/failover --nat: $STREAMS TCP streams, master fwA loses all links; pfsync-xdp with" \
-		"nat-to the VRRP address vs without, $(uname -r), $(nproc) CPUs, $(date -u +%FT%TZ)"
+		"nat-to the VRRP address vs without, $NAT_TRIALS trials each (alternating)," \
+		"$(uname -r), $(nproc) CPUs, $(date -u +%FT%TZ)"
 	echo "load average before the run: $LOADAVG (other work on this machine skews every figure)"
 	printf '| %-22s | %-13s | %7s | %7s | %7s | %9s | %-13s |\n' set-up survived stall stall stall "VIP moved" \
 		"server peers"
@@ -692,6 +720,12 @@ nat_report()
 		"$(ratio "$(val pfnat.stall_max_ms)" "$(val pf.stall_max_ms)")" \
 		"$(ratio "$(val pfnat.vip_ms)" "$(val pf.vip_ms)")" ""
 	echo "target: every NATed stream survives, stall within 10 % of the plain run (ratio <= 1.10)."
+	echo "survived and server peers: summed over the trials; stalls and VIP moved: medians over the"
+	echo "trials of each trial's p50/p99/max over its streams. Per trial (p50/p99/max ms):"
+	for ((i = 1; i <= NAT_TRIALS; i++)); do
+		echo "  trial $i: plain $(val pf$i.stall_p50_ms)/$(val pf$i.stall_p99_ms)/$(val pf$i.stall_max_ms)," \
+			"nat-to $(val pfnat$i.stall_p50_ms)/$(val pfnat$i.stall_p99_ms)/$(val pfnat$i.stall_max_ms)"
+	done
 	echo "server peers: of the server's sockets before the failure, how many still have the same peer"
 	echo "address:port after it / how many of them came from the public address 10.201.2.1 (NAT;"
 	echo "the plain run's peers are the client's own address, so 0 there)."
@@ -789,15 +823,19 @@ main_nat()
 {
 	local t
 	command -v ethtool >/dev/null || { log "ethtool not found (scripts/deps.sh installs it)"; exit 1; }
-	run_failover pf
-	run_failover pfnat
+	local i
+	for ((i = 1; i <= NAT_TRIALS; i++)); do
+		run_failover "pf$i"
+		run_failover "pfnat$i"
+	done
 	for t in pf pfnat; do
-		if [ -n "${R[$t.streams]:-}" ] && [ "${R[$t.survived]:-0}" != "$STREAMS" ]; then
-			LOSSES+="${LOSSES:+; }$t: ${R[$t.survived]:-0} of $STREAMS streams survived"
+		nat_fold "$t"
+		if [ -n "${R[$t.streams]:-}" ] && [ "${R[$t.survived]:-0}" != "${R[$t.streams]}" ]; then
+			LOSSES+="${LOSSES:+; }$t: ${R[$t.survived]:-0} of ${R[$t.streams]} streams survived"
 		fi
 	done
-	if [ -n "${R[pfnat.streams]:-}" ] && [ "${R[pfnat.same_peers]:-0}" != "$STREAMS" ]; then
-		LOSSES+="${LOSSES:+; }pfnat: ${R[pfnat.same_peers]:-0} of $STREAMS server sockets kept their peer"
+	if [ -n "${R[pfnat.streams]:-}" ] && [ "${R[pfnat.same_peers]:-0}" != "${R[pfnat.streams]}" ]; then
+		LOSSES+="${LOSSES:+; }pfnat: ${R[pfnat.same_peers]:-0} of ${R[pfnat.streams]} server sockets kept their peer"
 	fi
 	nat_report
 	[ -n "$LOSSES" ] && echo "pfsync-xdp LOST CONNECTIONS: $LOSSES"

@@ -30,8 +30,8 @@ static int ours_establish_rdr(const struct ours *o, const struct flow *f, struct
 	int rules = bpf_object__find_map_fd_by_name(o->b.obj, PFSYNC_MAP_RULES);
 	int cfg_fd = bpf_object__find_map_fd_by_name(o->b.obj, PFSYNC_MAP_CONFIG);
 	struct pfsync_config cfg;
-	__u32 zero = 0, nrules, v1 = 0, v2 = 0, v3 = 0;
-	struct pkt p;
+	__u32 zero = 0, nrules;
+	int rc;
 
 	r.nat.type = PFSYNC_NAT_RDR;
 	r.nat.af = PFSYNC_AF_INET;
@@ -49,20 +49,11 @@ static int ours_establish_rdr(const struct ours *o, const struct flow *f, struct
 	cfg.nrules = 1;
 	if (bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY))
 		return -1;
-	build_tcp(&p, f, 0, TH_SYN, 1000, 0, 0);
-	prog_run(o->b.xdp_fd, &p, 1, &v1);
-	build_tcp(&p, inside, 1, TH_SYN | TH_ACK, 5000, 1001, 0);
-	prog_run(o->b.xdp_fd, &p, 1, &v2);
-	build_tcp(&p, f, 0, TH_ACK, 1001, 5001, 0);
-	prog_run(o->b.xdp_fd, &p, 1, &v3);
+	rc = ours_handshake(o, f, inside);
 	cfg.nrules = nrules;
 	if (bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY))
 		return -1;
-	if (v1 != XDP_PASS || v2 != XDP_PASS || v3 != XDP_PASS) {
-		fprintf(stderr, "datapath: rdr-to handshake verdicts %u %u %u\n", v1, v2, v3);
-		return -1;
-	}
-	return 0;
+	return rc;
 }
 
 /*

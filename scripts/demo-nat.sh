@@ -19,91 +19,11 @@
 # survived and kept its public address:port as the server sees it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-top=$PWD
-build=${PFSYNC_BUILD:-$top/build}
+. scripts/demo-lib.sh
 streams=${DEMO_STREAMS:-20}
 port=7000
 vip=10.78.2.1
-
-tag="pn$$"
-work=$(mktemp -d "/tmp/pfsync-demo-nat.XXXXXX")
-pids=()
-namespaces=()
-
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-
-nsx() {
-	local ns=$1
-	shift
-	nsenter --net="/run/netns/$ns" "$@"
-}
-
-# bg NS CMD...: CMD in the background in NS, its pid in pids (nsenter execs
-# CMD, so that pid is CMD's own and the clean-up can end it)
-bg() {
-	local ns=$1
-	shift
-	nsenter --net="/run/netns/$ns" "$@" &
-	last=$!
-	pids+=("$last")
-}
-
-ctl() { # a|b ARGS...: pfsyncctl on that firewall
-	local name=$1
-	shift
-	nsx "fw$name-$tag" "$build/pfsyncctl" --pin-dir "$work/bpf-$name" --ctl "$work/$name.sock" "$@"
-}
-
-# die MESSAGE: print it with the last lines of every log, then clean up.
-die() {
-	echo "demo-nat failed: $*" >&2
-	for f in "$work"/*.log; do
-		echo "---- $f" >&2
-		tail -n 8 "$f" >&2
-	done
-	for name in a b; do
-		[ -S "$work/$name.sock" ] || continue
-		echo "---- fw$name: pfsyncctl stats / states" >&2
-		ctl "$name" stats >&2 || true
-		ctl "$name" states 2>&1 | head -8 >&2 || true
-	done
-	exit 1
-}
-
-cleanup() {
-	set +e
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
-	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
-	for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null; done
-	for d in "$work"/bpf-*; do [ -d "$d" ] && umount "$d" 2>/dev/null; done
-	if [ "${DEMO_KEEP:-0}" = 1 ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# wait_until SECONDS CMD...: poll CMD every 50 ms until it succeeds.
-wait_until() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -ge $deadline ] && return 1
-		sleep 0.05
-	done
-}
-
-mkns() {
-	ip netns add "$1"
-	namespaces+=("$1")
-	ip -n "$1" link set lo up
-}
-
-# link NS1 IF1 NS2 IF2: a veth pair between two namespaces, created inside them.
-link() {
-	ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
-	ip -n "$1" link set "$2" up
-	ip -n "$3" link set "$4" up
-}
+demo_init pn pfsync-demo-nat
 
 for t in keepalived ethtool nsenter python3 ss; do
 	command -v "$t" >/dev/null || die "$t not found (scripts/deps.sh installs it)"
@@ -112,22 +32,8 @@ for f in "$build/pfsync-agent" "$build/pfsyncctl"; do
 	[ -x "$f" ] || die "$f missing: run make"
 done
 
-cli=cli-$tag srv=srv-$tag sw=sw-$tag fwa=fwa-$tag fwb=fwb-$tag
 say "Building the topology (namespaces *-$tag)"
-for ns in $cli $srv $sw $fwa $fwb; do mkns "$ns"; done
-ip -n $sw link add br-lan type bridge
-ip -n $sw link add br-wan type bridge
-ip -n $sw link set br-lan up
-ip -n $sw link set br-wan up
-link $cli eth0 $sw lcli
-link $fwa lan0 $sw lfwa
-link $fwb lan0 $sw lfwb
-link $fwa wan0 $sw wfwa
-link $fwb wan0 $sw wfwb
-link $srv eth0 $sw wsrv
-for p in lcli lfwa lfwb; do ip -n $sw link set $p master br-lan; done
-for p in wfwa wfwb wsrv; do ip -n $sw link set $p master br-wan; done
-link $fwa sync0 $fwb sync0
+demo_topology
 
 ip -n $cli addr add 10.78.1.10/24 dev eth0
 ip -n $cli route add default via 10.78.1.1
@@ -160,36 +66,11 @@ EOF
 
 say "Starting pfsync-agent on both firewalls (XDP + tc on lan0/wan0, sync on sync0)"
 sed 's/^/    /' "$work/rules.conf"
-start_fw() {
-	local fw=$1 name=$2 hostid=$3
-	mkdir -p "$work/bpf-$name"
-	mount -t bpf bpf "$work/bpf-$name"
-	bg "$fw" "$build/pfsync-agent" --syncdev sync0 --attach lan0 --attach wan0 \
-		--pin-dir "$work/bpf-$name" --ctl "$work/$name.sock" --hostid "$hostid" \
-		--rules "$work/rules.conf" -q 2>"$work/agent-$name.log"
-	wait_until 10 test -S "$work/$name.sock" || die "pfsync-agent on fw$name did not start"
-}
-start_fw $fwa a 0x0a0a0a0a
-start_fw $fwb b 0x0b0b0b0b
+start_fw a 0x0a0a0a0a --rules "$work/rules.conf"
+start_fw b 0x0b0b0b0b --rules "$work/rules.conf"
 
 say "Starting keepalived (VRRP) on both firewalls; fwA has the higher priority"
-write_keepalived() {
-	local name=$1 prio=$2 me=$3 peer=$4 state=$5
-	cat >"$work/check-$name.sh" <<EOF
-#!/bin/sh
-# Stay backup until this node's pfsync bulk update has completed.
-"$build/pfsyncctl" --ctl "$work/$name.sock" status | grep "bulk: done" >/dev/null
-EOF
-	chmod +x "$work/check-$name.sh"
-	"$top/scripts/keepalived-pair.sh" "fw$name-$tag" "$state" "$prio" 10.78 "$me" "$peer" 81 \
-		"$work/check-$name.sh" >"$work/keepalived-$name.conf"
-}
-write_keepalived a 150 2 3 MASTER
-write_keepalived b 100 3 2 BACKUP
-for name in a b; do
-	bg "fw$name-$tag" keepalived -n -l -D -f "$work/keepalived-$name.conf" -p "$work/ka-$name.pid" \
-		-r "$work/vrrp-$name.pid" >"$work/keepalived-$name.log" 2>&1
-done
+start_keepalived 10.78 81
 has_vip() { ip -n "$1" -4 -o addr show dev wan0 | grep " $vip/" >/dev/null; }
 no_vip() { ! has_vip "$1"; }
 wait_until 20 has_vip $fwa || die "fwA never became VRRP master"

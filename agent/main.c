@@ -129,6 +129,17 @@ static int wait_ms(struct agent *a)
 	return (int)((deadline - now + 999999) / 1000000);
 }
 
+#define IFADDR_CHECK_NS 1000000000ULL /* a second: what a DHCP renewal can wait */
+
+/* nat-to (IF) rules follow their interface's address */
+static void follow_ifaddr(struct process *p)
+{
+	if (p->a.now_ns < p->next_ifaddr_ns)
+		return;
+	p->next_ifaddr_ns = p->a.now_ns + IFADDR_CHECK_NS;
+	agent_rules_follow_ifaddr(&p->maps);
+}
+
 /* SIGHUP (systemctl reload): the rules file again; a bad file keeps the old rules */
 static void reload_rules(struct process *p)
 {
@@ -299,6 +310,7 @@ static void run(struct process *p)
 		for (int i = 0; i < n; i++)
 			handle_event(p, evs[i].data.u64);
 		periodic(a);
+		follow_ifaddr(p);
 		notify_progress(p);
 	}
 }

@@ -26,8 +26,9 @@ struct process {
 	int bpf_loaded, maps_open;
 	enum bulk_req_state notified_bulk; /* last bulk state told to systemd */
 	int notified_ready;
-	int rb_consumed; /* records the last turn took from the ringbuf */
-	int rb_held;	 /* the ringbuf is out of the epoll set (see intake_hold) */
+	int rb_consumed;      /* records the last turn took from the ringbuf */
+	int rb_held;	      /* the ringbuf is out of the epoll set (see intake_hold) */
+	__u64 next_ifaddr_ns; /* next look at nat-to (IF) addresses (ruleset.c) */
 };
 
 /* load, open the maps, write identity and configuration, attach; 0 or -errno */

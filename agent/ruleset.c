@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,4 +31,46 @@ int agent_rules_load(const struct pfsync_maps *m, const char *path)
 out:
 	free(rules);
 	return rc;
+}
+
+/* rule r's (IF) address now: 1 when it changed (r updated), 0 same or none now */
+static int rule_ifaddr_refresh(struct pfsync_rule *r)
+{
+	char name[IF_NAMESIZE], text[INET6_ADDRSTRLEN];
+	__u32 addr[4];
+	__u8 af;
+
+	/* by index first: the name in the rule is what it was called at load */
+	if (!if_indextoname(r->nat.ifindex, name))
+		return 0;
+	if (pfsync_iface_first_addr(name, r->af, addr, &af) || af != r->nat.af)
+		return 0; /* no address of that family now: the old one stays */
+	if (!memcmp(addr, r->nat.addr, sizeof(addr)))
+		return 0;
+	memcpy(r->nat.addr, addr, sizeof(addr));
+	inet_ntop(af == PFSYNC_AF_INET6 ? AF_INET6 : AF_INET, addr, text, sizeof(text));
+	log_info("nat-to (%s): the interface's address is now %s", name, text);
+	return 1;
+}
+
+int agent_rules_follow_ifaddr(const struct pfsync_maps *m)
+{
+	struct pfsync_rule *rules = calloc(PFSYNC_RULES_MAX, sizeof(*rules));
+	unsigned int n = 0, i;
+	int rc, changed = 0;
+
+	if (!rules)
+		return -ENOMEM;
+	rc = pfsync_rules_read(m, rules, PFSYNC_RULES_MAX, &n);
+	for (i = 0; rc == 0 && i < n; i++)
+		if (rules[i].nat.type != PFSYNC_NAT_NONE &&
+		    (rules[i].nat.nflags & PFSYNC_NATF_IFADDR))
+			changed |= rule_ifaddr_refresh(&rules[i]);
+	if (rc == 0 && changed) {
+		rc = pfsync_rules_load(m, rules, n);
+		if (rc)
+			log_err("reloading the rules for a new (IF) address: %s", strerror(-rc));
+	}
+	free(rules);
+	return rc ? rc : changed;
 }

@@ -15,7 +15,7 @@
 SEC("xdp")
 int bench_fwd(struct xdp_md *ctx)
 {
-	return fp_route(ctx) == PFSYNC_FP_FORWARDED ? XDP_REDIRECT : XDP_PASS;
+	return fp_route(ctx, NULL) == PFSYNC_FP_FORWARDED ? XDP_REDIRECT : XDP_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

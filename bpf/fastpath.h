@@ -137,7 +137,7 @@ static __always_inline int fp_fib_reason(long rc)
 
 /* IPv4 at l3: the checks that need no lookup, then the lookup. */
 static __always_inline int fp_lookup_ipv4(struct xdp_md *ctx, struct iphdr *ip,
-					  struct bpf_fib_lookup *fib)
+					  struct bpf_fib_lookup *fib, const __u32 *dst)
 {
 	if (ip->ihl != 5)
 		return PFSYNC_FP_IP_OPTIONS;
@@ -150,13 +150,13 @@ static __always_inline int fp_lookup_ipv4(struct xdp_md *ctx, struct iphdr *ip,
 	fib->l4_protocol = ip->protocol;
 	fib->tot_len = bpf_ntohs(ip->tot_len);
 	fib->ipv4_src = ip->saddr;
-	fib->ipv4_dst = ip->daddr;
+	fib->ipv4_dst = dst ? dst[0] : ip->daddr;
 	fib->ifindex = ctx->ingress_ifindex;
 	return fp_fib_reason(bpf_fib_lookup(ctx, fib, sizeof(*fib), 0));
 }
 
 static __always_inline int fp_lookup_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip6,
-					  struct bpf_fib_lookup *fib)
+					  struct bpf_fib_lookup *fib, const __u32 *dst)
 {
 	if (ip6->nexthdr == FP_IPV6_FRAG_HDR)
 		return PFSYNC_FP_FRAGMENT;
@@ -170,7 +170,10 @@ static __always_inline int fp_lookup_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip
 	fib->l4_protocol = ip6->nexthdr;
 	fib->tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
 	__builtin_memcpy(fib->ipv6_src, &ip6->saddr, sizeof(fib->ipv6_src));
-	__builtin_memcpy(fib->ipv6_dst, &ip6->daddr, sizeof(fib->ipv6_dst));
+	if (dst)
+		__builtin_memcpy(fib->ipv6_dst, dst, sizeof(fib->ipv6_dst));
+	else
+		__builtin_memcpy(fib->ipv6_dst, &ip6->daddr, sizeof(fib->ipv6_dst));
 	fib->ifindex = ctx->ingress_ifindex;
 	return fp_fib_reason(bpf_fib_lookup(ctx, fib, sizeof(*fib), 0));
 }
@@ -190,9 +193,10 @@ static __always_inline int fp_sent_to_us(struct xdp_md *ctx, const struct ethhdr
  * Routes the frame in ctx and, when it may take the fast path, rewrites it
  * for the next hop and sets up the redirect. Returns PFSYNC_FP_FORWARDED
  * (the caller returns XDP_REDIRECT) or the reason the frame is left as it
- * was for the stack.
+ * was for the stack. dst (NULL: the frame's own) is the destination to
+ * route to: rdr-to's inside address, which NAT writes into the frame after.
  */
-static __always_inline int fp_route(struct xdp_md *ctx)
+static __always_inline int fp_route(struct xdp_md *ctx, const __u32 *dst)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -212,12 +216,12 @@ static __always_inline int fp_route(struct xdp_md *ctx)
 		ip = (void *)(eth + 1);
 		if ((void *)(ip + 1) > data_end)
 			return PFSYNC_FP_NO_ROUTE;
-		reason = fp_lookup_ipv4(ctx, ip, &fib);
+		reason = fp_lookup_ipv4(ctx, ip, &fib, dst);
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		ip6 = (void *)(eth + 1);
 		if ((void *)(ip6 + 1) > data_end)
 			return PFSYNC_FP_NO_ROUTE;
-		reason = fp_lookup_ipv6(ctx, ip6, &fib);
+		reason = fp_lookup_ipv6(ctx, ip6, &fib, dst);
 	} else {
 		return PFSYNC_FP_NO_ROUTE;
 	}
@@ -244,13 +248,13 @@ static __always_inline int fp_route(struct xdp_md *ctx)
 static __always_inline int fastpath_forward(struct xdp_md *ctx, struct pfsync_counters *c,
 					    const struct pfsync_config *cfg,
 					    const struct pfsync_state_value *v, __u8 proto,
-					    int icmp_echo, int dir)
+					    int icmp_echo, int dir, const __u32 *dst)
 {
 	int reason;
 
 	if (!cfg || !(cfg->cfg_flags & PFSYNC_CFG_FASTPATH))
 		return XDP_PASS;
-	reason = fp_state_ready(v, proto, icmp_echo) ? fp_route(ctx) : PFSYNC_FP_NOT_READY;
+	reason = fp_state_ready(v, proto, icmp_echo) ? fp_route(ctx, dst) : PFSYNC_FP_NOT_READY;
 	if ((unsigned int)reason >= PFSYNC_FP_REASONS)
 		reason = PFSYNC_FP_NO_ROUTE; /* bounds the index for the verifier */
 	c->fastpath[reason][dir & 1]++;

@@ -107,37 +107,55 @@ static __always_inline void nat_plan_endpoint(struct nat_rewrite *rw, const stru
  * which took the XDP program past the verifier's limit.
  */
 
-#define NAT_VIA_STACK 2 /* pfsync_nat_lookup_stack: the key was a stack key */
+#define NAT_VIA_STACK 2 /* pfsync_nat_via_stack: the key was a stack key */
 
 /*
  * A packet whose key missed pfsync_states: a translated state's stack key?
- * Then *key becomes the wire key (events and purges name the state by it)
- * and NAT_VIA_STACK | the wire key's side of the same sender is returned;
- * else src_side, unchanged. (Pointers to the parts used, not to the whole
- * struct pkt: the verifier forgets what it knew of the memory a global
- * function is given.)
+ * Then *key becomes the wire key its alias names and 1 is returned, the
+ * stack key kept in pfsync_percpu.key_arg for pfsync_nat_via_stack; else 0.
+ * (Pointers to the parts used, not to the whole struct pkt: the verifier
+ * forgets what it knew of the memory a global function is given.)
  */
-__noinline int pfsync_nat_lookup_stack(struct pfsync_key *key, int src_side)
+__noinline int pfsync_nat_alias(struct pfsync_key *key)
 {
-	struct pfsync_state_value *v;
 	struct pfx_percpu *pcpu;
 	struct pfsync_key *w;
+	__u32 zero = 0;
+
+	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
+	if (!key || !pcpu)
+		return 0;
+	__builtin_memcpy(&pcpu->key_arg, key, sizeof(*key));
+	w = bpf_map_lookup_elem(&pfsync_nat_keys, &pcpu->key_arg);
+	if (!w)
+		return 0;
+	__builtin_memcpy(key, w, sizeof(*key));
+	return 1;
+}
+
+/*
+ * v, the state the alias led to, is the one whose stack key the packet
+ * carried: NAT_VIA_STACK | the sender's side in the wire key. Else (an
+ * alias outliving its state, or taken over) -1, and *key is the stack key
+ * again. The caller looked the state up itself: a global function cannot
+ * hand back a map value, and doing it here too cost a lookup a packet.
+ */
+__noinline int pfsync_nat_via_stack(struct pfsync_key *key, const struct pfsync_state_value *v,
+				    int src_side)
+{
+	struct pfx_percpu *pcpu;
 	__u32 zero = 0;
 	int from_init;
 
 	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
 	if (!key || !pcpu)
-		return src_side;
-	__builtin_memcpy(&pcpu->key_arg, key, sizeof(*key));
-	w = bpf_map_lookup_elem(&pfsync_nat_keys, &pcpu->key_arg);
-	if (!w)
-		return src_side;
-	v = bpf_map_lookup_elem(&pfsync_states, w);
-	/* an alias outliving its state, or taken over: not this packet's */
-	if (!v || v->nat.type == PFSYNC_NAT_NONE || !nat_keys_equal(&v->nat.stack_key, key))
-		return src_side;
+		return -1;
+	if (!v || v->nat.type == PFSYNC_NAT_NONE ||
+	    !nat_keys_equal(&v->nat.stack_key, &pcpu->key_arg)) {
+		__builtin_memcpy(key, &pcpu->key_arg, sizeof(*key));
+		return -1;
+	}
 	from_init = src_side == (v->nat.stack_init_side & 1);
-	__builtin_memcpy(key, w, sizeof(*key));
 	return NAT_VIA_STACK | (from_init ? (v->init_side & 1) : !(v->init_side & 1));
 }
 
@@ -175,6 +193,56 @@ __noinline int pfsync_nat_plan(const struct pfsync_key *key, const struct pfsync
 					  NAT_OP_SRC);
 	}
 	return 0;
+}
+
+/*
+ * An ICMP error's quoted packet (pkt scratch's inner key) is one of a
+ * state's, by its key or, translated, by its stack key: 1 (related, it
+ * passes), else 0. A translated state's error is planned in pfsync_percpu.rw
+ * as its packets are: one quoting the wire key at XDP (sent to the public
+ * side: the quoted source and the outer destination become the stack
+ * key's), one quoting the stack key at tc (the quoted destination and the
+ * outer source become the wire key's). So traceroute and path-MTU
+ * discovery work through the NAT.
+ */
+__noinline int pfsync_nat_icmp_related(int where)
+{
+	struct pfsync_state_value *v;
+	struct pfx_percpu *pcpu;
+	struct pfsync_key *w;
+	struct pkt *pk = pkt_scratch();
+	__u32 zero = 0;
+	int src_side, role_init, at_xdp = where & NAT_AT_XDP;
+
+	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
+	if (!pk || !pcpu || !pk->has_inner)
+		return 0;
+	/* the quoted packet's source is at this side of the normalised key */
+	src_side = pfsync_key_normalize(&pk->inner) & 1;
+	v = bpf_map_lookup_elem(&pfsync_states, &pk->inner);
+	if (v) {
+		if (!at_xdp || v->nat.type == PFSYNC_NAT_NONE)
+			return 1;
+		role_init = src_side == (v->init_side & 1);
+		nat_plan_endpoint(&pcpu->rw, &pk->inner, src_side, &v->nat.stack_key,
+				  role_init ? (v->nat.stack_init_side & 1)
+					    : !(v->nat.stack_init_side & 1),
+				  NAT_OP_ICMP_SRC);
+		return 1;
+	}
+	w = bpf_map_lookup_elem(&pfsync_nat_keys, &pk->inner);
+	if (!w)
+		return 0;
+	v = bpf_map_lookup_elem(&pfsync_states, w);
+	if (!v || v->nat.type == PFSYNC_NAT_NONE || !nat_keys_equal(&v->nat.stack_key, &pk->inner))
+		return 0;
+	if (at_xdp)
+		return 1;
+	/* the quoted destination: the other side of the stack key */
+	role_init = (!src_side) == (v->nat.stack_init_side & 1);
+	nat_plan_endpoint(&pcpu->rw, &pk->inner, !src_side, w,
+			  role_init ? (v->init_side & 1) : !(v->init_side & 1), NAT_OP_ICMP_DST);
+	return 1;
 }
 
 /*
@@ -519,6 +587,114 @@ static __always_inline int nat_fields_of(const struct nat_rewrite *rw, struct na
 
 #define NAT_OFF_MAX 0x3fff /* offsets stay provably small (L3_OFF_MAX and a bit) */
 
+/* *p16 becomes v, its change added to *delta */
+static __always_inline void nat_put16(__u16 *p16, __u16 v, __u32 *delta)
+{
+	*delta += nat_csum_delta16(*p16, v);
+	*p16 = v;
+}
+
+/*
+ * The 16-bit word at off of [data, end) for a rewrite: NULL when the frame
+ * is shorter (a quote may be cut short: what is not there is not fixed).
+ */
+static __always_inline __u16 *nat_word(void *data, void *end, __u32 off)
+{
+	__u16 *p16 = data + (off & NAT_OFF_MAX);
+
+	return (void *)(p16 + 1) > end ? NULL : p16;
+}
+
+/*
+ * The quoted packet's address, port and checksums, and the outer address
+ * when it was the quoted one (an error from the translated host itself),
+ * by hand. The outer ICMP checksum covers the whole quote, so it takes
+ * every word changed in it (and, for ICMPv6, the outer address through
+ * the pseudo header). 0, or -1 when the frame lacks the quoted headers.
+ */
+static __always_inline int nat_icmp_rewrite(void *data, void *end, const struct nat_rewrite *rw)
+{
+	int v6 = rw->af == PFSYNC_AF_INET6, quoted_src = rw->op == NAT_OP_ICMP_SRC;
+	__u32 alen = v6 ? 16 : 4, addr0 = v6 ? 8 : 12, i;
+	__u32 in_addr = rw->in_l3_off + addr0 + (quoted_src ? 0 : alen);
+	__u32 out_addr = rw->l3_off + addr0 + (quoted_src ? alen : 0);
+	__u32 d_inner = 0, d_outer = 0, d_icmp = 0, d_l4 = 0, port_off = 0, csum_off = 0;
+	int outer_too = 1, pseudo = 1;
+	__u16 *p16, *q16;
+
+	for (i = 0; i < 8; i++) {
+		if (i * 2 >= alen)
+			break;
+		p16 = nat_word(data, end, in_addr + i * 2);
+		q16 = nat_word(data, end, out_addr + i * 2);
+		if (!p16 || !q16)
+			return -1;
+		if (*p16 != *q16)
+			outer_too = 0;
+	}
+	for (i = 0; i < 8; i++) {
+		__u16 want = ((const __u16 *)rw->addr)[i & 7];
+
+		if (i * 2 >= alen)
+			break;
+		p16 = nat_word(data, end, in_addr + i * 2);
+		q16 = nat_word(data, end, out_addr + i * 2);
+		if (!p16 || !q16)
+			return -1;
+		nat_put16(p16, want, &d_inner);
+		if (outer_too)
+			nat_put16(q16, want, &d_outer);
+	}
+	d_icmp = d_inner;
+	if (!v6) {
+		p16 = nat_word(data, end, rw->in_l3_off + 10);
+		if (!p16)
+			return -1;
+		nat_put16(p16, nat_csum_apply(*p16, d_inner), &d_icmp);
+	}
+	switch (rw->in_proto) {
+	case IPPROTO_TCP:
+		port_off = rw->in_l4_off + (quoted_src ? 0 : 2);
+		csum_off = rw->in_l4_off + 16;
+		break;
+	case IPPROTO_UDP:
+		port_off = rw->in_l4_off + (quoted_src ? 0 : 2);
+		csum_off = rw->in_l4_off + 6;
+		break;
+	default: /* ICMP: an echo request's id is its source "port" */
+		port_off = rw->in_echo && quoted_src ? rw->in_l4_off + 4 : 0;
+		csum_off = rw->in_l4_off + 2;
+		pseudo = v6;
+	}
+	p16 = port_off ? nat_word(data, end, port_off) : NULL;
+	if (p16)
+		nat_put16(p16, rw->port, &d_l4);
+	d_icmp += d_l4;
+	if (pseudo)
+		d_l4 += d_inner;
+	p16 = nat_word(data, end, csum_off);
+	if (p16 && d_l4 && !(rw->in_proto == IPPROTO_UDP && !v6 && *p16 == 0)) {
+		__u16 sum = nat_csum_apply(*p16, d_l4);
+
+		if (rw->in_proto == IPPROTO_UDP && sum == 0)
+			sum = 0xffff;
+		nat_put16(p16, sum, &d_icmp);
+	}
+	if (v6)
+		d_icmp += d_outer; /* ICMPv6's pseudo header */
+	p16 = nat_word(data, end, rw->l4_off + 2);
+	if (!p16)
+		return -1;
+	*p16 = nat_csum_apply(*p16, d_icmp);
+	if (!v6 && d_outer) {
+		p16 = nat_word(data, end, rw->l3_off + 10);
+		if (!p16)
+			return -1;
+		*p16 = nat_csum_apply(*p16, d_outer);
+	}
+	return 0;
+}
+
 /* XDP: by hand, on the frame. 0, or -1 when the frame is shorter than its headers said. */
 __noinline int pfsync_nat_apply_xdp(struct xdp_md *ctx, const struct nat_rewrite *rw)
 {
@@ -531,6 +707,8 @@ __noinline int pfsync_nat_apply_xdp(struct xdp_md *ctx, const struct nat_rewrite
 		return -1;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
+	if (rw->op == NAT_OP_ICMP_SRC || rw->op == NAT_OP_ICMP_DST)
+		return nat_icmp_rewrite(data, end, rw);
 	nat_fields_of(rw, &f);
 	off = f.addr_off & NAT_OFF_MAX;
 	for (i = 0; i < 4; i++) {
@@ -581,6 +759,14 @@ __noinline int pfsync_nat_apply_tc(struct __sk_buff *skb, const struct nat_rewri
 
 	if (!skb || !rw)
 		return -1;
+	/*
+	 * An ICMP error by hand, like XDP: its checksum covers no pseudo header
+	 * the stack could have left partial (ICMPv4), or is always complete
+	 * (the stack computes ICMPv6's itself); the headers are in the linear
+	 * part (pfsync_tc pulls them).
+	 */
+	if (rw->op == NAT_OP_ICMP_SRC || rw->op == NAT_OP_ICMP_DST)
+		return nat_icmp_rewrite((void *)(long)skb->data, (void *)(long)skb->data_end, rw);
 	nat_fields_of(rw, &f);
 	if (f.pseudo)
 		l4flags = BPF_F_PSEUDO_HDR;
@@ -611,6 +797,22 @@ __noinline int pfsync_nat_apply_tc(struct __sk_buff *skb, const struct nat_rewri
 	return bpf_skb_store_bytes(skb, f.port_off, &rw->port, 2, 0) ? -1 : 0;
 }
 
+/* where the planned rewrite finds its fields in this packet */
+static __always_inline void nat_rewrite_offsets(struct nat_rewrite *rw, const struct pkt *pk)
+{
+	rw->l3_off = pk->l3_off;
+	rw->l4_off = pk->l4_off;
+	rw->af = pk->key.af;
+	rw->proto = pk->key.proto;
+	rw->later_frag = pk->later_frag;
+	rw->echo = pk->icmp_kind == ICMPK_ECHO_REQ || pk->icmp_kind == ICMPK_ECHO_REPLY;
+	rw->in_l3_off = pk->inner_l3_off;
+	rw->in_l4_off = pk->inner_l4_off;
+	rw->in_proto = pk->inner.proto;
+	/* a quoted ICMP packet is related only when an echo request (parse.h) */
+	rw->in_echo = pk->inner.proto == IPPROTO_ICMP || pk->inner.proto == IPPROTO_ICMPV6;
+}
+
 /*
  * The planned rewrite, if any: the outcome stays, or becomes bad_packet.
  * prog is a constant (enum pfsync_prog_idx): each program keeps only its
@@ -624,12 +826,7 @@ static __always_inline int nat_apply(const struct parse_ctx *pc, const struct pk
 
 	if (rw->op == NAT_OP_NONE)
 		return out;
-	rw->l3_off = pk->l3_off;
-	rw->l4_off = pk->l4_off;
-	rw->af = pk->key.af;
-	rw->proto = pk->key.proto;
-	rw->later_frag = pk->later_frag;
-	rw->echo = pk->icmp_kind == ICMPK_ECHO_REQ || pk->icmp_kind == ICMPK_ECHO_REPLY;
+	nat_rewrite_offsets(rw, pk);
 	err = prog == PFSYNC_PROG_XDP ? pfsync_nat_apply_xdp(pc->xdp, rw)
 				      : pfsync_nat_apply_tc(pc->skb, rw);
 	if (!err)

@@ -24,6 +24,14 @@ enum nat_op {
 	NAT_OP_NONE = 0,
 	NAT_OP_SRC = 1, /* tc egress: the source becomes the wire key's */
 	NAT_OP_DST = 2, /* XDP ingress: the destination becomes the stack key's */
+	/*
+	 * ICMP errors quoting a translated packet (nat.h): at XDP the quoted
+	 * source becomes the stack key's and the outer destination with it;
+	 * at tc the quoted destination becomes the wire key's, and the outer
+	 * source with it.
+	 */
+	NAT_OP_ICMP_SRC = 3,
+	NAT_OP_ICMP_DST = 4,
 };
 
 /*
@@ -40,6 +48,10 @@ struct nat_rewrite {
 	__u8 later_frag;
 	__u8 echo;	 /* ICMP echo request or reply: the id is the port */
 	__u8 via_stack;	 /* NAT_VIA_STACK: the packet carried the stack key */
+	__u16 in_l3_off; /* ICMP errors: the quoted IP header */
+	__u16 in_l4_off; /* and its TCP/UDP/ICMP header */
+	__u8 in_proto;
+	__u8 in_echo;	 /* the quoted packet is an echo request: its id is the port */
 	__s32 decider;	 /* the rule walk: deciding rule, -1 none */
 	__s32 nat_match; /* last match rule with a translation, -1 none */
 };

@@ -52,8 +52,10 @@ struct pkt {
 	__u8 icmp_kind;
 	__u8 has_inner;
 	__u8 pad;
-	__u16 l3_off; /* IP header (NAT rewrites, nat.h) */
-	__u16 l4_off; /* TCP/UDP/ICMP header */
+	__u16 l3_off;	    /* IP header (NAT rewrites, nat.h) */
+	__u16 l4_off;	    /* TCP/UDP/ICMP header */
+	__u16 inner_l3_off; /* ICMP error: the quoted IP header */
+	__u16 inner_l4_off; /* and the quoted packet's ports */
 	/* last: pkt_init leaves it alone, parse_icmp_inner clears it */
 	struct pfsync_key inner; /* ICMP error: the embedded packet's key */
 };
@@ -261,6 +263,8 @@ static __always_inline void parse_icmp_inner(const struct parse_ctx *pc, __u32 o
 		pk->inner.addr[0][0] = ip->saddr;
 		pk->inner.addr[1][0] = ip->daddr;
 		pk->inner.proto = ip->protocol;
+		pk->inner_l3_off = (__u16)off;
+		pk->inner_l4_off = (__u16)(off + ihl);
 		inner_ports(pc, off + ihl, pk);
 	} else {
 		struct ipv6hdr *ip6;
@@ -271,6 +275,8 @@ static __always_inline void parse_icmp_inner(const struct parse_ctx *pc, __u32 o
 		__builtin_memcpy(pk->inner.addr[0], &ip6->saddr, 16);
 		__builtin_memcpy(pk->inner.addr[1], &ip6->daddr, 16);
 		pk->inner.proto = ip6->nexthdr;
+		pk->inner_l3_off = (__u16)off;
+		pk->inner_l4_off = (__u16)(off + sizeof(*ip6));
 		inner_ports(pc, off + sizeof(*ip6), pk);
 	}
 }

@@ -111,24 +111,38 @@ static __always_inline void purge_state(struct pfx_env *env, struct pkt *pk,
 	}
 }
 
-/* The fast path's hook: PFSYNC_OUT_FASTPATH when redirected, else PFSYNC_OUT_PASSED. */
+/*
+ * The fast path's hook: PFSYNC_OUT_FASTPATH when redirected, else
+ * PFSYNC_OUT_PASSED. A translated packet is translated here when it takes
+ * the fast path, since tc egress never sees it: rdr-to's destination (and
+ * nat-to's reply's) was planned already and is what the route is looked up
+ * for; nat-to's source (and rdr-to's reply's), tc egress's part, is planned
+ * here and dropped again when the packet goes up the stack instead.
+ */
 static __always_inline int fastpath_verdict(struct pfx_env *env, const struct pkt *pk, int src_side,
 					    const struct pfsync_state_value *v)
 {
 	int echo = pk->icmp_kind == ICMPK_ECHO_REQ || pk->icmp_kind == ICMPK_ECHO_REPLY;
-	int xact = fastpath_forward(env->xdp, env->c, config_get(), v, pk->key.proto, echo,
-				    src_side != v->init_side);
+	struct nat_rewrite *rw = &env->pcpu->rw;
+	int nat = v->nat.type != PFSYNC_NAT_NONE, xact;
 
-	return xact == XDP_REDIRECT ? PFSYNC_OUT_FASTPATH : PFSYNC_OUT_PASSED;
-}
-
-/* ICMP error quoting a packet of a known state: related, pass. */
-static __always_inline int related_state_exists(struct pkt *pk)
-{
-	if (!pk->has_inner)
-		return 0;
-	pfsync_key_normalize(&pk->inner);
-	return bpf_map_lookup_elem(&pfsync_states, &pk->inner) != NULL;
+	if (nat && rw->via_stack)
+		pfsync_nat_plan(&pk->key, v, src_side, NAT_VIA_STACK, rw);
+	xact = fastpath_forward(env->xdp, env->c, config_get(), v, pk->key.proto, echo,
+				src_side != v->init_side, rw->op == NAT_OP_DST ? rw->addr : NULL);
+	if (xact != XDP_REDIRECT) {
+		if (rw->op == NAT_OP_SRC)
+			rw->op = NAT_OP_NONE; /* tc egress's, on the stack's path */
+		return PFSYNC_OUT_PASSED;
+	}
+	if (rw->op != NAT_OP_NONE) {
+		nat_rewrite_offsets(rw, pk);
+		if (pfsync_nat_apply_xdp(env->xdp, rw)) {
+			env->c->bad_packet++;
+			return PFSYNC_OUT_BAD;
+		}
+	}
+	return PFSYNC_OUT_FASTPATH;
 }
 
 /* The packet's outcome (enum pfsync_outcome). */
@@ -147,18 +161,24 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk, int pr
 		}
 		return PFSYNC_OUT_PASSED;
 	}
-	if (pk->icmp_kind == ICMPK_ERROR && related_state_exists(pk))
+	if (pk->icmp_kind == ICMPK_ERROR && pk->has_inner &&
+	    pfsync_nat_icmp_related(env->xdp ? NAT_AT_XDP : 0))
 		return PFSYNC_OUT_PASSED;
 	src_side = pfsync_key_normalize(&pk->key);
 	v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
-	if (!v) {
-		/* a translated state's stack key? then pk->key becomes its wire key */
-		int found = pfsync_nat_lookup_stack(&pk->key, src_side);
+	if (!v && pfsync_nat_alias(&pk->key)) {
+		/* a translated state's stack key: pk->key is its wire key now */
+		int found;
 
-		/* in the map value, where the verifier does not split paths on it */
-		env->pcpu->rw.via_stack = found & NAT_VIA_STACK;
-		src_side = found & 1;
 		v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
+		found = pfsync_nat_via_stack(&pk->key, v, src_side);
+		if (found < 0) {
+			v = NULL; /* not this packet's state: the stack key is new */
+		} else {
+			/* in the map value, where the verifier does not split paths on it */
+			env->pcpu->rw.via_stack = found & NAT_VIA_STACK;
+			src_side = found & 1;
+		}
 	}
 	for (attempt = 0; attempt < 2; attempt++) {
 		int out;
@@ -172,8 +192,7 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk, int pr
 			if (env->seen_by_xdp)
 				return PFSYNC_OUT_PASSED;
 			out = state_hit(env, pk, src_side, v);
-			/* translated packets stay on the stack's path (nat.h rewrites them) */
-			if (out == PFSYNC_OUT_PASSED && env->xdp && v->nat.type == PFSYNC_NAT_NONE)
+			if (out == PFSYNC_OUT_PASSED && env->xdp)
 				return fastpath_verdict(env, pk, src_side, v);
 			if (out != ACT_REUSE)
 				return out;

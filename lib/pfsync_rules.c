@@ -441,8 +441,7 @@ static int parse_port_range(const char *text, __u16 *low, __u16 *high)
 	return 0;
 }
 
-/* The first address of family af (0: IPv4 first, else IPv6) on interface name. */
-static int iface_first_addr(const char *name, __u8 af, __u32 *addr, __u8 *af_out)
+int pfsync_iface_first_addr(const char *name, __u8 af, __u32 *addr, __u8 *af_out)
 {
 	const int families[2] = {AF_INET, AF_INET6};
 	struct ifaddrs *ifa, *it;
@@ -472,7 +471,7 @@ static int iface_first_addr(const char *name, __u8 af, __u32 *addr, __u8 *af_out
 	return found ? 0 : -ENOENT;
 }
 
-/* "(" IF ")": the interface's first address now; the agent follows changes. */
+/* "(" IF ")": the interface's first address now; the agent follows changes (ruleset.c). */
 static int parse_nat_iface(struct parser *ps, struct pfsync_rule *r)
 {
 	const struct tok *t;
@@ -487,7 +486,7 @@ static int parse_nat_iface(struct parser *ps, struct pfsync_rule *r)
 	idx = if_nametoindex(t->text);
 	if (!idx)
 		return fail(ps, t, "unknown interface \"%s\"", t->text);
-	if (iface_first_addr(t->text, r->af, r->nat.addr, &r->nat.af))
+	if (pfsync_iface_first_addr(t->text, r->af, r->nat.addr, &r->nat.af))
 		return fail(ps, t, "interface has no %saddress \"%s\"",
 			    r->af == PFSYNC_AF_INET6 ? "IPv6 "
 			    : r->af		     ? "IPv4 "

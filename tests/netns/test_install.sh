@@ -546,7 +546,9 @@ rc=$?
 kill "$A_PID"
 wait "$A_PID"
 rc=$?
-[ $rc -eq 0 ] && grep -q "STOPPING=1" "$NL_TMP/notify.log" && nl_pass "clean stop, STOPPING=1" ||
+# the listener writes what it got in its own time: wait for it, not the agent
+[ $rc -eq 0 ] && nl_wait_until 10 nl_file_has "$NL_TMP/notify.log" "STOPPING=1" &&
+	nl_pass "clean stop, STOPPING=1" ||
 	nl_fail "stop (rc $rc): $(tail -2 "$NL_TMP/notify.log")"
 
 make -s -C "$PWD" BUILD="$BUILD" DESTDIR="$DEST" uninstall >"$NL_TMP/uninstall.log" 2>&1 ||

@@ -1862,6 +1862,152 @@ static void test_nat_to_icmp_echo(void **state)
 	assert_int_equal(be16_at(out + PKT_ETH_LEN + 20 + 4), 0x1234);
 }
 
+/*
+ * An ICMP error from src to dst quoting `quoted` (a whole IPv4 packet with
+ * its checksums), into frame; its length.
+ */
+static size_t icmp_error_v4(const char *src, const char *dst, const struct pkt_spec *quoted,
+			    __u8 *frame)
+{
+	__u8 inner[PKT_MAX];
+	size_t ilen = pkt_build(quoted, inner, sizeof(inner));
+	struct pkt_spec err = {.af = AF_INET,
+			       .saddr = src,
+			       .daddr = dst,
+			       .proto = IPPROTO_ICMP,
+			       .icmp_type = 3, /* destination unreachable */
+			       .wscale = -1};
+	size_t len;
+
+	assert_true(ilen > PKT_ETH_LEN);
+	pkt_fill_checksums_v4(inner, ilen);
+	err.payload = inner + PKT_ETH_LEN;
+	err.payload_len = ilen - PKT_ETH_LEN;
+	len = pkt_build(&err, frame, PKT_MAX);
+	assert_true(len > 0);
+	pkt_fill_checksums_v4(frame, len);
+	return len;
+}
+
+/* the quoted packet of an ICMP error frame: its checksums and its endpoints */
+static void assert_quote_v4(const __u8 *frame, __u32 len, const char *src, __u16 sport,
+			    const char *dst, __u16 dport)
+{
+	const __u8 *quote = frame + PKT_ETH_LEN + 20 + 8;
+
+	assert_true(len >= PKT_ETH_LEN + 28 + 28);
+	/* seen as a frame of its own, its IP and UDP checksums must hold */
+	assert_int_equal(pkt_checksums_ok_v4(quote - PKT_ETH_LEN, len - 28), 1);
+	assert_v4(quote + 12, src);
+	assert_v4(quote + 16, dst);
+	assert_int_equal(be16_at(quote + 20), sport);
+	assert_int_equal(be16_at(quote + 22), dport);
+}
+
+/*
+ * An ICMP error quoting a nat-to packet comes in to the public address: the
+ * quoted source and the outer destination go back to the inside host, at
+ * XDP, with every checksum right (outer IP, ICMP over the quote, the
+ * quote's own IP and UDP).
+ */
+static void test_nat_to_icmp_error(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec q = pkt_udp(AF_INET, "10.0.0.5", "203.0.113.9", 1234, 53);
+	struct pfsync_rule r;
+	__u8 out[PKT_MAX], err[PKT_MAX];
+	__u32 len;
+	size_t elen;
+	__u16 port;
+
+	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "198.51.100.1", 0, 0);
+	rules_load(f, &r, 1, 0);
+	assert_int_equal(tc_nat(f, &q, out, &len), TC_ACT_OK);
+	port = be16_at(out + PKT_ETH_LEN + 20);
+	/* the server's port unreachable quotes what it got: the public tuple */
+	q.saddr = "198.51.100.1";
+	q.sport = port;
+	elen = icmp_error_v4("203.0.113.9", "198.51.100.1", &q, err);
+	{
+		struct xdp_md ctx = {.ingress_ifindex = LO_IFINDEX, .data_end = (__u32)elen};
+
+		assert_int_equal(run_out(f->o.b.xdp_fd, &ctx, sizeof(ctx), err, elen, out, &len),
+				 XDP_PASS);
+	}
+	assert_checksums_v4(out, len);
+	assert_v4(out + PKT_ETH_LEN + 12, "203.0.113.9");
+	assert_v4(out + PKT_ETH_LEN + 16, "10.0.0.5");
+	assert_quote_v4(out, len, "10.0.0.5", 1234, "203.0.113.9", 53);
+	assert_int_equal(states_count(f), 1); /* related: no state of its own */
+}
+
+/*
+ * The rdr-to server's own ICMP error quotes the inside tuple: at tc egress
+ * the quoted destination and the outer source (the server, which is the
+ * quoted destination) become the public ones.
+ */
+static void test_rdr_to_icmp_error(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec q = pkt_udp(AF_INET, "192.0.2.7", "198.51.100.1", 40000, 53);
+	struct pkt_spec inside = pkt_udp(AF_INET, "192.0.2.7", "10.0.0.10", 40000, 5353);
+	struct pfsync_rule r;
+	__u8 out[PKT_MAX], err[PKT_MAX];
+	__u32 len;
+	size_t elen;
+
+	rule_nat(&r, PF_IN, PFSYNC_NAT_RDR, "10.0.0.10", 5353, 5353);
+	rules_load(f, &r, 1, 0);
+	assert_int_equal(xdp_nat(f, &q, out, &len), XDP_PASS);
+	elen = icmp_error_v4("10.0.0.10", "192.0.2.7", &inside, err);
+	{
+		struct __sk_buff ctx = {.ifindex = LO_IFINDEX, .ingress_ifindex = LO_IFINDEX};
+
+		assert_int_equal(run_out(f->o.b.tc_fd, &ctx, sizeof(ctx), err, elen, out, &len),
+				 TC_ACT_OK);
+	}
+	assert_checksums_v4(out, len);
+	assert_v4(out + PKT_ETH_LEN + 12, "198.51.100.1");
+	assert_v4(out + PKT_ETH_LEN + 16, "192.0.2.7");
+	assert_quote_v4(out, len, "192.0.2.7", 40000, "198.51.100.1", 53);
+	assert_int_equal(states_count(f), 1);
+}
+
+/*
+ * An alias that names no translated state of its key (left over, or the
+ * wire key now taken by a plain state) is not followed: the packet is new
+ * under its own key, and is not rewritten.
+ */
+static void test_nat_stale_alias(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec inside = pkt_udp(AF_INET, "10.0.0.5", "203.0.113.9", 1234, 53);
+	struct pkt_spec wire = pkt_udp(AF_INET, "198.51.100.1", "203.0.113.9", 50001, 53);
+	struct pfsync_key stack = key_of(&inside, NULL), wkey = key_of(&wire, NULL);
+	struct pfsync_state_value v;
+	__u8 out[PKT_MAX];
+	__u32 len;
+
+	assert_int_equal(
+	    bpf_map_update_elem(map_fd(f, PFSYNC_MAP_NAT_KEYS), &stack, &wkey, BPF_ANY), 0);
+	/* no state under the wire key at all */
+	assert_int_equal(xdp_nat(f, &inside, out, &len), XDP_PASS);
+	assert_v4(out + PKT_ETH_LEN + 12, "10.0.0.5");
+	assert_int_equal(state_get(f, &inside, &v), 0);
+	assert_int_equal(v.nat.type, PFSYNC_NAT_NONE);
+	assert_int_equal(states_count(f), 1);
+	/* a plain state under the wire key: still not this packet's */
+	assert_int_equal(xdp_nat(f, &wire, out, &len), XDP_PASS);
+	inside.sport = 1235;
+	stack = key_of(&inside, NULL);
+	assert_int_equal(
+	    bpf_map_update_elem(map_fd(f, PFSYNC_MAP_NAT_KEYS), &stack, &wkey, BPF_ANY), 0);
+	assert_int_equal(xdp_nat(f, &inside, out, &len), XDP_PASS);
+	assert_int_equal(be16_at(out + PKT_ETH_LEN + 20), 1235);
+	assert_int_equal(state_get(f, &inside, &v), 0);
+	assert_int_equal(states_count(f), 3);
+}
+
 /* a one-port range: the second connection to the same server finds no tuple */
 static void test_nat_exhausted(void **state)
 {
@@ -1941,6 +2087,9 @@ int main(void)
 	    T(test_rdr_to_udp),
 	    T(test_nat_to_icmp_echo),
 	    T(test_nat_exhausted),
+	    T(test_nat_to_icmp_error),
+	    T(test_rdr_to_icmp_error),
+	    T(test_nat_stale_alias),
 	};
 	const struct CMUnitTest small_tests[] = {
 	    T(test_table_full),

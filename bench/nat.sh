@@ -20,6 +20,11 @@
 #               conntrack accounting on (pf's states count packets too)
 #   pfsync-nat  build/pfsync_xdp.o on both interfaces (XDP + tc egress),
 #               `pass out on out0 from 10.201.1.0/24 nat-to 10.201.2.1`
+#   pfsync-nat+fp  the same with the fast path on (pfsyncctl set fastpath):
+#               translated in XDP and redirected; the hosts' veths get GRO
+#               on for it (veth takes redirected frames only with NAPI), as
+#               in bench/datapath/forward.sh. Informative: nftables has no
+#               flowtable on this kernel to set against it
 # Loads, each bounded to --seconds: `datapath gen udp` (18-byte datagrams
 # from a socket, dropped at the server's netdev ingress) and `datapath gen
 # tcp` into `datapath sink tcp` (one bulk stream, data and ACKs counted).
@@ -183,6 +188,39 @@ forward_setup()
 
 med() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "n/a" }'; }
 
+mode_label()
+{
+	case $1 in
+	nft-masq) echo "nftables masquerade+ct (baseline)" ;;
+	pfsync-nat) echo "pfsync-xdp nat-to" ;;
+	*) echo "pfsync-xdp nat-to, fast path" ;;
+	esac
+}
+
+# fastpath_forwarded: packets the XDP fast path forwarded (both directions)
+fastpath_forwarded()
+{
+	nl_fw "$CTL" stats --json |
+		jq '[.. | objects | select(has("forwarded")) | .forwarded | .initiator + .responder] | add // 0'
+}
+
+# fastpath_nat MODE: pfsync-nat's set-up with the fast path on, MODE's loads
+# (FP_FORWARDED: what the fast path itself forwarded of them)
+fastpath_nat()
+{
+	local ns before
+	nl_fw "$CTL" set fastpath on "$NL_FW_IN" "$NL_FW_OUT" >&2 || {
+		nl_log "cannot turn the fast path on: $1 rows skipped"
+		return 0
+	}
+	for ns in "$NL_CLIENT" "$NL_SERVER"; do nl_in "$ns" ethtool -K eth0 gro on >/dev/null; done
+	before=$(fastpath_forwarded)
+	run_mode "$1"
+	FP_FORWARDED=$((${FP_FORWARDED:-0} + $(fastpath_forwarded) - before))
+	for ns in "$NL_CLIENT" "$NL_SERVER"; do nl_in "$ns" ethtool -K eth0 gro off >/dev/null; done
+	nl_fw "$CTL" set fastpath off >&2
+}
+
 forward_report()
 {
 	local mode load base ours
@@ -190,20 +228,25 @@ forward_report()
 	echo "forwarding through the firewall namespace with NAT, packets/s (median of $ROUNDS rounds of" \
 		"${SECONDS_PER_RUN} s, modes interleaved), $(uname -r), $(nproc) CPUs"
 	printf '%-36s %12s %12s %s\n' mode "udp pkt/s" "tcp pkt/s" "translated (udp)"
-	for mode in nft-masq pfsync-nat; do
-		printf '%-36s %12s %12s %s/%s\n' \
-			"$([ $mode = nft-masq ] && echo "nftables masquerade+ct (baseline)" || echo "pfsync-xdp nat-to")" \
+	for mode in nft-masq pfsync-nat pfsync-nat+fp; do
+		[ -n "${PPS[$mode.udp]:-}" ] || continue
+		printf '%-36s %12s %12s %s/%s\n' "$(mode_label $mode)" \
 			"$(med <<<"${PPS[$mode.udp]:-}")" "$(med <<<"${PPS[$mode.tcp]:-}")" \
 			"${TRANSLATED[$mode]:-0}" "${SENT_OUT[$mode]:-0}"
 	done
-	printf '%-36s' "ratio pfsync-xdp/nftables"
-	for load in udp tcp; do
-		base=$(med <<<"${PPS[nft-masq.$load]:-}") ours=$(med <<<"${PPS[pfsync-nat.$load]:-}")
-		awk -v a="$ours" -v b="$base" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf " %11.2fx", a / b; else printf " %12s", "n/a" }'
+	for mode in pfsync-nat pfsync-nat+fp; do
+		[ -n "${PPS[$mode.udp]:-}" ] || continue
+		printf '%-36s' "ratio $mode/nftables"
+		for load in udp tcp; do
+			base=$(med <<<"${PPS[nft-masq.$load]:-}") ours=$(med <<<"${PPS[$mode.$load]:-}")
+			awk -v a="$ours" -v b="$base" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf " %11.2fx", a / b; else printf " %12s", "n/a" }'
+		done
+		echo
 	done
-	echo
 	echo "target: ratio >= 1.00. translated: datagrams the server saw from $NL_FW_OUT4 / datagrams the"
 	echo "firewall sent out of $NL_FW_OUT (the server has no route back, so TCP works only translated)."
+	[ -z "${PPS[pfsync-nat+fp.udp]:-}" ] ||
+		echo "fast path: ${FP_FORWARDED:-0} packets forwarded in XDP in its rows (pfsyncctl stats)."
 }
 
 run_forward()
@@ -216,11 +259,13 @@ run_forward()
 		nft_masq_down
 		pfsync_nat_up || nl_die "cannot attach $OBJ or load its NAT rules"
 		run_mode pfsync-nat
+		fastpath_nat pfsync-nat+fp
 		pfsync_nat_down
 	done
 	forward_report
 	rc=0
-	for mode in nft-masq pfsync-nat; do
+	for mode in nft-masq pfsync-nat pfsync-nat+fp; do
+		[ "$mode" = pfsync-nat+fp ] && [ -z "${PPS[$mode.udp]:-}" ] && continue
 		if [ "${SENT_OUT[$mode]:-0}" -eq 0 ] ||
 			[ "${TRANSLATED[$mode]:-0}" -lt $((${SENT_OUT[$mode]} * 99 / 100)) ]; then
 			echo "$mode: datagrams left the firewall untranslated (or none at all)"
@@ -228,6 +273,10 @@ run_forward()
 		fi
 		[ -n "${PPS[$mode.tcp]:-}" ] || rc=1
 	done
+	if [ -n "${PPS[pfsync-nat+fp.udp]:-}" ] && [ "${FP_FORWARDED:-0}" -eq 0 ]; then
+		echo "pfsync-nat+fp: the fast path forwarded nothing"
+		rc=1
+	fi
 	exit $rc
 )
 

@@ -39,7 +39,7 @@ FUZZ_SECONDS ?= 60
 
 PROGRAMS := $(if $(AGENT_SRCS),$(BUILD)/pfsync-agent) $(if $(CTL_SRCS),$(BUILD)/pfsyncctl)
 
-.PHONY: all deps check soak demo bench fuzz clean format tests unit prog netns
+.PHONY: all deps check soak demo demo-nat bench fuzz clean format tests unit prog netns
 all: $(BPF_OBJS) $(PROGRAMS)
 
 deps:
@@ -118,6 +118,10 @@ soak: deps
 demo: deps
 	$(MAKE) all
 	./scripts/demo.sh
+
+demo-nat: deps
+	$(MAKE) all
+	./scripts/demo-nat.sh
 
 bench: deps
 	$(MAKE) all $(BENCH_BINS)

@@ -33,6 +33,19 @@
 # lost connections (the table says so), or a defer path released nothing or
 # failed a release (then it measured the clients' SYN retransmissions).
 #
+# NAT (--nat or FAILOVER_NAT=1, issue 15; bench/nat.sh runs it): instead of
+# the above, the pfsync-xdp failover twice in one run, plain and with
+# `pass out on wan0 from 10.201.1.0/24 nat-to 10.201.2.1` (the VRRP address;
+# the server loses its route to the LAN, so only translated packets are
+# answered); the client and server send full checksums in both (ethtool -K
+# eth0 tx off, which NAT on veth needs). Trials (--trials N,
+# FAILOVER_NAT_TRIALS, default 3) alternate plain and NATed copies: a stall
+# is mostly which TCP retransmission first meets the new master, so one
+# failover is a coin toss. Reported: streams that survived (all trials),
+# medians over the trials of the stalls, against the plain runs', and how
+# many of the server's sockets kept their peer address:port (the public
+# port) across the failover.
+#
 # Options (or environment): --streams N (FAILOVER_STREAMS, default 200),
 # --connects N (FAILOVER_CONNECTS, default 200), FAILOVER_ONLY=pf|ctd|defer
 # (one part, debugging), FAILOVER_KEEP=1 keep the temporary files.
@@ -51,10 +64,14 @@ CTDPOLL=$ROOT/bench/sync_ctdpoll.py
 
 STREAMS=${FAILOVER_STREAMS:-200}
 CONNECTS=${FAILOVER_CONNECTS:-200}
+NAT_MODE=${FAILOVER_NAT:-0}
+NAT_TRIALS=${FAILOVER_NAT_TRIALS:-3}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--streams) STREAMS=$2 && shift ;;
 	--connects) CONNECTS=$2 && shift ;;
+	--nat) NAT_MODE=1 ;;
+	--trials) NAT_TRIALS=$2 && shift ;;
 	*) echo "[failover] ignoring argument $1" >&2 ;;
 	esac
 	shift
@@ -211,7 +228,9 @@ pf_start()
 		2>"$TMP/$t-agent-$name.log" &
 	nl_wait_quiet 10 test -S "$TMP/$t-$name.sock" || fail "$t: pfsync-agent on fw$name did not start" ||
 		return 1
-	nl_in "$ns" "$CTL" --pin-dir "$dir" rules load "$TMP/rules.conf" >/dev/null ||
+	local rules=$TMP/rules.conf
+	[ -f "$TMP/$t-rules.conf" ] && rules=$TMP/$t-rules.conf
+	nl_in "$ns" "$CTL" --pin-dir "$dir" rules load "$rules" >/dev/null ||
 		fail "$t: cannot load the rules on fw$name"
 }
 
@@ -223,6 +242,34 @@ pf_rules()
 		pass in on lan0 from 10.201.1.0/24 to any
 		pass out on wan0
 	EOF
+}
+
+# pfnat's rules: states are floating, so the one state of a connection is
+# made where it is translated (wan0 out) and lan0 lets the LAN in without one
+pfnat_rules() # TAG
+{
+	cat >"$TMP/$1-rules.conf" <<-'EOF'
+		block all
+		pass in on lan0 from 10.201.1.0/24 to any no state
+		pass out on wan0 from 10.201.1.0/24 nat-to 10.201.2.1
+	EOF
+}
+
+# full_checksums: the client and the server send complete checksums (XDP
+# cannot tell veth's partial ones; NAT rewrites them incrementally)
+full_checksums()
+{
+	local ns
+	for ns in "$CLI" "$SRV"; do
+		nl_in "$ns" ethtool -K eth0 tx off >/dev/null || fail "ethtool -K eth0 tx off in $ns" || return 1
+	done
+}
+
+# server_peers FILE: the peer address:port of each established stream, as
+# the server's kernel has them, sorted
+server_peers()
+{
+	nl_in "$SRV" ss -Htn state established "( sport = :$PORT )" | awk '{ print $NF }' | sort >"$1"
 }
 
 pf_bulk_done() { "$CTL" --ctl "$TMP/$1-$2.sock" status | grep "bulk: done" >/dev/null; }
@@ -349,6 +396,7 @@ failover()
 	nl_wait_quiet 10 all_moving "$st" "$marker" || fail "$t: not every stream moves before the failure" ||
 		return 1
 	log "$t: $STREAMS streams through fwA, fwB synced; taking all of fwA's links down"
+	[ "$NAT_MODE" = 1 ] && server_peers "$TMP/$t-peers-before.txt"
 	marker=$(lines "$st")
 	t0=$(now_ms)
 	ip -n "$FWA" link set lan0 down
@@ -367,6 +415,11 @@ failover()
 	# one more second of status lines, so `survived` (data in the last second) sees recovery
 	per_s=$(awk -v i="$STATUS_INTERVAL" 'BEGIN { printf "%d", 1 / i + 1 }')
 	nl_wait_quiet 5 has_lines "$st" $(($(lines "$st") + per_s))
+	if [ "$NAT_MODE" = 1 ]; then
+		server_peers "$TMP/$t-peers-after.txt"
+		R[$t.same_peers]=$(comm -12 "$TMP/$t-peers-before.txt" "$TMP/$t-peers-after.txt" | wc -l)
+		R[$t.public]=$(grep -c '^10\.201\.2\.1:' "$TMP/$t-peers-before.txt")
+	fi
 	kill_pids "$client"
 	while IFS='=' read -r k v; do
 		R[$t.$k]=$v
@@ -375,28 +428,38 @@ failover()
 	return $rc
 }
 
+# setup_pf [TAG]: the pfsync-xdp pair (TAG pf; NAT mode: pfN plain, pfnatN
+# with nat-to)
 setup_pf()
 {
-	log "pfsync-xdp: topology, agents, keepalived"
-	topology pf || return 1
-	pf_start pf a 0x0a0a0a0a || return 1
-	pf_start pf b 0x0b0b0b0b || return 1
-	local name
+	local t=${1:-pf} name
+	log "pfsync-xdp ($t): topology, agents, keepalived"
+	topology "$t" || return 1
+	if [ "$NAT_MODE" = 1 ]; then
+		full_checksums || return 1
+	fi
+	if [[ $t == pfnat* ]]; then
+		pfnat_rules "$t"
+		ip -n "$SRV" route del default || fail "$t: cannot remove the server's route" || return 1
+	fi
+	pf_start "$t" a 0x0a0a0a0a || return 1
+	pf_start "$t" b 0x0b0b0b0b || return 1
 	for name in a b; do
-		cat >"$TMP/pf-check-$name.sh" <<-EOF
+		cat >"$TMP/$t-check-$name.sh" <<-EOF
 			#!/bin/sh
 			# stay backup until this node's pfsync bulk update has completed
-			"$CTL" --ctl "$TMP/pf-$name.sock" status | grep "bulk: done" >/dev/null
+			"$CTL" --ctl "$TMP/$t-$name.sock" status | grep "bulk: done" >/dev/null
 		EOF
-		chmod 700 "$TMP/pf-check-$name.sh"
+		chmod 700 "$TMP/$t-check-$name.sh"
 	done
 	for name in a b; do
-		ka_conf pf "$name" "$TMP/pf-check-$name.sh"
+		ka_conf "$t" "$name" "$TMP/$t-check-$name.sh"
 	done
-	ka_start pf a
-	ka_start pf b
-	ka_wait_master_a pf
+	ka_start "$t" a
+	ka_start "$t" b
+	ka_wait_master_a "$t"
 }
+
 
 setup_ctd()
 {
@@ -419,11 +482,11 @@ setup_ctd()
 		log "ctd: fwA's primary notify script has not finished"
 }
 
-run_failover() # pf|ctd
+run_failover() # pf|ctd|pfN|pfnatN
 {
-	local t=$1 synced=pf_b_synced
-	[ "$t" = ctd ] && synced=ctd_b_synced
-	if "setup_$t"; then
+	local t=$1 synced=pf_b_synced setup=setup_pf
+	[ "$t" = ctd ] && synced=ctd_b_synced setup=setup_ctd
+	if "$setup" "$t"; then
 		failover "$t" "$synced"
 	fi
 	if [ "$t" = ctd ] && [ -f "$TMP/ctd-notify-b.log" ] && [ -n "${R[ctd.t0]:-}" ]; then
@@ -611,6 +674,65 @@ defer_report_path() # PATH: its rows in the defer table
 		"n/a" "$(val "${t}o.max")" "$(val "${t}o.fails")"
 }
 
+# nat_fold KIND: R[KIND.*] from the trials KIND1..KINDn: survivors and
+# socket counts summed, stalls and VIP times as medians over the trials
+nat_fold()
+{
+	local kind=$1 i k vals
+	for k in streams survived same_peers public; do
+		for ((i = 1; i <= NAT_TRIALS; i++)); do
+			[ -n "${R[$kind$i.$k]:-}" ] && R[$kind.$k]=$((${R[$kind.$k]:-0} + ${R[$kind$i.$k]}))
+		done
+	done
+	for k in stall_p50_ms stall_p99_ms stall_max_ms vip_ms; do
+		vals=''
+		for ((i = 1; i <= NAT_TRIALS; i++)); do
+			[ -n "${R[$kind$i.$k]:-}" ] && [ "${R[$kind$i.$k]}" != -1 ] && vals+="${R[$kind$i.$k]} "
+		done
+		[ -n "$vals" ] && R[$kind.$k]=$(tr ' ' '\n' <<<"$vals" | grep . | sort -n |
+			awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+	done
+	return 0
+}
+
+# nat_report: NAT mode's table, pfnat against pf
+nat_report()
+{
+	echo
+	echo "bench/failover --nat: $STREAMS TCP streams, master fwA loses all links; pfsync-xdp with" \
+		"nat-to the VRRP address vs without, $NAT_TRIALS trials each (alternating)," \
+		"$(uname -r), $(nproc) CPUs, $(date -u +%FT%TZ)"
+	echo "load average before the run: $LOADAVG (other work on this machine skews every figure)"
+	printf '| %-22s | %-13s | %7s | %7s | %7s | %9s | %-13s |\n' set-up survived stall stall stall "VIP moved" \
+		"server peers"
+	printf '| %-22s | %-13s | %7s | %7s | %7s | %9s | %-13s |\n' "" "" "p50 ms" "p99 ms" "max ms" "after ms" \
+		"kept / public"
+	echo "|------------------------|---------------|---------|---------|---------|-----------|---------------|"
+	for t in pf pfnat; do
+		printf '| %-22s | %-13s | %7s | %7s | %7s | %9s | %-13s |\n' \
+			"$([ $t = pf ] && echo "plain (baseline)" || echo "nat-to VIP")" "$(survived_txt $t)" \
+			"$(val $t.stall_p50_ms)" "$(val $t.stall_p99_ms)" "$(val $t.stall_max_ms)" "$(val $t.vip_ms)" \
+			"$(val $t.same_peers) / $(val $t.public)"
+	done
+	printf '| %-22s | %-13s | %7s | %7s | %7s | %9s | %-13s |\n' "ratio nat/plain" "" \
+		"$(ratio "$(val pfnat.stall_p50_ms)" "$(val pf.stall_p50_ms)")" \
+		"$(ratio "$(val pfnat.stall_p99_ms)" "$(val pf.stall_p99_ms)")" \
+		"$(ratio "$(val pfnat.stall_max_ms)" "$(val pf.stall_max_ms)")" \
+		"$(ratio "$(val pfnat.vip_ms)" "$(val pf.vip_ms)")" ""
+	echo "target: every NATed stream survives, stall within 10 % of the plain run (ratio <= 1.10)."
+	echo "survived and server peers: summed over the trials; stalls and VIP moved: medians over the"
+	echo "trials of each trial's p50/p99/max over its streams. Per trial (p50/p99/max ms):"
+	for ((i = 1; i <= NAT_TRIALS; i++)); do
+		echo "  trial $i: plain $(val pf$i.stall_p50_ms)/$(val pf$i.stall_p99_ms)/$(val pf$i.stall_max_ms)," \
+			"nat-to $(val pfnat$i.stall_p50_ms)/$(val pfnat$i.stall_p99_ms)/$(val pfnat$i.stall_max_ms)"
+	done
+	echo "server peers: of the server's sockets before the failure, how many still have the same peer"
+	echo "address:port after it / how many of them came from the public address 10.201.2.1 (NAT;"
+	echo "the plain run's peers are the client's own address, so 0 there)."
+	echo "stall, survived, VIP moved: as in bench/failover's main table (status lines every" \
+		"$(awk -v i="$STATUS_INTERVAL" 'BEGIN { print 1000 * i }') ms)."
+}
+
 report()
 {
 	local k
@@ -668,6 +790,10 @@ main()
 	LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 	preflight
 	pf_rules
+	if [ "$NAT_MODE" = 1 ]; then
+		main_nat
+		return
+	fi
 	case ${FAILOVER_ONLY:-} in
 	'' | pf) run_failover pf ;;
 	esac
@@ -690,6 +816,37 @@ main()
 		done
 		exit 1
 	fi
+}
+
+# main_nat: NAT mode (see the top), plain and NATed runs and their table
+main_nat()
+{
+	local t
+	command -v ethtool >/dev/null || { log "ethtool not found (scripts/deps.sh installs it)"; exit 1; }
+	local i
+	for ((i = 1; i <= NAT_TRIALS; i++)); do
+		run_failover "pf$i"
+		run_failover "pfnat$i"
+	done
+	for t in pf pfnat; do
+		nat_fold "$t"
+		if [ -n "${R[$t.streams]:-}" ] && [ "${R[$t.survived]:-0}" != "${R[$t.streams]}" ]; then
+			LOSSES+="${LOSSES:+; }$t: ${R[$t.survived]:-0} of ${R[$t.streams]} streams survived"
+		fi
+	done
+	if [ -n "${R[pfnat.streams]:-}" ] && [ "${R[pfnat.same_peers]:-0}" != "${R[pfnat.streams]}" ]; then
+		LOSSES+="${LOSSES:+; }pfnat: ${R[pfnat.same_peers]:-0} of ${R[pfnat.streams]} server sockets kept their peer"
+	fi
+	nat_report
+	[ -n "$LOSSES" ] && echo "pfsync-xdp LOST CONNECTIONS: $LOSSES"
+	if [ ${#ERRORS[@]} -gt 0 ]; then
+		printf '[failover] ERROR: %s\n' "${ERRORS[@]}" >&2
+		for f in "$TMP"/pf*agent-*.log "$TMP"/pf*keepalived-*.log; do
+			[ -s "$f" ] && echo "--- last lines of $(basename "$f")" >&2 && tail -n 5 "$f" >&2
+		done
+		exit 1
+	fi
+	[ -z "$LOSSES" ] || exit 1
 }
 
 main

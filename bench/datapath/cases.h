@@ -17,6 +17,7 @@ struct opts {
 	int forward;
 	int seconds;
 	int fwd_rounds;
+	int nat_only; /* --nat-only: the NAT rows alone */
 	const char *build;
 };
 

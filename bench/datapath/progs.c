@@ -266,14 +266,14 @@ int ours_reset(const struct ours *o)
 }
 
 /* Runs the handshake of f so that its state is ESTABLISHED:ESTABLISHED. */
-int ours_establish(const struct ours *o, const struct flow *f)
+int ours_handshake(const struct ours *o, const struct flow *f, const struct flow *answer)
 {
 	struct pkt p;
-	__u32 v1, v2, v3;
+	__u32 v1 = 0, v2 = 0, v3 = 0;
 
 	build_tcp(&p, f, 0, TH_SYN, 1000, 0, 0);
 	prog_run(o->b.xdp_fd, &p, 1, &v1);
-	build_tcp(&p, f, 1, TH_SYN | TH_ACK, 5000, 1001, 0);
+	build_tcp(&p, answer, 1, TH_SYN | TH_ACK, 5000, 1001, 0);
 	prog_run(o->b.xdp_fd, &p, 1, &v2);
 	build_tcp(&p, f, 0, TH_ACK, 1001, 5001, 0);
 	prog_run(o->b.xdp_fd, &p, 1, &v3);
@@ -282,6 +282,11 @@ int ours_establish(const struct ours *o, const struct flow *f)
 		return -1;
 	}
 	return 0;
+}
+
+int ours_establish(const struct ours *o, const struct flow *f)
+{
+	return ours_handshake(o, f, f);
 }
 
 __u64 ours_inserted(const struct ours *o)

@@ -57,6 +57,9 @@ struct ours {
 int ours_load(struct ours *o, const char *build);
 void ours_close(struct ours *o);
 int ours_reset(const struct ours *o);
+/* A TCP handshake through ours: SYN and ACK as f, the SYN+ACK from answer's
+ * other end (f itself, or the flow as a translation hands it on). */
+int ours_handshake(const struct ours *o, const struct flow *f, const struct flow *answer);
 int ours_establish(const struct ours *o, const struct flow *f);
 __u64 ours_inserted(const struct ours *o);
 #endif

@@ -16,21 +16,20 @@
 #include "state.h"
 #include "track.h"
 
-/* XDP: note that this interface's packets are tracked at ingress. */
-static __always_inline void xdp_if_mark(__u32 ifindex)
+/* XDP: note that this interface's packets are tracked at ingress (at jiffy jif). */
+static __always_inline void xdp_if_mark(__u32 ifindex, __u64 jif)
 {
 	__u32 slot = ifindex % XDP_IF_SLOTS;
-	__u32 jif = (__u32)bpf_jiffies64();
 	struct pfx_xdp_if *e = bpf_map_lookup_elem(&pfsync_xdp_ifs, &slot);
 
-	if (e && (e->ifindex != ifindex || e->jiffies != jif)) {
+	if (e && (e->ifindex != ifindex || e->jiffies != (__u32)jif)) {
 		e->ifindex = ifindex;
-		e->jiffies = jif;
+		e->jiffies = (__u32)jif;
 	}
 }
 
 /* tc egress: did the packet come in through an interface XDP just ran on? */
-static __always_inline int xdp_if_saw(__u32 ingress_ifindex)
+static __always_inline int xdp_if_saw(__u32 ingress_ifindex, __u64 jif)
 {
 	__u32 slot = ingress_ifindex % XDP_IF_SLOTS;
 	struct pfx_xdp_if *e;
@@ -38,8 +37,7 @@ static __always_inline int xdp_if_saw(__u32 ingress_ifindex)
 	if (!ingress_ifindex)
 		return 0; /* locally originated */
 	e = bpf_map_lookup_elem(&pfsync_xdp_ifs, &slot);
-	return e && e->ifindex == ingress_ifindex &&
-	       (__u32)bpf_jiffies64() - e->jiffies <= XDP_IF_FRESH_JIF;
+	return e && e->ifindex == ingress_ifindex && (__u32)jif - e->jiffies <= XDP_IF_FRESH_JIF;
 }
 
 /* Counts the outcome of one packet of program `prog` (a constant). */
@@ -59,9 +57,12 @@ static __always_inline void count_outcome(struct pfsync_counters *c, int prog, i
 /*
  * Parses and judges one packet; returns its outcome, counted here except
  * PFSYNC_OUT_DEFERRED (the caller holds the packet, defer_commit counts).
+ * jif is the packet's jiffies64, read once by the program: the state clock
+ * and the XDP interface marks share it. The config is looked up here once
+ * and carried in the env (rules, maxupd, defer, fast path all read it).
  */
 static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 ifindex, __u8 dir,
-				   __u8 seen_by_xdp, int prog)
+				   __u8 seen_by_xdp, int prog, __u64 jif)
 {
 	struct pfsync_counters *c;
 	struct pfx_percpu *pcpu;
@@ -88,7 +89,8 @@ static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 i
 	} else {
 		env.c = c;
 		env.pcpu = pcpu;
-		env.now = pfx_now(pcpu);
+		env.cfg = config_get();
+		env.now = pfx_now(pcpu, jif);
 		env.ifindex = ifindex;
 		env.dir = dir;
 		env.defer = 0;

@@ -73,12 +73,13 @@ int pfsync_xdp(struct xdp_md *ctx)
 {
 	struct parse_ctx pc;
 	struct pkt pk;
+	__u64 jif = bpf_jiffies64();
 	__u32 ifindex;
 	int act, group;
 
 	/* first thing: checked after process(), it costs the verifier a third more */
 	if (defer_released(ctx)) {
-		xdp_if_mark(ctx->ingress_ifindex);
+		xdp_if_mark(ctx->ingress_ifindex, jif);
 		count_released();
 		return XDP_PASS;
 	}
@@ -91,8 +92,8 @@ int pfsync_xdp(struct xdp_md *ctx)
 	pkt_init(&pk);
 	/* once: each read of the field is three dependent loads */
 	ifindex = ctx->ingress_ifindex;
-	xdp_if_mark(ifindex);
-	act = process(&pc, &pk, ifindex, PF_IN, 0, PFSYNC_PROG_XDP);
+	xdp_if_mark(ifindex, jif);
+	act = process(&pc, &pk, ifindex, PF_IN, 0, PFSYNC_PROG_XDP, jif);
 	if (act == PFSYNC_OUT_DEFERRED) {
 		struct pfsync_deferred *d =
 		    group ? NULL : defer_slot(&pk, pc.frame_len, ctx->ingress_ifindex, 0);
@@ -116,6 +117,7 @@ int pfsync_tc(struct __sk_buff *skb)
 	struct parse_ctx pc;
 	struct pkt pk;
 	__u32 linear = skb->data_end - skb->data;
+	__u64 jif = bpf_jiffies64();
 	int act, group;
 
 	if (linear < skb->len && linear < TC_PULL_LEN)
@@ -127,8 +129,8 @@ int pfsync_tc(struct __sk_buff *skb)
 	pc.skb = skb;
 	group = defer_group_dst(&pc);
 	pkt_init(&pk);
-	act = process(&pc, &pk, skb->ifindex, PF_OUT, xdp_if_saw(skb->ingress_ifindex),
-		      PFSYNC_PROG_TC);
+	act = process(&pc, &pk, skb->ifindex, PF_OUT, xdp_if_saw(skb->ingress_ifindex, jif),
+		      PFSYNC_PROG_TC, jif);
 	if (act == PFSYNC_OUT_DEFERRED) {
 		struct pfsync_deferred *d =
 		    group ? NULL : defer_slot(&pk, skb->len, skb->ifindex, 1);

@@ -41,6 +41,8 @@ static __always_inline void ensure_identity(struct pfsync_globals *g)
 struct pfx_env {
 	struct pfsync_counters *c;
 	struct pfx_percpu *pcpu;
+	/* looked up once per packet: NULL only if the map is broken */
+	const struct pfsync_config *cfg;
 	__u64 now;
 	__u32 ifindex;
 	__u8 dir;
@@ -49,12 +51,9 @@ struct pfx_env {
 	struct xdp_md *xdp; /* XDP ingress (fast path), NULL at tc egress */
 };
 
-/* CLOCK_BOOTTIME as of this jiffy (see pfsync_percpu). */
-static __always_inline __u64 pfx_now(struct pfx_percpu *clk)
+/* CLOCK_BOOTTIME as of jiffy `jif`, the packet's (see pfsync_percpu). */
+static __always_inline __u64 pfx_now(struct pfx_percpu *clk, __u64 jif)
 {
-	__u64 jif;
-
-	jif = bpf_jiffies64();
 	if (clk->jiffies != jif || !clk->boot_ns) {
 		clk->boot_ns = bpf_ktime_get_boot_ns();
 		clk->jiffies = jif;
@@ -144,7 +143,7 @@ static __always_inline int create_state(struct pfx_env *env, struct pkt *pk,
 /* Rules for a packet without a usable state, and the state they keep. */
 static __always_inline int handle_new(struct pfx_env *env, struct pkt *pk, int src_side)
 {
-	struct pfsync_config *cfg = config_get();
+	const struct pfsync_config *cfg = env->cfg;
 	struct verdict vd;
 
 	env->defer = cfg && (cfg->cfg_flags & PFSYNC_CFG_DEFER);

@@ -25,7 +25,7 @@
 static __always_inline void note_change(struct pfx_env *env, struct pfsync_state_value *v,
 					const struct pfsync_key *k)
 {
-	struct pfsync_config *cfg;
+	const struct pfsync_config *cfg = env->cfg;
 	__u32 maxupd, n;
 
 	if (v->flags & PFSYNC_SF_NOSYNC)
@@ -46,7 +46,6 @@ static __always_inline void note_change(struct pfx_env *env, struct pfsync_state
 	 * it forward. A locked add here cost as much as the window check.
 	 */
 	n = ++v->updates;
-	cfg = config_get();
 	maxupd = cfg && cfg->maxupd ? cfg->maxupd : DEFAULT_MAXUPD;
 	if (n >= maxupd) {
 		v->updates = 0;
@@ -114,7 +113,7 @@ static __always_inline int fastpath_verdict(struct pfx_env *env, const struct pk
 					    const struct pfsync_state_value *v)
 {
 	int echo = pk->icmp_kind == ICMPK_ECHO_REQ || pk->icmp_kind == ICMPK_ECHO_REPLY;
-	int xact = fastpath_forward(env->xdp, env->c, config_get(), v, pk->key.proto, echo,
+	int xact = fastpath_forward(env->xdp, env->c, env->cfg, v, pk->key.proto, echo,
 				    src_side != v->init_side);
 
 	return xact == XDP_REDIRECT ? PFSYNC_OUT_FASTPATH : PFSYNC_OUT_PASSED;
@@ -137,7 +136,7 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk)
 
 	if (pk->later_frag) {
 		env->c->fragments++;
-		evaluate_rules(config_get(), pk, 0, env->dir, env->ifindex, &vd);
+		evaluate_rules(env->cfg, pk, 0, env->dir, env->ifindex, &vd);
 		if (vd.block) {
 			env->c->blocked_rule++;
 			return PFSYNC_OUT_BLOCKED;

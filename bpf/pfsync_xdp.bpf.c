@@ -92,6 +92,7 @@ int pfsync_xdp(struct xdp_md *ctx)
 	pkt_init(&pk);
 	/* once: each read of the field is three dependent loads */
 	ifindex = ctx->ingress_ifindex;
+	xdp_if_mark(ifindex, jif);
 	act = process(&pc, &pk, ifindex, PF_IN, 0, PFSYNC_PROG_XDP, jif);
 	if (act == PFSYNC_OUT_DEFERRED) {
 		struct pfsync_deferred *d =
@@ -105,8 +106,6 @@ int pfsync_xdp(struct xdp_md *ctx)
 	}
 	if (act == PFSYNC_OUT_FASTPATH)
 		return XDP_REDIRECT; /* bpf_redirect() was set up by the fast path */
-	/* only a frame that goes up can meet tc egress: a redirect needs no mark */
-	xdp_if_mark(ifindex, jif);
 	return outcome_passes(act) ? XDP_PASS : XDP_DROP;
 }
 

@@ -65,6 +65,7 @@ static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 i
 				   __u8 seen_by_xdp, int prog, __u64 jif)
 {
 	struct pfsync_counters *c;
+	struct pfsync_config *cfg;
 	struct pfx_percpu *pcpu;
 	struct pfx_env env;
 	__u32 zero = 0;
@@ -76,6 +77,7 @@ static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 i
 	c->packets_seen++;
 	c->prog[prog].seen++;
 	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
+	cfg = config_get();
 	res = parse_frame(pc, pk);
 	if (res == PARSE_NOT_IP) {
 		out = PFSYNC_OUT_NOT_IP;
@@ -84,12 +86,14 @@ static __always_inline int process(struct parse_ctx *pc, struct pkt *pk, __u32 i
 		out = PFSYNC_OUT_BAD;
 	} else if (res == PARSE_STATELESS) {
 		out = PFSYNC_OUT_STATELESS;
-	} else if (!pcpu) {
+	} else if (!pcpu || !cfg) {
+		/* cannot happen (single-entry arrays); checked once here so
+		 * that the verifier carries a plain pointer, not a maybe-NULL */
 		out = PFSYNC_OUT_INTERNAL;
 	} else {
 		env.c = c;
 		env.pcpu = pcpu;
-		env.cfg = config_get();
+		env.cfg = cfg;
 		env.now = pfx_now(pcpu, jif);
 		env.ifindex = ifindex;
 		env.dir = dir;

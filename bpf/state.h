@@ -41,8 +41,7 @@ static __always_inline void ensure_identity(struct pfsync_globals *g)
 struct pfx_env {
 	struct pfsync_counters *c;
 	struct pfx_percpu *pcpu;
-	/* looked up once per packet: NULL only if the map is broken */
-	const struct pfsync_config *cfg;
+	const struct pfsync_config *cfg; /* looked up once per packet, never NULL */
 	__u64 now;
 	__u32 ifindex;
 	__u8 dir;
@@ -146,7 +145,7 @@ static __always_inline int handle_new(struct pfx_env *env, struct pkt *pk, int s
 	const struct pfsync_config *cfg = env->cfg;
 	struct verdict vd;
 
-	env->defer = cfg && (cfg->cfg_flags & PFSYNC_CFG_DEFER);
+	env->defer = !!(cfg->cfg_flags & PFSYNC_CFG_DEFER);
 	evaluate_rules(cfg, pk, src_side, env->dir, env->ifindex, &vd);
 	if (vd.block) {
 		env->c->blocked_rule++;

@@ -46,7 +46,7 @@ static __always_inline void note_change(struct pfx_env *env, struct pfsync_state
 	 * it forward. A locked add here cost as much as the window check.
 	 */
 	n = ++v->updates;
-	maxupd = cfg && cfg->maxupd ? cfg->maxupd : DEFAULT_MAXUPD;
+	maxupd = cfg->maxupd ? cfg->maxupd : DEFAULT_MAXUPD;
 	if (n >= maxupd) {
 		v->updates = 0;
 		emit_event(env->c, PFSYNC_EV_UPDATE, PFSYNC_EVF_MAXUPD, k, v->id, v->creatorid,

@@ -13,7 +13,11 @@ struct fwd_row {
 	char load[8];
 	double pps[MAX_ROUNDS];
 	int n;
+	char na[96]; /* why the mode cannot run here ("NA" line), else empty */
 };
+
+static const char *const fwd_loads[] = {"udp", "tcp"};
+#define FWD_LOADS (sizeof(fwd_loads) / sizeof(fwd_loads[0]))
 
 static struct fwd_row *fwd_row_get(struct fwd_row *rows, int *nrows, const char *mode,
 				   const char *load)
@@ -28,7 +32,32 @@ static struct fwd_row *fwd_row_get(struct fwd_row *rows, int *nrows, const char 
 	snprintf(r->mode, sizeof(r->mode), "%s", mode);
 	snprintf(r->load, sizeof(r->load), "%s", load);
 	r->n = 0;
+	r->na[0] = 0;
 	return r;
+}
+
+/* "NA mode reason": a mode this machine cannot run, a row of each load. */
+static void fwd_mark_na(struct fwd_row *rows, int *nrows, const char *line)
+{
+	char mode[32], reason[96];
+
+	if (sscanf(line, "NA %31s %95[^\n]", mode, reason) != 2)
+		return;
+	for (size_t i = 0; i < FWD_LOADS; i++) {
+		struct fwd_row *r = fwd_row_get(rows, nrows, mode, fwd_loads[i]);
+
+		if (r)
+			snprintf(r->na, sizeof(r->na), "%s", reason);
+	}
+}
+
+/* Why (mode, load) has no number, or NULL. */
+static const char *fwd_na(const struct fwd_row *rows, int nrows, const char *mode, const char *load)
+{
+	for (int i = 0; i < nrows; i++)
+		if (!strcmp(rows[i].mode, mode) && !strcmp(rows[i].load, load) && rows[i].na[0])
+			return rows[i].na;
+	return NULL;
 }
 
 static double row_max(const struct fwd_row *r)
@@ -55,21 +84,23 @@ static double fwd_stat(struct fwd_row *rows, int nrows, const char *mode, const 
  * conntrack, >= 1.3x the flowtable, and how near the floor (xdp-fwd) it is. */
 static void print_fastpath_targets(struct fwd_row *rows, int nrows)
 {
-	static const char *const loads[] = {"udp", "tcp"};
-
-	for (size_t i = 0; i < sizeof(loads) / sizeof(loads[0]); i++) {
-		double fp = fwd_stat(rows, nrows, "pfsync-xdp+fp", loads[i], 0);
+	for (size_t i = 0; i < FWD_LOADS; i++) {
+		const char *ld = fwd_loads[i], *ft_na = fwd_na(rows, nrows, "nft-flowtable", ld);
+		double fp = fwd_stat(rows, nrows, "pfsync-xdp+fp", ld, 0);
 
 		if (fp < 0)
 			continue;
-		printf("fast path, %s: x nftables", loads[i]);
-		print_ratio(fp, fwd_stat(rows, nrows, "nftables", loads[i], 0));
+		printf("fast path, %s: x nftables", ld);
+		print_ratio(fp, fwd_stat(rows, nrows, "nftables", ld, 0));
 		printf(" (target 2.00x), x nft-flowtable");
-		print_ratio(fp, fwd_stat(rows, nrows, "nft-flowtable", loads[i], 0));
+		if (ft_na)
+			printf(" n/a (%s)", ft_na);
+		else
+			print_ratio(fp, fwd_stat(rows, nrows, "nft-flowtable", ld, 0));
 		printf(" (target 1.30x), x xdp-fwd floor");
-		print_ratio(fp, fwd_stat(rows, nrows, "xdp-fwd", loads[i], 0));
+		print_ratio(fp, fwd_stat(rows, nrows, "xdp-fwd", ld, 0));
 		printf(", x pfsync-xdp");
-		print_ratio(fp, fwd_stat(rows, nrows, "pfsync-xdp", loads[i], 0));
+		print_ratio(fp, fwd_stat(rows, nrows, "pfsync-xdp", ld, 0));
 		printf("\n");
 	}
 }
@@ -98,6 +129,10 @@ int bench_forward(const struct opts *o)
 
 		if (sscanf(line, "GENERATOR udp %31s", udp_gen) == 1)
 			continue;
+		if (!strncmp(line, "NA ", 3)) {
+			fwd_mark_na(rows, &nrows, line);
+			continue;
+		}
 		if (sscanf(line, "RESULT %31s %7s %lf", mode, load, &v) != 3) {
 			fputs(line, stderr);
 			continue;
@@ -119,6 +154,11 @@ int bench_forward(const struct opts *o)
 	for (int i = 0; i < nrows; i++) {
 		const char *ld = rows[i].load;
 
+		if (!rows[i].n) {
+			printf("%-14s %-4s n/a (%s)\n", rows[i].mode, ld,
+			       rows[i].na[0] ? rows[i].na : "no result");
+			continue;
+		}
 		printf("%-14s %-4s %10.0f %10.0f |", rows[i].mode, ld,
 		       median(rows[i].pps, rows[i].n), row_max(&rows[i]));
 		for (int best = 0; best < 2; best++) {

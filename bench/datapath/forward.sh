@@ -9,8 +9,17 @@
 #        sendmmsg batches; printed as "GENERATOR udp NAME"); the server drops
 #        them at its netdev ingress hook (nftables) so that socket delivery
 #        is not measured either
-#   tcp  one bulk TCP stream (`datapath gen tcp` -> `datapath sink tcp`),
-#        data segments and ACKs both counted
+#        Before each run the server answers the flow once (one datagram
+#        back to the generator's port), so that every stateful mode sees a
+#        flow with both directions, as real UDP traffic has: conntrack
+#        calls it established, pf's state goes to MULTIPLE, which the fast
+#        path and the flowtable need
+#   tcp  TCP_STREAMS bulk TCP streams in parallel (`datapath gen tcp` ->
+#        `datapath sink tcp`, one sink and port each), the senders pinned
+#        round-robin on the CPUs: on veth a sender's CPU also does the
+#        forwarding and the receiving of its segments, so one stream
+#        measures one CPU's sender as much as the firewall (default two per
+#        CPU); data segments and ACKs both counted
 # The modes:
 #   none        plain forwarding
 #   xdp-empty   an XDP_PASS program on both firewall veths: what the veth's
@@ -25,7 +34,9 @@
 #               the same policy as a pf ruleset
 #   nft-flowtable  nftables as above plus a flowtable on both veths
 #               (`flow add @ft` for established connections): the kernel's
-#               software fast path
+#               software fast path. Probed first: a kernel without
+#               nf_flow_table prints "NA nft-flowtable REASON", which the
+#               table shows as n/a with its reason (never a number)
 #   pfsync-xdp+fp  pfsync-xdp with its fast path on (pfsyncctl set fastpath)
 #   xdp-fwd     the fast path's floor: build/bench_fwd.o on both veths, fib
 #               lookup and redirect for every packet, no state, no filter
@@ -57,7 +68,10 @@ BUILD=$(cd "${2:-build}" && pwd)
 ROUNDS=${3:-3}
 BENCH="$BUILD/bench/datapath"
 UDP_PORT=5201
-TCP_PORT=5202
+UDP_SRC_PORT=40000 # the generators' source port (bench/datapath/load.c)
+TCP_PORT=5202      # TCP_PORT .. TCP_PORT + TCP_STREAMS - 1
+NCPUS=$(nproc)
+TCP_STREAMS=${TCP_STREAMS:-$((2 * NCPUS))}
 
 nl_init fwd
 nl_topology
@@ -81,8 +95,39 @@ table netdev pfbench_sink {
 NFT
 FW_IN_MAC=$(ip -n "$NL_FW" -j link show dev "$NL_FW_IN" | jq -r '.[0].address')
 CLIENT_MAC=$(ip -n "$NL_CLIENT" -j link show dev eth0 | jq -r '.[0].address')
-nl_bg TCP_SINK "$NL_SERVER" "$BENCH" sink tcp "$TCP_PORT" >"$NL_TMP/tcp-sink.out"
-nl_wait_until 5 nl_file_has "$NL_TMP/tcp-sink.out" ready || nl_die "tcp sink did not start"
+for ((i = 0; i < TCP_STREAMS; i++)); do
+	nl_bg TCP_SINK "$NL_SERVER" "$BENCH" sink tcp $((TCP_PORT + i)) >"$NL_TMP/tcp-sink$i.out"
+	nl_wait_until 5 nl_file_has "$NL_TMP/tcp-sink$i.out" ready || nl_die "tcp sink $i did not start"
+done
+
+# One datagram from the server's UDP port back to the generator's: the UDP
+# flow has seen both directions (the client answers port unreachable, which
+# every mode passes as related).
+udp_answer()
+{
+	nl_in "$NL_SERVER" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", int(sys.argv[1])))
+s.sendto(b"answer", (sys.argv[2], int(sys.argv[3])))
+' "$UDP_PORT" "$NL_CLIENT4" "$UDP_SRC_PORT" || nl_log "cannot answer the UDP flow"
+}
+
+# TCP_STREAMS senders, pinned round-robin on the CPUs; waits for all.
+tcp_streams()
+{
+	local i pids=() rc=0
+	for ((i = 0; i < TCP_STREAMS; i++)); do
+		nl_in "$NL_CLIENT" taskset -c $((i % NCPUS)) "$BENCH" gen tcp "$NL_SERVER4" \
+			$((TCP_PORT + i)) "$SECONDS_PER_RUN" >"$NL_TMP/gen$i.out" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do
+		wait "$i" || rc=1
+	done
+	return "$rc"
+}
 
 # Packets the firewall sent out of both interfaces (forwarded both ways).
 fw_tx_packets()
@@ -95,24 +140,45 @@ fw_tx_packets()
 	echo "$total"
 }
 
+# Packets pfsync-xdp's fast path redirected so far (both directions).
+fp_forwarded()
+{
+	local json
+	json=$(nl_fw "$BUILD/pfsyncctl" --ctl "$NL_TMP/none.sock" stats --json) || return 1
+	echo $(($(python3 scripts/ctlq.py - datapath.fastpath.forwarded.initiator <<<"$json") +
+		$(python3 scripts/ctlq.py - datapath.fastpath.forwarded.responder <<<"$json")))
+}
+
 run_load()
 {
-	local mode=$1 load=$2 before after t0 t1 gen sent
+	local mode=$1 load=$2 before after t0 t1 gen sent fp0=
 	if [ "$load" = udp ]; then
 		# frames sent with ndo_xdp_xmit need NAPI on the receiving veth
 		nl_in "$NL_FW" ethtool -K "$NL_FW_IN" gro on >/dev/null
 		gen=("$UDP_GEN" eth0 "$FW_IN_MAC" "$CLIENT_MAC" "$NL_CLIENT4" "$NL_SERVER4" "$UDP_PORT")
+		# the first frames make the state, then the answer: both directions
+		PFSYNC_BUILD=$BUILD nl_in "$NL_CLIENT" "$BENCH" "${gen[@]}" 0 >/dev/null ||
+			nl_log "$mode/$load: generator failed"
+		udp_answer
 	else
 		nl_in "$NL_FW" ethtool -K "$NL_FW_IN" gro off >/dev/null
-		gen=(gen tcp "$NL_SERVER4" "$TCP_PORT")
 	fi
+	# the fast-path rows must measure the fast path: how much of it took it
+	[[ $mode != *+fp ]] || fp0=$(fp_forwarded) || fp0=
 	before=$(fw_tx_packets)
 	t0=${EPOCHREALTIME/./}
-	PFSYNC_BUILD=$BUILD nl_in "$NL_CLIENT" "$BENCH" "${gen[@]}" "$SECONDS_PER_RUN" >"$NL_TMP/gen.out" ||
-		nl_log "$mode/$load: generator failed"
+	if [ "$load" = udp ]; then
+		PFSYNC_BUILD=$BUILD nl_in "$NL_CLIENT" "$BENCH" "${gen[@]}" "$SECONDS_PER_RUN" \
+			>"$NL_TMP/gen.out" || nl_log "$mode/$load: generator failed"
+	else
+		tcp_streams || nl_log "$mode/$load: a TCP sender failed"
+		: >"$NL_TMP/gen.out"
+	fi
 	t1=${EPOCHREALTIME/./}
 	after=$(fw_tx_packets)
 	echo "RESULT $mode $load $(((after - before) * 1000000 / (t1 - t0)))"
+	[ -z "$fp0" ] ||
+		nl_log "$mode/$load: $(($(fp_forwarded) - fp0)) of $((after - before)) packets fast-pathed"
 	# refused batches (pktsend): the firewall's queue was full, it set the pace
 	sent=$(sed -n 's/^frames \([0-9]*\)/\1/p' "$NL_TMP/gen.out")
 	[ -z "$sent" ] || nl_log "$mode/$load: generator: $sent"
@@ -262,13 +328,19 @@ fp_set_fill()
 	done
 }
 
-# Kernels built without CONFIG_NF_FLOW_TABLE (this machine's) refuse it
-have_flowtable=1
+# Kernels built without CONFIG_NF_FLOW_TABLE (this machine's) refuse it:
+# the row is printed as n/a with the reason, never as a number
+have_flowtable=1 flowtable_na=
 if flowtable_up 2>"$NL_TMP/flowtable.err"; then
 	flowtable_down
 else
-	nl_log "nftables flowtable refused (kernel without CONFIG_NF_FLOW_TABLE?): nft-flowtable rows skipped: $(head -1 "$NL_TMP/flowtable.err")"
 	have_flowtable=0
+	if grep -E ' nf_flow_(table|offload)_' /proc/kallsyms >/dev/null; then
+		flowtable_na="flowtable refused: $(head -1 "$NL_TMP/flowtable.err")"
+	else
+		flowtable_na="kernel lacks nf_flow_table"
+	fi
+	nl_log "nft-flowtable: $flowtable_na"
 fi
 
 have_pfsync=0
@@ -322,6 +394,8 @@ for ((round = 0; round < ROUNDS; round++)); do
 		flowtable_up
 		run_mode nft-flowtable
 		flowtable_down
+	elif [ "$round" = 0 ]; then
+		echo "NA nft-flowtable $flowtable_na" # in the table where its rows would be
 	fi
 
 	if [ -f "$BUILD/bench_fwd.o" ] && [ -n "${NL_FW_MNTNS:-}" ] &&

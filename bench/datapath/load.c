@@ -10,10 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <bpf/bpf.h>
 
+#include "clock.h"
 #include "load.h"
 #include "progs.h"
 
@@ -129,8 +129,8 @@ int xdpgen_main(char **argv)
 	struct baseline tx = {0};
 	struct xdp_md ctx = {0};
 	unsigned long long runs = 0;
-	struct timespec t0, t;
 	struct pkt p;
+	double t0;
 
 	snprintf(path, sizeof(path), "%s", build ? build : "build");
 	if (build_gen_frame(&p, argv[1], argv[2], argv[3], argv[4], atoi(argv[5]))) {
@@ -156,7 +156,7 @@ int xdpgen_main(char **argv)
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p.data, .data_size_in = p.len, .ctx_in = &ctx,
 		    .ctx_size_in = sizeof(ctx), .repeat = 1 << 12,
 		    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = now_s();
 	do {
 		if (bpf_prog_test_run_opts(tx.prog_fd, &o)) {
 			fprintf(stderr, "datapath xdpgen: live-frame BPF_PROG_RUN: %s\n",
@@ -165,8 +165,7 @@ int xdpgen_main(char **argv)
 			return 1;
 		}
 		runs += o.repeat;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-	} while (t.tv_sec - t0.tv_sec < seconds);
+	} while (now_s() - t0 < seconds); /* whole seconds, not tv_sec steps */
 	printf("frames %llu\n", runs);
 	bpf_object__close(tx.obj);
 	return 0;
@@ -187,8 +186,8 @@ int pktsend_main(char **argv)
 	struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_halen = ETH_ALEN};
 	unsigned long long frames = 0, refused = 0;
 	int seconds = atoi(argv[6]), one = 1, fd;
-	struct timespec t0, t;
 	struct iovec iov;
+	double t0;
 	struct pkt p;
 
 	if (build_gen_frame(&p, argv[1], argv[2], argv[3], argv[4], atoi(argv[5]))) {
@@ -212,7 +211,7 @@ int pktsend_main(char **argv)
 	for (int i = 0; i < PKTSEND_BATCH; i++)
 		msgs[i].msg_hdr = (struct msghdr){
 		    .msg_name = &to, .msg_namelen = sizeof(to), .msg_iov = &iov, .msg_iovlen = 1};
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = now_s();
 	do {
 		int n = sendmmsg(fd, msgs, PKTSEND_BATCH, 0);
 
@@ -225,8 +224,7 @@ int pktsend_main(char **argv)
 			close(fd);
 			return 1;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &t);
-	} while (t.tv_sec - t0.tv_sec < seconds);
+	} while (now_s() - t0 < seconds);
 	printf("frames %llu (batches refused: %llu)\n", frames, refused);
 	close(fd);
 	return 0;

@@ -166,6 +166,13 @@ nl_netns_add()
 {
 	ip netns add "$1" || nl_die "cannot create namespace $1"
 	nl_on_cleanup "ip netns del '$1'"
+	# No duplicate address detection on the links made or moved in later:
+	# their link-local addresses would stay tentative for a second or two,
+	# and neighbour discovery meanwhile delays the first IPv6 packets past
+	# TCP's SYN timeout (seen as SYN retransmissions in test_torture when
+	# traffic started right after the topology was made).
+	nl_in "$1" sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0 ||
+		nl_die "cannot turn off duplicate address detection in $1"
 	ip -n "$1" link set dev lo up
 }
 

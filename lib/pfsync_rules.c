@@ -225,22 +225,37 @@ static int parse_action(struct parser *ps, struct pfsync_rule *r)
 	return 0;
 }
 
+/*
+ * The next token as an interface that exists: *t the token, *idx its
+ * index; 0, or the error already reported. Its name fits PFSYNC_IFNAMSIZ
+ * with its NUL.
+ */
+static int take_interface(struct parser *ps, const struct tok **t, unsigned int *idx)
+{
+	int err = 0;
+
+	*t = value_after(ps, &err);
+	if (!*t)
+		return err;
+	if (strlen((*t)->text) >= PFSYNC_IFNAMSIZ || is_punct((*t)->text[0]))
+		return fail(ps, *t, "invalid interface name \"%s\"", (*t)->text);
+	*idx = if_nametoindex((*t)->text);
+	if (!*idx)
+		return fail(ps, *t, "unknown interface \"%s\"", (*t)->text);
+	return 0;
+}
+
 static int parse_interface(struct parser *ps, struct pfsync_rule *r)
 {
 	const struct tok *t;
 	unsigned int idx;
-	int err = 0;
+	int err;
 
 	if (!take(ps, "on"))
 		return 0;
-	t = value_after(ps, &err);
-	if (!t)
+	err = take_interface(ps, &t, &idx);
+	if (err)
 		return err;
-	if (strlen(t->text) >= PFSYNC_IFNAMSIZ || is_punct(t->text[0]))
-		return fail(ps, t, "invalid interface name \"%s\"", t->text);
-	idx = if_nametoindex(t->text);
-	if (!idx)
-		return fail(ps, t, "unknown interface \"%s\"", t->text);
 	r->ifindex = idx;
 	/* length checked above: it fits with its NUL */
 	memcpy(r->ifname, t->text, strlen(t->text) + 1);
@@ -476,16 +491,11 @@ static int parse_nat_iface(struct parser *ps, struct pfsync_rule *r)
 {
 	const struct tok *t;
 	unsigned int idx;
-	int err = 0;
+	int err;
 
-	t = value_after(ps, &err);
-	if (!t)
+	err = take_interface(ps, &t, &idx);
+	if (err)
 		return err;
-	if (strlen(t->text) >= PFSYNC_IFNAMSIZ || is_punct(t->text[0]))
-		return fail(ps, t, "invalid interface name \"%s\"", t->text);
-	idx = if_nametoindex(t->text);
-	if (!idx)
-		return fail(ps, t, "unknown interface \"%s\"", t->text);
 	if (pfsync_iface_first_addr(t->text, r->af, r->nat.addr, &r->nat.af))
 		return fail(ps, t, "interface has no %saddress \"%s\"",
 			    r->af == PFSYNC_AF_INET6 ? "IPv6 "

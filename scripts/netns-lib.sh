@@ -658,6 +658,19 @@ nl_states()
 	python3 "$NL_LIB_DIR/pfsync_states.py" "$@" <<<"$dump"
 }
 
+# nl_fp_forwarded PIN [RUNNER...]: packets the XDP fast path forwarded,
+# both directions, from `pfsyncctl stats --json` on PIN's maps, run through
+# RUNNER when PIN is only visible there (nl_fw for the firewall's bpffs).
+nl_fp_forwarded()
+{
+	local pin=$1 json a b
+	shift
+	json=$("$@" "${CTL:?}" --pin-dir "$pin" --ctl "$NL_TMP/none.sock" stats --json) || return 1
+	a=$(python3 "$NL_LIB_DIR/ctlq.py" - datapath.fastpath.forwarded.initiator <<<"$json") || return 1
+	b=$(python3 "$NL_LIB_DIR/ctlq.py" - datapath.fastpath.forwarded.responder <<<"$json") || return 1
+	echo $((a + b))
+}
+
 # nl_count_creator PIN CREATOR: states of that creator id in PIN's table
 nl_count_creator()
 {

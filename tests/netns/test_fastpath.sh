@@ -42,14 +42,6 @@ ctlq_json() # PIN FIELD: one field of `pfsyncctl stats --json`
 		python3 "$NL_LIB_DIR/ctlq.py" - "$2"
 }
 
-fp_forwarded() # PIN: packets forwarded in XDP, both directions
-{
-	local a b
-	a=$(ctlq_json "$1" datapath.fastpath.forwarded.initiator) || return 1
-	b=$(ctlq_json "$1" datapath.fastpath.forwarded.responder) || return 1
-	echo $((a + b))
-}
-
 # host_veth NS IF: a host's end of a veth, made fit for the fast path:
 # - GRO on, so that the veth runs NAPI, without which a frame redirected
 #   into its peer is dropped;
@@ -187,7 +179,7 @@ nl_wait_until 10 nl_file_has "$NL_TMP/sink.out" ready || nl_die "sink did not st
 transfer()
 {
 	local label=$1 nft0 retr0 fp0 oow0
-	nft0=$(nft_forwarded) retr0=$(retrans) fp0=$(fp_forwarded "$PIN")
+	nft0=$(nft_forwarded) retr0=$(retrans) fp0=$(nl_fp_forwarded "$PIN")
 	oow0=$(ctlq_json "$PIN" datapath.out_of_window)
 	if nl_in "$NL_CLIENT" timeout 60 python3 "$NL_TMP/xfer.py" send "$NL_SERVER4" "$PORT" \
 		"$TRANSFER_MB" >"$NL_TMP/xfer-$label.out" 2>&1; then
@@ -198,7 +190,7 @@ transfer()
 	fi
 	printf -v "NFT_$label" '%s' $(($(nft_forwarded) - nft0))
 	printf -v "RETR_$label" '%s' $(($(retrans) - retr0))
-	printf -v "FP_$label" '%s' $(($(fp_forwarded "$PIN") - fp0))
+	printf -v "FP_$label" '%s' $(($(nl_fp_forwarded "$PIN") - fp0))
 	printf -v "OOW_$label" '%s' $(($(ctlq_json "$PIN" datapath.out_of_window) - oow0))
 }
 
@@ -317,9 +309,9 @@ nl_wait_until 20 nl_file_has "$NL_TMP/client.status" "open $STREAMS" ||
 	nl_die "the client could not open $STREAMS connections: $(tail -2 "$NL_TMP/client.log")"
 nl_wait_until 15 at_least "$STREAMS" tcp_states "$PIN_B" ||
 	nl_fail "fwB learned $(tcp_states "$PIN_B") of $STREAMS TCP states from fwA"
-nl_wait_until 10 at_least 100 fp_forwarded "$PIN_A" ||
-	nl_fail "fwA forwarded only $(fp_forwarded "$PIN_A") packets in its fast path"
-fp_b0=$(fp_forwarded "$PIN_B")
+nl_wait_until 10 at_least 100 nl_fp_forwarded "$PIN_A" ||
+	nl_fail "fwA forwarded only $(nl_fp_forwarded "$PIN_A") packets in its fast path"
+fp_b0=$(nl_fp_forwarded "$PIN_B")
 
 marker=$(wc -l <"$NL_TMP/client.status")
 ip -n "$FWA" link set dev lan0 down
@@ -338,7 +330,7 @@ if [ "$(kv broken)" = 0 ] && [ "$(kv survived)" = "$STREAMS" ]; then
 else
 	nl_fail "$(kv broken) streams broken, $(kv survived) of $STREAMS alive"
 fi
-fp_b=$(($(fp_forwarded "$PIN_B") - fp_b0))
+fp_b=$(($(nl_fp_forwarded "$PIN_B") - fp_b0))
 if [ "$fp_b" -ge 100 ]; then
 	nl_pass "fwB forwarded $fp_b packets of the synced states in its fast path"
 else

@@ -185,19 +185,12 @@ else
 fi
 
 # ---- the fast path: translated in XDP, since tc egress does not see it ----
-# fp_forwarded: packets the fast path redirected, both directions
-fp_forwarded()
-{
-	nl_fw "$CTL" --pin-dir "$PIN" --ctl "$NL_TMP/none.sock" stats --json |
-		python3 -c 'import json,sys; f=json.load(sys.stdin)["datapath"]["fastpath"]["forwarded"]
-print(f["initiator"] + f["responder"])'
-}
 for ns in "$NL_CLIENT" "$NL_SERVER"; do # veth takes redirected frames with NAPI (GRO) on
 	nl_in "$ns" ethtool -K eth0 gro on >/dev/null 2>&1 || nl_die "ethtool -K eth0 gro on failed in $ns"
 done
 nl_fw "$CTL" --pin-dir "$PIN" --ctl "$NL_TMP/none.sock" set fastpath on "$NL_FW_IN" "$NL_FW_OUT" ||
 	nl_die "pfsyncctl set fastpath on failed"
-before=$(fp_forwarded) || nl_die "no fast-path counters"
+before=$(nl_fp_forwarded "$PIN" nl_fw) || nl_die "no fast-path counters"
 ip -n "$NL_SERVER" route del default
 if client_gets tcp "$NL_SERVER4" 7000 && [ "$(grep -c "tcp 7000 $NL_FW_OUT4" "$NL_TMP/peers")" -ge 2 ]; then
 	nl_ok "fast path: a nat-to TCP exchange answered, seen from $NL_FW_OUT4"
@@ -210,7 +203,7 @@ if client_gets tcp "$NL_FW_IN4" 8080 && [ "$(grep -c "tcp 80 $NL_CLIENT4" "$NL_T
 else
 	nl_fail "fast path: the rdr-to TCP exchange failed"
 fi
-after=$(fp_forwarded) || after=$before
+after=$(nl_fp_forwarded "$PIN" nl_fw) || after=$before
 if [ "$after" -gt "$before" ]; then
 	nl_ok "fast path: $((after - before)) translated packets forwarded in XDP"
 else

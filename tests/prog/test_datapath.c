@@ -1752,6 +1752,22 @@ static void rule_nat(struct pfsync_rule *r, __u8 dir, __u8 type, const char *add
 	}
 }
 
+/*
+ * `pass out ... nat-to 198.51.100.1` loaded, s's first packet through tc
+ * egress: passed, its source the public address, checksums right. The
+ * frame as it left is in out.
+ */
+static void nat_to_first(struct fixture *f, const struct pkt_spec *s, __u8 *out, __u32 *len)
+{
+	struct pfsync_rule r;
+
+	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "198.51.100.1", 0, 0);
+	rules_load(f, &r, 1, 0);
+	assert_int_equal(tc_nat(f, s, out, len), TC_ACT_OK);
+	assert_checksums_v4(out, *len);
+	assert_v4(out + PKT_ETH_LEN + 12, "198.51.100.1");
+}
+
 /* nat-to at tc egress, the reply translated back at XDP ingress, checksums right */
 static void test_nat_to_tcp(void **state)
 {
@@ -1760,16 +1776,11 @@ static void test_nat_to_tcp(void **state)
 	struct pkt_spec synack;
 	struct pfsync_state_value v;
 	struct pfsync_key stack, alias_wire;
-	struct pfsync_rule r;
 	__u8 out[PKT_MAX];
 	__u32 len;
 	__u16 port;
 
-	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "198.51.100.1", 0, 0);
-	rules_load(f, &r, 1, 0);
-	assert_int_equal(tc_nat(f, &syn, out, &len), TC_ACT_OK);
-	assert_checksums_v4(out, len);
-	assert_v4(out + PKT_ETH_LEN + 12, "198.51.100.1");
+	nat_to_first(f, &syn, out, &len);
 	port = be16_at(out + PKT_ETH_LEN + 20);
 	assert_true(port >= PFSYNC_NAT_PORT_LOW);
 	assert_int_equal(be16_at(out + PKT_ETH_LEN + 22), 443);
@@ -1840,16 +1851,11 @@ static void test_nat_to_icmp_echo(void **state)
 			       .icmp_id = 0x1234,
 			       .wscale = -1};
 	struct pkt_spec rep = req;
-	struct pfsync_rule r;
 	__u8 out[PKT_MAX];
 	__u32 len;
 	__u16 id;
 
-	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "198.51.100.1", 0, 0);
-	rules_load(f, &r, 1, 0);
-	assert_int_equal(tc_nat(f, &req, out, &len), TC_ACT_OK);
-	assert_checksums_v4(out, len);
-	assert_v4(out + PKT_ETH_LEN + 12, "198.51.100.1");
+	nat_to_first(f, &req, out, &len);
 	id = be16_at(out + PKT_ETH_LEN + 20 + 4);
 	assert_true(id >= PFSYNC_NAT_PORT_LOW);
 	rep.saddr = "203.0.113.9";
@@ -1914,15 +1920,12 @@ static void test_nat_to_icmp_error(void **state)
 {
 	struct fixture *f = *state;
 	struct pkt_spec q = pkt_udp(AF_INET, "10.0.0.5", "203.0.113.9", 1234, 53);
-	struct pfsync_rule r;
 	__u8 out[PKT_MAX], err[PKT_MAX];
 	__u32 len;
 	size_t elen;
 	__u16 port;
 
-	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "198.51.100.1", 0, 0);
-	rules_load(f, &r, 1, 0);
-	assert_int_equal(tc_nat(f, &q, out, &len), TC_ACT_OK);
+	nat_to_first(f, &q, out, &len);
 	port = be16_at(out + PKT_ETH_LEN + 20);
 	/* the server's port unreachable quotes what it got: the public tuple */
 	q.saddr = "198.51.100.1";

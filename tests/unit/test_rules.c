@@ -302,18 +302,26 @@ static void test_print_truncates_safely(void **state)
 	assert_string_equal(small, "pass in");
 }
 
-static void test_json(void **state)
+/* the JSON of the one rule in text (the caller frees it) */
+static char *rule_json(const char *text)
 {
-	const struct pfsync_rule *r =
-	    one_rule("pass in on lo proto tcp to 10.0.0.0/8 port 22 (no-sync)");
+	const struct pfsync_rule *r = one_rule(text);
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 
-	(void)state;
 	assert_non_null(f);
 	pfsync_rule_print_json(f, r);
 	fclose(f);
+	assert_non_null(buf);
+	return buf;
+}
+
+static void test_json(void **state)
+{
+	char *buf = rule_json("pass in on lo proto tcp to 10.0.0.0/8 port 22 (no-sync)");
+
+	(void)state;
 	assert_non_null(strstr(buf, "\"action\":\"pass\",\"direction\":\"in\",\"quick\":false"));
 	assert_non_null(strstr(buf, "\"interface\":\"lo\""));
 	assert_non_null(strstr(buf, "\"to\":{\"any\":false,\"addr\":\"10.0.0.0\",\"prefixlen\":8,"
@@ -431,26 +439,14 @@ static void test_nat_round_trip(void **state)
 
 static void test_nat_json(void **state)
 {
-	const struct pfsync_rule *r =
-	    one_rule("pass out proto tcp nat-to 198.51.100.1 port 2000:2999");
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
+	char *buf = rule_json("pass out proto tcp nat-to 198.51.100.1 port 2000:2999");
 
 	(void)state;
-	assert_non_null(f);
-	pfsync_rule_print_json(f, r);
-	fclose(f);
 	assert_non_null(strstr(buf, "\"nat\":{\"type\":\"nat-to\",\"addr\":\"198.51.100.1\","
 				    "\"interface\":null,\"port_low\":2000,\"port_high\":2999,"
 				    "\"static_port\":false}"));
 	free(buf);
-	r = one_rule("pass");
-	buf = NULL;
-	f = open_memstream(&buf, &len);
-	assert_non_null(f);
-	pfsync_rule_print_json(f, r);
-	fclose(f);
+	buf = rule_json("pass");
 	assert_non_null(strstr(buf, "\"nat\":null"));
 	free(buf);
 }

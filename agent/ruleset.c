@@ -33,7 +33,25 @@ out:
 	return rc;
 }
 
-/* rule r's (IF) address now: 1 when it changed (r updated), 0 same or none now */
+/*
+ * Rule r's (IF) has lost its address: as pf, new connections through it
+ * are dropped (counted as nat_exhausted) rather than translated to an
+ * address that is no longer this host's; states made before keep theirs.
+ * 1 when that is news (r updated).
+ */
+static int rule_ifaddr_lost(struct pfsync_rule *r, const char *name)
+{
+	if (r->nat.nflags & PFSYNC_NATF_NOADDR)
+		return 0;
+	memset(r->nat.addr, 0, sizeof(r->nat.addr));
+	r->nat.nflags |= PFSYNC_NATF_NOADDR;
+	log_info("nat-to (%s): the interface has no %s address now: new connections through the "
+		 "rule are dropped (nat_exhausted) until it has one",
+		 name, r->nat.af == PFSYNC_AF_INET6 ? "IPv6" : "IPv4");
+	return 1;
+}
+
+/* rule r's (IF) address now: 1 when it changed (r updated), else 0 */
 static int rule_ifaddr_refresh(struct pfsync_rule *r)
 {
 	char name[IF_NAMESIZE], text[INET6_ADDRSTRLEN];
@@ -41,13 +59,17 @@ static int rule_ifaddr_refresh(struct pfsync_rule *r)
 	__u8 af;
 
 	/* by index first: the name in the rule is what it was called at load */
-	if (!if_indextoname(r->nat.ifindex, name))
-		return 0;
-	if (pfsync_iface_first_addr(name, r->af, addr, &af) || af != r->nat.af)
-		return 0; /* no address of that family now: the old one stays */
-	if (!memcmp(addr, r->nat.addr, sizeof(addr)))
+	if (!if_indextoname(r->nat.ifindex, name)) {
+		/* the interface is gone: its name as the rule gave it */
+		snprintf(name, sizeof(name), "%.*s", PFSYNC_IFNAMSIZ - 1, r->nat_ifname);
+		return rule_ifaddr_lost(r, name);
+	}
+	if (pfsync_iface_first_addr(name, r->nat.af, addr, &af))
+		return rule_ifaddr_lost(r, name);
+	if (!(r->nat.nflags & PFSYNC_NATF_NOADDR) && !memcmp(addr, r->nat.addr, sizeof(addr)))
 		return 0;
 	memcpy(r->nat.addr, addr, sizeof(addr));
+	r->nat.nflags &= (__u8)~PFSYNC_NATF_NOADDR;
 	inet_ntop(af == PFSYNC_AF_INET6 ? AF_INET6 : AF_INET, addr, text, sizeof(text));
 	log_info("nat-to (%s): the interface's address is now %s", name, text);
 	return 1;

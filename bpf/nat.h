@@ -419,7 +419,9 @@ static __always_inline void nat_search_setup(struct pfx_percpu *pcpu, const stru
 	NAT_NO_HOIST();
 	nat_set_endpoint(&na->base, 0, n->addr, port);
 	NAT_NO_HOIST();
-	if (has_ports) {
+	if (n->nflags & PFSYNC_NATF_NOADDR) {
+		na->range.count = 0; /* nothing to translate to: no candidate at all */
+	} else if (has_ports) {
 		pfsync_nat_port_range(n, bpf_ntohs(port), hostid, parts, &na->range);
 	} else {
 		na->range.low = bpf_ntohs(port);

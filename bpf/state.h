@@ -148,7 +148,7 @@ static __always_inline int create_state(struct pfx_env *env, struct pkt *pk,
 		pfsync_other_init(nv, pk->key.proto);
 	err = insert_state(pk, src_side, nv, prog);
 	if (err == -NAT_ERR_EXHAUSTED) {
-		env->c->nat_exhausted++; /* every candidate tuple was in use */
+		env->c->nat_exhausted++; /* every candidate tuple in use, or (IF) without address */
 		return PFSYNC_OUT_NAT_EXHAUSTED;
 	}
 	if (err == -EEXIST)

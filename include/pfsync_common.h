@@ -181,6 +181,13 @@ enum pfsync_nat_type {
 #define PFSYNC_NATF_STATIC_PORT 0x01 /* nat-to static-port: the source port is kept */
 #define PFSYNC_NATF_IFADDR	0x02 /* (IF): the address follows nat.ifindex's first one */
 #define PFSYNC_NATF_PORT	0x04 /* a port (rdr-to) or port range (nat-to) was given */
+/*
+ * (IF) with no address of the rule's family now (an interface not up yet,
+ * DHCP or PPP still to come, or its address removed): new connections
+ * through the rule are dropped and counted as nat_exhausted, as pf drops
+ * what it cannot map, until the agent sees an address (agent/ruleset.c).
+ */
+#define PFSYNC_NATF_NOADDR 0x08
 
 /* pf's nat-to source port range when none is given */
 #define PFSYNC_NAT_PORT_LOW  50001
@@ -417,7 +424,7 @@ struct pfsync_counters {
 	__u64 fastpath[PFSYNC_FP_REASONS][PFSYNC_FP_DIRS];
 	/* accounting (issue 12): outcomes per program, see enum pfsync_outcome */
 	struct pfsync_prog_outcomes prog[PFSYNC_PROG_COUNT];
-	__u64 nat_exhausted; /* nat-to: every candidate tuple was in use (issue 15) */
+	__u64 nat_exhausted; /* nat-to: every candidate tuple in use, or (IF) without address */
 };
 
 /* ---- control programs run with BPF_PROG_RUN (SEC("syscall")) ----------- */

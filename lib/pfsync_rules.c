@@ -486,7 +486,12 @@ int pfsync_iface_first_addr(const char *name, __u8 af, __u32 *addr, __u8 *af_out
 	return found ? 0 : -ENOENT;
 }
 
-/* "(" IF ")": the interface's first address now; the agent follows changes (ruleset.c). */
+/*
+ * "(" IF ")": the interface's first address now; the agent follows changes
+ * (ruleset.c). An interface without one yet (PPP or DHCP still to come)
+ * is accepted when the rule says its family: the rule then translates
+ * nothing until an address comes (PFSYNC_NATF_NOADDR).
+ */
 static int parse_nat_iface(struct parser *ps, struct pfsync_rule *r)
 {
 	const struct tok *t;
@@ -496,12 +501,16 @@ static int parse_nat_iface(struct parser *ps, struct pfsync_rule *r)
 	err = take_interface(ps, &t, &idx);
 	if (err)
 		return err;
-	if (pfsync_iface_first_addr(t->text, r->af, r->nat.addr, &r->nat.af))
-		return fail(ps, t, "interface has no %saddress \"%s\"",
-			    r->af == PFSYNC_AF_INET6 ? "IPv6 "
-			    : r->af		     ? "IPv4 "
-						     : "",
-			    t->text);
+	if (pfsync_iface_first_addr(t->text, r->af, r->nat.addr, &r->nat.af)) {
+		if (!r->af)
+			return fail(ps, t,
+				    "interface has no address \"%s\" (say inet or inet6 to load "
+				    "the rule before it has one)",
+				    t->text);
+		memset(r->nat.addr, 0, sizeof(r->nat.addr));
+		r->nat.af = r->af;
+		r->nat.nflags |= PFSYNC_NATF_NOADDR;
+	}
 	r->nat.ifindex = idx;
 	r->nat.nflags |= PFSYNC_NATF_IFADDR;
 	memcpy(r->nat_ifname, t->text, strlen(t->text) + 1);

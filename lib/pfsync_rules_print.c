@@ -165,8 +165,12 @@ static void json_nat(FILE *f, const struct pfsync_rule *r)
 		return;
 	}
 	inet_ntop(n->af == PFSYNC_AF_INET6 ? AF_INET6 : AF_INET, n->addr, text, sizeof(text));
-	fprintf(f, "\"nat\":{\"type\":\"%s\",\"addr\":\"%s\",\"interface\":", nat_keyword(n->type),
-		text);
+	fprintf(f, "\"nat\":{\"type\":\"%s\",\"addr\":", nat_keyword(n->type));
+	/* (IF) without an address yet: null, not 0.0.0.0 */
+	if (n->nflags & PFSYNC_NATF_NOADDR)
+		fprintf(f, "null,\"interface\":");
+	else
+		fprintf(f, "\"%s\",\"interface\":", text);
 	if (n->nflags & PFSYNC_NATF_IFADDR)
 		pfsync_json_string(f, r->nat_ifname, PFSYNC_IFNAMSIZ);
 	else

@@ -2039,6 +2039,37 @@ static void test_nat_exhausted(void **state)
 	assert_int_equal(states_count(f), 2);
 }
 
+/*
+ * nat-to (IF) while the interface has no address: nothing to translate to,
+ * so the connection is dropped and counted as pf does, and no state (nor
+ * alias) is left behind; with the address back it is translated.
+ */
+static void test_nat_to_no_address(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_spec a = tcp4("10.0.0.5", "203.0.113.9", 1234, 443, SYN, 1000, 0);
+	struct pfsync_counters c;
+	struct pfsync_rule r;
+	__u8 out[PKT_MAX];
+	__u32 len;
+
+	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "0.0.0.0", 0, 0);
+	r.nat.nflags |= PFSYNC_NATF_IFADDR | PFSYNC_NATF_NOADDR;
+	rules_load(f, &r, 1, 0);
+	assert_int_equal(tc_nat(f, &a, out, &len), TC_ACT_SHOT);
+	c = counters_sum(f);
+	assert_int_equal(c.nat_exhausted, 1);
+	assert_int_equal(c.prog[PFSYNC_PROG_TC].outcome[PFSYNC_OUT_NAT_EXHAUSTED], 1);
+	assert_int_equal(states_count(f), 0);
+	/* the agent saw an address: the same rule, the flag gone */
+	inet_pton(AF_INET, "198.51.100.1", r.nat.addr);
+	r.nat.nflags &= (__u8)~PFSYNC_NATF_NOADDR;
+	rules_load(f, &r, 1, 1);
+	assert_int_equal(tc_nat(f, &a, out, &len), TC_ACT_OK);
+	assert_v4(out + PKT_ETH_LEN + 12, "198.51.100.1");
+	assert_int_equal(states_count(f), 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, test_reset, test_accounted)
 
 int main(void)
@@ -2090,6 +2121,7 @@ int main(void)
 	    T(test_rdr_to_udp),
 	    T(test_nat_to_icmp_echo),
 	    T(test_nat_exhausted),
+	    T(test_nat_to_no_address),
 	    T(test_nat_to_icmp_error),
 	    T(test_rdr_to_icmp_error),
 	    T(test_nat_stale_alias),

@@ -32,7 +32,7 @@ static const struct {
     COUNTER(defer_held, "packets deferred"),
     COUNTER(defer_too_big, "packets too big to defer"),
     COUNTER(defer_full, "defer queue full"),
-    COUNTER(nat_exhausted, "nat-to: no free translated tuple, dropped"),
+    COUNTER(nat_exhausted, "nat-to: no free translated tuple (or no (IF) address), dropped"),
 };
 
 #define NCOUNTERS (sizeof(counter_fields) / sizeof(counter_fields[0]))

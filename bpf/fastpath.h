@@ -24,8 +24,8 @@
  * Egress direction: the tc egress program never sees a redirected frame.
  * For a packet of an existing state it does nothing but pass (rules are
  * evaluated only without a state, and the packet was counted once at
- * ingress), so nothing of the egress side is skipped. NAT does not exist
- * yet; when it does, its rewrite belongs here before the redirect.
+ * ingress), so nothing of the egress side is skipped but NAT's source
+ * rewrite, which track.h's fastpath_verdict does before the redirect.
  *
  * Accounting: a redirected packet ends in fastpath[PFSYNC_FP_FORWARDED],
  * not in packets_passed; the fallbacks pass and are counted in both.
@@ -239,6 +239,12 @@ static __always_inline int fp_route(struct xdp_md *ctx, const __u32 *dst)
 	return PFSYNC_FP_FORWARDED;
 }
 
+/* the fast path is switched on (--fastpath, pfsyncctl set fastpath on) */
+static __always_inline int fastpath_on(const struct pfsync_config *cfg)
+{
+	return cfg && (cfg->cfg_flags & PFSYNC_CFG_FASTPATH);
+}
+
 /*
  * The hook after a state hit at XDP ingress: XDP_REDIRECT (set up with
  * bpf_redirect) when the packet went the fast path, XDP_PASS otherwise (off,
@@ -252,7 +258,7 @@ static __always_inline int fastpath_forward(struct xdp_md *ctx, struct pfsync_co
 {
 	int reason;
 
-	if (!cfg || !(cfg->cfg_flags & PFSYNC_CFG_FASTPATH))
+	if (!fastpath_on(cfg))
 		return XDP_PASS;
 	reason = fp_state_ready(v, proto, icmp_echo) ? fp_route(ctx, dst) : PFSYNC_FP_NOT_READY;
 	if ((unsigned int)reason >= PFSYNC_FP_REASONS)

@@ -95,6 +95,22 @@ static __always_inline int state_hit(struct pfx_env *env, struct pkt *pk, int sr
 	return PFSYNC_OUT_PASSED;
 }
 
+/*
+ * The rewrite state v asks of this packet here (pfsync_nat_plan). Only
+ * XDP with the wire key (the destination) and tc with the stack key (the
+ * source) rewrite anything: the call, a global function's, is left out for
+ * the rest, untranslated states' packets first of all.
+ */
+static __always_inline void nat_plan_here(struct pfx_env *env, const struct pkt *pk, int src_side,
+					  const struct pfsync_state_value *v)
+{
+	int at_xdp = env->xdp ? NAT_AT_XDP : 0, via_stack = env->pcpu->rw.via_stack;
+
+	if (v->nat.type == PFSYNC_NAT_NONE || !at_xdp == !via_stack)
+		return;
+	pfsync_nat_plan(&pk->key, v, src_side, at_xdp | via_stack, &env->pcpu->rw);
+}
+
 /* A state due for purge (TCP port reuse) is removed and treated as absent. */
 static __always_inline void purge_state(struct pfx_env *env, struct pkt *pk,
 					struct pfsync_state_value *v)
@@ -126,6 +142,8 @@ static __always_inline int fastpath_verdict(struct pfx_env *env, const struct pk
 	struct nat_rewrite *rw = &env->pcpu->rw;
 	int nat = v->nat.type != PFSYNC_NAT_NONE, xact;
 
+	if (!fastpath_on(config_get()))
+		return PFSYNC_OUT_PASSED; /* before planning tc's part, which is then tc's */
 	if (nat && rw->via_stack)
 		pfsync_nat_plan(&pk->key, v, src_side, NAT_VIA_STACK, rw);
 	xact = fastpath_forward(env->xdp, env->c, config_get(), v, pk->key.proto, echo,
@@ -186,9 +204,7 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk, int pr
 		if (attempt)
 			v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
 		if (v && v->timeout != PFTM_PURGE) {
-			pfsync_nat_plan(&pk->key, v, src_side,
-					(env->xdp ? NAT_AT_XDP : 0) | env->pcpu->rw.via_stack,
-					&env->pcpu->rw);
+			nat_plan_here(env, pk, src_side, v);
 			if (env->seen_by_xdp)
 				return PFSYNC_OUT_PASSED;
 			out = state_hit(env, pk, src_side, v);

@@ -112,23 +112,17 @@ static __always_inline void nat_plan_endpoint(struct nat_rewrite *rw, const stru
 /*
  * A packet whose key missed pfsync_states: a translated state's stack key?
  * Then *key becomes the wire key its alias names and 1 is returned, the
- * stack key kept in pfsync_percpu.key_arg for pfsync_nat_via_stack; else 0.
- * (Pointers to the parts used, not to the whole struct pkt: the verifier
- * forgets what it knew of the memory a global function is given.)
+ * stack key kept in pcpu->key_arg for pfsync_nat_via_stack; else 0. Inline,
+ * not a global function: the key is then still known to be map memory
+ * (the per-CPU packet), which a lookup takes as its key without a copy.
  */
-__noinline int pfsync_nat_alias(struct pfsync_key *key)
+static __always_inline int nat_alias(struct pfx_percpu *pcpu, struct pfsync_key *key)
 {
-	struct pfx_percpu *pcpu;
-	struct pfsync_key *w;
-	__u32 zero = 0;
+	struct pfsync_key *w = bpf_map_lookup_elem(&pfsync_nat_keys, key);
 
-	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
-	if (!key || !pcpu)
-		return 0;
-	__builtin_memcpy(&pcpu->key_arg, key, sizeof(*key));
-	w = bpf_map_lookup_elem(&pfsync_nat_keys, &pcpu->key_arg);
 	if (!w)
 		return 0;
+	__builtin_memcpy(&pcpu->key_arg, key, sizeof(*key));
 	__builtin_memcpy(key, w, sizeof(*key));
 	return 1;
 }

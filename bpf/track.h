@@ -184,7 +184,7 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk, int pr
 		return PFSYNC_OUT_PASSED;
 	src_side = pfsync_key_normalize(&pk->key);
 	v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
-	if (!v && pfsync_nat_alias(&pk->key)) {
+	if (!v && nat_alias(env->pcpu, &pk->key)) {
 		/* a translated state's stack key: pk->key is its wire key now */
 		int found;
 

@@ -107,12 +107,12 @@ static __always_inline void nat_plan_endpoint(struct nat_rewrite *rw, const stru
  * which took the XDP program past the verifier's limit.
  */
 
-#define NAT_VIA_STACK 2 /* pfsync_nat_via_stack: the key was a stack key */
+#define NAT_VIA_STACK 2 /* nat_via_stack: the key was a stack key */
 
 /*
  * A packet whose key missed pfsync_states: a translated state's stack key?
  * Then *key becomes the wire key its alias names and 1 is returned, the
- * stack key kept in pcpu->key_arg for pfsync_nat_via_stack; else 0. Inline,
+ * stack key kept in pcpu->key_arg for nat_via_stack; else 0. Inline,
  * not a global function: the key is then still known to be map memory
  * (the per-CPU packet), which a lookup takes as its key without a copy.
  */
@@ -131,19 +131,13 @@ static __always_inline int nat_alias(struct pfx_percpu *pcpu, struct pfsync_key 
  * v, the state the alias led to, is the one whose stack key the packet
  * carried: NAT_VIA_STACK | the sender's side in the wire key. Else (an
  * alias outliving its state, or taken over) -1, and *key is the stack key
- * again. The caller looked the state up itself: a global function cannot
- * hand back a map value, and doing it here too cost a lookup a packet.
+ * again (kept in pcpu->key_arg by nat_alias).
  */
-__noinline int pfsync_nat_via_stack(struct pfsync_key *key, const struct pfsync_state_value *v,
-				    int src_side)
+static __always_inline int nat_via_stack(struct pfx_percpu *pcpu, struct pfsync_key *key,
+					 const struct pfsync_state_value *v, int src_side)
 {
-	struct pfx_percpu *pcpu;
-	__u32 zero = 0;
 	int from_init;
 
-	pcpu = bpf_map_lookup_elem(&pfsync_percpu, &zero);
-	if (!key || !pcpu)
-		return -1;
 	if (!v || v->nat.type == PFSYNC_NAT_NONE ||
 	    !nat_keys_equal(&v->nat.stack_key, &pcpu->key_arg)) {
 		__builtin_memcpy(key, &pcpu->key_arg, sizeof(*key));

@@ -189,7 +189,7 @@ static __always_inline int handle_ip(struct pfx_env *env, struct pkt *pk, int pr
 		int found;
 
 		v = bpf_map_lookup_elem(&pfsync_states, &pk->key);
-		found = pfsync_nat_via_stack(&pk->key, v, src_side);
+		found = nat_via_stack(env->pcpu, &pk->key, v, src_side);
 		if (found < 0) {
 			v = NULL; /* not this packet's state: the stack key is new */
 		} else {

@@ -102,9 +102,14 @@ static __always_inline void nat_plan_endpoint(struct nat_rewrite *rw, const stru
 /* ---- established packets -------------------------------------------------- */
 
 /*
- * The NAT functions are global (__noinline, not static): the verifier
- * checks each once, on its own, instead of once per path of every caller,
- * which took the XDP program past the verifier's limit.
+ * An established packet's steps (alias, its state, the plan) are inline:
+ * every translated packet takes them, and as global functions their calls
+ * and argument copies cost a stack-key packet 197 ns against 159 inline,
+ * a wire-key one 115 against 102 (BPF_PROG_RUN). The verifier's count on
+ * Debian 6.1 stayed below what it was (XDP 385k, tc 683k instructions).
+ * The rest of NAT (new states, ICMP errors, the rewrite) is global: the
+ * verifier checks each once, on its own, instead of once per path of
+ * every caller, which took the XDP program past the verifier's limit.
  */
 
 #define NAT_VIA_STACK 2 /* nat_via_stack: the key was a stack key */
@@ -147,20 +152,21 @@ static __always_inline int nat_via_stack(struct pfx_percpu *pcpu, struct pfsync_
 	return NAT_VIA_STACK | (from_init ? (v->init_side & 1) : !(v->init_side & 1));
 }
 
-#define NAT_AT_XDP 1 /* pfsync_nat_plan: XDP ingress, else tc egress */
+#define NAT_AT_XDP 1 /* nat_plan: XDP ingress, else tc egress */
 
 /*
  * What an established packet of state v becomes here: key is its wire key,
  * src_side the sender's side in it, where NAT_AT_XDP and NAT_VIA_STACK.
  */
-__noinline int pfsync_nat_plan(const struct pfsync_key *key, const struct pfsync_state_value *v,
-			       int src_side, int where, struct nat_rewrite *rw)
+static __always_inline void nat_plan(const struct pfsync_key *key,
+				     const struct pfsync_state_value *v, int src_side, int where,
+				     struct nat_rewrite *rw)
 {
 	int from_init, wire_init, stack_init;
 	int at_xdp = where & NAT_AT_XDP, via_stack = where & NAT_VIA_STACK;
 
 	if (!key || !v || !rw || v->nat.type == PFSYNC_NAT_NONE)
-		return 0;
+		return;
 	from_init = src_side == (v->init_side & 1);
 	wire_init = v->init_side & 1;
 	stack_init = v->nat.stack_init_side & 1;
@@ -180,7 +186,6 @@ __noinline int pfsync_nat_plan(const struct pfsync_key *key, const struct pfsync
 			nat_plan_endpoint(rw, &v->nat.stack_key, !stack_init, key, !wire_init,
 					  NAT_OP_SRC);
 	}
-	return 0;
 }
 
 /*

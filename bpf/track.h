@@ -96,10 +96,10 @@ static __always_inline int state_hit(struct pfx_env *env, struct pkt *pk, int sr
 }
 
 /*
- * The rewrite state v asks of this packet here (pfsync_nat_plan). Only
+ * The rewrite state v asks of this packet here (nat_plan). Only
  * XDP with the wire key (the destination) and tc with the stack key (the
- * source) rewrite anything: the call, a global function's, is left out for
- * the rest, untranslated states' packets first of all.
+ * source) rewrite anything: the rest, untranslated states' packets first
+ * of all, skip the plan.
  */
 static __always_inline void nat_plan_here(struct pfx_env *env, const struct pkt *pk, int src_side,
 					  const struct pfsync_state_value *v)
@@ -108,7 +108,7 @@ static __always_inline void nat_plan_here(struct pfx_env *env, const struct pkt 
 
 	if (v->nat.type == PFSYNC_NAT_NONE || !at_xdp == !via_stack)
 		return;
-	pfsync_nat_plan(&pk->key, v, src_side, at_xdp | via_stack, &env->pcpu->rw);
+	nat_plan(&pk->key, v, src_side, at_xdp | via_stack, &env->pcpu->rw);
 }
 
 /* A state due for purge (TCP port reuse) is removed and treated as absent. */
@@ -145,7 +145,7 @@ static __always_inline int fastpath_verdict(struct pfx_env *env, const struct pk
 	if (!fastpath_on(config_get()))
 		return PFSYNC_OUT_PASSED; /* before planning tc's part, which is then tc's */
 	if (nat && rw->via_stack)
-		pfsync_nat_plan(&pk->key, v, src_side, NAT_VIA_STACK, rw);
+		nat_plan(&pk->key, v, src_side, NAT_VIA_STACK, rw);
 	xact = fastpath_forward(env->xdp, env->c, config_get(), v, pk->key.proto, echo,
 				src_side != v->init_side, rw->op == NAT_OP_DST ? rw->addr : NULL);
 	if (xact != XDP_REDIRECT) {

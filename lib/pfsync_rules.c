@@ -456,6 +456,17 @@ static int parse_port_range(const char *text, __u16 *low, __u16 *high)
 	return 0;
 }
 
+/*
+ * An IPv6 link-local address: never a translation address, since it means
+ * nothing past the link (an interface with only one has no address for
+ * nat-to, as one whose global address is gone).
+ */
+static int is_link_local6(const struct sockaddr *sa)
+{
+	return sa->sa_family == AF_INET6 &&
+	       IN6_IS_ADDR_LINKLOCAL(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
 int pfsync_iface_first_addr(const char *name, __u8 af, __u32 *addr, __u8 *af_out)
 {
 	const int families[2] = {AF_INET, AF_INET6};
@@ -471,7 +482,7 @@ int pfsync_iface_first_addr(const char *name, __u8 af, __u32 *addr, __u8 *af_out
 			continue;
 		for (it = ifa; it && !found; it = it->ifa_next) {
 			if (!it->ifa_addr || it->ifa_addr->sa_family != fam ||
-			    strcmp(it->ifa_name, name))
+			    strcmp(it->ifa_name, name) || is_link_local6(it->ifa_addr))
 				continue;
 			memset(addr, 0, 16);
 			if (fam == AF_INET)

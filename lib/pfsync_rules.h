@@ -25,12 +25,13 @@ int pfsync_rules_parse(const char *name, const char *text, struct pfsync_rule *r
 /* Reads and parses a file; an unreadable file is reported in err too. */
 int pfsync_rules_parse_file(const char *path, struct pfsync_rule *rules, unsigned int max,
 			    unsigned int *count, char *err, size_t errlen);
-/* Canonical pf text of a rule (no newline); returns what snprintf returns. */
 /*
  * The first address of family af (0: IPv4 first, else IPv6) on interface
- * name, what nat-to (IF) translates to: 0, or -ENOENT / -errno.
+ * name, IPv6 link-local ones left out, what nat-to (IF) translates to: 0,
+ * or -ENOENT / -errno.
  */
 int pfsync_iface_first_addr(const char *name, __u8 af, __u32 *addr, __u8 *af_out);
+/* Canonical pf text of a rule (no newline); returns what snprintf returns. */
 int pfsync_rule_print(const struct pfsync_rule *r, char *buf, size_t len);
 /* "tcp" for 6 (the keywords the parser knows); NULL for a number without one */
 const char *pfsync_rule_proto_name(__u8 proto);

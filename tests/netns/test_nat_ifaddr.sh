@@ -5,9 +5,11 @@
 # (nat_exhausted) until an address comes. Then they are translated to it,
 # and, once it is replaced (as DHCP or a moved address would), to the new
 # one; once it is removed, they are dropped again while the states made
-# before keep their translation. Nothing is reloaded by hand. Read from the
-# state table's two keys (pfsyncctl states: `inside (public) -> server`)
-# and the datapath's counters.
+# before keep their translation. Nothing is reloaded by hand. The same
+# over IPv6, where out0 keeps its link-local address: that one is never
+# taken (it means nothing past the link). Read from the state table's two
+# keys (pfsyncctl states: `inside (public) -> server`) and the datapath's
+# counters.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/netns-lib.sh
@@ -35,20 +37,34 @@ out0_without_address()
 }
 out0_without_address "$NL_FW_OUT4"
 
+# out0_without_address6: the same for out0's global IPv6 address
+out0_without_address6()
+{
+	ip -n "$NL_FW" addr del "$NL_FW_OUT6/64" dev "$NL_FW_OUT" || nl_die "cannot remove $NL_FW_OUT6"
+	ip -n "$NL_FW" -6 route replace fd00:201:2::/64 dev "$NL_FW_OUT" ||
+		nl_die "cannot add an IPv6 device route"
+	ip -n "$NL_FW" neigh replace "$NL_SERVER6" lladdr "$SERVER_MAC" dev "$NL_FW_OUT" \
+		nud permanent || nl_die "cannot add the server's IPv6 neighbour entry"
+}
+
 cat >"$NL_TMP/rules.conf" <<EOF
 pass out on $NL_FW_OUT inet from 10.201.1.0/24 nat-to ($NL_FW_OUT)
+pass out on $NL_FW_OUT inet6 from fd00:201:1::/64 nat-to ($NL_FW_OUT)
 EOF
 PIN=$(nl_bpffs_tmp)
 nl_agent_run fw "$NL_FW" "$NL_TMP/fw.sock" --syncdev lo --attach "$NL_FW_IN" \
 	--attach "$NL_FW_OUT" --pin-dir "$PIN" --obj "$OBJ" --rules "$NL_TMP/rules.conf" -v
 
-# udp_from PORT: one datagram from the client's source port PORT to the server
+# udp_from PORT [6]: one datagram from the client's source port PORT to the
+# server, over IPv6 with 6
 udp_from()
 {
+	local server=$NL_SERVER4 family=AF_INET any=0.0.0.0
+	[ "${2:-}" = 6 ] && { server=$NL_SERVER6 family=AF_INET6 any=::; }
 	nl_in "$NL_CLIENT" python3 -c 'import socket,sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("0.0.0.0", int(sys.argv[1])))
-s.sendto(b"x", (sys.argv[2], 9))' "$1" "$NL_SERVER4"
+s = socket.socket(getattr(socket, sys.argv[4]), socket.SOCK_DGRAM)
+s.bind((sys.argv[3], int(sys.argv[1])))
+s.sendto(b"x", (sys.argv[2], 9))' "$1" "$server" "$any" "$family"
 }
 
 fw_ctl()
@@ -56,16 +72,27 @@ fw_ctl()
 	nl_fw "$CTL" --pin-dir "$PIN" --ctl "$NL_TMP/none.sock" "$@" 2>/dev/null
 }
 
-# translated_to PORT ADDR: the client's flow from PORT is translated to ADDR
-translated_to()
+# endpoint ADDR PORT: as pfsyncctl states prints it (pf: 10.0.0.1:80,
+# fd00::1[80]); without PORT, what comes before the port
+endpoint()
 {
-	fw_ctl states | nl_has -F -e "$NL_CLIENT4:$1 ($2:"
+	case $1 in
+	*:*) echo "$1[${2:+$2]}" ;;
+	*) echo "$1:$2" ;;
+	esac
 }
 
-# has_state PORT: the client's flow from PORT has a state
+# translated_to PORT ADDR [CLIENT]: the client's flow from PORT is
+# translated to ADDR (CLIENT: the client's address, IPv4 by default)
+translated_to()
+{
+	fw_ctl states | nl_has -F -e "$(endpoint "${3:-$NL_CLIENT4}" "$1") ($(endpoint "$2")"
+}
+
+# has_state PORT [CLIENT]: the client's flow from PORT has a state
 has_state()
 {
-	fw_ctl states | nl_has -F -e "$NL_CLIENT4:$1 "
+	fw_ctl states | nl_has -F -e "$(endpoint "${2:-$NL_CLIENT4}" "$1") "
 }
 
 nat_exhausted()
@@ -78,21 +105,22 @@ counted_above()
 	[ "$(nat_exhausted)" -gt "$1" ]
 }
 
-# dropped_without_address LABEL: a new flow through the rule is dropped,
-# counted, and leaves no state
+# dropped_without_address LABEL [6]: a new flow through the rule is
+# dropped, counted, and leaves no state
 try=40000
 dropped_without_address()
 {
-	local before
+	local before client=$NL_CLIENT4
+	[ "${2:-}" = 6 ] && client=$NL_CLIENT6
 	before=$(nat_exhausted) || nl_die "cannot read the datapath's counters"
 	try=$((try + 1))
-	udp_from "$try" || nl_die "the client could not send"
+	udp_from "$try" "${2:-}" || nl_die "the client could not send"
 	if nl_wait_until 10 counted_above "$before"; then
 		nl_ok "$1: a new flow is dropped and counted (nat_exhausted)"
 	else
 		nl_fail "$1: a new flow was not counted as nat_exhausted (was $before)"
 	fi
-	if has_state "$try"; then
+	if has_state "$try" "$client"; then
 		nl_fail "$1: the dropped flow left a state"
 	else
 		nl_ok "$1: the dropped flow left no state"
@@ -137,7 +165,7 @@ if nl_wait_until 10 new_flow_translated "$NEW4"; then
 else
 	nl_fail "nat-to ($NL_FW_OUT): new connections not translated to $NEW4"
 fi
-if nl_file_has "$NL_TMP/agentfw.log" "address is now $NEW4"; then
+if nl_wait_until 5 nl_file_has "$NL_TMP/agentfw.log" "address is now $NEW4"; then
 	nl_ok "the agent logged the new (IF) address"
 else
 	nl_fail "the agent did not log the new (IF) address"
@@ -156,4 +184,23 @@ if translated_to "$KEPT" "$NL_FW_OUT4"; then
 else
 	nl_fail "the state of port $KEPT lost its translation"
 fi
+
+# IPv6: the global address, and once it is gone nothing (not the link-local one)
+new_flow6_translated()
+{
+	try=$((try + 1))
+	udp_from "$try" 6 && translated_to "$try" "$NL_FW_OUT6" "$NL_CLIENT6"
+}
+if nl_wait_until 10 new_flow6_translated; then
+	nl_ok "nat-to ($NL_FW_OUT) inet6: translated to $NL_FW_OUT6"
+else
+	nl_fail "nat-to ($NL_FW_OUT) inet6: no state translated to $NL_FW_OUT6"
+fi
+out0_without_address6
+if nl_wait_until 10 nl_file_has "$NL_TMP/agentfw.log" "has no IPv6 address now"; then
+	nl_ok "without its global IPv6 address, ($NL_FW_OUT) has none for nat-to (link-local left out)"
+else
+	nl_fail "the agent did not see ($NL_FW_OUT) lose its IPv6 address (took the link-local one?)"
+fi
+dropped_without_address "IPv6 address removed" 6
 nl_finish

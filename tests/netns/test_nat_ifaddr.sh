@@ -127,11 +127,14 @@ dropped_without_address()
 	fi
 }
 
-# new_flow_translated ADDR: a new flow (a new source port each try) goes out as ADDR
+# new_flow_translated ADDR [6]: a new flow (a new source port each try) goes
+# out as ADDR; over IPv6 with 6
 new_flow_translated()
 {
+	local client=$NL_CLIENT4
+	[ "${2:-}" = 6 ] && client=$NL_CLIENT6
 	try=$((try + 1))
-	udp_from "$try" && translated_to "$try" "$1"
+	udp_from "$try" "${2:-}" && translated_to "$try" "$1" "$client"
 }
 
 if nl_wait_until 10 nl_file_has "$NL_TMP/agentfw.log" "rules loaded"; then
@@ -186,12 +189,7 @@ else
 fi
 
 # IPv6: the global address, and once it is gone nothing (not the link-local one)
-new_flow6_translated()
-{
-	try=$((try + 1))
-	udp_from "$try" 6 && translated_to "$try" "$NL_FW_OUT6" "$NL_CLIENT6"
-}
-if nl_wait_until 10 new_flow6_translated; then
+if nl_wait_until 10 new_flow_translated "$NL_FW_OUT6" 6; then
 	nl_ok "nat-to ($NL_FW_OUT) inet6: translated to $NL_FW_OUT6"
 else
 	nl_fail "nat-to ($NL_FW_OUT) inet6: no state translated to $NL_FW_OUT6"

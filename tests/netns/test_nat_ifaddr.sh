@@ -47,9 +47,15 @@ out0_without_address6()
 		nud permanent || nl_die "cannot add the server's IPv6 neighbour entry"
 }
 
+# a second (IF), on an interface that is deleted later (a PPP link going away)
+ip -n "$NL_FW" link add gone0 type veth peer name gone0p || nl_die "cannot add gone0"
+ip -n "$NL_FW" link set gone0 up || nl_die "cannot bring gone0 up"
+nl_addr "$NL_FW" gone0 10.201.9.1/24
+
 cat >"$NL_TMP/rules.conf" <<EOF
 pass out on $NL_FW_OUT inet from 10.201.1.0/24 nat-to ($NL_FW_OUT)
 pass out on $NL_FW_OUT inet6 from fd00:201:1::/64 nat-to ($NL_FW_OUT)
+pass out on gone0 inet from 10.201.1.0/24 nat-to (gone0)
 EOF
 PIN=$(nl_bpffs_tmp)
 nl_agent_run fw "$NL_FW" "$NL_TMP/fw.sock" --syncdev lo --attach "$NL_FW_IN" \
@@ -201,4 +207,12 @@ else
 	nl_fail "the agent did not see ($NL_FW_OUT) lose its IPv6 address (took the link-local one?)"
 fi
 dropped_without_address "IPv6 address removed" 6
+
+# the interface of an (IF) is deleted: no address, said by the name it had
+ip -n "$NL_FW" link del gone0 || nl_die "cannot delete gone0"
+if nl_wait_until 10 nl_file_has "$NL_TMP/agentfw.log" "(gone0): the interface has no IPv4 address now"; then
+	nl_ok "a deleted (IF) interface leaves its rule without an address"
+else
+	nl_fail "the agent did not see (gone0) deleted"
+fi
 nl_finish

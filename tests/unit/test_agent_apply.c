@@ -37,6 +37,7 @@ struct world {
 	__u64 last_upd_req_ids[16];
 	unsigned int nlast_upd_req;
 	struct pfsync_sweep_args last_sweep;
+	unsigned int read_cap; /* fake_read_batch: states a read gives at most (0: no cap) */
 };
 
 static struct world *W;
@@ -104,6 +105,8 @@ static int fake_read_batch(void *ctx, struct store_cursor *cur, struct pfsync_ke
 	unsigned int got = 0;
 
 	(void)ctx;
+	if (W->read_cap && *n > W->read_cap)
+		*n = W->read_cap;
 	for (unsigned int i = (unsigned int)cur->token; i < FAKE_MAX && got < *n; i++) {
 		cur->token = i + 1;
 		if (!W->tab[i].used)
@@ -1179,13 +1182,37 @@ static void test_intake_sweep_passes(void **state)
 	assert_int_equal(table_count(), 60);
 	a->now_ns += 5 * NSEC;
 	while (intake_sweep(a) == 1)
-		;
+		a->now_ns += NSEC / 1000; /* the next step is a millisecond later */
 	assert_int_equal(table_count(), 40);
 	assert_int_equal(sweep_pass_ends, 1);
 	/* the next pass is an interval after this one began */
 	assert_int_equal(a->next_sweep_ns, a->now_ns + 10 * NSEC);
 	assert_int_equal(intake_sweep(a), 0);
 	assert_int_equal(sweep_pass_ends, 1);
+	store_sweep_free(&a->sweep);
+}
+
+/* however often the loop turns, a pass reads one step's states a millisecond */
+static void test_intake_sweep_one_step_a_ms(void **state)
+{
+	struct agent *a = &W->a;
+
+	(void)state;
+	a->opts.interval_s = 10;
+	a->next_sweep_ns = a->now_ns;
+	W->read_cap = 8;
+	put_aging_states(60, a->now_ns);
+	assert_int_equal(intake_sweep(a), 1);
+	assert_int_equal(a->sweep.seen, 8);
+	for (int turn = 0; turn < 5; turn++)
+		assert_int_equal(intake_sweep(a), 1);
+	assert_int_equal(a->sweep.seen, 8);
+	a->now_ns += NSEC / 1000 - 1;
+	assert_int_equal(intake_sweep(a), 1);
+	assert_int_equal(a->sweep.seen, 8);
+	a->now_ns += 1;
+	assert_int_equal(intake_sweep(a), 1);
+	assert_int_equal(a->sweep.seen, 16);
 	store_sweep_free(&a->sweep);
 }
 
@@ -1222,6 +1249,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_sweep_in_bounded_steps, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sweep_rechecks_live_value, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_intake_sweep_passes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_intake_sweep_one_step_a_ms, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -351,11 +351,12 @@ static void migrate(struct htab *h, size_t n)
 
 /*
  * Growth is incremental: the full table becomes the old one, a table 1.5x
- * or 4/3x its size (or bigger: next_cap) the current one, and every put or del moves
- * HTAB_MIGRATE_STEP old slots over (a lookup tries both). Moving a million entries at once stalled
- * the agent's loop for 300 ms, long enough to overflow the sync socket's receive buffer during a
- * bulk update. The old table is empty long before the new one fills: old_cap / HTAB_MIGRATE_STEP
- * puts, with at least old_cap / 4 of room.
+ * or 4/3x its size (or bigger: next_cap) the current one, and every put
+ * or del moves HTAB_MIGRATE_STEP old slots over (a lookup tries both).
+ * Moving a million entries at once stalled the agent's loop for 300 ms,
+ * long enough to overflow the sync socket's receive buffer during a bulk
+ * update. The old table is empty long before the new one fills: old_cap /
+ * HTAB_MIGRATE_STEP puts, with at least old_cap / 4 of room.
  */
 static int grow(struct htab *h)
 {

@@ -100,6 +100,7 @@ struct agent {
 	__u64 started_ns;
 	__u64 next_sweep_ns;
 	struct store_sweep sweep; /* intake.c: the expiry pass under way */
+	__u64 next_sweep_step_ns; /* its next step (intake.c: SWEEP_STEP_NS apart) */
 	/* intake.c */
 	__u64 records, records_bad, records_lost;
 	__u64 lost_events;
@@ -231,8 +232,8 @@ struct index_check {
 };
 int intake_index_check(struct agent *a, struct index_check *c);
 /* starts an expiry pass when next_sweep_ns is due, advances one under way
- * by a bounded step; 1 while a pass is unfinished. Delete records arrive on
- * the ringbuf. */
+ * by a bounded step when next_sweep_step_ns is due; 1 while a pass is
+ * unfinished. Delete records arrive on the ringbuf. */
 int intake_sweep(struct agent *a);
 /* flush: every state goes, peers get one CLR */
 int intake_flush_all(struct agent *a);

@@ -206,14 +206,31 @@ static int request_says_loss(const struct walker *w, __u64 now_ns)
 		since <= BULK_IDLE_TIMEOUT_NS + WALKER_LOSS_QUICK_NS);
 }
 
-static void adapt_pace(struct agent *a)
+/*
+ * A full resend asked by a peer's loss repair while our last one still
+ * runs, or soon after it ended, says the receiver lost its packets: they
+ * carry sequence numbers too, and the packet history no longer holds them
+ * after a big resend. Without slowing down, a receiver that applies
+ * updates slower than the pace (a loaded one) got a full resend every
+ * REPAIR_FULL_GAP_NS, each losing packets again, without end.
+ */
+static int resend_says_loss(const struct walker *w, __u64 now_ns)
+{
+	if (w->active && !w->with_bus)
+		return w->states_sent >= WALKER_LOSSY_STATES;
+	return w->last_resend_end_ns && w->last_resend_states >= WALKER_LOSSY_STATES &&
+	       now_ns - w->last_resend_end_ns <= WALKER_LOSS_QUICK_NS;
+}
+
+/* halves the pace after a loss (down to WALKER_MIN_RATE), else climbs back */
+static void adapt_pace(struct agent *a, int loss, const char *what)
 {
 	struct walker *w = &a->walker;
 	__u64 rate;
 
 	if (!w->rate_cfg)
 		w->rate_cfg = a->bulk_rate; /* the first answer: the configured pace */
-	if (!request_says_loss(w, a->now_ns)) {
+	if (!loss) {
 		rate = a->bulk_rate * 2;
 		a->bulk_rate = rate > w->rate_cfg ? w->rate_cfg : rate;
 		return;
@@ -222,9 +239,13 @@ static void adapt_pace(struct agent *a)
 		return;
 	rate = a->bulk_rate / 2;
 	a->bulk_rate = rate < WALKER_MIN_RATE ? WALKER_MIN_RATE : rate;
-	log_info("bulk update asked again %llu ms after the last one: pacing at %llu states/s",
-		 (unsigned long long)(a->now_ns - w->last_bus_end_ns) / 1000000,
+	log_info("%s asked again soon after the last one: pacing at %llu states/s", what,
 		 (unsigned long long)a->bulk_rate);
+}
+
+void walker_pace_resend(struct agent *a)
+{
+	adapt_pace(a, resend_says_loss(&a->walker, a->now_ns), "full resend");
 }
 
 int walker_start(struct agent *a, int with_bus)
@@ -234,7 +255,7 @@ int walker_start(struct agent *a, int with_bus)
 	if (w->active && w->with_bus && with_bus)
 		return 0; /* OpenBSD: a request during a bulk send does not restart it */
 	if (with_bus)
-		adapt_pace(a);
+		adapt_pace(a, request_says_loss(w, a->now_ns), "bulk update");
 	if (walker_alloc(a) != 0) {
 		log_err("no memory for a %s", with_bus ? "bulk update" : "resend");
 		return -ENOMEM;
@@ -250,6 +271,7 @@ int walker_start(struct agent *a, int with_bus)
 	memset(w->acts, 0, sizeof(w->acts));
 	pfsync_builder_reset(w->builder);
 	w->started_ns = agent_clock_ns();
+	w->started_after_seq = a->repair_tx.seq;
 	w->credit_at_ns = a->now_ns;
 	w->credit = WALKER_BATCH;
 	log_info("%s of the state table started", w->with_bus ? "bulk update" : "full resend");
@@ -331,6 +353,9 @@ static void walker_finish(struct agent *a)
 		walk_add(a, PFSYNC_ACT_BUS, &bus);
 		w->last_bus_end_ns = a->now_ns;
 		w->last_bus_states = w->states_sent;
+	} else {
+		w->last_resend_end_ns = a->now_ns;
+		w->last_resend_states = w->states_sent;
 	}
 	walk_send(a);
 	store_cursor_reset(&w->cur);

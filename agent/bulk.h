@@ -95,13 +95,16 @@ struct walker {
 	double credit;			   /* states the pace allows now */
 	__u64 credit_at_ns;
 	__u64 started_ns;
+	__u32 started_after_seq; /* loss repair: the last number sent before this walk began */
 	__u64 states_sent;
 	__u64 packets_sent;
-	__u64 last_bus_end_ns; /* when the last bulk answer (BUS END) went out */
-	__u64 last_bus_states; /* and how many states it carried */
-	__u64 rate_cfg;	       /* the configured pace, what adapt_pace climbs back to */
-	__u64 runs;	       /* walks completed */
-	__u64 last_states;     /* states in the last completed walk */
+	__u64 last_bus_end_ns;	  /* when the last bulk answer (BUS END) went out */
+	__u64 last_bus_states;	  /* and how many states it carried */
+	__u64 last_resend_end_ns; /* when the last full resend (no BUS) ended */
+	__u64 last_resend_states; /* and how many states it carried */
+	__u64 rate_cfg;		  /* the configured pace, what adapt_pace climbs back to */
+	__u64 runs;		  /* walks completed */
+	__u64 last_states;	  /* states in the last completed walk */
 	__u64 last_duration_ns;
 };
 
@@ -113,6 +116,12 @@ void bulk_tick(struct agent *a);
 void bulk_on_bus(struct agent *a, __u8 status);
 /* begin a walk; a walk already running restarts (a bulk answer stays one) */
 int walker_start(struct agent *a, int with_bus);
+/*
+ * A peer's loss repair asks for a full resend (walker_start(a, 0) follows):
+ * asked while our last one runs or soon after it ended, its packets were
+ * lost and the pace halves; otherwise it climbs back, as for bulk requests.
+ */
+void walker_pace_resend(struct agent *a);
 /* sends up to max_states states; returns 1 while the walk is unfinished */
 int walker_step(struct agent *a, unsigned int max_states);
 /* one event-loop turn of the walk, paced to a->bulk_rate states/s; 1 while unfinished */

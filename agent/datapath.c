@@ -322,6 +322,8 @@ int process_setup_datapath(struct process *p)
 	if (rc)
 		return rc;
 	p->maps_open = 1;
+	/* the index holds at most what the map does: it grows in few steps */
+	index_size_hint(&a->index, pfsync_states_capacity(&p->maps));
 	defer_init(&a->defer, a->opts.defer ? p->maps.defer : -1, a->opts.defer_timeout_ms);
 	if (a->opts.probe_release)
 		return probe_release_paths(p);

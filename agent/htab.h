@@ -25,6 +25,7 @@ struct htab {
 	__u8 *old;	  /* growing: the previous table, being emptied (else NULL) */
 	size_t old_cap;
 	size_t migrated; /* old slots [0, migrated) have been moved */
+	size_t hint_cap; /* htab_size_hint: the most a big table grows to at once (0: none) */
 };
 
 void htab_init(struct htab *h, size_t key_size, size_t val_size);
@@ -35,6 +36,12 @@ void htab_init(struct htab *h, size_t key_size, size_t val_size);
  */
 void htab_init_packed(struct htab *h, size_t key_size, size_t val_size, size_t mark_in_val);
 void htab_free(struct htab *h);
+/*
+ * The most entries the table is expected to hold (0: unknown): once it is
+ * big, it grows in fewer, bigger steps, never past room for n (beyond n
+ * it grows step by step again). Kept by htab_free and htab_clear.
+ */
+void htab_size_hint(struct htab *h, size_t n);
 /* value of key or NULL; the pointer is valid until the next put/del */
 void *htab_get(const struct htab *h, const void *key);
 /* starts loading key's home slot into the cache (a get or put follows soon) */

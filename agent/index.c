@@ -76,6 +76,12 @@ void index_init(struct state_index *ix)
 	htab_init(&ix->other, sizeof(struct index_ident), sizeof(struct pfsync_key));
 }
 
+void index_size_hint(struct state_index *ix, size_t states_max)
+{
+	htab_size_hint(&ix->v4, states_max);
+	htab_size_hint(&ix->other, states_max);
+}
+
 void index_free(struct state_index *ix)
 {
 	htab_free(&ix->v4);

@@ -116,7 +116,7 @@ static int wait_ms(struct agent *a)
 	 * most WALKER_TURN_NS) halved a bulk update that overlapped a pass.
 	 */
 	if (a->sweep.active)
-		earliest(&deadline, now + 1000000);
+		earliest(&deadline, a->next_sweep_step_ns > now ? a->next_sweep_step_ns : now);
 	earliest(&deadline, walker_deadline(a));
 	earliest(&deadline, sendq_deadline(&a->sendq));
 	earliest(&deadline, bulk_req_deadline(&a->bulk_req));

@@ -177,6 +177,7 @@ static int full_resend(struct agent *a)
 {
 	if (a->repair_full_ns && a->now_ns < a->repair_full_ns + REPAIR_FULL_GAP_NS)
 		return -EAGAIN;
+	walker_pace_resend(a);
 	if (walker_start(a, 0) != 0)
 		return -ENOMEM;
 	a->repair_full_ns = a->now_ns;
@@ -234,6 +235,26 @@ static enum resend_outcome resend_ranges(struct agent *a, const struct repair_tr
 	return outcome;
 }
 
+/*
+ * The NAKed numbers were all sent before the walk under way (or the last
+ * one) began: it carries, or carried, the value every state had after
+ * them, as a new full resend would. The receiver asks again for numbers it
+ * still misses until it hears DONE; restarting the resend at each such NAK
+ * (one a REPAIR_FULL_GAP_NS) kept a slow receiver's resend from ever
+ * ending.
+ */
+static int walk_covers(const struct agent *a, const struct repair_trailer *t)
+{
+	const struct walker *w = &a->walker;
+
+	if (!w->active && !w->runs)
+		return 0;
+	for (unsigned int i = 0; i < t->nranges; i++)
+		if ((__s32)(repair_range_at(t, i).last - w->started_after_seq) > 0)
+			return 0;
+	return t->nranges > 0;
+}
+
 static void answer_nak(struct agent *a, const struct repair_trailer *t)
 {
 	struct repair_range ranges[REPAIR_MAX_RANGES];
@@ -247,7 +268,7 @@ static void answer_nak(struct agent *a, const struct repair_trailer *t)
 	case RESEND_LATER:
 		return;
 	case RESEND_UNAVAILABLE:
-		if (full_resend(a) != 0)
+		if (!walk_covers(a, t) && full_resend(a) != 0)
 			return; /* asked again later, when a full resend may start */
 		break;
 	case RESEND_DONE:

@@ -37,6 +37,7 @@ struct world {
 	__u64 last_upd_req_ids[16];
 	unsigned int nlast_upd_req;
 	struct pfsync_sweep_args last_sweep;
+	unsigned int read_cap; /* fake_read_batch: states a read gives at most (0: no cap) */
 };
 
 static struct world *W;
@@ -104,6 +105,8 @@ static int fake_read_batch(void *ctx, struct store_cursor *cur, struct pfsync_ke
 	unsigned int got = 0;
 
 	(void)ctx;
+	if (W->read_cap && *n > W->read_cap)
+		*n = W->read_cap;
 	for (unsigned int i = (unsigned int)cur->token; i < FAKE_MAX && got < *n; i++) {
 		cur->token = i + 1;
 		if (!W->tab[i].used)
@@ -853,6 +856,110 @@ static void test_bulk_pace_halves_on_quick_rerequest(void **state)
 	assert_int_equal(a->bulk_rate, WALKER_MIN_RATE);
 }
 
+/* a full resend asked again while ours runs or just ended: its packets were lost */
+static void test_resend_pace_halves_on_repeated_loss(void **state)
+{
+	struct agent *a = &W->a;
+	struct walker *w = &a->walker;
+
+	(void)state;
+	for (__u32 i = 1; i <= 3; i++)
+		put_local(i, i, OUR_ID, 1);
+	a->bulk_rate = 400000;
+	walker_pace_resend(a);
+	assert_int_equal(a->bulk_rate, 400000); /* a first request says nothing */
+	assert_int_equal(walker_start(a, 0), 0);
+	while (walker_step(a, 1000))
+		;
+	/* 3 states fit any receive buffer: asked again, nothing was lost */
+	a->now_ns += NSEC;
+	walker_pace_resend(a);
+	assert_int_equal(a->bulk_rate, 400000);
+	/* pretend the resend was big (the fake table holds 64 states at most) */
+	w->last_resend_states = WALKER_LOSSY_STATES;
+	walker_pace_resend(a);
+	assert_int_equal(a->bulk_rate, 200000);
+	/* asked while a big one runs: restarted, slower */
+	assert_int_equal(walker_start(a, 0), 0);
+	w->states_sent = WALKER_LOSSY_STATES;
+	walker_pace_resend(a);
+	assert_int_equal(a->bulk_rate, 100000);
+	/* while a small part of it went out: not a loss of it */
+	w->states_sent = 10;
+	walker_pace_resend(a);
+	assert_int_equal(a->bulk_rate, 200000);
+	while (walker_step(a, 1000))
+		;
+	/* long after the last one ended: the pace climbs back */
+	w->last_resend_states = WALKER_LOSSY_STATES;
+	a->now_ns += WALKER_LOSS_QUICK_NS + NSEC;
+	walker_pace_resend(a);
+	assert_int_equal(a->bulk_rate, 400000);
+	/* a bulk answer's END does not count as a resend's */
+	a->walker.last_bus_states = WALKER_LOSSY_STATES;
+	a->walker.last_bus_end_ns = a->now_ns;
+	walker_pace_resend(a);
+	assert_int_equal(a->bulk_rate, 400000);
+}
+
+/* a NAK from the peer (hostid PEER_ID) for first..last of our numbers */
+static void deliver_nak(__u32 first, __u32 last)
+{
+	struct agent *a = &W->a;
+	struct repair_trailer nak = {
+	    .kind = REPAIR_NAK,
+	    .nranges = 1,
+	    .hostid = PEER_ID,
+	    .session = 7,
+	    .seq = 1,
+	    .target_hostid = a->hostid,
+	    .target_session = a->repair_tx.session,
+	};
+	struct repair_range rg = {.first = first, .last = last};
+	__u8 pkt[PFSYNC_HDRLEN + REPAIR_TRAILER_MAX] = {0};
+
+	pfsync_put_be16(pkt + 2, PFSYNC_HDRLEN);
+	agent_repair_on_packet(a, pkt,
+			       PFSYNC_HDRLEN + repair_encode(&nak, &rg, pkt + PFSYNC_HDRLEN));
+}
+
+/*
+ * Numbers the history no longer holds: a full resend, unless a walk that
+ * began after they were sent is under way or done (it carries what they
+ * did); the receiver asks for them until it hears DONE.
+ */
+static void test_nak_covered_by_walk_restarts_nothing(void **state)
+{
+	struct agent *a = &W->a;
+
+	(void)state;
+	for (__u32 i = 1; i <= 3; i++)
+		put_local(i, i, OUR_ID, 1);
+	assert_int_equal(agent_repair_init(a), 0);
+	a->repair_tx.seq = 100; /* sent, and gone from the (empty) history */
+	deliver_nak(10, 20);
+	assert_true(a->walker.active);
+	assert_int_equal(a->repair_tx.full_resends, 1);
+	assert_int_equal(a->repair_tx.naks_answered, 1);
+	/* asked again while it runs, and after it ended: covered, answered */
+	a->now_ns += 2 * NSEC;
+	deliver_nak(10, 20);
+	assert_int_equal(a->repair_tx.full_resends, 1);
+	while (walker_step(a, 1000))
+		;
+	a->now_ns += 2 * NSEC;
+	deliver_nak(10, 20);
+	assert_false(a->walker.active);
+	assert_int_equal(a->repair_tx.full_resends, 1);
+	assert_int_equal(a->repair_tx.naks_answered, 3);
+	/* numbers sent after that walk began, gone too: a new full resend */
+	a->repair_tx.seq = 200;
+	deliver_nak(100, 150);
+	assert_true(a->walker.active);
+	assert_int_equal(a->repair_tx.full_resends, 2);
+	agent_repair_free(a);
+}
+
 static unsigned int batch_calls;
 
 /* the batch import, by single inserts: each entry's result as insert gives it */
@@ -1179,13 +1286,37 @@ static void test_intake_sweep_passes(void **state)
 	assert_int_equal(table_count(), 60);
 	a->now_ns += 5 * NSEC;
 	while (intake_sweep(a) == 1)
-		;
+		a->now_ns += NSEC / 1000; /* the next step is a millisecond later */
 	assert_int_equal(table_count(), 40);
 	assert_int_equal(sweep_pass_ends, 1);
 	/* the next pass is an interval after this one began */
 	assert_int_equal(a->next_sweep_ns, a->now_ns + 10 * NSEC);
 	assert_int_equal(intake_sweep(a), 0);
 	assert_int_equal(sweep_pass_ends, 1);
+	store_sweep_free(&a->sweep);
+}
+
+/* however often the loop turns, a pass reads one step's states a millisecond */
+static void test_intake_sweep_one_step_a_ms(void **state)
+{
+	struct agent *a = &W->a;
+
+	(void)state;
+	a->opts.interval_s = 10;
+	a->next_sweep_ns = a->now_ns;
+	W->read_cap = 8;
+	put_aging_states(60, a->now_ns);
+	assert_int_equal(intake_sweep(a), 1);
+	assert_int_equal(a->sweep.seen, 8);
+	for (int turn = 0; turn < 5; turn++)
+		assert_int_equal(intake_sweep(a), 1);
+	assert_int_equal(a->sweep.seen, 8);
+	a->now_ns += NSEC / 1000 - 1;
+	assert_int_equal(intake_sweep(a), 1);
+	assert_int_equal(a->sweep.seen, 8);
+	a->now_ns += 1;
+	assert_int_equal(intake_sweep(a), 1);
+	assert_int_equal(a->sweep.seen, 16);
 	store_sweep_free(&a->sweep);
 }
 
@@ -1222,6 +1353,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_sweep_in_bounded_steps, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sweep_rechecks_live_value, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_intake_sweep_passes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resend_pace_halves_on_repeated_loss, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_nak_covered_by_walk_restarts_nothing, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_intake_sweep_one_step_a_ms, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -125,6 +125,61 @@ static void test_growth_is_incremental(void **unused)
 	free(m);
 }
 
+/* puts 0..n-1 (value n * 3 + 1); returns how many times a table of at least from_cap grew */
+static unsigned int fill_counting_growths(struct htab *h, __u32 n, size_t from_cap)
+{
+	unsigned int growths = 0;
+
+	for (__u32 i = 0; i < n; i++) {
+		size_t cap = h->cap;
+		__u8 key[12];
+		int created;
+		void *slot;
+
+		key_of(i, key);
+		slot = htab_put(h, key, &created);
+		assert_non_null(slot);
+		assert_true(created);
+		memcpy(slot, &(__u64){(__u64)i * 3 + 1}, sizeof(__u64));
+		if (h->cap != cap && cap >= from_cap)
+			growths++;
+	}
+	return growths;
+}
+
+/*
+ * With a size hint a big table grows in few, big steps, yet ends no
+ * bigger than growing step by step would make it for the hinted count;
+ * every entry answers, during the growth and after.
+ */
+static void test_size_hint_grows_in_few_steps(void **unused)
+{
+	const __u32 n = 400000;
+	struct htab plain, hinted;
+	unsigned int steps_plain, steps_hinted;
+
+	(void)unused;
+	htab_init(&plain, 12, sizeof(__u64));
+	htab_init(&hinted, 12, sizeof(__u64));
+	htab_size_hint(&hinted, n);
+	steps_plain = fill_counting_growths(&plain, n, 65536);
+	steps_hinted = fill_counting_growths(&hinted, n, 65536);
+	assert_true(steps_plain >= 4);
+	assert_true(steps_hinted <= 2);
+	assert_int_equal(hinted.cap, plain.cap);
+	for (__u32 i = 0; i < n; i++) {
+		__u8 key[12];
+		const void *v;
+
+		key_of(i, key);
+		v = htab_get(&hinted, key);
+		assert_non_null(v);
+		assert_true(val_at(v) == (__u64)i * 3 + 1);
+	}
+	htab_free(&plain);
+	htab_free(&hinted);
+}
+
 /* random puts, overwrites and deletes: many of them hit old entries */
 static void random_ops(struct htab *tab)
 {
@@ -272,6 +327,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_growth_is_incremental),
+	    cmocka_unit_test(test_size_hint_grows_in_few_steps),
 	    cmocka_unit_test(test_random_ops_during_growth),
 	    cmocka_unit_test(test_packed_random_ops),
 	    cmocka_unit_test(test_emptied_table_is_released),

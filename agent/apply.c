@@ -29,20 +29,50 @@ static int find_state(struct agent *a, __u64 id, __u32 creatorid, struct pfsync_
 	return 0;
 }
 
+/*
+ * The peer's halves merged on the live state where the store can (only the
+ * halves taken are written, nothing the datapath changed meanwhile is put
+ * back); else into v, the copy looked up, which is written back whole.
+ * Returns the stale halves (0..2), or -errno. *flags: the state's flags.
+ */
+static int merge_on_store(struct agent *a, const struct pfsync_key *k, struct pfsync_state_value *v,
+			  const struct pfsync_state_peer *src, const struct pfsync_state_peer *dst,
+			  __u8 timeout, __u32 *flags)
+{
+	struct pfsync_import_entry e = {.key = *k};
+	int stale;
+
+	*flags = v->flags;
+	if (!a->store.merge) {
+		stale = pfsync_merge_peers(v, src, dst, timeout, k->proto, a->now_ns);
+		return a->store.update(a->store.ctx, k, v) ?: stale;
+	}
+	e.val.id = v->id;
+	e.val.creatorid = v->creatorid;
+	pfsync_peer_import(src, &e.val.peer[0]);
+	pfsync_peer_import(dst, &e.val.peer[1]);
+	e.val.timeout = timeout;
+	e.val.last_seen = a->now_ns;
+	stale = a->store.merge(a->store.ctx, &e);
+	if (stale >= 0)
+		*flags = e.val.flags;
+	return stale;
+}
+
 static void merge_into(struct agent *a, const struct pfsync_key *k, struct pfsync_state_value *v,
 		       const struct pfsync_state_peer *src, const struct pfsync_state_peer *dst,
 		       __u8 timeout)
 {
-	int stale = pfsync_merge_peers(v, src, dst, timeout, k->proto, a->now_ns);
-	int rc = a->store.update(a->store.ctx, k, v);
+	__u32 flags;
+	int stale = merge_on_store(a, k, v, src, dst, timeout, &flags);
 
 	/*
 	 * pf: any update of the state releases its held packet too. After the
-	 * write: a release clears the state's defer marks, which this value
-	 * (read before) must not put back.
+	 * write: a release clears the state's defer marks, which a value read
+	 * before must not put back.
 	 */
-	defer_ack(a, k, v->flags & PFSYNC_SF_DEFERRED);
-	if (rc != 0) {
+	defer_ack(a, k, flags & PFSYNC_SF_DEFERRED);
+	if (stale < 0) {
 		a->stats.badstate++;
 		return;
 	}

@@ -346,6 +346,22 @@ static int bpf_fetch(void *ctx, const struct pfsync_key *keys, unsigned int n,
 	return 0;
 }
 
+static int bpf_merge(void *ctx, struct pfsync_import_entry *e)
+{
+	const struct bpf_store *b = ctx;
+	struct pfsync_batch_buf *buf = b->import_buf;
+	int err;
+
+	if (!buf)
+		return -EINVAL;
+	buf->e[0] = *e;
+	err = run_batch(b, b->merge_fd, 1);
+	if (err)
+		return err;
+	e->val.flags = buf->e[0].val.flags;
+	return buf->rc[0];
+}
+
 void bpf_store_bind(struct state_store *s, struct bpf_store *b)
 {
 	memset(s, 0, sizeof(*s));
@@ -357,7 +373,7 @@ void bpf_store_bind(struct state_store *s, struct bpf_store *b)
 	s->read_batch = bpf_read_batch;
 	s->sweep = bpf_sweep;
 	s->unqueue = bpf_unqueue;
-	b->import_fd = b->fetch_fd = -1;
+	b->import_fd = b->fetch_fd = b->merge_fd = -1;
 }
 
 /* NAME in the directory of the datapath object */
@@ -400,7 +416,7 @@ static struct bpf_object *open_on_states(const struct bpf_store *b, const char *
 
 int bpf_store_open_import(struct state_store *s, struct bpf_store *b, const char *xdp_obj)
 {
-	struct bpf_program *prog, *fetch;
+	struct bpf_program *prog, *fetch, *merge;
 	struct bpf_map *buf, *nat_keys;
 	void *mem;
 	int rc;
@@ -416,7 +432,8 @@ int bpf_store_open_import(struct state_store *s, struct bpf_store *b, const char
 	buf = bpf_object__find_map_by_name(b->import_obj, PFSYNC_MAP_BATCH_BUF);
 	prog = bpf_object__find_program_by_name(b->import_obj, PFSYNC_PROG_IMPORT);
 	fetch = bpf_object__find_program_by_name(b->import_obj, PFSYNC_PROG_FETCH);
-	rc = !buf || !prog || !fetch ? -ENOENT : 0;
+	merge = bpf_object__find_program_by_name(b->import_obj, PFSYNC_PROG_MERGE);
+	rc = !buf || !prog || !fetch || !merge ? -ENOENT : 0;
 	rc = rc ?: bpf_object__load(b->import_obj);
 	if (rc)
 		goto fail;
@@ -431,8 +448,10 @@ int bpf_store_open_import(struct state_store *s, struct bpf_store *b, const char
 	b->import_buf = mem;
 	b->import_fd = bpf_program__fd(prog);
 	b->fetch_fd = bpf_program__fd(fetch);
+	b->merge_fd = bpf_program__fd(merge);
 	s->insert_batch = bpf_insert_batch;
 	s->fetch = bpf_fetch;
+	s->merge = bpf_merge;
 	return 0;
 fail:
 	bpf_object__close(b->import_obj);
@@ -444,10 +463,11 @@ void bpf_store_close_import(struct state_store *s, struct bpf_store *b)
 {
 	s->insert_batch = NULL;
 	s->fetch = NULL;
+	s->merge = NULL;
 	if (b->import_buf)
 		munmap(b->import_buf, b->import_buf_len);
 	b->import_buf = NULL;
-	b->import_fd = b->fetch_fd = -1;
+	b->import_fd = b->fetch_fd = b->merge_fd = -1;
 	bpf_object__close(b->import_obj);
 	b->import_obj = NULL;
 }

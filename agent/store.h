@@ -49,6 +49,14 @@ struct state_store {
 	int (*fetch)(void *ctx, const struct pfsync_key *keys, unsigned int n,
 		     struct pfsync_state_value *vals, int *rc);
 	/*
+	 * a peer's update merged on the live state (pfsync_bulk.h's
+	 * pfsync_merge, e as it describes): the stale halves (0..2), -ENOENT
+	 * when the key holds no state of e's identity, or another -errno when
+	 * not run. NULL: not available (the caller merges into a copy it
+	 * looked up and writes that back).
+	 */
+	int (*merge)(void *ctx, struct pfsync_import_entry *e);
+	/*
 	 * up to *n entries after cur; *n = entries read (0 is no end, a walk
 	 * may pause); cur->done at the end. A walk given up before its end is
 	 * ended with store_cursor_reset.
@@ -104,7 +112,7 @@ struct bpf_store {
 	int (*run_unqueue)(void *progs, struct pfsync_unqueue_args *args);
 	/* batch programs (bpf_store_open_import), else NULL / -1 */
 	struct bpf_object *import_obj;
-	int import_fd, fetch_fd;
+	int import_fd, fetch_fd, merge_fd;
 	struct pfsync_batch_buf *import_buf; /* the programs' buffer, mmapped */
 	size_t import_buf_len;
 	/* the iterator reader (bpf_store_open_iter), else NULL */

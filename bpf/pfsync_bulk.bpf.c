@@ -106,4 +106,34 @@ int pfsync_fetch(void *ctx)
 	return 0;
 }
 
+SEC("syscall")
+int pfsync_merge(void *ctx)
+{
+	struct pfsync_state_value *v;
+	struct pfsync_import_entry *e;
+	struct pfsync_batch_buf *b;
+	__u32 zero = 0, n, i;
+
+	(void)ctx;
+	b = bpf_map_lookup_elem(&pfsync_batch_buf, &zero);
+	if (!b)
+		return 0;
+	n = b->count;
+	for (i = 0; i < PFSYNC_IMPORT_BATCH; i++) {
+		if (i >= n)
+			break;
+		e = &b->e[i];
+		v = bpf_map_lookup_elem(&pfsync_states, &e->key);
+		if (!v || v->id != e->val.id || v->creatorid != e->val.creatorid) {
+			b->rc[i] = -2; /* -ENOENT: gone, or another state now */
+			continue;
+		}
+		b->rc[i] = pfsync_merge_halves(v, &e->val.peer[0], &e->val.peer[1], e->val.timeout,
+					       e->key.proto, e->val.last_seen);
+		e->val.flags = v->flags;
+	}
+	b->done = i;
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

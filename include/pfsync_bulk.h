@@ -13,6 +13,15 @@
  * pfsync_fetch: for the send queue, each key's state is unqueued (QUEUED
  *   and the maxupd count cleared, as pfsync_unqueue does) and then its
  *   value read back, -ENOENT when it is gone.
+ * pfsync_merge: a peer's update merged into a state on its live value
+ *   (pfsync_merge_halves), so that only the halves taken are written. The
+ *   agent's copy-merge-write put its whole snapshot back, and what the
+ *   datapath had counted and tracked on that state meanwhile (windows,
+ *   levels, counters) went back with it. In: the key; val.id/creatorid
+ *   name the state, val.peer[] are the peer's halves (host order),
+ *   val.timeout its timeout class, val.last_seen the agent's now. Out: rc
+ *   the stale halves (0..2), or -ENOENT when the key holds no state of
+ *   that identity; val.flags the state's flags after the merge.
  *
  * A separate object, loaded by the agent beside pfsync_xdp.o, with its
  * states map replaced by the pinned one; without it the agent goes one
@@ -28,6 +37,7 @@
 #define PFSYNC_BULK_OBJ	     "pfsync_bulk.o"
 #define PFSYNC_PROG_IMPORT   "pfsync_import"
 #define PFSYNC_PROG_FETCH    "pfsync_fetch"
+#define PFSYNC_PROG_MERGE    "pfsync_merge"
 #define PFSYNC_MAP_BATCH_BUF "pfsync_batch_buf"
 #define PFSYNC_IMPORT_BATCH  256 /* a 65535-byte packet holds 270 full states */
 

@@ -310,6 +310,50 @@ static __always_inline __u32 pfsync_max_u32(__u32 a, __u32 b)
 	return a > b ? a : b;
 }
 
+/*
+ * pf's stale rule for one half of a peer's update (pfsync-wire.md §3.4,
+ * pfsync_upd_tcp): ours is newer when its TCP level is higher (a synproxy
+ * level aside) or the same with a later seqlo; for other protocols when
+ * its state is higher. 1: ours stays, and is stale news for the peer.
+ */
+static __always_inline int pfsync_half_stale(const struct pfsync_peer *local,
+					     const struct pfsync_peer *in, int is_tcp, int is_src)
+{
+	if (!is_tcp)
+		return local->state > in->state;
+	if (local->state > in->state &&
+	    (!is_src || local->state < PF_TCPS_PROXY_SRC || in->state >= PF_TCPS_PROXY_SRC))
+		return 1;
+	return local->state == in->state && pfsync_seq_gt(local->seqlo, in->seqlo);
+}
+
+/*
+ * A peer's halves (host order) merged into local: each is taken unless
+ * ours is newer; with fewer than 2 stale halves the state is refreshed
+ * (last_seen = now_ns, its timeout class the peer's). Returns the stale
+ * halves (0..2). Shared by the agent and pfsync_bulk.bpf.c's pfsync_merge,
+ * which runs it on the live map value: only the halves taken are written.
+ */
+static __always_inline int pfsync_merge_halves(struct pfsync_state_value *local,
+					       const struct pfsync_peer *src,
+					       const struct pfsync_peer *dst, __u8 timeout,
+					       __u8 proto, __u64 now_ns)
+{
+	int is_tcp = proto == PFSYNC_IPPROTO_TCP;
+	int stale_src = pfsync_half_stale(&local->peer[0], src, is_tcp, 1);
+	int stale_dst = pfsync_half_stale(&local->peer[1], dst, is_tcp, 0);
+
+	if (!stale_src)
+		local->peer[0] = *src;
+	if (!stale_dst)
+		local->peer[1] = *dst;
+	if (stale_src + stale_dst < 2) {
+		local->last_seen = now_ns;
+		local->timeout = timeout;
+	}
+	return stale_src + stale_dst;
+}
+
 /* pf_get_wscale: the option counts only on a SYN; its shift is capped. */
 static __always_inline __u8 pfsync_seg_wscale(const struct pfsync_tcp_seg *s)
 {

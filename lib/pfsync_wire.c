@@ -316,54 +316,13 @@ int pfsync_state_import(const struct pfsync_state *in, __u64 now_ns,
 }
 
 /* ---- merge (§3.4) --------------------------------------------------------- */
-static int seq_gt(__u32 a, __u32 b)
-{
-	return (__s32)(a - b) > 0;
-}
-
-static int tcp_src_stale(const struct pfsync_peer *local, __u8 in_state, __u32 in_seqlo)
-{
-	/* levels only go forward, except that a synproxy local state may be left */
-	if (local->state > in_state &&
-	    (local->state < PF_TCPS_PROXY_SRC || in_state >= PF_TCPS_PROXY_SRC))
-		return 1;
-	return local->state == in_state && seq_gt(local->seqlo, in_seqlo);
-}
-
-static int tcp_dst_stale(const struct pfsync_peer *local, __u8 in_state, __u32 in_seqlo)
-{
-	if (local->state > in_state)
-		return 1;
-	return local->state == in_state && seq_gt(local->seqlo, in_seqlo);
-}
-
-static int merge_half(struct pfsync_peer *local, const struct pfsync_state_peer *in, int is_tcp,
-		      int is_src)
-{
-	int stale;
-
-	if (!is_tcp)
-		stale = local->state > in->state;
-	else if (is_src)
-		stale = tcp_src_stale(local, in->state, pfsync_get_be32(&in->seqlo));
-	else
-		stale = tcp_dst_stale(local, in->state, pfsync_get_be32(&in->seqlo));
-	if (!stale)
-		pfsync_peer_import(in, local);
-	return stale;
-}
-
 int pfsync_merge_peers(struct pfsync_state_value *local, const struct pfsync_state_peer *in_src,
 		       const struct pfsync_state_peer *in_dst, __u8 in_timeout, __u8 proto,
 		       __u64 now_ns)
 {
-	int is_tcp = proto == IPPROTO_TCP;
-	int stale = merge_half(&local->peer[0], in_src, is_tcp, 1);
+	struct pfsync_peer src = {0}, dst = {0};
 
-	stale += merge_half(&local->peer[1], in_dst, is_tcp, 0);
-	if (stale < 2) {
-		local->last_seen = now_ns;
-		local->timeout = in_timeout;
-	}
-	return stale;
+	pfsync_peer_import(in_src, &src);
+	pfsync_peer_import(in_dst, &dst);
+	return pfsync_merge_halves(local, &src, &dst, in_timeout, proto, now_ns);
 }

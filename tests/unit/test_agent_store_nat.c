@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * agent/store.c with translated states (issue 15): a state with a stack key
- * goes in under its wire key and gets the stack key -> wire key alias in
- * pfsync_nat_keys, one at a time and through the batch import program;
- * removing the state removes its alias. Real kernel maps (root): skipped
- * with the reason when the kernel refuses them.
+ * agent/store.c on real kernel maps. Translated states (issue 15): a state
+ * with a stack key goes in under its wire key and gets the stack key ->
+ * wire key alias in pfsync_nat_keys, one at a time and through the batch
+ * import program; removing the state removes its alias. And a peer's update
+ * merged on the live state (the merge program). Root: skipped with the
+ * reason when the kernel refuses the maps or the programs.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -156,21 +157,28 @@ static void test_no_alias_map_refuses(void **state)
 	fx->b.nat_keys_fd = nat_fd;
 }
 
-static void test_batch_import_installs_the_alias(void **state)
+/* the batch programs (pfsync_bulk.o beside the build's pfsync_xdp.o), or a skip */
+static void open_batch_programs(struct fixture *fx, const char *test)
 {
-	struct fixture *fx = ready(state, __func__);
 	const char *build = getenv("PFSYNC_BUILD");
-	struct pfsync_import_entry e[2];
 	char obj[512];
-	int rc[2], err;
+	int err;
 
 	snprintf(obj, sizeof(obj), "%s/pfsync_xdp.o", build ? build : "build");
 	err = bpf_store_open_import(&fx->s, &fx->b, obj);
 	if (err) {
-		print_message("SKIP: %s: batch import program not loaded: %s\n", __func__,
-			      strerror(-err));
+		print_message("SKIP: %s: batch programs not loaded: %s\n", test, strerror(-err));
 		skip();
 	}
+}
+
+static void test_batch_import_installs_the_alias(void **state)
+{
+	struct fixture *fx = ready(state, __func__);
+	struct pfsync_import_entry e[2];
+	int rc[2];
+
+	open_batch_programs(fx, __func__);
 	nat_state(50123, &e[0].key, &e[0].val);
 	nat_state(50124, &e[1].key, &e[1].val);
 	e[1].val.nat.type = PFSYNC_NAT_NONE;
@@ -182,6 +190,54 @@ static void test_batch_import_installs_the_alias(void **state)
 	assert_alias(fx, &e[1].val.nat.stack_key, &e[0].key);
 }
 
+/*
+ * A peer's update merged on the live state: what the datapath changed after
+ * the agent looked the state up stays (a counter, its own newer half), the
+ * peer's newer half is taken, and another state under the key is left
+ * alone. The agent's old copy-merge-write put the looked-up copy back whole:
+ * the counter went back to 5 and the src half to the peer's older 2000.
+ */
+static void test_merge_keeps_what_the_datapath_changed(void **state)
+{
+	struct fixture *fx = ready(state, __func__);
+	struct pfsync_state_value v, got;
+	struct pfsync_import_entry e;
+	struct pfsync_key k;
+
+	open_batch_programs(fx, __func__);
+	nat_state(50200, &k, &v);
+	v.nat.type = PFSYNC_NAT_NONE;
+	v.peer[0].state = v.peer[1].state = TCPS_ESTABLISHED;
+	v.peer[0].seqlo = 1000;
+	v.peer[1].seqlo = 5000;
+	v.packets[0] = 5;
+	assert_int_equal(fx->s.insert(fx->s.ctx, &k, &v), 0);
+	/* the peer's update, made from what the agent looked up: src older, dst newer */
+	memset(&e, 0, sizeof(e));
+	e.key = k;
+	e.val.id = v.id;
+	e.val.creatorid = v.creatorid;
+	e.val.peer[0] = v.peer[0];
+	e.val.peer[0].seqlo = 2000;
+	e.val.peer[1] = v.peer[1];
+	e.val.peer[1].seqlo = 7000;
+	e.val.timeout = PFTM_TCP_ESTABLISHED;
+	e.val.last_seen = 42;
+	/* meanwhile the datapath counted a packet and moved its src half on */
+	v.peer[0].seqlo = 3000;
+	v.packets[0] = 9;
+	assert_int_equal(bpf_map_update_elem(fx->b.states_fd, &k, &v, BPF_EXIST), 0);
+	assert_int_equal(fx->s.merge(fx->s.ctx, &e), 1); /* the src half: ours is newer */
+	assert_int_equal(fx->s.lookup(fx->s.ctx, &k, &got), 0);
+	assert_int_equal(got.packets[0], 9);
+	assert_int_equal(got.peer[0].seqlo, 3000);
+	assert_int_equal(got.peer[1].seqlo, 7000);
+	assert_int_equal(got.last_seen, 42);
+	/* another state under the key by now: not this update's */
+	e.val.id++;
+	assert_int_equal(fx->s.merge(fx->s.ctx, &e), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +245,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_remove_spares_a_reused_alias, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_alias_map_refuses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_import_installs_the_alias, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_merge_keeps_what_the_datapath_changed, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

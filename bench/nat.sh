@@ -110,6 +110,7 @@ public_ports()
 		jq -r '.nftables[] | select(.set) | .set.elem[]? | if type == "object" then .elem.val else . end'
 }
 
+# shellcheck disable=SC2317 # run by nl_wait_until
 have_public_port() { [ -n "$(public_ports)" ]; }
 
 # udp_prime_answered MODE: the UDP flow made (one batch) and answered once,
@@ -149,6 +150,11 @@ run_load()
 	if [ -n "$fp0" ]; then
 		FP_FWD[$load]=$((${FP_FWD[$load]:-0} + $(nl_fp_forwarded "$NL_FW_PIN" nl_fw) - fp0))
 		FP_TX[$load]=$((${FP_TX[$load]:-0} + after - before))
+	fi
+	# the baseline's flow must have seen its answer too (conntrack: ASSURED)
+	if [ "$mode.$load" = nft-masq.udp ]; then
+		nl_fw conntrack -L -p udp --dport "$UDP_PORT" 2>/dev/null | grep ASSURED >/dev/null &&
+			MASQ_ASSURED=$((${MASQ_ASSURED:-0} + 1))
 	fi
 	if [ "$load" = udp ]; then
 		TRANSLATED[$mode]=$((${TRANSLATED[$mode]:-0} + $(public_datagrams) - pub0))
@@ -320,6 +326,7 @@ forward_report()
 	echo "target: the best set-up (fast path) >= 1.00x. translated: datagrams the server saw from"
 	echo "$NL_FW_OUT4 / datagrams the firewall sent out of $NL_FW_OUT (the server has no route back, so"
 	echo "TCP works only translated)."
+	echo "nftables: the UDP flow was ASSURED (answered) in ${MASQ_ASSURED:-0} of $ROUNDS rounds."
 	for load in udp tcp; do
 		[ -n "${FP_TX[$load]:-}" ] || continue
 		echo "fast path, $load: ${FP_FWD[$load]:-0} of the ${FP_TX[$load]} packets the firewall sent in its rows" \

@@ -753,18 +753,18 @@ nat_report()
 		"nat-to the VRRP address vs without, $NAT_TRIALS trials each (alternating)," \
 		"$(uname -r), $(nproc) CPUs, $(date -u +%FT%TZ)"
 	echo "load average before the run: $LOADAVG (other work on this machine skews every figure)"
-	printf '| %-22s | %-13s | %7s | %7s | %7s | %9s | %-13s |\n' set-up survived stall stall stall "VIP moved" \
+	printf '| %-22s | %-15s | %7s | %7s | %7s | %9s | %-13s |\n' set-up survived stall stall stall "VIP moved" \
 		"server peers"
-	printf '| %-22s | %-13s | %7s | %7s | %7s | %9s | %-13s |\n' "" "" "p50 ms" "p99 ms" "max ms" "after ms" \
+	printf '| %-22s | %-15s | %7s | %7s | %7s | %9s | %-13s |\n' "" "" "p50 ms" "p99 ms" "max ms" "after ms" \
 		"kept / public"
-	echo "|------------------------|---------------|---------|---------|---------|-----------|---------------|"
+	echo "|------------------------|-----------------|---------|---------|---------|-----------|---------------|"
 	for t in pf pfnat; do
-		printf '| %-22s | %-13s | %7s | %7s | %7s | %9s | %-13s |\n' \
+		printf '| %-22s | %-15s | %7s | %7s | %7s | %9s | %-13s |\n' \
 			"$([ $t = pf ] && echo "plain (baseline)" || echo "nat-to VIP")" "$(survived_txt $t)" \
 			"$(val $t.stall_p50_ms)" "$(val $t.stall_p99_ms)" "$(val $t.stall_max_ms)" "$(val $t.vip_ms)" \
 			"$(val $t.same_peers) / $(val $t.public)"
 	done
-	printf '| %-22s | %-13s | %7s | %7s | %7s | %9s | %-13s |\n' "ratio nat/plain" "" \
+	printf '| %-22s | %-15s | %7s | %7s | %7s | %9s | %-13s |\n' "ratio nat/plain" "" \
 		"$(ratio "$(val pfnat.stall_p50_ms)" "$(val pf.stall_p50_ms)")" \
 		"$(ratio "$(val pfnat.stall_p99_ms)" "$(val pf.stall_p99_ms)")" \
 		"$(ratio "$(val pfnat.stall_max_ms)" "$(val pf.stall_max_ms)")" \

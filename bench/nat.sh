@@ -90,7 +90,7 @@ run_prog()
 MODES=(nft-masq pfsync-nat pfsync-nat+fp)
 # PPS[mode.load]: packets/s per round, in round order; FP_FWD/FP_TX[load]:
 # what the fast path forwarded of the packets the firewall sent in its rows
-declare -A PPS=() TRANSLATED=() SENT_OUT=() FP_FWD=() FP_TX=()
+declare -A PPS=() TRANSLATED=() SENT_OUT=() FP_FWD=() FP_TX=() TCP_FAILED=()
 
 # tx_packets NS IF: packets sent out of IF in NS
 tx_packets() { ip -n "$1" -j -s link show dev "$2" | jq '.[0].stats64.tx.packets'; }
@@ -129,11 +129,34 @@ udp_prime_answered()
 	done
 }
 
+# tcp_failed MODE: a TCP sender of MODE's run failed (its connection
+# refused or never answered): counted (the bench fails), and what the
+# firewall knew of it logged
+tcp_failed()
+{
+	local i
+	TCP_FAILED[$1]=$((${TCP_FAILED[$1]:-0} + 1))
+	for ((i = 0; i < TCP_STREAMS; i++)); do
+		grep -v '^sent ' "$NL_TMP/gen$i.out" >&2
+	done
+	nl_log "$1/tcp: a TCP sender failed; the client's and the server's TCP sockets:"
+	nl_in "$NL_CLIENT" ss -Htan "( dport >= :$TCP_PORT )" >&2
+	nl_in "$NL_SERVER" ss -Htan "( sport >= :$TCP_PORT )" >&2
+	[ "$1" = nft-masq ] && return 0
+	nl_log "$1/tcp: the firewall's TCP states and non-zero counters:"
+	nl_fw "$CTL" states 2>&1 | grep -i tcp >&2
+	nl_fw "$CTL" stats 2>&1 | grep -v '^[[:space:]]*0 ' >&2
+}
+
 # run_load MODE udp|tcp: one bounded load, its packets per second in PPS
 run_load()
 {
 	local mode=$1 load=$2 before after t0 t1 pub0 out0 fp0=
-	[ "$load" = udp ] && udp_prime_answered "$mode"
+	if [ "$load" = udp ]; then
+		udp_prime_answered "$mode"
+	else
+		tcp_connect
+	fi
 	pub0=$(public_datagrams)
 	out0=$(tx_packets "$NL_FW" "$NL_FW_OUT")
 	[[ $mode != *+fp ]] || fp0=$(nl_fp_forwarded "$NL_FW_PIN" nl_fw) || fp0=
@@ -142,7 +165,7 @@ run_load()
 	if [ "$load" = udp ]; then
 		udp_gen "$SECONDS_PER_RUN" || nl_log "$mode/udp: generator failed: $(tail -1 "$NL_TMP/gen.out")"
 	else
-		tcp_streams || nl_log "$mode/tcp: a TCP sender failed"
+		tcp_streams || tcp_failed "$mode"
 	fi
 	t1=${EPOCHREALTIME/./}
 	after=$(fw_tx_packets)
@@ -375,6 +398,10 @@ run_forward()
 			rc=1
 		fi
 		[ -n "${PPS[$mode.tcp]:-}" ] || rc=1
+		if [ -n "${TCP_FAILED[$mode]:-}" ]; then
+			echo "$mode: a TCP sender failed in ${TCP_FAILED[$mode]} of $ROUNDS rounds"
+			rc=1
+		fi
 	done
 	# the fast-path UDP row means something only if the fast path carried it
 	if [ -n "${FP_TX[udp]:-}" ] && [ "${FP_FWD[udp]:-0}" -lt $((FP_TX[udp] / 2)) ]; then

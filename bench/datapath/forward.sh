@@ -90,6 +90,8 @@ run_load()
 		# the first frames make the state, then the answer: both directions
 		udp_prime || nl_log "$mode/$load: generator failed"
 		udp_answer "$NL_CLIENT4" "$UDP_SRC_PORT"
+	else
+		tcp_connect
 	fi
 	# the fast-path rows must measure the fast path: how much of it took it
 	[[ $mode != *+fp ]] || fp0=$(nl_fp_forwarded "$NL_FW_PIN" nl_fw) || fp0=

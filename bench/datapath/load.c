@@ -25,31 +25,66 @@ static void on_alarm(int sig)
 	stop_flag = 1;
 }
 
-static int connect_to(int type, const char *addr, int port)
+static volatile sig_atomic_t go_flag;
+
+static void on_go(int sig)
+{
+	(void)sig;
+	go_flag = 1;
+}
+
+/* Says "connected" and returns once SIGUSR1 came (on_go is installed). */
+static void wait_for_go(void)
+{
+	sigset_t usr1, old;
+
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
+	printf("connected\n");
+	fflush(stdout);
+	while (!go_flag)
+		sigsuspend(&old);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/* connect() gives up after `seconds` (the run's length): a connection that
+ * is never answered fails the run at once instead of after the SYN
+ * retries' two minutes, which would stretch the run it is timed in. The
+ * sends after it block without a limit again. */
+static int connect_to(int type, const char *addr, int port, int seconds)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((__u16)port)};
+	struct timeval limit = {.tv_sec = seconds > 0 ? seconds : 1};
 	int fd = socket(AF_INET, type, 0);
 
 	if (fd < 0 || inet_pton(AF_INET, addr, &sa.sin_addr) != 1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit)) ||
 	    connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		fprintf(stderr, "datapath gen: connect %s:%d: %s\n", addr, port, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
+	limit.tv_sec = 0;
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
 	return fd;
 }
 
 /* Sends as fast as it can until `seconds` pass; prints packets/bytes sent. */
-int gen_main(const char *proto, const char *addr, int port, int seconds)
+int gen_main(const char *proto, const char *addr, int port, int seconds, int wait_start)
 {
 	static char buf[65536];
 	int udp = !strcmp(proto, "udp");
-	int fd = connect_to(udp ? SOCK_DGRAM : SOCK_STREAM, addr, port);
+	int fd;
 	unsigned long long sent = 0, bytes = 0;
 
+	signal(SIGUSR1, on_go); /* before connecting: an early start is not fatal */
+	fd = connect_to(udp ? SOCK_DGRAM : SOCK_STREAM, addr, port, seconds);
 	if (fd < 0)
 		return 1;
+	if (wait_start)
+		wait_for_go();
 	memset(buf, 'g', sizeof(buf));
 	signal(SIGALRM, on_alarm);
 	alarm((unsigned)seconds);

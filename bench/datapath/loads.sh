@@ -18,7 +18,8 @@
 #        established, pf's state goes to MULTIPLE, which the fast path and
 #        the flowtable need
 #   tcp  TCP_STREAMS bulk TCP streams in parallel (`datapath gen tcp` ->
-#        `datapath sink tcp`, one sink and port each, TCP_PORT onwards), the
+#        `datapath sink tcp`, one sink and port each, TCP_PORT onwards), all
+#        connected before any sends (tcp_connect, then tcp_streams), the
 #        senders pinned round-robin on the CPUs: on veth a sender's CPU also
 #        does the forwarding and the receiving of its segments, so one
 #        stream measures one CPU's sender as much as the firewall (default
@@ -84,20 +85,41 @@ s.sendto(b"answer", (sys.argv[2], int(sys.argv[3])))
 ' "$UDP_PORT" "$1" "$2" || nl_log "cannot answer the UDP flow"
 }
 
-# tcp_streams: TCP_STREAMS senders for SECONDS_PER_RUN, pinned round-robin
-# on the CPUs; waits for all (GRO off on the inside veth: one segment, one
-# packet)
-tcp_streams()
+# tcp_connect: TCP_STREAMS senders for SECONDS_PER_RUN, pinned round-robin
+# on the CPUs, connected and waiting for tcp_streams (GRO off on the inside
+# veth: one segment, one packet). All connect before any sends: a sender
+# flooding the path while another still connects would have that one's SYNs
+# dropped with the excess of the flood (veth's XDP ring holds 256 frames),
+# and its connect() time out
+tcp_connect()
 {
-	local i pids=() rc=0
+	local i
+	TCP_PIDS=()
 	nl_in "$NL_FW" ethtool -K "$NL_FW_IN" gro off >/dev/null
 	for ((i = 0; i < TCP_STREAMS; i++)); do
-		nl_in "$NL_CLIENT" taskset -c $((i % NCPUS)) "$BENCH" gen tcp "$NL_SERVER4" \
-			$((TCP_PORT + i)) "$SECONDS_PER_RUN" >"$NL_TMP/gen$i.out" &
-		pids+=($!)
+		# nl_bg: the PID is the sender's own (tcp_streams signals it)
+		nl_bg TCP_SENDER "$NL_CLIENT" taskset -c $((i % NCPUS)) "$BENCH" gen tcp "$NL_SERVER4" \
+			$((TCP_PORT + i)) "$SECONDS_PER_RUN" wait >"$NL_TMP/gen$i.out"
+		TCP_PIDS+=("$TCP_SENDER")
 	done
-	for i in "${pids[@]}"; do
-		wait "$i" || rc=1
+	for ((i = 0; i < TCP_STREAMS; i++)); do
+		nl_wait_until 10 tcp_sender_ready "$i" || nl_log "TCP sender $i neither connected nor failed"
+	done
+}
+
+# tcp_sender_ready I: sender I has connected, or has already failed
+tcp_sender_ready()
+{
+	nl_file_has "$NL_TMP/gen$1.out" connected || ! kill -0 "${TCP_PIDS[$1]}" 2>/dev/null
+}
+
+# tcp_streams: the senders of tcp_connect started at once; waits for all
+tcp_streams()
+{
+	local pid rc=0
+	kill -USR1 "${TCP_PIDS[@]}" 2>/dev/null
+	for pid in "${TCP_PIDS[@]}"; do
+		wait "$pid" || rc=1
 	done
 	return "$rc"
 }

@@ -392,8 +392,9 @@ all_moving() { python3 "$STREAM" progressed "$1" "$2" "$STREAMS"; }
 has_lines() { [ "$(lines "$1")" -ge "$2" ]; }
 
 # cut_after_advert TAG: all of fwA's links down right after fwA has sent a
-# VRRP advertisement on both gateway links, so that fwB's takeover comes the
-# same time after the failure in every trial (its master-down timer runs
+# VRRP advertisement on both gateway links (at most 55 ms apart: the two
+# instances' timers run in any phase), so that fwB's takeover comes the
+# same time after the failure in every trial, within that margin (its master-down timer runs
 # from the last advertisement; taking the links down at a random moment adds
 # up to one advertisement interval, 0.1 s, to the takeover, which decides
 # whether the streams' first retransmissions meet the new master).

@@ -2,12 +2,13 @@
 """bench/failover's failure, timed by VRRP (run inside the master's namespace).
 
 vrrp_cut.py IFNAME...   waits until this namespace has sent a VRRP
-                        advertisement (IP protocol 112) on LAN and WAN links
-                        (lan0 and wan0), then takes every IFNAME down in one
+                        advertisement (IP protocol 112) on both gateway links
+                        (lan0 and wan0), the older at most 55 ms before the
+                        newer, then takes every IFNAME down in one
                         `ip -batch`; prints cut_ms=<ms since the epoch> and
                         advert_age_ms=<how long before the cut the older of
                         the two advertisements left>. Exits 1 after 2 s
-                        without advertisements.
+                        without such a pair.
 """
 import ctypes
 import socket
@@ -21,6 +22,10 @@ PACKET_OUTGOING = 4
 IPPROTO_VRRP = 112
 GATEWAY_LINKS = ("lan0", "wan0")
 SO_ATTACH_FILTER = 26
+# the two instances advertise on timers of their own (0.1 s, any phase):
+# of two advertisements in a row, one on each link, some pair is at most
+# half an interval apart; the cut waits for such a pair
+MAX_AGE_S = 0.055
 # classic BPF: IPv4 (ethertype at 12) carrying protocol 112 (byte 23), else
 # nothing: the streams' packets never reach this socket
 VRRP_FILTER = ((0x28, 0, 0, 12), (0x15, 0, 3, 0x0800), (0x30, 0, 0, 23), (0x15, 0, 1, IPPROTO_VRRP),
@@ -42,11 +47,18 @@ def vrrp_socket():
     return sock
 
 
+def close_pair(sent):
+    """Both links advertised, the older no more than MAX_AGE_S ago."""
+    return set(sent) == set(GATEWAY_LINKS) and time.monotonic() - min(sent.values()) <= MAX_AGE_S
+
+
 def wait_adverts(sock):
-    """Until an advertisement left on each gateway link: when each did."""
+    """Until each gateway link has advertised within MAX_AGE_S: when each did."""
     sent = {}
     deadline = time.monotonic() + 2.0
-    while set(sent) != set(GATEWAY_LINKS):
+    while not close_pair(sent):
+        if time.monotonic() > deadline:
+            raise socket.timeout("no close pair of advertisements")
         sock.settimeout(max(0.01, deadline - time.monotonic()))
         frame, addr = sock.recvfrom(128)
         if addr[0] in GATEWAY_LINKS and addr[2] == PACKET_OUTGOING and is_vrrp(frame):

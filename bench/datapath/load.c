@@ -6,6 +6,7 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,13 @@ int gen_main(const char *proto, const char *addr, int port, int seconds, int wai
 		}
 	}
 	printf("sent %llu writes %llu bytes\n", sent, bytes);
+	if (!udp) {
+		/* the run is over: reset, not send what is still queued (megabytes
+		 * that would compete with the next run's streams) */
+		struct linger abort_close = {.l_onoff = 1, .l_linger = 0};
+
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
+	}
 	close(fd);
 	return 0;
 }
@@ -265,6 +273,44 @@ int pktsend_main(char **argv)
 	return 0;
 }
 
+#define SINK_MAX_CONNS 256
+
+/* Reads the TCP connections on the listening socket lfd concurrently and
+ * forever: a connection whose end never arrives (a sender's reset lost in
+ * the flood of the others) stays idle without holding up the next runs'. */
+static void sink_tcp(int lfd)
+{
+	static char buf[65536];
+	static struct pollfd fds[SINK_MAX_CONNS + 1];
+	int n = 1;
+
+	fds[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
+	for (;;) {
+		if (poll(fds, (nfds_t)n, -1) < 0)
+			continue;
+		/* from the end: a closed slot takes the last one, already read */
+		for (int i = n - 1; i >= 1; i--) {
+			ssize_t got;
+
+			if (!fds[i].revents)
+				continue;
+			got = recv(fds[i].fd, buf, sizeof(buf), 0);
+			if (got > 0 || (got < 0 && errno == EINTR))
+				continue;
+			close(fds[i].fd);
+			fds[i] = fds[--n];
+		}
+		if (fds[0].revents & POLLIN) {
+			int c = accept(lfd, NULL, NULL);
+
+			if (c >= 0 && n <= SINK_MAX_CONNS)
+				fds[n++] = (struct pollfd){.fd = c, .events = POLLIN};
+			else if (c >= 0)
+				close(c);
+		}
+	}
+}
+
 /* Receives and discards until killed. */
 int sink_main(const char *proto, int port)
 {
@@ -284,14 +330,8 @@ int sink_main(const char *proto, int port)
 	}
 	printf("ready\n");
 	fflush(stdout);
-	for (;;) {
-		int c = udp ? fd : accept(fd, NULL, NULL);
-
-		if (c < 0)
-			continue;
-		while (recv(c, buf, sizeof(buf), 0) > 0)
-			;
-		if (!udp)
-			close(c);
-	}
+	if (!udp)
+		sink_tcp(fd);
+	for (;;)
+		recv(fd, buf, sizeof(buf), 0);
 }

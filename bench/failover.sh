@@ -393,8 +393,8 @@ has_lines() { [ "$(lines "$1")" -ge "$2" ]; }
 
 # cut_after_advert TAG: all of fwA's links down right after fwA has sent a
 # VRRP advertisement on both gateway links (at most 55 ms apart: the two
-# instances' timers run in any phase), so that fwB's takeover comes the
-# same time after the failure in every trial, within that margin (its master-down timer runs
+# instances' timers run in any phase), 55 ms after the older one, so that
+# fwB's takeover comes the same time after the failure in every trial (its master-down timer runs
 # from the last advertisement; taking the links down at a random moment adds
 # up to one advertisement interval, 0.1 s, to the takeover, which decides
 # whether the streams' first retransmissions meet the new master).
@@ -773,7 +773,9 @@ nat_report()
 	echo "target: every NATed stream survives, stall within 10 % of the plain run (ratio <= 1.10)."
 	echo "survived and server peers: summed over the trials; stalls: p50/p99/max over the streams of"
 	echo "all trials ($(val pf.streams) / $(val pfnat.streams)); VIP moved: median over the trials. Each failure"
-	echo "is timed right after fwA's VRRP advertisements, so fwB takes over the same time after it."
+	echo "is timed 55 ms after fwA's VRRP advertisements (advert: how long before the cut it really"
+	echo "came), so that fwB takes over about the same time after it; a trial's streams then mostly"
+	echo "recover together, at the first or the second retransmission (~0.45 or ~0.7 s)."
 	echo "fwB held all $STREAMS states (median over the trials; from the client's 'open', polled):" \
 		"plain $(val pf.synced_ms) ms, nat-to $(val pfnat.synced_ms) ms."
 	echo "Per trial (p50/p99/max ms over its streams; the client's median RTO):"

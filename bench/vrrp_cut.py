@@ -4,7 +4,8 @@
 vrrp_cut.py IFNAME...   waits until this namespace has sent a VRRP
                         advertisement (IP protocol 112) on both gateway links
                         (lan0 and wan0), the older at most 55 ms before the
-                        newer, then takes every IFNAME down in one
+                        newer, then, 55 ms after the older, takes every
+                        IFNAME down in one
                         `ip -batch`; prints cut_ms=<ms since the epoch> and
                         advert_age_ms=<how long before the cut the older of
                         the two advertisements left>. Exits 1 after 2 s
@@ -68,13 +69,24 @@ def wait_adverts(sock):
 
 def main(links):
     sock = vrrp_socket()
+    # started now, so that the cut does not wait for a process to start
+    # (tens of ms on a loaded machine): it runs each line as it reads it
+    cutter = subprocess.Popen(["ip", "-batch", "-"], stdin=subprocess.PIPE)
     try:
         sent = wait_adverts(sock)
     except socket.timeout:
+        cutter.stdin.close()
+        cutter.wait()
         return 1
-    batch = "".join("link set %s down\n" % name for name in links)
-    subprocess.run(["ip", "-batch", "-"], input=batch.encode(), check=True)
+    # the cut a fixed time after the older advertisement: fwB's takeover then
+    # comes the same time after the cut in every trial
+    time.sleep(max(0.0, min(sent.values()) + MAX_AGE_S - time.monotonic()))
+    cutter.stdin.write("".join("link set %s down\n" % name for name in links).encode())
+    cutter.stdin.close()
+    cutter.wait()
     cut = time.monotonic()
+    if cutter.returncode:
+        return 1
     print("cut_ms=%d" % int(time.time() * 1000))
     print("advert_age_ms=%.1f" % (1000 * (cut - min(sent.values()))))
     return 0

@@ -42,9 +42,9 @@
 # retransmission first meets the new master, so one failover is a coin
 # toss; to compare like with like, trials (--trials N, FAILOVER_NAT_TRIALS,
 # default 5) alternate plain and NATed copies (and which goes first), and
-# each failure is timed right after fwA sent its VRRP advertisements
-# (bench/vrrp_cut.py), so that fwB takes over the same time after it in
-# every trial. Reported: streams that survived (all trials), the stalls'
+# each failure is timed 55 ms after fwA sent its VRRP advertisements
+# (bench/vrrp_cut.py), so that fwB takes over about the same time after it
+# in every trial. Reported: streams that survived (all trials), the stalls'
 # p50/p99/max over the streams of all trials, against the plain runs', and
 # how many of the server's sockets kept their peer address:port (the public
 # port) across the failover.
@@ -391,13 +391,14 @@ all_moving() { python3 "$STREAM" progressed "$1" "$2" "$STREAMS"; }
 # has_lines FILE N: FILE has at least N lines
 has_lines() { [ "$(lines "$1")" -ge "$2" ]; }
 
-# cut_after_advert TAG: all of fwA's links down right after fwA has sent a
-# VRRP advertisement on both gateway links (at most 55 ms apart: the two
+# cut_after_advert TAG: all of fwA's links down once fwA has sent a VRRP
+# advertisement on both gateway links (at most 55 ms apart: the two
 # instances' timers run in any phase), 55 ms after the older one, so that
-# fwB's takeover comes the same time after the failure in every trial (its master-down timer runs
-# from the last advertisement; taking the links down at a random moment adds
-# up to one advertisement interval, 0.1 s, to the takeover, which decides
-# whether the streams' first retransmissions meet the new master).
+# fwB's takeover comes about the same time after the failure in every
+# trial (its master-down timer runs from the last advertisement; taking the
+# links down at a random moment adds up to one advertisement interval,
+# 0.1 s, to the takeover, which decides whether the streams' first
+# retransmissions meet the new master).
 # R[TAG.cut_ms]: when the links went down (ms since the epoch);
 # R[TAG.advert_age_ms]: how long before that the older of the two
 # advertisements was sent

@@ -137,7 +137,7 @@ tcp_failed()
 	local i
 	TCP_FAILED[$1]=$((${TCP_FAILED[$1]:-0} + 1))
 	for ((i = 0; i < TCP_STREAMS; i++)); do
-		grep -v '^sent ' "$NL_TMP/gen$i.out" >&2
+		grep -v -e '^sent ' -e '^connected$' "$NL_TMP/gen$i.out" >&2
 	done
 	nl_log "$1/tcp: a TCP sender failed; the client's and the server's TCP sockets:"
 	nl_in "$NL_CLIENT" ss -Htan "( dport >= :$TCP_PORT )" >&2

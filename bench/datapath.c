@@ -35,7 +35,8 @@
  * Build directory: --build DIR, else $PFSYNC_BUILD, else ./build.
  * Usage: datapath [--repeat N] [--rounds N] [--fresh N] [--no-forward]
  *                 [--seconds S] [--fwd-rounds N] [--build DIR] [--nat-only]
- *        datapath gen udp|tcp ADDR PORT SECONDS   (load generator)
+ *        datapath gen udp|tcp ADDR PORT SECONDS [wait]   (load generator;
+ *                 wait: once connected, print "connected" and start on SIGUSR1)
  *        datapath xdpgen IFNAME DST_MAC SRC_MAC SRC_IP DST_IP PORT SECONDS
  *                 (UDP frames out of IFNAME at XDP speed, live-frame mode)
  *        datapath pktsend IFNAME DST_MAC SRC_MAC SRC_IP DST_IP PORT SECONDS
@@ -86,7 +87,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: datapath [--repeat N] [--rounds N] [--fresh N] [--no-forward] "
 		"[--seconds S] [--fwd-rounds N] [--build DIR] [--nat-only]\n"
-		"       datapath gen udp|tcp ADDR PORT SECONDS\n"
+		"       datapath gen udp|tcp ADDR PORT SECONDS [wait]\n"
 		"       datapath xdpgen IFNAME DST_MAC SRC_MAC SRC_IP DST_IP PORT SECONDS\n"
 		"       datapath pktsend IFNAME DST_MAC SRC_MAC SRC_IP DST_IP PORT SECONDS\n"
 		"       datapath sink udp|tcp PORT\n");
@@ -151,9 +152,9 @@ int main(int argc, char **argv)
 #endif
 
 	if (argc >= 2 && !strcmp(argv[1], "gen")) {
-		if (argc != 6)
+		if (argc != 6 && (argc != 7 || strcmp(argv[6], "wait")))
 			usage();
-		return gen_main(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
+		return gen_main(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), argc == 7);
 	}
 	if (argc >= 2 && !strcmp(argv[1], "xdpgen")) {
 		if (argc != 9)

@@ -38,12 +38,15 @@
 # `pass out on wan0 from 10.201.1.0/24 nat-to 10.201.2.1` (the VRRP address;
 # the server loses its route to the LAN, so only translated packets are
 # answered); the client and server send full checksums in both (ethtool -K
-# eth0 tx off, which NAT on veth needs). Trials (--trials N,
-# FAILOVER_NAT_TRIALS, default 3) alternate plain and NATed copies: a stall
-# is mostly which TCP retransmission first meets the new master, so one
-# failover is a coin toss. Reported: streams that survived (all trials),
-# medians over the trials of the stalls, against the plain runs', and how
-# many of the server's sockets kept their peer address:port (the public
+# eth0 tx off, which NAT on veth needs). A stall is mostly which TCP
+# retransmission first meets the new master, so one failover is a coin
+# toss; to compare like with like, trials (--trials N, FAILOVER_NAT_TRIALS,
+# default 5) alternate plain and NATed copies (and which goes first), and
+# each failure is timed 55 ms after fwA sent its VRRP advertisements
+# (bench/vrrp_cut.py), so that fwB takes over about the same time after it
+# in every trial. Reported: streams that survived (all trials), the stalls'
+# p50/p99/max over the streams of all trials, against the plain runs', and
+# how many of the server's sockets kept their peer address:port (the public
 # port) across the failover.
 #
 # Options (or environment): --streams N (FAILOVER_STREAMS, default 200),
@@ -65,7 +68,7 @@ CTDPOLL=$ROOT/bench/sync_ctdpoll.py
 STREAMS=${FAILOVER_STREAMS:-200}
 CONNECTS=${FAILOVER_CONNECTS:-200}
 NAT_MODE=${FAILOVER_NAT:-0}
-NAT_TRIALS=${FAILOVER_NAT_TRIALS:-3}
+NAT_TRIALS=${FAILOVER_NAT_TRIALS:-5}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--streams) STREAMS=$2 && shift ;;
@@ -272,6 +275,15 @@ server_peers()
 	nl_in "$SRV" ss -Htn state established "( sport = :$PORT )" | awk '{ print $NF }' | sort >"$1"
 }
 
+# client_rto_median: the median retransmission timeout (ms) of the
+# client's streams, which decides when a retransmission meets the new master
+client_rto_median()
+{
+	nl_in "$CLI" ss -Htin state established "( dport = :$PORT )" |
+		sed -n 's/.* rto:\([0-9.]*\) .*/\1/p' | sort -n |
+		awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "n/a" }'
+}
+
 pf_bulk_done() { "$CTL" --ctl "$TMP/$1-$2.sock" status | grep "bulk: done" >/dev/null; }
 
 pf_tcp_states() # TAG a|b: TCP states in that firewall's table
@@ -379,6 +391,26 @@ all_moving() { python3 "$STREAM" progressed "$1" "$2" "$STREAMS"; }
 # has_lines FILE N: FILE has at least N lines
 has_lines() { [ "$(lines "$1")" -ge "$2" ]; }
 
+# cut_after_advert TAG: all of fwA's links down once fwA has sent a VRRP
+# advertisement on both gateway links (at most 55 ms apart: the two
+# instances' timers run in any phase), 55 ms after the older one, so that
+# fwB's takeover comes about the same time after the failure in every
+# trial (its master-down timer runs from the last advertisement; taking the
+# links down at a random moment adds up to one advertisement interval,
+# 0.1 s, to the takeover, which decides whether the streams' first
+# retransmissions meet the new master).
+# R[TAG.cut_ms]: when the links went down (ms since the epoch);
+# R[TAG.advert_age_ms]: how long before that the older of the two
+# advertisements was sent
+cut_after_advert()
+{
+	local k v
+	while IFS='=' read -r k v; do
+		R[$1.$k]=$v
+	done < <(nl_in "$FWA" python3 "$ROOT/bench/vrrp_cut.py" lan0 wan0 sync0)
+	[ -n "${R[$1.cut_ms]:-}" ]
+}
+
 # failover TAG SYNCED_CHECK: streams through fwA, fwA's links down, streams on
 failover()
 {
@@ -390,18 +422,28 @@ failover()
 	nl_wait_quiet 30 grep -q "^open $STREAMS" "$st" ||
 		fail "$t: the client could not open $STREAMS connections: $(tail -1 "$TMP/$t-client.log")" ||
 		return 1
+	t0=$(now_ms)
 	nl_wait_quiet 20 "$synced" "$t" || fail "$t: fwB did not learn the $STREAMS states" || return 1
+	R[$t.synced_ms]=$(($(now_ms) - t0))
 	# every stream moves (through fwA) before the failure
 	marker=$(lines "$st")
 	nl_wait_quiet 10 all_moving "$st" "$marker" || fail "$t: not every stream moves before the failure" ||
 		return 1
 	log "$t: $STREAMS streams through fwA, fwB synced; taking all of fwA's links down"
-	[ "$NAT_MODE" = 1 ] && server_peers "$TMP/$t-peers-before.txt"
+	if [ "$NAT_MODE" = 1 ]; then
+		server_peers "$TMP/$t-peers-before.txt"
+		R[$t.rto_ms]=$(client_rto_median)
+	fi
 	marker=$(lines "$st")
-	t0=$(now_ms)
-	ip -n "$FWA" link set lan0 down
-	ip -n "$FWA" link set wan0 down
-	ip -n "$FWA" link set sync0 down
+	if [ "$NAT_MODE" = 1 ]; then
+		cut_after_advert "$t" || { fail "$t: fwA sent no VRRP advertisement to time the failure by"; return 1; }
+		t0=${R[$t.cut_ms]}
+	else
+		t0=$(now_ms)
+		ip -n "$FWA" link set lan0 down
+		ip -n "$FWA" link set wan0 down
+		ip -n "$FWA" link set sync0 down
+	fi
 	if nl_wait_quiet 10 has_gateway "$FWB"; then
 		t1=$(now_ms)
 		R[$t.vip_ms]=$((t1 - t0))
@@ -424,6 +466,8 @@ failover()
 	while IFS='=' read -r k v; do
 		R[$t.$k]=$v
 	done < <(python3 "$STREAM" summary "$st" "$marker" kv)
+	# NAT mode pools the streams of all trials of a kind (pf, pfnat)
+	[ "$NAT_MODE" = 1 ] && python3 "$STREAM" summary "$st" "$marker" stalls >>"$TMP/${t%%[0-9]*}-stalls.txt"
 	R[$t.t0]=$t0
 	return $rc
 }
@@ -675,16 +719,24 @@ defer_report_path() # PATH: its rows in the defer table
 }
 
 # nat_fold KIND: R[KIND.*] from the trials KIND1..KINDn: survivors and
-# socket counts summed, stalls and VIP times as medians over the trials
+# socket counts summed, stalls over the streams of all trials (pooled),
+# VIP and sync times as medians over the trials
 nat_fold()
 {
-	local kind=$1 i k vals
+	local kind=$1 i k kv vals
 	for k in streams survived same_peers public; do
 		for ((i = 1; i <= NAT_TRIALS; i++)); do
 			[ -n "${R[$kind$i.$k]:-}" ] && R[$kind.$k]=$((${R[$kind.$k]:-0} + ${R[$kind$i.$k]}))
 		done
 	done
-	for k in stall_p50_ms stall_p99_ms stall_max_ms vip_ms; do
+	if [ -s "$TMP/$kind-stalls.txt" ]; then
+		for kv in $(pctl "$TMP/$kind-stalls.txt"); do
+			case $kv in
+			p50=* | p99=* | max=*) R[$kind.stall_${kv%%=*}_ms]=$(printf '%.0f' "${kv#*=}") ;;
+			esac
+		done
+	fi
+	for k in vip_ms synced_ms; do
 		vals=''
 		for ((i = 1; i <= NAT_TRIALS; i++)); do
 			[ -n "${R[$kind$i.$k]:-}" ] && [ "${R[$kind$i.$k]}" != -1 ] && vals+="${R[$kind$i.$k]} "
@@ -703,28 +755,36 @@ nat_report()
 		"nat-to the VRRP address vs without, $NAT_TRIALS trials each (alternating)," \
 		"$(uname -r), $(nproc) CPUs, $(date -u +%FT%TZ)"
 	echo "load average before the run: $LOADAVG (other work on this machine skews every figure)"
-	printf '| %-22s | %-13s | %7s | %7s | %7s | %9s | %-13s |\n' set-up survived stall stall stall "VIP moved" \
+	printf '| %-22s | %-15s | %7s | %7s | %7s | %9s | %-13s |\n' set-up survived stall stall stall "VIP moved" \
 		"server peers"
-	printf '| %-22s | %-13s | %7s | %7s | %7s | %9s | %-13s |\n' "" "" "p50 ms" "p99 ms" "max ms" "after ms" \
+	printf '| %-22s | %-15s | %7s | %7s | %7s | %9s | %-13s |\n' "" "" "p50 ms" "p99 ms" "max ms" "after ms" \
 		"kept / public"
-	echo "|------------------------|---------------|---------|---------|---------|-----------|---------------|"
+	echo "|------------------------|-----------------|---------|---------|---------|-----------|---------------|"
 	for t in pf pfnat; do
-		printf '| %-22s | %-13s | %7s | %7s | %7s | %9s | %-13s |\n' \
+		printf '| %-22s | %-15s | %7s | %7s | %7s | %9s | %-13s |\n' \
 			"$([ $t = pf ] && echo "plain (baseline)" || echo "nat-to VIP")" "$(survived_txt $t)" \
 			"$(val $t.stall_p50_ms)" "$(val $t.stall_p99_ms)" "$(val $t.stall_max_ms)" "$(val $t.vip_ms)" \
 			"$(val $t.same_peers) / $(val $t.public)"
 	done
-	printf '| %-22s | %-13s | %7s | %7s | %7s | %9s | %-13s |\n' "ratio nat/plain" "" \
+	printf '| %-22s | %-15s | %7s | %7s | %7s | %9s | %-13s |\n' "ratio nat/plain" "" \
 		"$(ratio "$(val pfnat.stall_p50_ms)" "$(val pf.stall_p50_ms)")" \
 		"$(ratio "$(val pfnat.stall_p99_ms)" "$(val pf.stall_p99_ms)")" \
 		"$(ratio "$(val pfnat.stall_max_ms)" "$(val pf.stall_max_ms)")" \
 		"$(ratio "$(val pfnat.vip_ms)" "$(val pf.vip_ms)")" ""
 	echo "target: every NATed stream survives, stall within 10 % of the plain run (ratio <= 1.10)."
-	echo "survived and server peers: summed over the trials; stalls and VIP moved: medians over the"
-	echo "trials of each trial's p50/p99/max over its streams. Per trial (p50/p99/max ms):"
+	echo "survived and server peers: summed over the trials; stalls: p50/p99/max over the streams of"
+	echo "all trials ($(val pf.streams) / $(val pfnat.streams)); VIP moved: median over the trials. Each failure"
+	echo "is timed 55 ms after fwA's VRRP advertisements (advert: how long before the cut it really"
+	echo "came), so that fwB takes over about the same time after it; a trial's streams then mostly"
+	echo "recover together, at the first or the second retransmission (~0.45 or ~0.7 s)."
+	echo "fwB held all $STREAMS states (median over the trials; from the client's 'open', polled):" \
+		"plain $(val pf.synced_ms) ms, nat-to $(val pfnat.synced_ms) ms."
+	echo "Per trial (p50/p99/max ms over its streams; the client's median RTO):"
 	for ((i = 1; i <= NAT_TRIALS; i++)); do
-		echo "  trial $i: plain $(val pf$i.stall_p50_ms)/$(val pf$i.stall_p99_ms)/$(val pf$i.stall_max_ms)," \
-			"nat-to $(val pfnat$i.stall_p50_ms)/$(val pfnat$i.stall_p99_ms)/$(val pfnat$i.stall_max_ms)"
+		echo "  trial $i: plain $(val pf$i.stall_p50_ms)/$(val pf$i.stall_p99_ms)/$(val pf$i.stall_max_ms)" \
+			"(rto $(val pf$i.rto_ms), advert $(val pf$i.advert_age_ms) ms before the cut)," \
+			"nat-to $(val pfnat$i.stall_p50_ms)/$(val pfnat$i.stall_p99_ms)/$(val pfnat$i.stall_max_ms)" \
+			"(rto $(val pfnat$i.rto_ms), advert $(val pfnat$i.advert_age_ms))"
 	done
 	echo "server peers: of the server's sockets before the failure, how many still have the same peer"
 	echo "address:port after it / how many of them came from the public address 10.201.2.1 (NAT;"
@@ -824,9 +884,15 @@ main_nat()
 	local t
 	command -v ethtool >/dev/null || { log "ethtool not found (scripts/deps.sh installs it)"; exit 1; }
 	local i
+	# alternating, and which kind goes first too (drift hits both alike)
 	for ((i = 1; i <= NAT_TRIALS; i++)); do
-		run_failover "pf$i"
-		run_failover "pfnat$i"
+		if [ $((i % 2)) = 1 ]; then
+			run_failover "pf$i"
+			run_failover "pfnat$i"
+		else
+			run_failover "pfnat$i"
+			run_failover "pf$i"
+		fi
 	done
 	for t in pf pfnat; do
 		nat_fold "$t"

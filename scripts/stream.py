@@ -12,7 +12,9 @@ progressed FILE MARKER N         exit 0 when every stream received data after li
 summary FILE MARKER [kv]         longest stall per stream after MARKER (p50 / p99 / max); a stream
                                  still stalled at the last line counts up to that line. With "kv":
                                  key=value lines (streams, broken, survived = no error and data in
-                                 the last second of lines, stall_p50_ms, stall_p99_ms, stall_max_ms)
+                                 the last second of lines, stall_p50_ms, stall_p99_ms, stall_max_ms);
+                                 with "stalls": each stream's longest stall, in ms, one a line (to
+                                 pool the streams of several runs)
 """
 import selectors
 import socket
@@ -168,6 +170,9 @@ def summary(path, marker, mode=""):
         for name, frac in (("p50", 0.5), ("p99", 0.99), ("max", 1.0)):
             value = 1000 * percentile(stalls, frac) if stalls else -1
             print("stall_%s_ms=%.0f" % (name, value))
+    elif mode == "stalls":
+        for stall in stalls:
+            print("%.0f" % (1000 * stall))
     elif stalls:
         print("streams: %d, broken: %d, longest stall per stream: p50 %.0f ms, p99 %.0f ms, max %.0f ms"
               % (len(stalls), len(errors), 1000 * percentile(stalls, 0.5),

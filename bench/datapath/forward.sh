@@ -2,24 +2,11 @@
 # Forwarding half of bench/datapath (run by build/bench/datapath, which
 # prints the table): packets per second forwarded by a firewall namespace
 # between a client and a server namespace, each load bounded to SECONDS:
-#   udp  64-byte frames sent by `datapath xdpgen` (XDP_TX in BPF_PROG_RUN
-#        live-frame mode on the client's veth: far cheaper than sockets, so
-#        the firewall is the bottleneck), or where the kernel refuses live
-#        frames by `datapath pktsend` (a packet socket past the qdisc layer,
-#        sendmmsg batches; printed as "GENERATOR udp NAME"); the server drops
-#        them at its netdev ingress hook (nftables) so that socket delivery
-#        is not measured either
-#        Before each run the server answers the flow once (one datagram
-#        back to the generator's port), so that every stateful mode sees a
-#        flow with both directions, as real UDP traffic has: conntrack
-#        calls it established, pf's state goes to MULTIPLE, which the fast
-#        path and the flowtable need
-#   tcp  TCP_STREAMS bulk TCP streams in parallel (`datapath gen tcp` ->
-#        `datapath sink tcp`, one sink and port each), the senders pinned
-#        round-robin on the CPUs: on veth a sender's CPU also does the
-#        forwarding and the receiving of its segments, so one stream
-#        measures one CPU's sender as much as the firewall (default two per
-#        CPU); data segments and ACKs both counted
+#   udp  64-byte frames from a packet generator, the flow answered once
+#        before each run (both directions seen: conntrack's established,
+#        pf's MULTIPLE, which the fast path and the flowtable need)
+#   tcp  TCP_STREAMS bulk TCP streams in parallel, data and ACKs counted
+#   (bench/datapath/loads.sh has both, shared with bench/nat.sh)
 # The modes:
 #   none        plain forwarding
 #   xdp-empty   an XDP_PASS program on both firewall veths: what the veth's
@@ -67,11 +54,11 @@ SECONDS_PER_RUN=${1:-3}
 BUILD=$(cd "${2:-build}" && pwd)
 ROUNDS=${3:-3}
 BENCH="$BUILD/bench/datapath"
+CTL="$BUILD/pfsyncctl" # nl_fp_forwarded
 UDP_PORT=5201
-UDP_SRC_PORT=40000 # the generators' source port (bench/datapath/load.c)
-TCP_PORT=5202      # TCP_PORT .. TCP_PORT + TCP_STREAMS - 1
-NCPUS=$(nproc)
-TCP_STREAMS=${TCP_STREAMS:-$((2 * NCPUS))}
+TCP_PORT=5202 # TCP_PORT .. TCP_PORT + TCP_STREAMS - 1
+# shellcheck source=bench/datapath/loads.sh
+. bench/datapath/loads.sh
 
 nl_init fwd
 nl_topology
@@ -93,83 +80,25 @@ table netdev pfbench_sink {
 	}
 }
 NFT
-FW_IN_MAC=$(ip -n "$NL_FW" -j link show dev "$NL_FW_IN" | jq -r '.[0].address')
-CLIENT_MAC=$(ip -n "$NL_CLIENT" -j link show dev eth0 | jq -r '.[0].address')
-for ((i = 0; i < TCP_STREAMS; i++)); do
-	nl_bg TCP_SINK "$NL_SERVER" "$BENCH" sink tcp $((TCP_PORT + i)) >"$NL_TMP/tcp-sink$i.out"
-	nl_wait_until 5 nl_file_has "$NL_TMP/tcp-sink$i.out" ready || nl_die "tcp sink $i did not start"
-done
-
-# One datagram from the server's UDP port back to the generator's: the UDP
-# flow has seen both directions (the client answers port unreachable, which
-# every mode passes as related).
-udp_answer()
-{
-	nl_in "$NL_SERVER" python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("", int(sys.argv[1])))
-s.sendto(b"answer", (sys.argv[2], int(sys.argv[3])))
-' "$UDP_PORT" "$NL_CLIENT4" "$UDP_SRC_PORT" || nl_log "cannot answer the UDP flow"
-}
-
-# TCP_STREAMS senders, pinned round-robin on the CPUs; waits for all.
-tcp_streams()
-{
-	local i pids=() rc=0
-	for ((i = 0; i < TCP_STREAMS; i++)); do
-		nl_in "$NL_CLIENT" taskset -c $((i % NCPUS)) "$BENCH" gen tcp "$NL_SERVER4" \
-			$((TCP_PORT + i)) "$SECONDS_PER_RUN" >"$NL_TMP/gen$i.out" &
-		pids+=($!)
-	done
-	for i in "${pids[@]}"; do
-		wait "$i" || rc=1
-	done
-	return "$rc"
-}
-
-# Packets the firewall sent out of both interfaces (forwarded both ways).
-fw_tx_packets()
-{
-	local total=0 ifname n
-	for ifname in "$NL_FW_IN" "$NL_FW_OUT"; do
-		n=$(ip -n "$NL_FW" -j -s link show dev "$ifname" | jq '.[0].stats64.tx.packets')
-		total=$((total + n))
-	done
-	echo "$total"
-}
-
-# Packets pfsync-xdp's fast path redirected so far (both directions).
-fp_forwarded()
-{
-	local json
-	json=$(nl_fw "$BUILD/pfsyncctl" --ctl "$NL_TMP/none.sock" stats --json) || return 1
-	echo $(($(python3 scripts/ctlq.py - datapath.fastpath.forwarded.initiator <<<"$json") +
-		$(python3 scripts/ctlq.py - datapath.fastpath.forwarded.responder <<<"$json")))
-}
+loads_init
+echo "GENERATOR udp $UDP_GEN"
 
 run_load()
 {
-	local mode=$1 load=$2 before after t0 t1 gen sent fp0=
+	local mode=$1 load=$2 before after t0 t1 sent fp0=
 	if [ "$load" = udp ]; then
-		# frames sent with ndo_xdp_xmit need NAPI on the receiving veth
-		nl_in "$NL_FW" ethtool -K "$NL_FW_IN" gro on >/dev/null
-		gen=("$UDP_GEN" eth0 "$FW_IN_MAC" "$CLIENT_MAC" "$NL_CLIENT4" "$NL_SERVER4" "$UDP_PORT")
 		# the first frames make the state, then the answer: both directions
-		PFSYNC_BUILD=$BUILD nl_in "$NL_CLIENT" "$BENCH" "${gen[@]}" 0 >/dev/null ||
-			nl_log "$mode/$load: generator failed"
-		udp_answer
+		udp_prime || nl_log "$mode/$load: generator failed"
+		udp_answer "$NL_CLIENT4" "$UDP_SRC_PORT"
 	else
-		nl_in "$NL_FW" ethtool -K "$NL_FW_IN" gro off >/dev/null
+		tcp_connect
 	fi
 	# the fast-path rows must measure the fast path: how much of it took it
-	[[ $mode != *+fp ]] || fp0=$(fp_forwarded) || fp0=
+	[[ $mode != *+fp ]] || fp0=$(nl_fp_forwarded "$NL_FW_PIN" nl_fw) || fp0=
 	before=$(fw_tx_packets)
 	t0=${EPOCHREALTIME/./}
 	if [ "$load" = udp ]; then
-		PFSYNC_BUILD=$BUILD nl_in "$NL_CLIENT" "$BENCH" "${gen[@]}" "$SECONDS_PER_RUN" \
-			>"$NL_TMP/gen.out" || nl_log "$mode/$load: generator failed"
+		udp_gen "$SECONDS_PER_RUN" || nl_log "$mode/$load: generator failed"
 	else
 		tcp_streams || nl_log "$mode/$load: a TCP sender failed"
 		: >"$NL_TMP/gen.out"
@@ -178,30 +107,11 @@ run_load()
 	after=$(fw_tx_packets)
 	echo "RESULT $mode $load $(((after - before) * 1000000 / (t1 - t0)))"
 	[ -z "$fp0" ] ||
-		nl_log "$mode/$load: $(($(fp_forwarded) - fp0)) of $((after - before)) packets fast-pathed"
+		nl_log "$mode/$load: $(($(nl_fp_forwarded "$NL_FW_PIN" nl_fw) - fp0)) of $((after - before)) packets fast-pathed"
 	# refused batches (pktsend): the firewall's queue was full, it set the pace
 	sent=$(sed -n 's/^frames \([0-9]*\)/\1/p' "$NL_TMP/gen.out")
 	[ -z "$sent" ] || nl_log "$mode/$load: generator: $sent"
 }
-
-# the UDP generator: xdpgen if a live-frame run works here (one batch, into
-# the sink), else pktsend
-UDP_GEN=xdpgen
-nl_in "$NL_FW" ethtool -K "$NL_FW_IN" gro on >/dev/null
-if ! PFSYNC_BUILD=$BUILD nl_in "$NL_CLIENT" "$BENCH" xdpgen eth0 "$FW_IN_MAC" "$CLIENT_MAC" \
-	"$NL_CLIENT4" "$NL_SERVER4" "$UDP_PORT" 0 >/dev/null 2>"$NL_TMP/xdpgen.err"; then
-	UDP_GEN=pktsend
-	nl_log "xdpgen refused ($(tail -1 "$NL_TMP/xdpgen.err")): UDP load from pktsend"
-fi
-# pktsend's frames would otherwise be forwarded inside its own sendmmsg
-# (veth's NAPI runs at the sender's bottom-half exit): the firewall's
-# receive NAPI gets a thread of its own, so that the sender only queues
-# and, once the firewall falls behind, the excess is dropped at its veth
-if [ "$UDP_GEN" = pktsend ]; then
-	ip netns exec "$NL_FW" sh -c "echo 1 >/sys/class/net/$NL_FW_IN/threaded" ||
-		nl_log "no threaded NAPI on $NL_FW_IN: pktsend forwards in its own context"
-fi
-echo "GENERATOR udp $UDP_GEN"
 
 run_mode()
 {

@@ -6,6 +6,7 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,31 +26,66 @@ static void on_alarm(int sig)
 	stop_flag = 1;
 }
 
-static int connect_to(int type, const char *addr, int port)
+static volatile sig_atomic_t go_flag;
+
+static void on_go(int sig)
+{
+	(void)sig;
+	go_flag = 1;
+}
+
+/* Says "connected" and returns once SIGUSR1 came (on_go is installed). */
+static void wait_for_go(void)
+{
+	sigset_t usr1, old;
+
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
+	printf("connected\n");
+	fflush(stdout);
+	while (!go_flag)
+		sigsuspend(&old);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/* connect() gives up after `seconds` (the run's length): a connection that
+ * is never answered fails the run at once instead of after the SYN
+ * retries' two minutes, which would stretch the run it is timed in. The
+ * sends after it block without a limit again. */
+static int connect_to(int type, const char *addr, int port, int seconds)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((__u16)port)};
+	struct timeval limit = {.tv_sec = seconds > 0 ? seconds : 1};
 	int fd = socket(AF_INET, type, 0);
 
 	if (fd < 0 || inet_pton(AF_INET, addr, &sa.sin_addr) != 1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit)) ||
 	    connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		fprintf(stderr, "datapath gen: connect %s:%d: %s\n", addr, port, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
+	limit.tv_sec = 0;
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
 	return fd;
 }
 
 /* Sends as fast as it can until `seconds` pass; prints packets/bytes sent. */
-int gen_main(const char *proto, const char *addr, int port, int seconds)
+int gen_main(const char *proto, const char *addr, int port, int seconds, int wait_start)
 {
 	static char buf[65536];
 	int udp = !strcmp(proto, "udp");
-	int fd = connect_to(udp ? SOCK_DGRAM : SOCK_STREAM, addr, port);
+	int fd;
 	unsigned long long sent = 0, bytes = 0;
 
+	signal(SIGUSR1, on_go); /* before connecting: an early start is not fatal */
+	fd = connect_to(udp ? SOCK_DGRAM : SOCK_STREAM, addr, port, seconds);
 	if (fd < 0)
 		return 1;
+	if (wait_start)
+		wait_for_go();
 	memset(buf, 'g', sizeof(buf));
 	signal(SIGALRM, on_alarm);
 	alarm((unsigned)seconds);
@@ -81,6 +117,13 @@ int gen_main(const char *proto, const char *addr, int port, int seconds)
 		}
 	}
 	printf("sent %llu writes %llu bytes\n", sent, bytes);
+	if (!udp) {
+		/* the run is over: reset, not send what is still queued (megabytes
+		 * that would compete with the next run's streams) */
+		struct linger abort_close = {.l_onoff = 1, .l_linger = 0};
+
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
+	}
 	close(fd);
 	return 0;
 }
@@ -230,6 +273,44 @@ int pktsend_main(char **argv)
 	return 0;
 }
 
+#define SINK_MAX_CONNS 256
+
+/* Reads the TCP connections on the listening socket lfd concurrently and
+ * forever: a connection whose end never arrives (a sender's reset lost in
+ * the flood of the others) stays idle without holding up the next runs'. */
+static void sink_tcp(int lfd)
+{
+	static char buf[65536];
+	static struct pollfd fds[SINK_MAX_CONNS + 1];
+	int n = 1;
+
+	fds[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
+	for (;;) {
+		if (poll(fds, (nfds_t)n, -1) < 0)
+			continue;
+		/* from the end: a closed slot takes the last one, already read */
+		for (int i = n - 1; i >= 1; i--) {
+			ssize_t got;
+
+			if (!fds[i].revents)
+				continue;
+			got = recv(fds[i].fd, buf, sizeof(buf), 0);
+			if (got > 0 || (got < 0 && errno == EINTR))
+				continue;
+			close(fds[i].fd);
+			fds[i] = fds[--n];
+		}
+		if (fds[0].revents & POLLIN) {
+			int c = accept(lfd, NULL, NULL);
+
+			if (c >= 0 && n <= SINK_MAX_CONNS)
+				fds[n++] = (struct pollfd){.fd = c, .events = POLLIN};
+			else if (c >= 0)
+				close(c);
+		}
+	}
+}
+
 /* Receives and discards until killed. */
 int sink_main(const char *proto, int port)
 {
@@ -249,14 +330,8 @@ int sink_main(const char *proto, int port)
 	}
 	printf("ready\n");
 	fflush(stdout);
-	for (;;) {
-		int c = udp ? fd : accept(fd, NULL, NULL);
-
-		if (c < 0)
-			continue;
-		while (recv(c, buf, sizeof(buf), 0) > 0)
-			;
-		if (!udp)
-			close(c);
-	}
+	if (!udp)
+		sink_tcp(fd);
+	for (;;)
+		recv(fd, buf, sizeof(buf), 0);
 }

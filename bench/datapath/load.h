@@ -3,7 +3,10 @@
 #ifndef BENCH_DATAPATH_LOAD_H
 #define BENCH_DATAPATH_LOAD_H
 
-int gen_main(const char *proto, const char *addr, int port, int seconds);
+/* wait_start: once connected, print "connected" and send only after SIGUSR1
+ * (a caller starts several senders at once, none flooding the path while
+ * the others still connect) */
+int gen_main(const char *proto, const char *addr, int port, int seconds, int wait_start);
 int xdpgen_main(char **argv);
 int pktsend_main(char **argv);
 int sink_main(const char *proto, int port);

@@ -57,14 +57,22 @@ struct {
 	__type(value, struct pfsync_batch_buf);
 } pfsync_batch_buf SEC(".maps");
 
+/* the batch the agent wrote (the programs' ctx is unused) */
+static __always_inline struct pfsync_batch_buf *batch_buf(void *ctx)
+{
+	__u32 zero = 0;
+
+	(void)ctx;
+	return bpf_map_lookup_elem(&pfsync_batch_buf, &zero);
+}
+
 SEC("syscall")
 int pfsync_import(void *ctx)
 {
 	struct pfsync_batch_buf *b;
-	__u32 zero = 0, n, i;
+	__u32 n, i;
 
-	(void)ctx;
-	b = bpf_map_lookup_elem(&pfsync_batch_buf, &zero);
+	b = batch_buf(ctx);
 	if (!b)
 		return 0;
 	n = b->count;
@@ -83,10 +91,9 @@ int pfsync_fetch(void *ctx)
 {
 	struct pfsync_state_value *v;
 	struct pfsync_batch_buf *b;
-	__u32 zero = 0, n, i;
+	__u32 n, i;
 
-	(void)ctx;
-	b = bpf_map_lookup_elem(&pfsync_batch_buf, &zero);
+	b = batch_buf(ctx);
 	if (!b)
 		return 0;
 	n = b->count;
@@ -106,33 +113,38 @@ int pfsync_fetch(void *ctx)
 	return 0;
 }
 
+/* pfsync_merge's work on entry i (bpf_loop callback): 0, or 1 to stop */
+static long merge_entry(__u32 i, void *unused)
+{
+	struct pfsync_batch_buf *b = batch_buf(unused);
+	struct pfsync_import_entry *e;
+	struct pfsync_state_value *v;
+
+	if (!b || i >= PFSYNC_IMPORT_BATCH)
+		return 1;
+	e = &b->e[i];
+	v = bpf_map_lookup_elem(&pfsync_states, &e->key);
+	if (!v || v->id != e->val.id || v->creatorid != e->val.creatorid) {
+		b->rc[i] = -2; /* -ENOENT: gone, or another state now */
+		return 0;
+	}
+	b->rc[i] = pfsync_merge_halves(v, &e->val.peer[0], &e->val.peer[1], e->val.timeout,
+				       e->key.proto, e->val.last_seen);
+	e->val.flags = v->flags;
+	return 0;
+}
+
+/* bpf_loop: its callback is verified once, not once per entry of an unrolled loop */
 SEC("syscall")
 int pfsync_merge(void *ctx)
 {
-	struct pfsync_state_value *v;
-	struct pfsync_import_entry *e;
-	struct pfsync_batch_buf *b;
-	__u32 zero = 0, n, i;
+	struct pfsync_batch_buf *b = batch_buf(ctx);
+	__u32 n;
 
-	(void)ctx;
-	b = bpf_map_lookup_elem(&pfsync_batch_buf, &zero);
 	if (!b)
 		return 0;
-	n = b->count;
-	for (i = 0; i < PFSYNC_IMPORT_BATCH; i++) {
-		if (i >= n)
-			break;
-		e = &b->e[i];
-		v = bpf_map_lookup_elem(&pfsync_states, &e->key);
-		if (!v || v->id != e->val.id || v->creatorid != e->val.creatorid) {
-			b->rc[i] = -2; /* -ENOENT: gone, or another state now */
-			continue;
-		}
-		b->rc[i] = pfsync_merge_halves(v, &e->val.peer[0], &e->val.peer[1], e->val.timeout,
-					       e->key.proto, e->val.last_seen);
-		e->val.flags = v->flags;
-	}
-	b->done = i;
+	n = b->count < PFSYNC_IMPORT_BATCH ? b->count : PFSYNC_IMPORT_BATCH;
+	b->done = (__u32)bpf_loop(n, merge_entry, NULL, 0);
 	return 0;
 }
 

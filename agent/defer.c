@@ -138,11 +138,19 @@ static int pop_queue(struct defer_state *d, struct pfsync_deferred *out)
 	return bpf_map_lookup_and_delete_elem(d->queue_fd, NULL, out) ? -errno : 0;
 }
 
-/* the state is no longer waiting: clear the marks the datapath set */
+/*
+ * The state is no longer waiting: clear the marks the datapath set, on the
+ * live state where the store can (a copy written back whole would undo what
+ * the datapath did to the state meanwhile, a retransmitted SYN's tracking).
+ */
 static void unmark(struct agent *a, const struct pfsync_key *key)
 {
 	struct pfsync_state_value v;
 
+	if (a->store.unmark) {
+		a->store.unmark(a->store.ctx, key);
+		return;
+	}
 	if (a->store.lookup(a->store.ctx, key, &v) != 0)
 		return;
 	if (!(v.flags & PFSYNC_SF_DEFERRED) && !(v.state_flags & PFSTATE_ACK))

@@ -362,6 +362,19 @@ static int bpf_merge(void *ctx, struct pfsync_import_entry *e)
 	return buf->rc[0];
 }
 
+static int bpf_unmark(void *ctx, const struct pfsync_key *k)
+{
+	const struct bpf_store *b = ctx;
+	struct pfsync_batch_buf *buf = b->import_buf;
+	int err;
+
+	if (!buf)
+		return -EINVAL;
+	buf->e[0].key = *k;
+	err = run_batch(b, b->unmark_fd, 1);
+	return err ? err : buf->rc[0];
+}
+
 void bpf_store_bind(struct state_store *s, struct bpf_store *b)
 {
 	memset(s, 0, sizeof(*s));
@@ -373,7 +386,7 @@ void bpf_store_bind(struct state_store *s, struct bpf_store *b)
 	s->read_batch = bpf_read_batch;
 	s->sweep = bpf_sweep;
 	s->unqueue = bpf_unqueue;
-	b->import_fd = b->fetch_fd = b->merge_fd = -1;
+	b->import_fd = b->fetch_fd = b->merge_fd = b->unmark_fd = -1;
 }
 
 /* NAME in the directory of the datapath object */
@@ -416,7 +429,7 @@ static struct bpf_object *open_on_states(const struct bpf_store *b, const char *
 
 int bpf_store_open_import(struct state_store *s, struct bpf_store *b, const char *xdp_obj)
 {
-	struct bpf_program *prog, *fetch, *merge;
+	struct bpf_program *prog, *fetch, *merge, *unmark;
 	struct bpf_map *buf, *nat_keys;
 	void *mem;
 	int rc;
@@ -433,7 +446,8 @@ int bpf_store_open_import(struct state_store *s, struct bpf_store *b, const char
 	prog = bpf_object__find_program_by_name(b->import_obj, PFSYNC_PROG_IMPORT);
 	fetch = bpf_object__find_program_by_name(b->import_obj, PFSYNC_PROG_FETCH);
 	merge = bpf_object__find_program_by_name(b->import_obj, PFSYNC_PROG_MERGE);
-	rc = !buf || !prog || !fetch || !merge ? -ENOENT : 0;
+	unmark = bpf_object__find_program_by_name(b->import_obj, PFSYNC_PROG_UNMARK);
+	rc = !buf || !prog || !fetch || !merge || !unmark ? -ENOENT : 0;
 	rc = rc ?: bpf_object__load(b->import_obj);
 	if (rc)
 		goto fail;
@@ -449,9 +463,11 @@ int bpf_store_open_import(struct state_store *s, struct bpf_store *b, const char
 	b->import_fd = bpf_program__fd(prog);
 	b->fetch_fd = bpf_program__fd(fetch);
 	b->merge_fd = bpf_program__fd(merge);
+	b->unmark_fd = bpf_program__fd(unmark);
 	s->insert_batch = bpf_insert_batch;
 	s->fetch = bpf_fetch;
 	s->merge = bpf_merge;
+	s->unmark = bpf_unmark;
 	return 0;
 fail:
 	bpf_object__close(b->import_obj);
@@ -464,10 +480,11 @@ void bpf_store_close_import(struct state_store *s, struct bpf_store *b)
 	s->insert_batch = NULL;
 	s->fetch = NULL;
 	s->merge = NULL;
+	s->unmark = NULL;
 	if (b->import_buf)
 		munmap(b->import_buf, b->import_buf_len);
 	b->import_buf = NULL;
-	b->import_fd = b->fetch_fd = b->merge_fd = -1;
+	b->import_fd = b->fetch_fd = b->merge_fd = b->unmark_fd = -1;
 	bpf_object__close(b->import_obj);
 	b->import_obj = NULL;
 }

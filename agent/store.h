@@ -57,6 +57,12 @@ struct state_store {
 	 */
 	int (*merge)(void *ctx, struct pfsync_import_entry *e);
 	/*
+	 * a released deferred state's marks cleared on the live state
+	 * (pfsync_unmark): 0, -ENOENT, or another -errno when not run. NULL:
+	 * not available (the caller clears them on a copy and writes it back).
+	 */
+	int (*unmark)(void *ctx, const struct pfsync_key *k);
+	/*
 	 * up to *n entries after cur; *n = entries read (0 is no end, a walk
 	 * may pause); cur->done at the end. A walk given up before its end is
 	 * ended with store_cursor_reset.
@@ -112,7 +118,7 @@ struct bpf_store {
 	int (*run_unqueue)(void *progs, struct pfsync_unqueue_args *args);
 	/* batch programs (bpf_store_open_import), else NULL / -1 */
 	struct bpf_object *import_obj;
-	int import_fd, fetch_fd, merge_fd;
+	int import_fd, fetch_fd, merge_fd, unmark_fd;
 	struct pfsync_batch_buf *import_buf; /* the programs' buffer, mmapped */
 	size_t import_buf_len;
 	/* the iterator reader (bpf_store_open_iter), else NULL */

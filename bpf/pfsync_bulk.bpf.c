@@ -113,6 +113,22 @@ int pfsync_fetch(void *ctx)
 	return 0;
 }
 
+/*
+ * The programs that walk their batch with bpf_loop: its callback is
+ * verified once, not once per entry of an unrolled loop.
+ */
+static __always_inline int batch_loop(void *ctx, long (*entry)(__u32 i, void *unused))
+{
+	struct pfsync_batch_buf *b = batch_buf(ctx);
+	__u32 n;
+
+	if (!b)
+		return 0;
+	n = b->count < PFSYNC_IMPORT_BATCH ? b->count : PFSYNC_IMPORT_BATCH;
+	b->done = (__u32)bpf_loop(n, entry, NULL, 0);
+	return 0;
+}
+
 /* pfsync_merge's work on entry i (bpf_loop callback): 0, or 1 to stop */
 static long merge_entry(__u32 i, void *unused)
 {
@@ -134,18 +150,35 @@ static long merge_entry(__u32 i, void *unused)
 	return 0;
 }
 
-/* bpf_loop: its callback is verified once, not once per entry of an unrolled loop */
+/* pfsync_unmark's: the defer marks off the live state, the other flags as they are */
+static long unmark_entry(__u32 i, void *unused)
+{
+	struct pfsync_batch_buf *b = batch_buf(unused);
+	struct pfsync_state_value *v;
+
+	if (!b || i >= PFSYNC_IMPORT_BATCH)
+		return 1;
+	v = bpf_map_lookup_elem(&pfsync_states, &b->e[i].key);
+	if (!v) {
+		b->rc[i] = -2; /* -ENOENT */
+		return 0;
+	}
+	__sync_fetch_and_and(&v->flags, ~(__u32)PFSYNC_SF_DEFERRED);
+	v->state_flags &= ~PFSTATE_ACK;
+	b->rc[i] = 0;
+	return 0;
+}
+
 SEC("syscall")
 int pfsync_merge(void *ctx)
 {
-	struct pfsync_batch_buf *b = batch_buf(ctx);
-	__u32 n;
+	return batch_loop(ctx, merge_entry);
+}
 
-	if (!b)
-		return 0;
-	n = b->count < PFSYNC_IMPORT_BATCH ? b->count : PFSYNC_IMPORT_BATCH;
-	b->done = (__u32)bpf_loop(n, merge_entry, NULL, 0);
-	return 0;
+SEC("syscall")
+int pfsync_unmark(void *ctx)
+{
+	return batch_loop(ctx, unmark_entry);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -22,6 +22,9 @@
  *   val.timeout its timeout class, val.last_seen the agent's now. Out: rc
  *   the stale halves (0..2), or -ENOENT when the key holds no state of
  *   that identity; val.flags the state's flags after the merge.
+ * pfsync_unmark: a released deferred state's marks (PFSYNC_SF_DEFERRED,
+ *   PFSTATE_ACK) cleared on the live value, for the same reason; rc 0 or
+ *   -ENOENT.
  *
  * A separate object, loaded by the agent beside pfsync_xdp.o, with its
  * states map replaced by the pinned one; without it the agent goes one
@@ -38,6 +41,7 @@
 #define PFSYNC_PROG_IMPORT   "pfsync_import"
 #define PFSYNC_PROG_FETCH    "pfsync_fetch"
 #define PFSYNC_PROG_MERGE    "pfsync_merge"
+#define PFSYNC_PROG_UNMARK   "pfsync_unmark"
 #define PFSYNC_MAP_BATCH_BUF "pfsync_batch_buf"
 #define PFSYNC_IMPORT_BATCH  256 /* a 65535-byte packet holds 270 full states */
 

@@ -238,6 +238,32 @@ static void test_merge_keeps_what_the_datapath_changed(void **state)
 	assert_int_equal(fx->s.merge(fx->s.ctx, &e), -ENOENT);
 }
 
+/*
+ * A released deferred state's marks cleared on the live state, and only
+ * they: the other flags and the counters stay; a state gone is -ENOENT.
+ */
+static void test_unmark_keeps_the_rest(void **state)
+{
+	struct fixture *fx = ready(state, __func__);
+	struct pfsync_state_value v, got;
+	struct pfsync_key k;
+
+	open_batch_programs(fx, __func__);
+	nat_state(50300, &k, &v);
+	v.nat.type = PFSYNC_NAT_NONE;
+	v.flags = PFSYNC_SF_DEFERRED | PFSYNC_SF_QUEUED;
+	v.state_flags = PFSTATE_ACK | PFSTATE_SLOPPY;
+	v.packets[0] = 9;
+	assert_int_equal(fx->s.insert(fx->s.ctx, &k, &v), 0);
+	assert_int_equal(fx->s.unmark(fx->s.ctx, &k), 0);
+	assert_int_equal(fx->s.lookup(fx->s.ctx, &k, &got), 0);
+	assert_int_equal(got.flags, PFSYNC_SF_QUEUED);
+	assert_int_equal(got.state_flags, PFSTATE_SLOPPY);
+	assert_int_equal(got.packets[0], 9);
+	assert_int_equal(fx->s.remove(fx->s.ctx, &k), 0);
+	assert_int_equal(fx->s.unmark(fx->s.ctx, &k), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -247,6 +273,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_batch_import_installs_the_alias, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_merge_keeps_what_the_datapath_changed, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_unmark_keeps_the_rest, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

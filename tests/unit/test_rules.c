@@ -451,11 +451,33 @@ static void test_nat_json(void **state)
 	free(buf);
 }
 
+/* ---- errors --------------------------------------------------------------- */
+
+/* An input and the one error its parse must give. */
+struct parse_error {
+	const char *text, *msg;
+};
+
+/* each input is refused with exactly its message, and nothing is loaded from it */
+static void assert_parse_errors(const struct parse_error *cases, unsigned int ncases)
+{
+	unsigned int i, n;
+	int ret;
+
+	for (i = 0; i < ncases; i++) {
+		n = 99;
+		ret = pfsync_rules_parse(NAME, cases[i].text, rules, PFSYNC_RULES_MAX, &n, err,
+					 sizeof(err));
+		if (ret != -EINVAL || strcmp(err, cases[i].msg))
+			fail_msg("input \"%s\": got %d \"%s\", want \"%s\"", cases[i].text, ret,
+				 err, cases[i].msg);
+		assert_int_equal(n, 0);
+	}
+}
+
 static void test_nat_errors(void **state)
 {
-	static const struct {
-		const char *text, *msg;
-	} cases[] = {
+	static const struct parse_error cases[] = {
 	    {"pass in nat-to 10.0.0.1",
 	     "rules.conf:1: nat-to needs an outbound rule (pass out) \"nat-to\""},
 	    {"pass nat-to 10.0.0.1", "rules.conf:1: nat-to needs an outbound rule (pass out) "
@@ -491,28 +513,14 @@ static void test_nat_errors(void **state)
 	     "rules.conf:1: one translation per rule \"nat-to\""},
 	    {"match keep state", "rules.conf:1: keep state on a match rule \"keep\""},
 	};
-	unsigned int i, n;
-	int ret;
 
 	(void)state;
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		n = 99;
-		ret = pfsync_rules_parse(NAME, cases[i].text, rules, PFSYNC_RULES_MAX, &n, err,
-					 sizeof(err));
-		if (ret != -EINVAL || strcmp(err, cases[i].msg))
-			fail_msg("input \"%s\": got %d \"%s\", want \"%s\"", cases[i].text, ret,
-				 err, cases[i].msg);
-		assert_int_equal(n, 0);
-	}
+	assert_parse_errors(cases, sizeof(cases) / sizeof(cases[0]));
 }
-
-/* ---- errors --------------------------------------------------------------- */
 
 static void test_error_messages(void **state)
 {
-	static const struct {
-		const char *text, *msg;
-	} cases[] = {
+	static const struct parse_error cases[] = {
 	    {"pass frm any", "rules.conf:1: unexpected token \"frm\""},
 	    {"\n\npass from any to any port 80",
 	     "rules.conf:3: port needs proto tcp or udp \"port\""},
@@ -556,20 +564,9 @@ static void test_error_messages(void **state)
 	    {"pass from any to any keep state (no-sync) extra",
 	     "rules.conf:1: unexpected token \"extra\""},
 	};
-	unsigned int i, n;
-	int ret;
 
 	(void)state;
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		n = 99;
-		ret = pfsync_rules_parse(NAME, cases[i].text, rules, PFSYNC_RULES_MAX, &n, err,
-					 sizeof(err));
-		if (ret != -EINVAL || strcmp(err, cases[i].msg))
-			fail_msg("input \"%s\": got %d \"%s\", want \"%s\"", cases[i].text, ret,
-				 err, cases[i].msg);
-		/* nothing is loaded from a file with an error */
-		assert_int_equal(n, 0);
-	}
+	assert_parse_errors(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 static void test_too_many_rules(void **state)

@@ -1734,12 +1734,14 @@ static __u16 be16_at(const __u8 *p)
 	return (__u16)(p[0] << 8 | p[1]);
 }
 
-static void rule_nat(struct pfsync_rule *r, __u8 dir, __u8 type, const char *addr, __u16 low,
-		     __u16 high)
+/* `pass in|out [proto P] ... nat-to|rdr-to ADDR [port LOW:HIGH]`; proto 0: any */
+static void rule_nat(struct pfsync_rule *r, __u8 dir, __u8 type, const char *addr, __u8 proto,
+		     __u16 low, __u16 high)
 {
 	memset(r, 0, sizeof(*r));
 	r->action = PFSYNC_RULE_PASS;
-	r->rflags = PFSYNC_RF_KEEP_STATE;
+	r->rflags = PFSYNC_RF_KEEP_STATE | (proto ? PFSYNC_RF_PROTO : 0);
+	r->proto = proto;
 	r->dir = dir;
 	r->af = PFSYNC_AF_INET;
 	r->nat.type = type;
@@ -1761,7 +1763,7 @@ static void nat_to_first(struct fixture *f, const struct pkt_spec *s, __u8 *out,
 {
 	struct pfsync_rule r;
 
-	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "198.51.100.1", 0, 0);
+	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "198.51.100.1", 0, 0, 0);
 	rules_load(f, &r, 1, 0);
 	assert_int_equal(tc_nat(f, s, out, len), TC_ACT_OK);
 	assert_checksums_v4(out, *len);
@@ -1822,9 +1824,7 @@ static void test_rdr_to_udp(void **state)
 	__u8 out[PKT_MAX];
 	__u32 len;
 
-	rule_nat(&r, PF_IN, PFSYNC_NAT_RDR, "10.0.0.10", 5353, 5353);
-	r.rflags |= PFSYNC_RF_PROTO;
-	r.proto = IPPROTO_UDP;
+	rule_nat(&r, PF_IN, PFSYNC_NAT_RDR, "10.0.0.10", IPPROTO_UDP, 5353, 5353);
 	rules_load(f, &r, 1, 0);
 	assert_int_equal(xdp_nat(f, &q, out, &len), XDP_PASS);
 	assert_checksums_v4(out, len);
@@ -1959,7 +1959,7 @@ static void test_rdr_to_icmp_error(void **state)
 	__u32 len;
 	size_t elen;
 
-	rule_nat(&r, PF_IN, PFSYNC_NAT_RDR, "10.0.0.10", 5353, 5353);
+	rule_nat(&r, PF_IN, PFSYNC_NAT_RDR, "10.0.0.10", 0, 5353, 5353);
 	rules_load(f, &r, 1, 0);
 	assert_int_equal(xdp_nat(f, &q, out, &len), XDP_PASS);
 	elen = icmp_error_v4("10.0.0.10", "192.0.2.7", &inside, err);
@@ -2035,9 +2035,7 @@ static void test_nat_exhausted(void **state)
 	__u8 out[PKT_MAX];
 	__u32 len;
 
-	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "198.51.100.1", 60000, 60000);
-	r.rflags |= PFSYNC_RF_PROTO;
-	r.proto = IPPROTO_TCP;
+	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "198.51.100.1", IPPROTO_TCP, 60000, 60000);
 	rules_load(f, &r, 1, 0);
 	assert_int_equal(tc_nat(f, &a, out, &len), TC_ACT_OK);
 	assert_int_equal(be16_at(out + PKT_ETH_LEN + 20), 60000);
@@ -2061,7 +2059,7 @@ static void test_nat_to_no_address(void **state)
 	__u8 out[PKT_MAX];
 	__u32 len;
 
-	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "0.0.0.0", 0, 0);
+	rule_nat(&r, PF_OUT, PFSYNC_NAT_NAT, "0.0.0.0", 0, 0, 0);
 	r.nat.nflags |= PFSYNC_NATF_IFADDR | PFSYNC_NATF_NOADDR;
 	rules_load(f, &r, 1, 0);
 	assert_nat_dropped(f, &a);

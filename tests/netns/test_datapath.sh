@@ -21,14 +21,12 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/netns-lib.sh
 
-BUILD=${PFSYNC_BUILD:-$PWD/build}
-OBJ=$BUILD/pfsync_xdp.o
-CTL=$BUILD/pfsyncctl
+nl_build
 PIN=/sys/fs/bpf/tc/globals
 TCP_PORT=8080
 BACK_PORT=9090
 
-[ -f "$OBJ" ] || nl_die "$OBJ not built (make)"
+nl_need "$OBJ" "$CTL"
 nl_need_tools bpftool python3 tc ip nsenter unshare
 
 nl_init dp

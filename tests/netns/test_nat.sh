@@ -15,12 +15,10 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/netns-lib.sh
 
-BUILD=${PFSYNC_BUILD:-$PWD/build}
-OBJ=$BUILD/pfsync_xdp.o
-CTL=$BUILD/pfsyncctl
+nl_build
 PIN=/sys/fs/bpf/tc/globals
 
-[ -f "$OBJ" ] || nl_die "$OBJ not built (make)"
+nl_need "$OBJ" "$CTL"
 nl_need_tools python3 tc ip nsenter unshare ping ethtool
 
 nl_init nat

@@ -246,20 +246,18 @@ static __always_inline int fastpath_on(const struct pfsync_config *cfg)
 }
 
 /*
- * The hook after a state hit at XDP ingress: XDP_REDIRECT (set up with
- * bpf_redirect) when the packet went the fast path, XDP_PASS otherwise (off,
- * not ready, or a fallback). Counted by reason and direction, dir 0 = from
- * the state's initiator.
+ * The hook after a state hit at XDP ingress, the fast path on (the caller
+ * checked fastpath_on): XDP_REDIRECT (set up with bpf_redirect) when the
+ * packet went the fast path, XDP_PASS otherwise (not ready, or a
+ * fallback). Counted by reason and direction, dir 0 = from the state's
+ * initiator.
  */
 static __always_inline int fastpath_forward(struct xdp_md *ctx, struct pfsync_counters *c,
-					    const struct pfsync_config *cfg,
 					    const struct pfsync_state_value *v, __u8 proto,
 					    int icmp_echo, int dir, const __u32 *dst)
 {
 	int reason;
 
-	if (!fastpath_on(cfg))
-		return XDP_PASS;
 	reason = fp_state_ready(v, proto, icmp_echo) ? fp_route(ctx, dst) : PFSYNC_FP_NOT_READY;
 	if ((unsigned int)reason >= PFSYNC_FP_REASONS)
 		reason = PFSYNC_FP_NO_ROUTE; /* bounds the index for the verifier */

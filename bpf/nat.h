@@ -155,8 +155,9 @@ static __always_inline int nat_via_stack(struct pfx_percpu *pcpu, struct pfsync_
 #define NAT_AT_XDP 1 /* nat_plan: XDP ingress, else tc egress */
 
 /*
- * What an established packet of state v becomes here: key is its wire key,
- * src_side the sender's side in it, where NAT_AT_XDP and NAT_VIA_STACK.
+ * What an established packet of state v (a translated one: the callers
+ * checked) becomes here: key is its wire key, src_side the sender's side in
+ * it, where NAT_AT_XDP and NAT_VIA_STACK.
  */
 static __always_inline void nat_plan(const struct pfsync_key *key,
 				     const struct pfsync_state_value *v, int src_side, int where,
@@ -165,8 +166,6 @@ static __always_inline void nat_plan(const struct pfsync_key *key,
 	int from_init, wire_init, stack_init;
 	int at_xdp = where & NAT_AT_XDP, via_stack = where & NAT_VIA_STACK;
 
-	if (!key || !v || !rw || v->nat.type == PFSYNC_NAT_NONE)
-		return;
 	from_init = src_side == (v->init_side & 1);
 	wire_init = v->init_side & 1;
 	stack_init = v->nat.stack_init_side & 1;

@@ -146,8 +146,8 @@ static __always_inline int fastpath_verdict(struct pfx_env *env, const struct pk
 		return PFSYNC_OUT_PASSED; /* before planning tc's part, which is then tc's */
 	if (nat && rw->via_stack)
 		nat_plan(&pk->key, v, src_side, NAT_VIA_STACK, rw);
-	xact = fastpath_forward(env->xdp, env->c, config_get(), v, pk->key.proto, echo,
-				src_side != v->init_side, rw->op == NAT_OP_DST ? rw->addr : NULL);
+	xact = fastpath_forward(env->xdp, env->c, v, pk->key.proto, echo, src_side != v->init_side,
+				rw->op == NAT_OP_DST ? rw->addr : NULL);
 	if (xact != XDP_REDIRECT) {
 		if (rw->op == NAT_OP_SRC)
 			rw->op = NAT_OP_NONE; /* tc egress's, on the stack's path */

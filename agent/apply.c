@@ -30,42 +30,26 @@ static int find_state(struct agent *a, __u64 id, __u32 creatorid, struct pfsync_
 }
 
 /*
- * The peer's halves merged on the live state where the store can (only the
- * halves taken are written, nothing the datapath changed meanwhile is put
- * back); else into v, the copy looked up, which is written back whole.
- * Returns the stale halves (0..2), or -errno. *flags: the state's flags.
+ * The peer's halves merged into the state v names (looked up at k), on the
+ * live state where the store can (store_merge): only the halves taken are
+ * written, nothing the datapath changed meanwhile is put back.
  */
-static int merge_on_store(struct agent *a, const struct pfsync_key *k, struct pfsync_state_value *v,
-			  const struct pfsync_state_peer *src, const struct pfsync_state_peer *dst,
-			  __u8 timeout, __u32 *flags)
+static void merge_into(struct agent *a, const struct pfsync_key *k, struct pfsync_state_value *v,
+		       const struct pfsync_state_peer *src, const struct pfsync_state_peer *dst,
+		       __u8 timeout)
 {
 	struct pfsync_import_entry e = {.key = *k};
+	__u32 flags;
 	int stale;
 
-	*flags = v->flags;
-	if (!a->store.merge) {
-		stale = pfsync_merge_peers(v, src, dst, timeout, k->proto, a->now_ns);
-		return a->store.update(a->store.ctx, k, v) ?: stale;
-	}
 	e.val.id = v->id;
 	e.val.creatorid = v->creatorid;
 	pfsync_peer_import(src, &e.val.peer[0]);
 	pfsync_peer_import(dst, &e.val.peer[1]);
 	e.val.timeout = timeout;
 	e.val.last_seen = a->now_ns;
-	stale = a->store.merge(a->store.ctx, &e);
-	if (stale >= 0)
-		*flags = e.val.flags;
-	return stale;
-}
-
-static void merge_into(struct agent *a, const struct pfsync_key *k, struct pfsync_state_value *v,
-		       const struct pfsync_state_peer *src, const struct pfsync_state_peer *dst,
-		       __u8 timeout)
-{
-	__u32 flags;
-	int stale = merge_on_store(a, k, v, src, dst, timeout, &flags);
-
+	stale = store_merge(&a->store, &e);
+	flags = stale >= 0 ? e.val.flags : v->flags;
 	/*
 	 * pf: any update of the state releases its held packet too. After the
 	 * write: a release clears the state's defer marks, which a value read

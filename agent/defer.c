@@ -138,28 +138,6 @@ static int pop_queue(struct defer_state *d, struct pfsync_deferred *out)
 	return bpf_map_lookup_and_delete_elem(d->queue_fd, NULL, out) ? -errno : 0;
 }
 
-/*
- * The state is no longer waiting: clear the marks the datapath set, on the
- * live state where the store can (a copy written back whole would undo what
- * the datapath did to the state meanwhile, a retransmitted SYN's tracking).
- */
-static void unmark(struct agent *a, const struct pfsync_key *key)
-{
-	struct pfsync_state_value v;
-
-	if (a->store.unmark) {
-		a->store.unmark(a->store.ctx, key);
-		return;
-	}
-	if (a->store.lookup(a->store.ctx, key, &v) != 0)
-		return;
-	if (!(v.flags & PFSYNC_SF_DEFERRED) && !(v.state_flags & PFSTATE_ACK))
-		return;
-	v.flags &= ~PFSYNC_SF_DEFERRED;
-	v.state_flags &= ~PFSTATE_ACK;
-	a->store.update(a->store.ctx, key, &v);
-}
-
 static void key_count(struct defer_state *d, const struct pfsync_key *key, int delta)
 {
 	int created;
@@ -190,7 +168,12 @@ static void release_at(struct agent *a, unsigned int i)
 	d->pending--;
 	d->spare[d->nspare++] = e;
 	key_count(d, &h->key, -1);
-	unmark(a, &h->key);
+	/*
+	 * the state is no longer waiting: the marks the datapath set go, on
+	 * the live state where the store can (a copy written back whole would
+	 * undo what the datapath did meanwhile, a retransmitted SYN's tracking)
+	 */
+	store_unmark(&a->store, &h->key);
 	if (h->len == 0 || h->len > PFSYNC_DEFER_PKT_MAX) {
 		rc = -EINVAL;
 	} else {

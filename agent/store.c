@@ -39,6 +39,38 @@ void store_cursor_reset(struct store_cursor *cur)
 	memset(cur, 0, sizeof(*cur));
 }
 
+int store_merge(const struct state_store *s, struct pfsync_import_entry *e)
+{
+	struct pfsync_state_value v;
+	int stale, rc;
+
+	if (s->merge)
+		return s->merge(s->ctx, e);
+	if (s->lookup(s->ctx, &e->key, &v) != 0 || v.id != e->val.id ||
+	    v.creatorid != e->val.creatorid)
+		return -ENOENT;
+	stale = pfsync_merge_halves(&v, &e->val.peer[0], &e->val.peer[1], e->val.timeout,
+				    e->key.proto, e->val.last_seen);
+	e->val.flags = v.flags;
+	rc = s->update(s->ctx, &e->key, &v);
+	return rc ? rc : stale;
+}
+
+int store_unmark(const struct state_store *s, const struct pfsync_key *k)
+{
+	struct pfsync_state_value v;
+	int rc;
+
+	if (s->unmark)
+		return s->unmark(s->ctx, k);
+	rc = s->lookup(s->ctx, k, &v);
+	if (rc || (!(v.flags & PFSYNC_SF_DEFERRED) && !(v.state_flags & PFSTATE_ACK)))
+		return rc;
+	v.flags &= ~PFSYNC_SF_DEFERRED;
+	v.state_flags &= ~PFSTATE_ACK;
+	return s->update(s->ctx, k, &v);
+}
+
 int store_foreach(const struct state_store *s,
 		  int (*fn)(const struct pfsync_key *, const struct pfsync_state_value *, void *),
 		  void *arg)
@@ -346,33 +378,35 @@ static int bpf_fetch(void *ctx, const struct pfsync_key *keys, unsigned int n,
 	return 0;
 }
 
-static int bpf_merge(void *ctx, struct pfsync_import_entry *e)
+/* one entry through a batch program, e in and out: its rc, or the run's error */
+static int run_one(const struct bpf_store *b, int prog_fd, struct pfsync_import_entry *e)
 {
-	const struct bpf_store *b = ctx;
 	struct pfsync_batch_buf *buf = b->import_buf;
 	int err;
 
 	if (!buf)
 		return -EINVAL;
 	buf->e[0] = *e;
-	err = run_batch(b, b->merge_fd, 1);
+	err = run_batch(b, prog_fd, 1);
 	if (err)
 		return err;
-	e->val.flags = buf->e[0].val.flags;
+	*e = buf->e[0];
 	return buf->rc[0];
+}
+
+static int bpf_merge(void *ctx, struct pfsync_import_entry *e)
+{
+	const struct bpf_store *b = ctx;
+
+	return run_one(b, b->merge_fd, e);
 }
 
 static int bpf_unmark(void *ctx, const struct pfsync_key *k)
 {
 	const struct bpf_store *b = ctx;
-	struct pfsync_batch_buf *buf = b->import_buf;
-	int err;
+	struct pfsync_import_entry e = {.key = *k};
 
-	if (!buf)
-		return -EINVAL;
-	buf->e[0].key = *k;
-	err = run_batch(b, b->unmark_fd, 1);
-	return err ? err : buf->rc[0];
+	return run_one(b, b->unmark_fd, &e);
 }
 
 void bpf_store_bind(struct state_store *s, struct bpf_store *b)

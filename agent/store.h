@@ -74,6 +74,18 @@ struct state_store {
 	int (*unqueue)(void *ctx, struct pfsync_unqueue_args *args);
 };
 
+/*
+ * A peer's update merged into the state at e->key (e as pfsync_bulk.h's
+ * pfsync_merge describes it): on the live state by s->merge where the
+ * store has it, else on a copy looked up and written back (the datapath's
+ * changes in between are then lost). The stale halves (0..2), or -errno
+ * (-ENOENT: no state of e's identity there); e->val.flags the state's flags.
+ */
+int store_merge(const struct state_store *s, struct pfsync_import_entry *e);
+
+/* a released deferred state's marks cleared, by s->unmark where it exists, else on a copy */
+int store_unmark(const struct state_store *s, const struct pfsync_key *k);
+
 /* calls fn for every state (in batches); stops when fn returns non-zero */
 int store_foreach(const struct state_store *s,
 		  int (*fn)(const struct pfsync_key *, const struct pfsync_state_value *, void *),

@@ -5,6 +5,7 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <fcntl.h>
+#include <linux/if_ether.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
@@ -13,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cksum.h"
@@ -105,6 +107,7 @@ int tun_open(struct tun_dev *t, const char *name)
 		return rc;
 	}
 	snprintf(t->name, sizeof(t->name), "%s", ifr.ifr_name);
+	t->ifindex = (int)if_nametoindex(t->name);
 	/* copies written here are for capture only: never forward or accept them */
 	write_sysctl("ipv4", t->name, "forwarding", "0");
 	write_sysctl("ipv4", t->name, "rp_filter", "1");
@@ -128,10 +131,58 @@ void tun_close(struct tun_dev *t)
 	t->fd = -1;
 }
 
+int tun_packet_sockets_see(const char *proc_net_packet, int ifindex)
+{
+	const char *line = strchr(proc_net_packet, '\n'); /* past the header */
+
+	for (; line; line = strchr(line, '\n')) {
+		unsigned int proto;
+		int iface, running;
+
+		line++;
+		if (sscanf(line, "%*s %*s %*s %x %d %d", &proto, &iface, &running) != 3)
+			continue;
+		if (running && (iface == ifindex || iface == 0) &&
+		    (proto == ETH_P_ALL || proto == ETH_P_IP))
+			return 1;
+	}
+	return 0;
+}
+
+/* reads the agent's namespace's packet sockets; a failed read counts as watched */
+static int packet_sockets_see(int ifindex)
+{
+	static char text[65536];
+	ssize_t got, len = 0;
+	int fd = open("/proc/net/packet", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 1;
+	while (len < (ssize_t)sizeof(text) - 1 &&
+	       (got = read(fd, text + len, sizeof(text) - 1 - (size_t)len)) > 0)
+		len += got;
+	close(fd);
+	text[len] = '\0';
+	/* a table too big to read whole: copy rather than miss a capture */
+	return len == (ssize_t)sizeof(text) - 1 || tun_packet_sockets_see(text, ifindex);
+}
+
+static int tun_watched(struct tun_dev *t)
+{
+	struct timespec ts;
+	__u64 now_ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now_ns = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+	if (!t->checked_ns || now_ns - t->checked_ns >= TUN_LISTEN_CHECK_NS) {
+		t->watched = packet_sockets_see(t->ifindex);
+		t->checked_ns = now_ns;
+	}
+	return t->watched;
+}
+
 static void tun_writev(struct tun_dev *t, const struct iovec *iov, int n)
 {
-	if (t->fd < 0)
-		return;
 	/* a full device queue (nobody capturing) just loses the copy */
 	if (writev(t->fd, iov, n) < 0)
 		t->dropped++;
@@ -143,7 +194,8 @@ void tun_write_ip(struct tun_dev *t, const void *ip, size_t len)
 {
 	struct iovec iov = {.iov_base = (void *)ip, .iov_len = len};
 
-	tun_writev(t, &iov, 1);
+	if (t->fd >= 0 && tun_watched(t))
+		tun_writev(t, &iov, 1);
 }
 
 void tun_write_payload(struct tun_dev *t, __u32 src, __u32 dst, const void *payload, size_t len)
@@ -164,7 +216,7 @@ void tun_write_payload(struct tun_dev *t, __u32 src, __u32 dst, const void *payl
 	    {.iov_base = (void *)payload, .iov_len = len},
 	};
 
-	if (t->fd < 0)
+	if (t->fd < 0 || !tun_watched(t))
 		return;
 	ip.check = htons(cksum_header(&ip, sizeof(ip)));
 	tun_writev(t, iov, 2);

@@ -549,9 +549,14 @@ if [ -n "${NS_READY:-}" ] && [ -x "$AGENT" ] && [ -f "$OBJ" ] && command -v tcpd
 		TCPDUMP_PID=$!
 		PIDS+=($TCPDUMP_PID)
 		wait_for 10 grep -q "listening on" "$WORK/tcpdump.err" || true
-		# a flush makes the agent send CLR; its bulk request retries supply the second packet
-		nsx "$AGENT_CTL" --ctl "$WORK/agent.sock" flush >/dev/null 2>&1 || true
-		if wait_for 20 bash -c "! kill -0 $TCPDUMP_PID 2>/dev/null"; then
+		# a flush makes the agent send CLR; its bulk request retries supply the second
+		# packet. The agent looks for captures every 50 ms: flush until tcpdump has two.
+		flushed_and_captured()
+		{
+			nsx "$AGENT_CTL" --ctl "$WORK/agent.sock" flush >/dev/null 2>&1 || true
+			wait_for 1 bash -c "! kill -0 $TCPDUMP_PID 2>/dev/null"
+		}
+		if wait_for 20 flushed_and_captured; then
 			"$CTL" decode "$WORK/agent.pcap" >"$WORK/agent.txt" 2>&1 || true
 			if grep -q "^10.77.0.1: PFSYNCv6 len 44" "$WORK/agent.txt" &&
 				grep -q "act CLR ST count 1" "$WORK/agent.txt" &&

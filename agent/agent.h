@@ -80,6 +80,12 @@ struct agent {
 	__u32 states_count;	  /* from pfsync_globals, for adaptive timeouts */
 	struct state_store store; /* the datapath (store.c) */
 	struct state_index index; /* index.c */
+	/*
+	 * A peer's state went into the map without an index entry (no-sync,
+	 * or out of memory): a CLR must then walk the table even when the
+	 * index holds none of its creator's states.
+	 */
+	int peer_states_unindexed;
 	struct sendq sendq;	  /* sendq.c */
 	struct sendq_io sendq_io; /* bound to the store and the socket (sendq use in intake.c) */
 	struct sync_sock sock;	  /* transport.c, peers.c */
@@ -215,6 +221,9 @@ void intake_settle(struct agent *a);
 void intake_poll_lost(struct agent *a);
 /* rebuilds the index from the map (start, ringbuf loss) */
 int intake_rebuild_index(struct agent *a);
+/* state (k, v) is in the map: indexed unless no-sync; 0, or -ENOMEM */
+int intake_index_state(struct agent *a, const struct pfsync_key *k,
+		       const struct pfsync_state_value *v);
 
 /*
  * The index against the table: every state peers can name (all but

@@ -500,6 +500,23 @@ size_t htab_remove_if(struct htab *h, int (*fn)(const void *key, void *val, void
 	return removed;
 }
 
+static int tab_find_if(const struct htab *h, struct tab t,
+		       int (*fn)(const void *key, void *val, void *arg), void *arg)
+{
+	for (size_t i = 0; i < t.cap; i++) {
+		__u8 *s = slot_in(h, t, i);
+
+		if (slot_used(h, s) && fn(slot_key(h, s), slot_val(h, s), arg))
+			return 1;
+	}
+	return 0;
+}
+
+int htab_find_if(const struct htab *h, int (*fn)(const void *key, void *val, void *arg), void *arg)
+{
+	return tab_find_if(h, cur_tab(h), fn, arg) || tab_find_if(h, old_tab(h), fn, arg);
+}
+
 size_t htab_bytes(const struct htab *h)
 {
 	return (h->cap + h->old_cap) * h->slot_size;

@@ -57,6 +57,8 @@ void htab_clear(struct htab *h);
  * Returns the number removed.
  */
 size_t htab_remove_if(struct htab *h, int (*fn)(const void *key, void *val, void *arg), void *arg);
+/* 1 if fn returns non-zero for an entry (the walk stops there), else 0 */
+int htab_find_if(const struct htab *h, int (*fn)(const void *key, void *val, void *arg), void *arg);
 /* bytes the table holds (for memory-per-state figures) */
 size_t htab_bytes(const struct htab *h);
 

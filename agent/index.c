@@ -159,6 +159,12 @@ size_t index_del_creator(struct state_index *ix, __u32 creatorid)
 	       htab_remove_if(&ix->other, creator_matches, &creatorid);
 }
 
+int index_has_creator(const struct state_index *ix, __u32 creatorid)
+{
+	return htab_find_if(&ix->v4, creator_matches, &creatorid) ||
+	       htab_find_if(&ix->other, creator_matches, &creatorid);
+}
+
 void index_clear(struct state_index *ix)
 {
 	htab_clear(&ix->v4);

@@ -37,6 +37,7 @@ int index_get(const struct state_index *ix, __u64 id, __u32 creatorid, struct pf
 void index_prefetch(const struct state_index *ix, __u64 id, __u32 creatorid);
 int index_del(struct state_index *ix, __u64 id, __u32 creatorid); /* 1 removed, 0 absent */
 size_t index_del_creator(struct state_index *ix, __u32 creatorid);
+int index_has_creator(const struct state_index *ix, __u32 creatorid); /* 1 if any */
 void index_clear(struct state_index *ix);
 size_t index_count(const struct state_index *ix);
 size_t index_bytes(const struct state_index *ix);

@@ -174,11 +174,23 @@ static void unqueue_flush(struct rebuild *r)
 	r->unq.count = 0;
 }
 
+int intake_index_state(struct agent *a, const struct pfsync_key *k,
+		       const struct pfsync_state_value *v)
+{
+	int rc = 0;
+
+	if (!(v->flags & PFSYNC_SF_NOSYNC))
+		rc = index_put(&a->index, v->id, v->creatorid, k);
+	if ((rc || (v->flags & PFSYNC_SF_NOSYNC)) && v->creatorid != a->hostid)
+		a->peer_states_unindexed = 1;
+	return rc;
+}
+
 static int index_one(const struct pfsync_key *k, const struct pfsync_state_value *v, void *arg)
 {
 	struct rebuild *r = arg;
 
-	if (!(v->flags & PFSYNC_SF_NOSYNC) && index_put(&r->a->index, v->id, v->creatorid, k) != 0)
+	if (intake_index_state(r->a, k, v) != 0)
 		return -1;
 	/* a QUEUED mark without a record we hold would silence the state forever */
 	if (v->flags & PFSYNC_SF_QUEUED) {

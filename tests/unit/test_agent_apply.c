@@ -502,6 +502,44 @@ static void test_clr_removes_that_creator(void **state)
 	assert_int_equal(index_count(&W->a.index), 1);
 }
 
+static void deliver_clr(__u32 creatorid)
+{
+	struct pfsync_clr c;
+
+	memset(&c, 0, sizeof(c));
+	pfsync_put_be32(&c.creatorid, creatorid);
+	memset(&W->last_sweep, 0, sizeof(W->last_sweep));
+	deliver_one(PFSYNC_ACT_CLR, &c);
+}
+
+/* the table is walked only when it may hold a state of that creator */
+static void test_clr_walks_only_when_needed(void **state)
+{
+	struct pfsync_state st;
+
+	(void)state;
+	put_local(1, 1, OUR_ID, 1);
+	/* the index holds none of the peer's: no walk, nothing removed */
+	deliver_clr(PEER_ID);
+	assert_int_equal(W->last_sweep.sweep_flags, 0);
+	assert_int_equal(table_count(), 1);
+	/* a no-sync state of the peer's is never indexed: from then on, walks */
+	wire_state(2, 0x22, PEER_ID, 5000, &st);
+	pfsync_put_be16(&st.state_flags, PFSTATE_NOSYNC);
+	deliver_one(PFSYNC_ACT_INS, &st);
+	assert_int_equal(table_count(), 2);
+	assert_int_equal(index_count(&W->a.index), 1);
+	deliver_clr(PEER_ID);
+	assert_true(W->last_sweep.sweep_flags & PFSYNC_SWEEP_CREATOR);
+	assert_int_equal(table_count(), 1);
+	/* our own hostid names the datapath's states: always walked */
+	index_clear(&W->a.index);
+	W->a.peer_states_unindexed = 0;
+	deliver_clr(OUR_ID);
+	assert_int_equal(W->last_sweep.creatorid, OUR_ID);
+	assert_int_equal(table_count(), 0);
+}
+
 static void test_bad_ttl_and_interface(void **state)
 {
 	struct pfsync_builder *b = pfsync_builder_new(1500);
@@ -1331,6 +1369,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_upd_c_merges_and_stale_answers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delete_only_what_is_named, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_clr_removes_that_creator, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_clr_walks_only_when_needed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_ttl_and_interface, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bulk_request_answered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upd_req_single_state, setup, teardown),

@@ -103,8 +103,12 @@ static void test_del_creator(void **unused)
 		expect_left += creator == 43;
 		assert_int_equal(index_put(&ix, i, creator, &k), 0);
 	}
+	assert_true(index_has_creator(&ix, 42));
+	assert_false(index_has_creator(&ix, 44));
 	assert_int_equal(index_del_creator(&ix, 42), 5000 - expect_left);
 	assert_int_equal(index_count(&ix), expect_left);
+	assert_false(index_has_creator(&ix, 42));
+	assert_true(index_has_creator(&ix, 43));
 	for (__u32 i = 1; i <= 5000; i++) {
 		struct pfsync_key out;
 

@@ -260,7 +260,8 @@ static void status_text(struct agent *a, FILE *out)
 		fprintf(out, " (packets filled to %u as IPv4)", a->sock.mtu);
 	fprintf(out, "\n");
 	fprintf(out, "pfsync-if: %s\n", a->tun.fd >= 0 ? a->tun.name : "none");
-	fprintf(out, "states indexed: %zu\n", index_count(&a->index));
+	fprintf(out, "states indexed: %zu (index %zu KiB)\n", index_count(&a->index),
+		index_bytes(&a->index) / 1024);
 	fprintf(out, "pending messages: %zu\n", sendq_pending(&a->sendq));
 	fprintf(out, "receive drops: %u (bulk updates asked to catch up: %llu)\n",
 		a->sock.rx_dropped, (unsigned long long)a->bulk_resyncs);
@@ -303,10 +304,11 @@ static void status_json(struct agent *a, FILE *out)
 		(unsigned long long)a->defer.released_timeout,
 		(unsigned long long)a->defer.release_failed);
 	fprintf(out,
-		"\"states_indexed\":%zu,\"pending\":%zu,\"records\":%llu,"
+		"\"states_indexed\":%zu,\"index_bytes\":%zu,\"pending\":%zu,\"records\":%llu,"
 		"\"records_lost\":%llu,\"loss_reports\":%llu,\"loss_reports_covered\":%llu,"
 		"\"uptime_s\":%llu}\n",
-		index_count(&a->index), sendq_pending(&a->sendq), (unsigned long long)a->records,
+		index_count(&a->index), index_bytes(&a->index), sendq_pending(&a->sendq),
+		(unsigned long long)a->records,
 		(unsigned long long)a->records_lost, (unsigned long long)a->lost_events,
 		(unsigned long long)a->lost_covered,
 		(unsigned long long)(a->now_ns - a->started_ns) / 1000000000ULL);

@@ -322,8 +322,18 @@ int process_setup_datapath(struct process *p)
 	if (rc)
 		return rc;
 	p->maps_open = 1;
-	/* the index holds at most what the map does: it grows in few steps */
+	/*
+	 * The index holds at most what the map does. Its IPv4 table, the one
+	 * nearly every state is in, gets room for all of them now (about 40
+	 * bytes per state of the map's capacity, beside the kernel's 300):
+	 * growing it in a burst of new states or a bulk update was half of
+	 * that burst's CPU, the page clearing of each fresh table.
+	 */
 	index_size_hint(&a->index, pfsync_states_capacity(&p->maps));
+	rc = index_reserve(&a->index, pfsync_states_capacity(&p->maps));
+	if (rc)
+		log_info("index: no room reserved for %u states (%s): it grows as needed",
+			 pfsync_states_capacity(&p->maps), strerror(-rc));
 	defer_init(&a->defer, a->opts.defer ? p->maps.defer : -1, a->opts.defer_timeout_ms);
 	if (a->opts.probe_release)
 		return probe_release_paths(p);

@@ -226,6 +226,7 @@ void htab_free(struct htab *h)
 	h->slots = NULL;
 	h->cap = 0;
 	h->count = 0;
+	h->reserved_cap = 0;
 }
 
 /*
@@ -380,6 +381,37 @@ static int grow(struct htab *h)
 	return 0;
 }
 
+/* the table's pages, faulted in now rather than at the first puts */
+static void populate(void *mem, size_t bytes)
+{
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+	if (madvise(mem, bytes, MADV_POPULATE_WRITE) != 0)
+		memset(mem, 0, bytes);
+}
+
+int htab_reserve(struct htab *h, size_t n)
+{
+	size_t cap = cap_for(n), bytes = cap * h->slot_size;
+	__u8 *slots;
+
+	if (h->cap >= cap)
+		return 0;
+	if (h->cap)
+		return -EBUSY; /* holds entries: it grows as it goes */
+	slots = calloc(cap, h->slot_size);
+	if (!slots)
+		return -ENOMEM;
+	if (bytes >= 4 * HTAB_HUGE_PAGE)
+		advise_huge(slots, bytes);
+	populate(slots, bytes);
+	h->slots = slots;
+	h->cap = cap;
+	h->reserved_cap = cap;
+	return 0;
+}
+
 void *htab_put(struct htab *h, const void *key, int *created)
 {
 	__u64 hash = hash_of(h, key);
@@ -441,7 +473,8 @@ static void remove_at(struct htab *h, size_t i)
  */
 static void release_if_empty(struct htab *h)
 {
-	if (h->count == 0 && h->cap + h->old_cap > HTAB_RELEASE_CAP)
+	if (h->count == 0 && h->cap + h->old_cap > HTAB_RELEASE_CAP &&
+	    h->cap + h->old_cap > h->reserved_cap)
 		htab_free(h);
 }
 

@@ -24,8 +24,9 @@ struct htab {
 	size_t count;	  /* entries, in both tables while growing */
 	__u8 *old;	  /* growing: the previous table, being emptied (else NULL) */
 	size_t old_cap;
-	size_t migrated; /* old slots [0, migrated) have been moved */
-	size_t hint_cap; /* htab_size_hint: the most a big table grows to at once (0: none) */
+	size_t migrated;     /* old slots [0, migrated) have been moved */
+	size_t hint_cap;     /* htab_size_hint: the most a big table grows to at once (0: none) */
+	size_t reserved_cap; /* htab_reserve: a table this big is kept when emptied */
 };
 
 void htab_init(struct htab *h, size_t key_size, size_t val_size);
@@ -42,6 +43,13 @@ void htab_free(struct htab *h);
  * it grows step by step again). Kept by htab_free and htab_clear.
  */
 void htab_size_hint(struct htab *h, size_t n);
+/*
+ * An empty table made big enough for n entries at once, its pages faulted
+ * in, and kept when emptied: no growth (a fresh table's page clearing, half
+ * of a burst's CPU) up to n. 0, -EBUSY if it already holds a smaller
+ * table, or -ENOMEM.
+ */
+int htab_reserve(struct htab *h, size_t n);
 /* value of key or NULL; the pointer is valid until the next put/del */
 void *htab_get(const struct htab *h, const void *key);
 /* starts loading key's home slot into the cache (a get or put follows soon) */

@@ -82,6 +82,11 @@ void index_size_hint(struct state_index *ix, size_t states_max)
 	htab_size_hint(&ix->other, states_max);
 }
 
+int index_reserve(struct state_index *ix, size_t states)
+{
+	return htab_reserve(&ix->v4, states);
+}
+
 void index_free(struct state_index *ix)
 {
 	htab_free(&ix->v4);

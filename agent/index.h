@@ -28,6 +28,11 @@ struct state_index {
 void index_init(struct state_index *ix);
 /* states_max: the most states the map holds (0: unknown), see htab_size_hint */
 void index_size_hint(struct state_index *ix, size_t states_max);
+/*
+ * The IPv4 table made room for that many states at once (see
+ * htab_reserve): 0, or -errno (then it grows as it goes, as before)
+ */
+int index_reserve(struct state_index *ix, size_t states);
 void index_free(struct state_index *ix);
 /* adds or re-points an identity; -ENOMEM on allocation failure */
 int index_put(struct state_index *ix, __u64 id, __u32 creatorid, const struct pfsync_key *key);

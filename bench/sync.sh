@@ -464,6 +464,15 @@ pf_bulk_idle()
 }
 
 pf_indexed() { "$DRV" waitidx "$TMP/agent-$1.sock" 0 1 0 | sed -n 's/^indexed=//p'; }
+# TAG's RSS in KiB less its index (reserved at start for the whole map):
+# the baseline the per-state figure is counted from, so the index counts
+pf_rss_base_kb()
+{
+	local st
+	st=$("$DRV" ctl "$TMP/agent-$1.sock" "status --json") || return 1
+	st=${st#*\"index_bytes\":}
+	echo $(($(rss_kb "$2") - ${st%%[,\}]*} / 1024))
+}
 pf_count() { "$DRV" count "$TMP/bpf-$1"; }
 
 pf_burst()
@@ -535,7 +544,7 @@ pfsync_side()
 	if ! nl_wait_quiet 30 pf_bulk_idle a || ! nl_wait_quiet 30 pf_bulk_idle b; then
 		log "pfsync-xdp: the start-up bulk exchange is still running"
 	fi
-	rss_a=$(rss_kb "$PF_PID_A") rss_b=$(rss_kb "$PF_PID_B")
+	rss_a=$(pf_rss_base_kb a "$PF_PID_A") rss_b=$(pf_rss_base_kb b "$PF_PID_B")
 	log "pfsync-xdp: bulk of 100000"
 	pf_bulk 100000 || fail "pfsync-xdp: bulk of 100000"
 	log "pfsync-xdp: $BURST_RUNS bursts of $N_BURST states"
@@ -664,7 +673,9 @@ report()
 		"polls ${R[ctd.lag.poll_gap_max_ms]:-?} ms; p99/max include such stalls."
 	echo "Kernel memory: pfsync = states map memlock / max_entries (preallocated slots, ${R[pf.map.max_entries]:-?});"
 	echo "conntrack = nf_conntrack slab object (extensions not counted). RSS per state over"
-	echo "${R[pf.states_end]:-?} / ${R[ctd.states_end]:-?} states held at the end. CPU = utime+stime during the bursts."
+	echo "${R[pf.states_end]:-?} / ${R[ctd.states_end]:-?} states held at the end, from the RSS after start"
+	echo "(pfsync-agent's less its index, which it reserves at start for the whole map: the index counts)."
+	echo "CPU = utime+stime during the bursts."
 	echo "Placement: fwA's daemon on CPU 1; fwB's daemon, load and pollers on CPU 0. conntrackd runs"
 	local sched=SCHED_OTHER
 	[ "${PF_RT:-1}" = 1 ] && sched="SCHED_RR 99 (as conntrackd; PF_RT=0 for SCHED_OTHER)"

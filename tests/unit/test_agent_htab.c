@@ -5,6 +5,7 @@
  * checked against a plain array model, across many growths, with gets,
  * overwrites, deletes and remove_if landing while a migration is under way.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -277,6 +278,44 @@ static void test_emptied_table_is_released(void **unused)
 	free(m);
 }
 
+/* a reserved table never grows up to its size, and is kept when emptied */
+static void test_reserved_table(void **unused)
+{
+	struct htab h;
+	const __u32 n = 100000;
+	size_t cap;
+	__u8 key[12];
+	int created;
+
+	(void)unused;
+	htab_init(&h, 12, sizeof(__u64));
+	assert_int_equal(htab_reserve(&h, n), 0);
+	cap = h.cap;
+	assert_true(cap * 3 >= (size_t)n * 4);
+	for (__u32 i = 0; i < n; i++) {
+		key_of(i, key);
+		assert_non_null(htab_put(&h, key, &created));
+		assert_true(created);
+	}
+	assert_int_equal(h.cap, cap);
+	assert_null(h.old);
+	for (__u32 i = 0; i < n; i++) {
+		key_of(i, key);
+		assert_int_equal(htab_del(&h, key), 1);
+	}
+	assert_int_equal(h.count, 0);
+	assert_int_equal(h.cap, cap); /* emptied: kept, where an unreserved one goes */
+	assert_int_equal(htab_reserve(&h, n), 0);
+	htab_free(&h);
+	/* a table already holding a smaller one is not swapped under its entries */
+	htab_init(&h, 12, sizeof(__u64));
+	key_of(1, key);
+	assert_non_null(htab_put(&h, key, &created));
+	assert_int_equal(htab_reserve(&h, n), -EBUSY);
+	assert_non_null(htab_get(&h, key));
+	htab_free(&h);
+}
+
 static int odd_key(const void *key, void *val, void *arg)
 {
 	__u32 n;
@@ -331,6 +370,7 @@ int main(void)
 	    cmocka_unit_test(test_random_ops_during_growth),
 	    cmocka_unit_test(test_packed_random_ops),
 	    cmocka_unit_test(test_emptied_table_is_released),
+	    cmocka_unit_test(test_reserved_table),
 	    cmocka_unit_test(test_remove_if_and_clear_while_growing),
 	};
 

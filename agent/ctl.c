@@ -308,9 +308,8 @@ static void status_json(struct agent *a, FILE *out)
 		"\"records_lost\":%llu,\"loss_reports\":%llu,\"loss_reports_covered\":%llu,"
 		"\"uptime_s\":%llu}\n",
 		index_count(&a->index), index_bytes(&a->index), sendq_pending(&a->sendq),
-		(unsigned long long)a->records,
-		(unsigned long long)a->records_lost, (unsigned long long)a->lost_events,
-		(unsigned long long)a->lost_covered,
+		(unsigned long long)a->records, (unsigned long long)a->records_lost,
+		(unsigned long long)a->lost_events, (unsigned long long)a->lost_covered,
 		(unsigned long long)(a->now_ns - a->started_ns) / 1000000000ULL);
 }
 

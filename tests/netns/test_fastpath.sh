@@ -83,7 +83,9 @@ fp_diag()
 	local ns ifname
 	nl_log "---- firewall: counters, then the states"
 	"$CTL" --pin-dir "$PIN" --ctl "$NL_TMP/none.sock" stats >&2
-	"$CTL" --pin-dir "$PIN" --ctl "$NL_TMP/none.sock" states -v >&2
+	"$CTL" --pin-dir "$PIN" --ctl "$NL_TMP/none.sock" states --json >&2
+	nl_log "---- the client's socket (send sequence, window)"
+	nl_in "$NL_CLIENT" ss -tinm "dport = :$PORT" >&2
 	for ns in "$NL_CLIENT:eth0" "$NL_FW:$NL_FW_IN" "$NL_FW:$NL_FW_OUT" "$NL_SERVER:eth0"; do
 		ifname=${ns#*:} ns=${ns%%:*}
 		nl_log "---- $ns $ifname (nonzero ethtool counters, then ip -s link)"

@@ -305,6 +305,49 @@ static __always_inline int pfsync_seq_gt(__u32 a, __u32 b)
 	return (__s32)(a - b) > 0;
 }
 
+/*
+ * The sequence edges a segment raises (the sender's seqlo, the other
+ * side's seqhi), raised atomically. Packets of one direction are tracked on
+ * several CPUs at once (a TCP sender transmits from its process and from
+ * the softirq that took the peer's ACK; pf holds the state's lock here): with
+ * a plain test-and-write, a CPU that tested the edge before another raised
+ * it wrote its older, lower value over the higher one. A window edge moved
+ * back below the sender's next byte drops every later segment, the
+ * retransmissions too, as out of window, and none reaches the receiver to
+ * bring an ACK that would move it on: the connection stalls for good (seen
+ * on a loaded 2-CPU machine). A compare-and-swap writes only over the value
+ * it tested; a lost race tests again against the winner's value.
+ */
+#define PFSYNC_RAISE_TRIES 4
+
+/* seqhi = val if edge is at or past it (pf: SEQ_GEQ(ack + win, seqhi)) */
+static __always_inline void pfsync_seqhi_raise(__u32 *seqhi, __u32 edge, __u32 val)
+{
+	__u32 cur = *(volatile __u32 *)seqhi;
+
+	for (int i = 0; i < PFSYNC_RAISE_TRIES && pfsync_seq_geq(edge, cur); i++) {
+		__u32 seen = __sync_val_compare_and_swap(seqhi, cur, val);
+
+		if (seen == cur)
+			return;
+		cur = seen;
+	}
+}
+
+/* seqlo = end if end is past it (pf: SEQ_GT(end, seqlo)) */
+static __always_inline void pfsync_seqlo_raise(__u32 *seqlo, __u32 end)
+{
+	__u32 cur = *(volatile __u32 *)seqlo;
+
+	for (int i = 0; i < PFSYNC_RAISE_TRIES && pfsync_seq_gt(end, cur); i++) {
+		__u32 seen = __sync_val_compare_and_swap(seqlo, cur, end);
+
+		if (seen == cur)
+			return;
+		cur = seen;
+	}
+}
+
 static __always_inline __u32 pfsync_max_u32(__u32 a, __u32 b)
 {
 	return a > b ? a : b;
@@ -559,10 +602,9 @@ static __always_inline void pfsync_tcp_slide(const struct pfsync_tcp_calc *c,
 
 	if (src->max_win < c->win)
 		src->max_win = (__u16)c->win;
-	if (pfsync_seq_gt(c->end, src->seqlo))
-		src->seqlo = c->end;
-	if (pfsync_seq_geq(c->ack + scaled_win, dst->seqhi))
-		dst->seqhi = c->ack + pfsync_max_u32(scaled_win, 1);
+	pfsync_seqlo_raise(&src->seqlo, c->end);
+	pfsync_seqhi_raise(&dst->seqhi, c->ack + scaled_win,
+			   c->ack + pfsync_max_u32(scaled_win, 1));
 }
 
 /*

@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <cmocka.h>
 
 #include "pfsync_logic.h"
@@ -1187,9 +1188,99 @@ static void test_nat_port_ranges(void **unused)
 	assert_int_equal(pfsync_nat_port_candidate(&r, 99, 5), 1234);
 }
 
+/*
+ * Two CPUs raising one window edge at once (packets of one direction on
+ * two CPUs): after a thread's raise the edge is at or past its value, no
+ * thread ever sees it move back, and the last edge is the highest raised. A
+ * plain test-and-write breaks this when the threads overlap (a lower value
+ * written over a higher one). The threads take their edges from one
+ * counter, so both raise current edges and overlap all the time: the old
+ * code failed each of six runs here (57 to 401 moves back), the
+ * compare-and-swap holds in every run.
+ */
+#define RAISE_ROUNDS 4000000u
+
+struct raise_race {
+	__u32 seqhi, seqlo;
+	__u32 ticket;		   /* the next edge, shared: both threads raise current edges */
+	unsigned long long behind; /* raises after which the edge was below the value */
+};
+
+static struct raise_race race;
+
+/* 1 if the edge seen now is below one seen before by this thread (it moved back) */
+static int moved_back(const __u32 *edge, __u32 *seen)
+{
+	__u32 now = __atomic_load_n(edge, __ATOMIC_RELAXED);
+
+	if (!pfsync_seq_geq(now, *seen))
+		return 1;
+	*seen = now;
+	return 0;
+}
+
+static void *raise_worker(void *arg)
+{
+	unsigned long long behind = 0;
+	__u32 base = 0xfff00000u; /* wraps during the run: modular order counts */
+	__u32 seen_hi = race.seqhi, seen_lo = race.seqlo;
+
+	(void)arg;
+	for (__u32 i = 0; i < RAISE_ROUNDS; i++) {
+		__u32 edge = base + __atomic_fetch_add(&race.ticket, 1, __ATOMIC_RELAXED) * 1448u;
+
+		pfsync_seqhi_raise(&race.seqhi, edge, edge + 1);
+		behind += !pfsync_seq_geq(__atomic_load_n(&race.seqhi, __ATOMIC_RELAXED), edge + 1);
+		behind += moved_back(&race.seqhi, &seen_hi);
+		pfsync_seqlo_raise(&race.seqlo, edge);
+		behind += !pfsync_seq_geq(__atomic_load_n(&race.seqlo, __ATOMIC_RELAXED), edge);
+		behind += moved_back(&race.seqlo, &seen_lo);
+	}
+	__atomic_fetch_add(&race.behind, behind, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void test_edges_raised_from_two_cpus(void **unused)
+{
+	pthread_t t[2];
+	__u32 last = 0xfff00000u + (2 * RAISE_ROUNDS - 1) * 1448u;
+
+	(void)unused;
+	race.seqhi = race.seqlo = 0xfff00000u - 1;
+	race.behind = 0;
+	race.ticket = 0;
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, raise_worker, NULL), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	assert_int_equal(race.behind, 0);
+	assert_int_equal(race.seqhi, last + 1);
+	assert_int_equal(race.seqlo, last);
+}
+
+/* the raises keep pf's tests: seqhi at an equal edge, seqlo only past it */
+static void test_edge_raise_conditions(void **unused)
+{
+	__u32 hi = 1000, lo = 1000;
+
+	(void)unused;
+	pfsync_seqhi_raise(&hi, 999, 5000); /* edge behind: unchanged */
+	assert_int_equal(hi, 1000);
+	pfsync_seqhi_raise(&hi, 1000, 1001); /* edge at seqhi: raised (a zero window) */
+	assert_int_equal(hi, 1001);
+	pfsync_seqlo_raise(&lo, 1000); /* not past: unchanged */
+	assert_int_equal(lo, 1000);
+	pfsync_seqlo_raise(&lo, 1001);
+	assert_int_equal(lo, 1001);
+	pfsync_seqlo_raise(&lo, 0x80000000u + 1002); /* behind in modular order */
+	assert_int_equal(lo, 1001);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_edges_raised_from_two_cpus),
+	    cmocka_unit_test(test_edge_raise_conditions),
 	    cmocka_unit_test(test_timeout_defaults),
 	    cmocka_unit_test(test_timeout_cfg_override),
 	    cmocka_unit_test(test_expires_basic),

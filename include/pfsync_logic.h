@@ -307,16 +307,18 @@ static __always_inline int pfsync_seq_gt(__u32 a, __u32 b)
 
 /*
  * The sequence edges a segment raises (the sender's seqlo, the other
- * side's seqhi), raised atomically. Packets of one direction are tracked on
- * several CPUs at once (a TCP sender transmits from its process and from
- * the softirq that took the peer's ACK; pf holds the state's lock here): with
- * a plain test-and-write, a CPU that tested the edge before another raised
- * it wrote its older, lower value over the higher one. A window edge moved
+ * side's seqhi), raised atomically. Packets of one direction can be tracked
+ * on two CPUs at once, where pf holds the state's lock: the firewall's own
+ * connections at tc egress (a TCP stack transmits from the process and from
+ * the softirq that took the peer's ACK), a flow coming in through two
+ * interfaces or receive queues. With a plain test-and-write, a CPU that
+ * tested the edge before another raised it wrote its older, lower value over
+ * the higher one. A window edge moved
  * back below the sender's next byte drops every later segment, the
  * retransmissions too, as out of window, and none reaches the receiver to
- * bring an ACK that would move it on: the connection stalls for good (seen
- * on a loaded 2-CPU machine). A compare-and-swap writes only over the value
- * it tested; a lost race tests again against the winner's value.
+ * bring an ACK that would move it on: the connection stalls for good. A
+ * compare-and-swap writes only over the value it tested; a lost race tests
+ * again against the winner's value.
  */
 #define PFSYNC_RAISE_TRIES 4
 

@@ -531,6 +531,77 @@ static void test_tcp_out_of_window(void **state)
 }
 
 /*
+ * A transfer whose receiver let its window shrink, then reopened it, as a
+ * loaded machine's sink does: the packets of a test_fastpath control
+ * transfer that stalled (every segment after the reopening dropped out of
+ * window), in their order. Both sides scale by 2^10, the receiver's windows
+ * are 57, 50, 45, 45, 45 (x1024) while the sender fills each to its edge,
+ * then 135 at the last edge. In order, one at a time, the state follows
+ * every edge.
+ */
+static void test_tcp_window_reopened(void **state)
+{
+	static const struct {
+		__u32 ack, win; /* the receiver's ACKs, relative to the sender's ISN */
+	} acks[] = {{7241, 57}, {14481, 50}, {43441, 45}, {89521, 45}, {135601, 45}, {181681, 135}};
+	static __u8 payload[1448];
+	struct fixture *f = *state;
+	struct pkt_spec syn = tcp4(A4, B4, 40010, 80, SYN, 1000, 0), synack, data, ack;
+	struct pfsync_state_value v;
+	__u32 sent = 1, edge = 1 + (64u << 10); /* the SYN|ACK's 65160, in units of 2^10 */
+	size_t i;
+
+	syn.win = 64240;
+	syn.mss = 1460;
+	syn.wscale = 10;
+	assert_int_equal(xdp_spec(f, &syn), XDP_PASS);
+	synack = pkt_reverse(&syn);
+	synack.tcp_flags = SYN | ACK;
+	synack.seq = 5000;
+	synack.ack = 1001;
+	synack.win = 65160;
+	synack.mss = 1460;
+	synack.wscale = 10;
+	assert_int_equal(xdp_spec(f, &synack), XDP_PASS);
+	data = syn;
+	data.tcp_flags = ACK;
+	data.seq = 1001;
+	data.ack = 5001;
+	data.win = 63;
+	data.mss = 0;
+	data.wscale = -1;
+	assert_int_equal(xdp_spec(f, &data), XDP_PASS);
+	data.payload = payload;
+	ack = synack;
+	ack.tcp_flags = ACK;
+	ack.seq = 5001;
+	ack.mss = 0;
+	ack.wscale = -1;
+	for (i = 0; i <= sizeof(acks) / sizeof(acks[0]); i++) {
+		/* the sender fills the window up to its edge */
+		while (sent < edge) {
+			__u32 len = edge - sent < sizeof(payload) ? edge - sent : sizeof(payload);
+
+			data.seq = 1000 + sent;
+			data.payload_len = len;
+			assert_int_equal(xdp_spec(f, &data), XDP_PASS);
+			sent += len;
+		}
+		if (i == sizeof(acks) / sizeof(acks[0]))
+			break;
+		ack.ack = 1000 + acks[i].ack;
+		ack.win = (__u16)acks[i].win;
+		assert_int_equal(xdp_spec(f, &ack), XDP_PASS);
+		edge = acks[i].ack + (acks[i].win << 10);
+		assert_int_equal(state_get(f, &syn, &v), 0);
+		assert_int_equal(v.peer[0].seqhi, 1000 + edge);
+	}
+	assert_int_equal(state_get(f, &syn, &v), 0);
+	assert_int_equal(v.peer[1].max_win, 135);
+	assert_int_equal(counters_sum(f).out_of_window, 0);
+}
+
+/*
  * Issue 12: a client reusing a closed connection's tuple (10.77.1.2:40404 to
  * 10.77.2.2:8080 in the report) lost its first SYN, so every such connect
  * waited for a retransmission. As in pf_test, the SYN purges the old state
@@ -2083,6 +2154,7 @@ int main(void)
 	    T(test_tcp_data_fin),
 	    T(test_tcp_rst),
 	    T(test_tcp_out_of_window),
+	    T(test_tcp_window_reopened),
 	    T(test_tcp_port_reuse),
 	    T(test_tcp_syn_options),
 	    T(test_state_ids_unique),

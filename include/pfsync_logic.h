@@ -322,13 +322,18 @@ static __always_inline int pfsync_seq_gt(__u32 a, __u32 b)
  */
 #define PFSYNC_RAISE_TRIES 4
 
-/* seqhi = val if edge is at or past it (pf: SEQ_GEQ(ack + win, seqhi)) */
-static __always_inline void pfsync_seqhi_raise(__u32 *seqhi, __u32 edge, __u32 val)
+/*
+ * *edge = val while test is past it (past_only) or at or past it; a lost
+ * race is judged again against the value the winner wrote
+ */
+static __always_inline void pfsync_edge_raise(__u32 *edge, __u32 test, __u32 val, int past_only)
 {
-	__u32 cur = *(volatile __u32 *)seqhi;
+	__u32 cur = *(volatile __u32 *)edge;
 
-	for (int i = 0; i < PFSYNC_RAISE_TRIES && pfsync_seq_geq(edge, cur); i++) {
-		__u32 seen = __sync_val_compare_and_swap(seqhi, cur, val);
+	for (int i = 0; i < PFSYNC_RAISE_TRIES &&
+			(past_only ? pfsync_seq_gt(test, cur) : pfsync_seq_geq(test, cur));
+	     i++) {
+		__u32 seen = __sync_val_compare_and_swap(edge, cur, val);
 
 		if (seen == cur)
 			return;
@@ -336,18 +341,16 @@ static __always_inline void pfsync_seqhi_raise(__u32 *seqhi, __u32 edge, __u32 v
 	}
 }
 
+/* seqhi = val if edge is at or past it (pf: SEQ_GEQ(ack + win, seqhi)) */
+static __always_inline void pfsync_seqhi_raise(__u32 *seqhi, __u32 edge, __u32 val)
+{
+	pfsync_edge_raise(seqhi, edge, val, 0);
+}
+
 /* seqlo = end if end is past it (pf: SEQ_GT(end, seqlo)) */
 static __always_inline void pfsync_seqlo_raise(__u32 *seqlo, __u32 end)
 {
-	__u32 cur = *(volatile __u32 *)seqlo;
-
-	for (int i = 0; i < PFSYNC_RAISE_TRIES && pfsync_seq_gt(end, cur); i++) {
-		__u32 seen = __sync_val_compare_and_swap(seqlo, cur, end);
-
-		if (seen == cur)
-			return;
-		cur = seen;
-	}
+	pfsync_edge_raise(seqlo, end, end, 1);
 }
 
 static __always_inline __u32 pfsync_max_u32(__u32 a, __u32 b)

@@ -359,6 +359,16 @@ static void migrate(struct htab *h, size_t n)
  * update. The old table is empty long before the new one fills: old_cap /
  * HTAB_MIGRATE_STEP puts, with at least old_cap / 4 of room.
  */
+/* a zeroed table of cap slots (huge pages asked for when big), or NULL */
+static __u8 *alloc_table(const struct htab *h, size_t cap)
+{
+	__u8 *slots = calloc(cap, h->slot_size);
+
+	if (slots && cap * h->slot_size >= 4 * HTAB_HUGE_PAGE)
+		advise_huge(slots, cap * h->slot_size);
+	return slots;
+}
+
 static int grow(struct htab *h)
 {
 	size_t new_cap = next_cap(h);
@@ -366,11 +376,9 @@ static int grow(struct htab *h)
 
 	if (h->old)
 		migrate(h, h->old_cap); /* not expected: the old table is long gone */
-	slots = calloc(new_cap, h->slot_size);
+	slots = alloc_table(h, new_cap);
 	if (!slots)
 		return -ENOMEM;
-	if (new_cap * h->slot_size >= 4 * HTAB_HUGE_PAGE)
-		advise_huge(slots, new_cap * h->slot_size);
 	h->old = h->slots;
 	h->old_cap = h->cap;
 	h->migrated = 0;
@@ -393,19 +401,17 @@ static void populate(void *mem, size_t bytes)
 
 int htab_reserve(struct htab *h, size_t n)
 {
-	size_t cap = cap_for(n), bytes = cap * h->slot_size;
+	size_t cap = cap_for(n);
 	__u8 *slots;
 
 	if (h->cap >= cap)
 		return 0;
 	if (h->cap)
 		return -EBUSY; /* holds entries: it grows as it goes */
-	slots = calloc(cap, h->slot_size);
+	slots = alloc_table(h, cap);
 	if (!slots)
 		return -ENOMEM;
-	if (bytes >= 4 * HTAB_HUGE_PAGE)
-		advise_huge(slots, bytes);
-	populate(slots, bytes);
+	populate(slots, cap * h->slot_size);
 	h->slots = slots;
 	h->cap = cap;
 	h->reserved_cap = cap;

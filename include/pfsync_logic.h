@@ -313,12 +313,11 @@ static __always_inline int pfsync_seq_gt(__u32 a, __u32 b)
  * the softirq that took the peer's ACK), a flow coming in through two
  * interfaces or receive queues. With a plain test-and-write, a CPU that
  * tested the edge before another raised it wrote its older, lower value over
- * the higher one. A window edge moved
- * back below the sender's next byte drops every later segment, the
- * retransmissions too, as out of window, and none reaches the receiver to
- * bring an ACK that would move it on: the connection stalls for good. A
- * compare-and-swap writes only over the value it tested; a lost race tests
- * again against the winner's value.
+ * the higher one. A window edge moved back below the sender's next byte
+ * drops every later segment, the retransmissions too, as out of window, and
+ * none reaches the receiver to bring an ACK that would move it on: the
+ * connection stalls for good. A compare-and-swap writes only over the value
+ * it tested; a lost race tests again against the winner's value.
  */
 #define PFSYNC_RAISE_TRIES 4
 

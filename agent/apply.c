@@ -462,9 +462,6 @@ int apply_packet(struct agent *a, const __u8 *ip, size_t len, int ifindex)
 		a->stats.badif++;
 		return -1;
 	}
-	if (len >= sizeof(struct iphdr) && a->sock.src &&
-	    memcmp(ip + offsetof(struct iphdr, saddr), &a->sock.src, 4) == 0)
-		return -1; /* our own multicast looped back (e.g. on lo): never apply it */
 	a->nupd_reqs = 0;
 	prefetch_packet(a, ip, len);
 	pending.active = a->store.insert_batch != NULL;

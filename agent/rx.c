@@ -106,6 +106,23 @@ static void normalise_ttl(__u8 *ip, size_t ihl)
 	ip[11] = (__u8)check;
 }
 
+/*
+ * One of our own packets, come back: on lo a multicast returns to us
+ * whatever IP_MULTICAST_LOOP says. It is counted and never applied: an
+ * update of ours, older than the live state by the time it returns, would
+ * be merged over it, and pf's rule takes a half whose seqlo equals ours,
+ * so it moved a window edge back and stalled the connection for good.
+ * Known exactly by the repair trailer (our hostid and session), and
+ * without one (--no-repair) by the source our packets leave with.
+ */
+static int own_packet(struct agent *a, __u32 saddr, const __u8 *payload, size_t len)
+{
+	if (!sync_sock_is_own_src(&a->sock, saddr) && !agent_repair_is_own(a, payload, len))
+		return 0;
+	a->stats.looped++;
+	return 1;
+}
+
 static void receive4(struct agent *a, size_t n, struct sync_rx *rx)
 {
 	__u8 *ip = a->rxbuf;
@@ -117,9 +134,10 @@ static void receive4(struct agent *a, size_t n, struct sync_rx *rx)
 	total = pfsync_get_be16(ip + 2);
 	if (ihl < sizeof(struct iphdr) || ihl > n || total < ihl)
 		goto decoder;
-	if ((rx->ifindex && rx->ifindex != a->sock.ifindex) ||
-	    (a->sock.src && rx->from.sin.sin_addr.s_addr == a->sock.src))
-		goto decoder; /* badif, or our own multicast looped back */
+	if (rx->ifindex && rx->ifindex != a->sock.ifindex)
+		goto decoder; /* it counts the bad interface */
+	if (own_packet(a, rx->from.sin.sin_addr.s_addr, ip + ihl, (total < n ? total : n) - ihl))
+		return;
 	rx->hops = ip[8];
 	if (!transport_accept(a, rx, ip + ihl, (total < n ? total : n) - ihl, &a->stats.ipackets))
 		return;
@@ -154,6 +172,8 @@ static void receive6(struct agent *a, size_t n, struct sync_rx *rx)
 		a->stats.badif++;
 		return;
 	}
+	if (own_packet(a, 0, payload, n))
+		return;
 	if (!transport_accept(a, rx, payload, n, &a->stats.ipackets6))
 		return;
 	memcpy(a->rxbuf, &ip, sizeof(ip));

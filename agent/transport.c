@@ -63,6 +63,40 @@ const char *sync_sock_transport(const struct sync_sock *s, char *buf, size_t cap
 }
 
 /* ---- sockets --------------------------------------------------------------- */
+/*
+ * The source address the kernel picks for our packets to the group on the
+ * syncdev: what a UDP socket connected there is given, by the same route
+ * lookup our raw socket's sends take. It is not always the syncdev's own
+ * address: lo's 127.0.0.1 has host scope, so a packet for the group leaves
+ * lo with another interface's address (0.0.0.0 if there is none), and
+ * comes back to us with it.
+ */
+static void learn_group_source(struct sync_sock *s)
+{
+	/* any port: connecting a UDP socket sends nothing */
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(9)};
+	struct sockaddr_in me;
+	socklen_t len = sizeof(me);
+	struct ip_mreqn mreq = {.imr_ifindex = s->ifindex};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return;
+	to.sin_addr.s_addr = htonl(PFSYNC_GROUP_ADDR);
+	if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, sizeof(mreq)) == 0 &&
+	    connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&me, &len) == 0) {
+		s->group_src = me.sin_addr.s_addr;
+		s->group_src_known = 1;
+	}
+	close(fd);
+}
+
+int sync_sock_is_own_src(const struct sync_sock *s, __u32 saddr)
+{
+	return (saddr && saddr == s->src) || (s->group_src_known && saddr == s->group_src);
+}
+
 static int read_link(struct sync_sock *s, const char *ifname)
 {
 	struct ifreq ifr;
@@ -82,6 +116,7 @@ static int read_link(struct sync_sock *s, const char *ifname)
 	s->link_mtu = s->mtu = (unsigned int)ifr.ifr_mtu;
 	if (if_query(ifname, SIOCGIFADDR, &ifr) == 0)
 		s->src = ((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr;
+	learn_group_source(s);
 	return 0;
 }
 

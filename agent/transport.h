@@ -34,7 +34,11 @@ struct sync_sock {
 	int ifindex;		  /* syncdev */
 	char ifname[IF_NAMESIZE]; /* syncdev */
 	__u32 src;		  /* syncdev's IPv4 address (0 if none), network order */
-	int multicast;		  /* only groups: any sender on the link is heard */
+	/* the source the kernel gives our packets to the group (when known):
+	 * on lo not 127.0.0.1 but another interface's address, or 0.0.0.0 */
+	__u32 group_src;
+	int group_src_known;
+	int multicast; /* only groups: any sender on the link is heard */
 	/* what a packet may fill, counting a 20-byte IPv4 header as the builders
 	 * do: the link MTU less the longer IPv6 header and the auth trailer */
 	unsigned int mtu;
@@ -48,6 +52,9 @@ struct sync_sock {
 	unsigned int nconfigured; /* from --syncpeer (the default group counts as one) */
 	__u64 badsrc;		  /* packets from a source that is not a peer */
 };
+
+/* 1 if an IPv4 source (network order) is one our own packets leave with */
+int sync_sock_is_own_src(const struct sync_sock *s, __u32 saddr);
 
 /* what one sync_sock_recv() learned besides the bytes */
 struct sync_rx {

@@ -375,6 +375,27 @@ static __always_inline int pfsync_half_stale(const struct pfsync_peer *local,
 }
 
 /*
+ * A peer's half taken over ours. One with our level and our seqlo (pf's
+ * rule takes it) brings no news but its edges, and those only move
+ * forward: it may have been packed before our latest packets raised seqhi
+ * or max_win (our own update looped back on lo did exactly that), and a
+ * seqhi moved back to the sender's next byte dropped every later segment
+ * of the connection for good. seqhi is raised by compare-and-swap, as the
+ * datapath raises it at the same time.
+ */
+static __always_inline void pfsync_half_take(struct pfsync_peer *local,
+					     const struct pfsync_peer *in, int is_tcp)
+{
+	if (is_tcp && local->seqlo && local->state == in->state && local->seqlo == in->seqlo) {
+		pfsync_edge_raise(&local->seqhi, in->seqhi, in->seqhi, 1);
+		if (in->max_win > local->max_win)
+			local->max_win = in->max_win;
+		return;
+	}
+	*local = *in;
+}
+
+/*
  * A peer's halves (host order) merged into local: each is taken unless
  * ours is newer; with fewer than 2 stale halves the state is refreshed
  * (last_seen = now_ns, its timeout class the peer's). Returns the stale
@@ -391,9 +412,9 @@ static __always_inline int pfsync_merge_halves(struct pfsync_state_value *local,
 	int stale_dst = pfsync_half_stale(&local->peer[1], dst, is_tcp, 0);
 
 	if (!stale_src)
-		local->peer[0] = *src;
+		pfsync_half_take(&local->peer[0], src, is_tcp);
 	if (!stale_dst)
-		local->peer[1] = *dst;
+		pfsync_half_take(&local->peer[1], dst, is_tcp);
 	if (stale_src + stale_dst < 2) {
 		local->last_seen = now_ns;
 		local->timeout = timeout;

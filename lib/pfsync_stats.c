@@ -34,6 +34,8 @@ static const struct stat_line stat_lines[] = {
     STAT(badstate, "\t\t", "failed state lookup/insert", "failed state lookup/inserts"),
     STAT(dupident, "\t\t", "state refused: identity held by another state",
 	 "states refused: identity held by another state"),
+    STAT(looped, "\t", "packet of our own looped back, ignored",
+	 "packets of our own looped back, ignored"),
     STAT(opackets, "\t", "packet sent (IPv4)", "packets sent (IPv4)"),
     STAT(opackets6, "\t", "packet sent (IPv6)", "packets sent (IPv6)"),
     /* netstat prints these two without a plural form */

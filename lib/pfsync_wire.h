@@ -26,6 +26,8 @@ struct pfsync_stats {
 	/* ours: states refused because their (id, creatorid) is another state's
 	 * (pf refuses them in pf_state_insert and counts them in badstate) */
 	__u64 dupident;
+	/* ours: our own packets come back to us (on lo), ignored */
+	__u64 looped;
 	__u64 iacts[PFSYNC_ACT_MAX], oacts[PFSYNC_ACT_MAX];
 };
 

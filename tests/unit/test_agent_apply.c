@@ -463,6 +463,54 @@ static void test_upd_c_merges_and_stale_answers(void **state)
 	assert_int_equal(sendq_pending(&W->a.sendq), 1);
 }
 
+/* delivers an UPD_C of state 8 whose halves both hold seqlo, seqhi, max_win */
+static void deliver_upd_edges(__u32 seqlo, __u32 seqhi, __u16 max_win)
+{
+	struct pfsync_state_value v = value_for(8, PEER_ID, seqlo);
+	struct pfsync_upd_c u;
+
+	for (int i = 0; i < 2; i++) {
+		v.peer[i].seqhi = seqhi;
+		v.peer[i].max_win = max_win;
+	}
+	pfsync_upd_c_export(&v, &u);
+	deliver_one(PFSYNC_ACT_UPD_C, &u);
+}
+
+/*
+ * An update with our seqlo moves no window edge back: packed before our
+ * latest ACK raised them (our own, looped back on lo, did that), it stalled
+ * the connection for good. A later edge is still taken.
+ */
+static void test_upd_c_same_seqlo_keeps_edges(void **state)
+{
+	struct pfsync_key k = key_for(8);
+	struct pfsync_state_value got;
+
+	(void)state;
+	put_local(8, 8, PEER_ID, 3000);
+	deliver_upd_edges(3000, 9000, 100);
+	assert_int_equal(fake_lookup(NULL, &k, &got), 0);
+	assert_int_equal(got.peer[0].seqhi, 9000);
+	assert_int_equal(got.peer[1].max_win, 100);
+	deliver_upd_edges(3000, 5000, 50);
+	assert_int_equal(fake_lookup(NULL, &k, &got), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(got.peer[i].seqhi, 9000);
+		assert_int_equal(got.peer[i].max_win, 100);
+	}
+	assert_int_equal(W->a.stats.stale, 0); /* pf's rule: not stale, only its edges are old */
+	deliver_upd_edges(3000, 12000, 120);
+	assert_int_equal(fake_lookup(NULL, &k, &got), 0);
+	assert_int_equal(got.peer[1].seqhi, 12000);
+	assert_int_equal(got.peer[0].max_win, 120);
+	/* a later seqlo is taken whole, as pf does */
+	deliver_upd_edges(4000, 7000, 60);
+	assert_int_equal(fake_lookup(NULL, &k, &got), 0);
+	assert_int_equal(got.peer[0].seqlo, 4000);
+	assert_int_equal(got.peer[0].seqhi, 7000);
+}
+
 static void test_delete_only_what_is_named(void **state)
 {
 	struct pfsync_del_c d;
@@ -1367,6 +1415,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_insert_with_ack_is_acked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_upd_c_one_request, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upd_c_merges_and_stale_answers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_upd_c_same_seqlo_keeps_edges, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delete_only_what_is_named, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_clr_removes_that_creator, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_clr_walks_only_when_needed, setup, teardown),

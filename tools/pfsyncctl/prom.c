@@ -31,6 +31,7 @@ static const struct {
     {"stale", "Received updates older than the local state."},
     {"badstate", "Failed state lookups or inserts."},
     {"dupident", "Received states refused: their (id, creatorid) is another state's."},
+    {"looped", "Our own pfsync packets that came back to us (on lo), ignored."},
     {"opackets", "pfsync packets sent over IPv4."},
     {"opackets6", "pfsync packets sent over IPv6."},
     {"onomem", "Sends that failed for lack of memory."},

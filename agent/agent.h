@@ -196,8 +196,9 @@ int agent_repair_init(struct agent *a); /* after the socket: 0 or -ENOMEM */
 void agent_repair_free(struct agent *a);
 /* numbers a packet about to go out; writes its trailer, returns its length (0: off) */
 size_t agent_repair_data_trailer(struct agent *a, const __u8 *payload, size_t len, __u8 *out);
-/* 1 if a received payload's trailer is ours (our hostid and session) */
-int agent_repair_is_own(const struct agent *a, const __u8 *payload, size_t len);
+/* a received payload's trailer: 1 ours (our hostid and session), 0 another
+ * sender's, -1 none (an OpenBSD sender, --no-repair, or malformed) */
+int agent_repair_sender_is_us(const struct agent *a, const __u8 *payload, size_t len);
 /* an accepted packet's trailer: gaps, NAKs to answer, DONEs */
 void agent_repair_on_packet(struct agent *a, const __u8 *payload, size_t len);
 /* beacons and NAKs that are due */

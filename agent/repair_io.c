@@ -287,12 +287,13 @@ static void answer_nak(struct agent *a, const struct repair_trailer *t)
 	a->repair_tx.naks_answered++;
 }
 
-int agent_repair_is_own(const struct agent *a, const __u8 *payload, size_t len)
+int agent_repair_sender_is_us(const struct agent *a, const __u8 *payload, size_t len)
 {
 	struct repair_trailer t;
 
-	return a->repair_on && repair_parse(payload, len, &t) == 0 && t.hostid == a->hostid &&
-	       t.session == a->repair_tx.session;
+	if (repair_parse(payload, len, &t) != 0)
+		return -1;
+	return a->repair_on && t.hostid == a->hostid && t.session == a->repair_tx.session;
 }
 
 void agent_repair_on_packet(struct agent *a, const __u8 *payload, size_t len)

@@ -112,12 +112,17 @@ static void normalise_ttl(__u8 *ip, size_t ihl)
  * update of ours, older than the live state by the time it returns, would
  * be merged over it, and pf's rule takes a half whose seqlo equals ours,
  * so it moved a window edge back and stalled the connection for good.
- * Known exactly by the repair trailer (our hostid and session), and
- * without one (--no-repair) by the source our packets leave with.
+ * Known exactly by the repair trailer (our hostid and session): another
+ * agent's trailer is never ours, even from our address (two agents on one
+ * host's lo). Without one (--no-repair) by the source ours leave with.
  */
 static int own_packet(struct agent *a, __u32 saddr, const __u8 *payload, size_t len)
 {
-	if (!sync_sock_is_own_src(&a->sock, saddr) && !agent_repair_is_own(a, payload, len))
+	int ours = agent_repair_sender_is_us(a, payload, len);
+
+	if (ours < 0)
+		ours = sync_sock_is_own_src(&a->sock, saddr);
+	if (!ours)
 		return 0;
 	a->stats.looped++;
 	return 1;

@@ -477,6 +477,20 @@ static void deliver_upd_edges(__u32 seqlo, __u32 seqhi, __u16 max_win)
 	deliver_one(PFSYNC_ACT_UPD_C, &u);
 }
 
+/* both halves of state 8 hold seqlo, seqhi and max_win */
+static void assert_edges(__u32 seqlo, __u32 seqhi, __u16 max_win)
+{
+	struct pfsync_key k = key_for(8);
+	struct pfsync_state_value got;
+
+	assert_int_equal(fake_lookup(NULL, &k, &got), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(got.peer[i].seqlo, seqlo);
+		assert_int_equal(got.peer[i].seqhi, seqhi);
+		assert_int_equal(got.peer[i].max_win, max_win);
+	}
+}
+
 /*
  * An update with our seqlo moves no window edge back: packed before our
  * latest ACK raised them (our own, looped back on lo, did that), it stalled
@@ -484,31 +498,18 @@ static void deliver_upd_edges(__u32 seqlo, __u32 seqhi, __u16 max_win)
  */
 static void test_upd_c_same_seqlo_keeps_edges(void **state)
 {
-	struct pfsync_key k = key_for(8);
-	struct pfsync_state_value got;
-
 	(void)state;
 	put_local(8, 8, PEER_ID, 3000);
 	deliver_upd_edges(3000, 9000, 100);
-	assert_int_equal(fake_lookup(NULL, &k, &got), 0);
-	assert_int_equal(got.peer[0].seqhi, 9000);
-	assert_int_equal(got.peer[1].max_win, 100);
+	assert_edges(3000, 9000, 100);
 	deliver_upd_edges(3000, 5000, 50);
-	assert_int_equal(fake_lookup(NULL, &k, &got), 0);
-	for (int i = 0; i < 2; i++) {
-		assert_int_equal(got.peer[i].seqhi, 9000);
-		assert_int_equal(got.peer[i].max_win, 100);
-	}
+	assert_edges(3000, 9000, 100);
 	assert_int_equal(W->a.stats.stale, 0); /* pf's rule: not stale, only its edges are old */
 	deliver_upd_edges(3000, 12000, 120);
-	assert_int_equal(fake_lookup(NULL, &k, &got), 0);
-	assert_int_equal(got.peer[1].seqhi, 12000);
-	assert_int_equal(got.peer[0].max_win, 120);
+	assert_edges(3000, 12000, 120);
 	/* a later seqlo is taken whole, as pf does */
 	deliver_upd_edges(4000, 7000, 60);
-	assert_int_equal(fake_lookup(NULL, &k, &got), 0);
-	assert_int_equal(got.peer[0].seqlo, 4000);
-	assert_int_equal(got.peer[0].seqhi, 7000);
+	assert_edges(4000, 7000, 60);
 }
 
 static void test_delete_only_what_is_named(void **state)

@@ -114,14 +114,15 @@ static void normalise_ttl(__u8 *ip, size_t ihl)
  * so it moved a window edge back and stalled the connection for good.
  * Known exactly by the repair trailer (our hostid and session): another
  * agent's trailer is never ours, even from our address (two agents on one
- * host's lo). Without one (--no-repair) by the source ours leave with.
+ * host's lo). Without one (--no-repair) by the IPv4 source ours leave
+ * with; over IPv6 (saddr4 NULL) only the trailer tells.
  */
-static int own_packet(struct agent *a, __u32 saddr, const __u8 *payload, size_t len)
+static int own_packet(struct agent *a, const __u32 *saddr4, const __u8 *payload, size_t len)
 {
 	int ours = agent_repair_sender_is_us(a, payload, len);
 
 	if (ours < 0)
-		ours = sync_sock_is_own_src(&a->sock, saddr);
+		ours = saddr4 && sync_sock_is_own_src(&a->sock, *saddr4);
 	if (!ours)
 		return 0;
 	a->stats.looped++;
@@ -141,7 +142,7 @@ static void receive4(struct agent *a, size_t n, struct sync_rx *rx)
 		goto decoder;
 	if (rx->ifindex && rx->ifindex != a->sock.ifindex)
 		goto decoder; /* it counts the bad interface */
-	if (own_packet(a, rx->from.sin.sin_addr.s_addr, ip + ihl, (total < n ? total : n) - ihl))
+	if (own_packet(a, &rx->from.sin.sin_addr.s_addr, ip + ihl, (total < n ? total : n) - ihl))
 		return;
 	rx->hops = ip[8];
 	if (!transport_accept(a, rx, ip + ihl, (total < n ? total : n) - ihl, &a->stats.ipackets))
@@ -177,7 +178,7 @@ static void receive6(struct agent *a, size_t n, struct sync_rx *rx)
 		a->stats.badif++;
 		return;
 	}
-	if (own_packet(a, 0, payload, n))
+	if (own_packet(a, NULL, payload, n))
 		return;
 	if (!transport_accept(a, rx, payload, n, &a->stats.ipackets6))
 		return;

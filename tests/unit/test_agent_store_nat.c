@@ -239,6 +239,44 @@ static void test_merge_keeps_what_the_datapath_changed(void **state)
 }
 
 /*
+ * The merge program on a half with our level and seqlo: its seqhi and
+ * max_win raise ours, never lower them (an update packed before the live
+ * state's latest ACK put seqhi back and stalled the connection).
+ */
+static void test_merge_same_seqlo_raises_edges_only(void **state)
+{
+	struct fixture *fx = ready(state, __func__);
+	struct pfsync_state_value v, got;
+	struct pfsync_import_entry e;
+	struct pfsync_key k;
+
+	open_batch_programs(fx, __func__);
+	nat_state(50250, &k, &v);
+	v.nat.type = PFSYNC_NAT_NONE;
+	for (int i = 0; i < 2; i++) {
+		v.peer[i].state = TCPS_ESTABLISHED;
+		v.peer[i].seqlo = 1000;
+		v.peer[i].seqhi = 9000;
+		v.peer[i].max_win = 100;
+	}
+	assert_int_equal(fx->s.insert(fx->s.ctx, &k, &v), 0);
+	memset(&e, 0, sizeof(e));
+	e.key = k;
+	e.val = v;
+	e.val.timeout = PFTM_TCP_ESTABLISHED;
+	e.val.peer[0].seqhi = 5000; /* older */
+	e.val.peer[0].max_win = 50;
+	e.val.peer[1].seqhi = 12000; /* newer */
+	e.val.peer[1].max_win = 120;
+	assert_int_equal(fx->s.merge(fx->s.ctx, &e), 0);
+	assert_int_equal(fx->s.lookup(fx->s.ctx, &k, &got), 0);
+	assert_int_equal(got.peer[0].seqhi, 9000);
+	assert_int_equal(got.peer[0].max_win, 100);
+	assert_int_equal(got.peer[1].seqhi, 12000);
+	assert_int_equal(got.peer[1].max_win, 120);
+}
+
+/*
  * A released deferred state's marks cleared on the live state, and only
  * they: the other flags and the counters stay; a state gone is -ENOENT.
  */
@@ -272,6 +310,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_no_alias_map_refuses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_import_installs_the_alias, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_merge_keeps_what_the_datapath_changed, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_merge_same_seqlo_raises_edges_only, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_unmark_keeps_the_rest, setup, teardown),
 	};

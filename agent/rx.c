@@ -132,7 +132,7 @@ static int own_packet(struct agent *a, const __u32 *saddr4, const __u8 *payload,
 static void receive4(struct agent *a, size_t n, struct sync_rx *rx)
 {
 	__u8 *ip = a->rxbuf;
-	size_t ihl, total;
+	size_t ihl, total, payload_len;
 
 	if (n < sizeof(struct iphdr) || (ip[0] >> 4) != 4)
 		goto decoder; /* the decoder counts what is wrong */
@@ -142,16 +142,17 @@ static void receive4(struct agent *a, size_t n, struct sync_rx *rx)
 		goto decoder;
 	if (rx->ifindex && rx->ifindex != a->sock.ifindex)
 		goto decoder; /* it counts the bad interface */
-	if (own_packet(a, &rx->from.sin.sin_addr.s_addr, ip + ihl, (total < n ? total : n) - ihl))
+	payload_len = (total < n ? total : n) - ihl;
+	if (own_packet(a, &rx->from.sin.sin_addr.s_addr, ip + ihl, payload_len))
 		return;
 	rx->hops = ip[8];
-	if (!transport_accept(a, rx, ip + ihl, (total < n ? total : n) - ihl, &a->stats.ipackets))
+	if (!transport_accept(a, rx, ip + ihl, payload_len, &a->stats.ipackets))
 		return;
 	if (ip[8] != PFSYNC_DFLTTL)
 		normalise_ttl(ip, ihl);
 	if (apply_packet(a, ip, n, rx->ifindex) == 0)
 		sender_heard(a, &rx->from);
-	agent_repair_on_packet(a, ip + ihl, (total < n ? total : n) - ihl);
+	agent_repair_on_packet(a, ip + ihl, payload_len);
 	return;
 decoder:
 	apply_packet(a, ip, n, rx->ifindex);

@@ -190,6 +190,16 @@ static void test_batch_import_installs_the_alias(void **state)
 	assert_alias(fx, &e[1].val.nat.stack_key, &e[0].key);
 }
 
+/* the merge program opened, and an untranslated TCP state established both ways (not inserted) */
+static void merge_fixture(struct fixture *fx, const char *test, __u16 port, struct pfsync_key *k,
+			  struct pfsync_state_value *v)
+{
+	open_batch_programs(fx, test);
+	nat_state(port, k, v);
+	v->nat.type = PFSYNC_NAT_NONE;
+	v->peer[0].state = v->peer[1].state = TCPS_ESTABLISHED;
+}
+
 /*
  * A peer's update merged on the live state: what the datapath changed after
  * the agent looked the state up stays (a counter, its own newer half), the
@@ -204,10 +214,7 @@ static void test_merge_keeps_what_the_datapath_changed(void **state)
 	struct pfsync_import_entry e;
 	struct pfsync_key k;
 
-	open_batch_programs(fx, __func__);
-	nat_state(50200, &k, &v);
-	v.nat.type = PFSYNC_NAT_NONE;
-	v.peer[0].state = v.peer[1].state = TCPS_ESTABLISHED;
+	merge_fixture(fx, __func__, 50200, &k, &v);
 	v.peer[0].seqlo = 1000;
 	v.peer[1].seqlo = 5000;
 	v.packets[0] = 5;
@@ -250,11 +257,8 @@ static void test_merge_same_seqlo_raises_edges_only(void **state)
 	struct pfsync_import_entry e;
 	struct pfsync_key k;
 
-	open_batch_programs(fx, __func__);
-	nat_state(50250, &k, &v);
-	v.nat.type = PFSYNC_NAT_NONE;
+	merge_fixture(fx, __func__, 50250, &k, &v);
 	for (int i = 0; i < 2; i++) {
-		v.peer[i].state = TCPS_ESTABLISHED;
 		v.peer[i].seqlo = 1000;
 		v.peer[i].seqhi = 9000;
 		v.peer[i].max_win = 100;
